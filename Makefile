@@ -1,0 +1,43 @@
+# rstguard. Targets run as root: tests load BPF programs and build namespaces.
+GO      ?= go
+CLANG   ?= clang-19
+BIN     := bin/rstguard
+GOFILES := $(shell find . -name '*.go' -not -path './.git/*')
+
+.PHONY: all build generate check-generate test unit e2e bench lint demo deps clean
+
+all: build
+
+build: $(BIN)
+
+$(BIN): $(GOFILES) go.mod go.sum
+	$(GO) build -o $@ ./cmd/rstguard
+
+# Regenerates the committed bpf2go output from xdp/bpf/*.c with clang-19.
+generate:
+	$(GO) generate ./xdp
+
+# Fails when the committed BPF objects differ from what the sources produce.
+check-generate: generate
+	@git diff --exit-code --stat -- xdp/ || \
+		(echo "xdp/: committed bpf2go output is stale: run 'make generate' and commit" >&2; exit 1)
+
+lint:
+	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:" $$out >&2; exit 1; fi
+	$(GO) vet ./...
+
+# Everything CI runs: generated-code freshness, lint, unit and kernel tests,
+# every benchmark once.
+test: check-generate lint build
+	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime=2000000x ./dataplane
+
+# Installs what a fresh Debian machine lacks.
+deps:
+	./.ci/deps
+
+clean:
+	rm -rf bin

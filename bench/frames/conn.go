@@ -1,0 +1,119 @@
+package frames
+
+import "net/netip"
+
+// Side names one end of a Conn.
+type Side int
+
+// The two ends.
+const (
+	Client Side = iota
+	Server
+)
+
+// Peer is one end of a Conn and what it puts in its headers.
+type Peer struct {
+	Addr   netip.AddrPort
+	TTL    uint8  // as seen where the frames are judged
+	ISN    uint32 // initial sequence number
+	IPID   uint16 // next IPv4 ID
+	Window uint16
+	WScale uint8
+	// IPIDStep is how far the ID moves per packet: 1 for Linux's per-flow
+	// counter; 0 keeps it at IPID (zero model when IPID is 0).
+	IPIDStep uint16
+	// TS makes the peer send timestamps; TSval is its clock.
+	TS    bool
+	TSval uint32
+
+	next  uint32 // next sequence number to send
+	acked uint32 // next sequence number expected from the other end
+}
+
+// Conn plays both ends of one TCP connection: each method returns the frame
+// that end would send and advances its state, as a real stack does.
+type Conn struct {
+	peers [2]Peer
+}
+
+// NewConn starts a connection between client and server.
+func NewConn(client, server Peer) *Conn {
+	c := &Conn{peers: [2]Peer{client, server}}
+	for i := range c.peers {
+		c.peers[i].next = c.peers[i].ISN
+	}
+	return c
+}
+
+// Peer returns the current state of one end.
+func (c *Conn) Peer(s Side) Peer { return c.peers[s] }
+
+// NextSeq is the sequence number side s sends next.
+func (c *Conn) NextSeq(s Side) uint32 { return c.peers[s].next }
+
+// Segment is what side s would send now with these flags and payload; it
+// changes nothing, so that a test or injector can alter it first.
+func (c *Conn) Segment(s Side, flags uint8, payload []byte) Segment {
+	me, them := &c.peers[s], &c.peers[1-s]
+	seg := Segment{
+		Src: me.Addr, Dst: them.Addr, Seq: me.next, Flags: flags,
+		Window: me.Window, TTL: me.TTL, IPID: me.IPID, DF: true, Payload: payload,
+	}
+	if flags&ACK != 0 {
+		seg.Ack = me.acked
+	}
+	if flags&SYN != 0 {
+		seg.MSS, seg.WScale, seg.SACKPermitted = 1460, me.WScale, true
+	}
+	if flags&(RST|ACK) == RST {
+		// A plain RST is Linux's stateless reset (tcp_v4_send_reset): window 0,
+		// IP-ID 0 with DF, no timestamps. A RST/ACK from a socket (abort) keeps them.
+		seg.Window, seg.IPID = 0, 0
+		return seg
+	}
+	if me.TS {
+		seg.TS, seg.TSval = true, me.TSval
+		if flags&SYN == 0 || flags&ACK != 0 {
+			seg.TSecr = them.TSval
+		}
+	}
+	return seg
+}
+
+// Send turns seg into a frame and advances side s as if it had sent it.
+func (c *Conn) Send(s Side, seg Segment) []byte {
+	me, them := &c.peers[s], &c.peers[1-s]
+	end := seg.Seq + uint32(len(seg.Payload))
+	if seg.Flags&(SYN|FIN) != 0 {
+		end++
+	}
+	if int32(end-me.next) > 0 {
+		me.next = end
+	}
+	if int32(end-them.acked) > 0 || them.acked == 0 {
+		them.acked = end
+	}
+	me.IPID += me.IPIDStep
+	me.TSval++
+	return seg.MustFrame()
+}
+
+// Handshake returns the SYN, SYN/ACK and ACK that open the connection.
+func (c *Conn) Handshake() [][]byte {
+	return [][]byte{
+		c.Send(Client, c.Segment(Client, SYN, nil)),
+		c.Send(Server, c.Segment(Server, SYN|ACK, nil)),
+		c.Send(Client, c.Segment(Client, ACK, nil)),
+	}
+}
+
+// Data sends payload from side s with PSH/ACK.
+func (c *Conn) Data(s Side, payload []byte) []byte {
+	return c.Send(s, c.Segment(s, PSH|ACK, payload))
+}
+
+// ACK sends a pure ACK from side s.
+func (c *Conn) ACK(s Side) []byte { return c.Send(s, c.Segment(s, ACK, nil)) }
+
+// FIN sends FIN/ACK from side s.
+func (c *Conn) FIN(s Side) []byte { return c.Send(s, c.Segment(s, FIN|ACK, nil)) }

@@ -1,0 +1,81 @@
+package dataplane
+
+import (
+	"fmt"
+
+	"github.com/rstguard/rstguard/xdp"
+)
+
+// Counters are the program's per-CPU counters, summed over CPUs.
+type Counters struct {
+	Packets         uint64 `json:"packets"`
+	NotTCP          uint64 `json:"not_tcp"`
+	ParseErrors     uint64 `json:"parse_errors"`
+	Fragments       uint64 `json:"fragments"`
+	IPv6ExtLimit    uint64 `json:"ipv6_ext_limit"`
+	FlowInserts     uint64 `json:"flow_inserts"`
+	FlowInsertFails uint64 `json:"flow_insert_fails"`
+	Midstream       uint64 `json:"flows_midstream"`
+	RSTs            uint64 `json:"rsts"`
+	RSTsNoFlow      uint64 `json:"rsts_no_flow"`
+	CsumUnchecked   uint64 `json:"checksum_unchecked"`
+	Confirmed       uint64 `json:"confirmed_forged"`
+	Collateral      uint64 `json:"collateral_resets"`
+	EventsSent      uint64 `json:"events_sent"`
+	EventsLost      uint64 `json:"events_lost"`
+	EventsSuppress  uint64 `json:"events_suppressed"`
+
+	Verdicts map[string]uint64 `json:"verdicts"`
+	Actions  map[string]uint64 `json:"actions"`
+	Signals  map[string]uint64 `json:"signals"`
+}
+
+// Counters reads and sums the per-CPU counters.
+func (d *Dataplane) Counters() (Counters, error) {
+	var raw [xdp.RstguardCounterCNT_MAX]uint64
+	var perCPU []uint64
+	for i := range raw {
+		if err := d.objs.Counters.Lookup(uint32(i), &perCPU); err != nil {
+			return Counters{}, fmt.Errorf("read counter %d: %w", i, err)
+		}
+		for _, v := range perCPU {
+			raw[i] += v
+		}
+	}
+	return countersFrom(raw[:]), nil
+}
+
+func countersFrom(raw []uint64) Counters {
+	at := func(c xdp.RstguardCounter) uint64 { return raw[c] }
+	c := Counters{
+		Packets:         at(xdp.RstguardCounterCNT_PACKETS),
+		NotTCP:          at(xdp.RstguardCounterCNT_NOT_TCP),
+		ParseErrors:     at(xdp.RstguardCounterCNT_PARSE_ERROR),
+		Fragments:       at(xdp.RstguardCounterCNT_FRAGMENT),
+		IPv6ExtLimit:    at(xdp.RstguardCounterCNT_IPV6EXT_LIMIT),
+		FlowInserts:     at(xdp.RstguardCounterCNT_FLOW_INSERT),
+		FlowInsertFails: at(xdp.RstguardCounterCNT_FLOW_INSERT_FAIL),
+		Midstream:       at(xdp.RstguardCounterCNT_MIDSTREAM),
+		RSTs:            at(xdp.RstguardCounterCNT_RST),
+		RSTsNoFlow:      at(xdp.RstguardCounterCNT_RST_NO_FLOW),
+		CsumUnchecked:   at(xdp.RstguardCounterCNT_CSUM_UNCHECKED),
+		Confirmed:       at(xdp.RstguardCounterCNT_CONFIRMED),
+		Collateral:      at(xdp.RstguardCounterCNT_COLLATERAL),
+		EventsSent:      at(xdp.RstguardCounterCNT_EVENT_SENT),
+		EventsLost:      at(xdp.RstguardCounterCNT_EVENT_LOST),
+		EventsSuppress:  at(xdp.RstguardCounterCNT_EVENT_SUPPRESSED),
+		Verdicts:        map[string]uint64{},
+		Actions:         map[string]uint64{},
+		Signals:         map[string]uint64{},
+	}
+	for _, v := range Verdicts {
+		c.Verdicts[v.String()] = raw[int(xdp.RstguardCounterCNT_VERDICT_BASE)+int(v)]
+	}
+	for _, a := range []Action{ActionPass, ActionDrop} {
+		c.Actions[a.String()] = raw[int(xdp.RstguardCounterCNT_ACTION_BASE)+int(a)]
+	}
+	for i := range SignalCount {
+		c.Signals[Signal(i).String()] = raw[int(xdp.RstguardCounterCNT_SIGNAL_BASE)+i]
+	}
+	return c
+}

@@ -1,0 +1,93 @@
+// Package dataplane loads rstguard's XDP program, sets its policy, reads its
+// counters, flow table and event ring buffer, and runs it over single frames
+// with BPF_PROG_TEST_RUN. It needs Linux 5.17 or later (bpf_loop) and BTF.
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/rstguard/rstguard/xdp"
+)
+
+// DefaultFlowTableSize is the flow table's size when Options leave it unset.
+const DefaultFlowTableSize = 1 << 20
+
+// ABI is the version of the map layouts in xdp/rstguard.h. Pinned maps of
+// another ABI are refused rather than reused.
+const ABI = uint32(xdp.RstguardAbiRSTGUARD_ABI)
+
+// Options choose how the program is loaded.
+type Options struct {
+	// FlowTableSize is the flow table's capacity in connections.
+	// Zero means DefaultFlowTableSize.
+	FlowTableSize uint32
+	// PinDir, when set, is a directory on bpffs where the maps are pinned,
+	// or reused from, so that flows survive a restart of the daemon.
+	PinDir string
+}
+
+// Dataplane is a loaded rstguard program and its maps.
+type Dataplane struct {
+	objs xdp.RstguardObjects
+}
+
+// Load loads the XDP program and its maps into the kernel. With
+// Options.PinDir it reuses maps pinned there by an earlier run, after checking
+// that their layout matches this build.
+func Load(opts Options) (*Dataplane, error) {
+	spec, err := xdp.LoadRstguard()
+	if err != nil {
+		return nil, fmt.Errorf("read embedded program: %w", err)
+	}
+	size := opts.FlowTableSize
+	if size == 0 {
+		size = DefaultFlowTableSize
+	}
+	spec.Maps["flows"].MaxEntries = size
+
+	collOpts := &ebpf.CollectionOptions{}
+	if opts.PinDir != "" {
+		if err := checkPinnedLayout(opts.PinDir, spec); err != nil {
+			return nil, err
+		}
+		collOpts.Maps.PinPath = opts.PinDir
+		for _, name := range pinnedMaps {
+			spec.Maps[name].Pinning = ebpf.PinByName
+		}
+	}
+
+	var d Dataplane
+	if err := spec.LoadAndAssign(&d.objs, collOpts); err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return nil, fmt.Errorf("load xdp program: %+v", verr)
+		}
+		return nil, fmt.Errorf("load xdp program: %w", err)
+	}
+	if _, err := d.Policy(); errors.Is(err, errPolicyUnset) {
+		err = d.SetPolicy(DefaultPolicy())
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	return &d, nil
+}
+
+// Close releases the program and the maps (pinned maps stay on bpffs).
+func (d *Dataplane) Close() error {
+	return d.objs.Close()
+}
+
+// Program is the XDP program, for attaching.
+func (d *Dataplane) Program() *ebpf.Program {
+	return d.objs.Rstguard
+}
+
+// EventsMap is the ring buffer of events.
+func (d *Dataplane) EventsMap() *ebpf.Map {
+	return d.objs.Events
+}

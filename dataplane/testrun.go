@@ -1,0 +1,65 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+)
+
+// XDP return codes, as the kernel defines them.
+const (
+	XDPAborted  = 0
+	XDPDrop     = 1
+	XDPPass     = 2
+	XDPTx       = 3
+	XDPRedirect = 4
+)
+
+// MinFrame is the shortest frame BPF_PROG_TEST_RUN accepts for XDP: an
+// Ethernet header.
+const MinFrame = 14
+
+// MaxFrame is the longest frame run through the program: test runs of a
+// program without fragment support take one page less head and tail room.
+// Longer frames are cut (their IP length still says how long they were).
+const MaxFrame = 3072
+
+// ErrShortFrame is returned for frames shorter than an Ethernet header. On a
+// real interface such a frame never reaches XDP.
+var ErrShortFrame = errors.New("frame shorter than an Ethernet header")
+
+// Run feeds one frame through the program with BPF_PROG_TEST_RUN, with the
+// program's clock set to at, and returns the XDP verdict. This is how
+// `rstguard analyze` judges captures with the very program that runs inline.
+func (d *Dataplane) Run(frame []byte, at time.Time) (uint32, error) {
+	if len(frame) < MinFrame {
+		return XDPPass, ErrShortFrame
+	}
+	if len(frame) > MaxFrame {
+		frame = frame[:MaxFrame]
+	}
+	if err := d.objs.ClockOverrideNs.Set(uint64(at.UnixNano())); err != nil {
+		return 0, fmt.Errorf("set program clock: %w", err)
+	}
+	ret, err := d.objs.Rstguard.Run(&ebpf.RunOptions{Data: frame})
+	if err != nil {
+		return 0, fmt.Errorf("run program on frame: %w", err)
+	}
+	return ret, nil
+}
+
+// CaptureClock reads event times written while Run drove the program's clock.
+func CaptureClock(ns uint64) time.Time { return time.Unix(0, int64(ns)).UTC() }
+
+// MonotonicClock turns CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns) into
+// wall time, for events from a live interface.
+func MonotonicClock(ns uint64) time.Time {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return time.Now()
+	}
+	return time.Now().Add(-time.Duration(ts.Nano() - int64(ns)))
+}

@@ -1,0 +1,488 @@
+package dataplane
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/xdp"
+)
+
+func sig(names ...xdp.RstguardSignal) []Signal {
+	out := make([]Signal, len(names))
+	for i, n := range names {
+		out[i] = Signal(n)
+	}
+	return out
+}
+
+// rstFixture: a connection is set up, then one RST is judged.
+type rstFixture struct {
+	name    string
+	mode    Mode
+	v6      bool
+	setup   func(h *harness, c *frames.Conn)    // defaults to established()
+	rst     func(c *frames.Conn) frames.Segment // the RST under judgement
+	gap     time.Duration                       // before the RST; 10 ms when zero
+	verdict Verdict
+	action  Action
+	has     []Signal // must be present
+	lacks   []Signal // must be absent
+}
+
+// forgedFromClient is the incident's packet: a plain RST toward the server,
+// exact sequence, but with the injector's TTL and its own IP-ID.
+func forgedFromClient(c *frames.Conn) frames.Segment {
+	s := c.Segment(frames.Client, frames.RST, nil)
+	s.TTL = 55
+	s.IPID = 4242
+	s.Window = 0
+	return s
+}
+
+var rstFixtures = []rstFixture{
+	{
+		name: "abort with SO_LINGER 0: RST/ACK, window, timestamps",
+		mode: ModeDrop,
+		rst: func(c *frames.Conn) frames.Segment {
+			return c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+		},
+		verdict: VerdictValid, action: ActionPass,
+		has:   sig(xdp.RstguardSignalSIG_SEQ_EXACT),
+		lacks: sig(xdp.RstguardSignalSIG_ACK_MISMATCH, xdp.RstguardSignalSIG_TTL_OFF, xdp.RstguardSignalSIG_TS_MISSING),
+	},
+	{
+		name: "Linux stateless RST: DF, IP-ID 0, no timestamps, window 0",
+		mode: ModeDrop,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := c.Segment(frames.Server, frames.RST, nil)
+			s.IPID, s.Window, s.TS = 0, 0, false
+			return s
+		},
+		verdict: VerdictValid, action: ActionPass,
+		has:   sig(xdp.RstguardSignalSIG_SEQ_EXACT, xdp.RstguardSignalSIG_TS_MISSING),
+		lacks: sig(xdp.RstguardSignalSIG_IPID_OFF_MODEL),
+	},
+	{
+		name: "connection refused: RST/ACK to a SYN",
+		mode: ModeDrop,
+		setup: func(h *harness, c *frames.Conn) {
+			h.sendAll(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)))
+		},
+		rst: func(c *frames.Conn) frames.Segment {
+			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s.Seq, s.IPID, s.Window, s.TS = 0, 0, 0, false
+			return s
+		},
+		verdict: VerdictValid, action: ActionPass,
+		lacks: sig(xdp.RstguardSignalSIG_ACK_MISMATCH),
+	},
+	{
+		name:    "incident: client spoofed with the injector's TTL",
+		mode:    ModeDrop,
+		rst:     forgedFromClient,
+		verdict: VerdictSpoofed, action: ActionDrop,
+		has: sig(xdp.RstguardSignalSIG_TTL_OFF, xdp.RstguardSignalSIG_SEQ_EXACT),
+	},
+	{
+		name:    "incident in monitor mode: judged, passed",
+		mode:    ModeMonitor,
+		rst:     forgedFromClient,
+		verdict: VerdictSpoofed, action: ActionPass,
+		has: sig(xdp.RstguardSignalSIG_TTL_OFF),
+	},
+	{
+		name: "TTL within the tolerance alone: weak, valid",
+		mode: ModeDrop,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s.TTL--
+			return s
+		},
+		verdict: VerdictValid, action: ActionPass,
+		has:   sig(xdp.RstguardSignalSIG_TTL_DRIFT),
+		lacks: sig(xdp.RstguardSignalSIG_TTL_OFF),
+	},
+	{
+		name: "in window but not exact, other TTL",
+		mode: ModeDrop,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := c.Segment(frames.Server, frames.RST, nil)
+			s.Seq += 1000
+			s.TTL = 45
+			s.TS = false
+			return s
+		},
+		verdict: VerdictSpoofed, action: ActionDrop,
+		has: sig(xdp.RstguardSignalSIG_SEQ_IN_WINDOW, xdp.RstguardSignalSIG_TTL_OFF),
+	},
+	{
+		name: "blind: out of window, right TTL",
+		mode: ModeDrop,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := c.Segment(frames.Server, frames.RST, nil)
+			s.Seq += 1 << 30
+			s.TS = false
+			return s
+		},
+		verdict: VerdictSuspect, action: ActionPass,
+		has: sig(xdp.RstguardSignalSIG_SEQ_OUT_OF_WINDOW),
+	},
+	{
+		name: "GFW type-2: plain RST with a window, other TTL",
+		mode: ModeDrop,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := c.Segment(frames.Server, frames.RST, nil)
+			s.Window, s.TTL, s.TS = 2050, 104, false
+			return s
+		},
+		verdict: VerdictSpoofed, action: ActionDrop,
+		has: sig(xdp.RstguardSignalSIG_WINDOW_NONZERO, xdp.RstguardSignalSIG_TTL_OFF),
+	},
+	{
+		name: "RST/ACK acknowledging data never sent",
+		mode: ModeDrop,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s.Ack += 5000
+			return s
+		},
+		verdict: VerdictSuspect, action: ActionPass,
+		has: sig(xdp.RstguardSignalSIG_ACK_MISMATCH),
+	},
+	{
+		name: "timestamps running backwards",
+		mode: ModeDrop,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s.TS, s.TSval = true, 100
+			return s
+		},
+		verdict: VerdictSuspect, action: ActionPass,
+		has: sig(xdp.RstguardSignalSIG_TS_BACKWARDS),
+	},
+	{
+		name: "insertion RST with a bad checksum: reported, never scored",
+		mode: ModeDrop,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := forgedFromClient(c)
+			s.BadChecksum = true
+			return s
+		},
+		verdict: VerdictUnknown, action: ActionPass,
+		has:   sig(xdp.RstguardSignalSIG_BAD_CHECKSUM),
+		lacks: sig(xdp.RstguardSignalSIG_TTL_OFF),
+	},
+	{
+		name: "IPv6: hop limit off",
+		mode: ModeDrop, v6: true,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := c.Segment(frames.Client, frames.RST, nil)
+			s.TTL = 40
+			return s
+		},
+		verdict: VerdictSpoofed, action: ActionDrop,
+		has: sig(xdp.RstguardSignalSIG_TTL_OFF),
+	},
+	{
+		name: "IPv6 behind a hop-by-hop header: abort is valid",
+		mode: ModeDrop, v6: true,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s.IPv6HopByHop = true
+			return s
+		},
+		verdict: VerdictValid, action: ActionPass,
+		has: sig(xdp.RstguardSignalSIG_SEQ_EXACT),
+	},
+	{
+		name: "IPv6 flow label changed: weak only",
+		mode: ModeDrop, v6: true,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s.FlowLabel = 0xbeef
+			return s
+		},
+		verdict: VerdictValid, action: ActionPass,
+	},
+	{
+		name: "two VLAN tags and IPv4 options: still judged",
+		mode: ModeDrop,
+		setup: func(h *harness, c *frames.Conn) {
+			for _, f := range [][]byte{
+				tagged(c, frames.Client, frames.SYN), tagged(c, frames.Server, frames.SYN|frames.ACK),
+				tagged(c, frames.Client, frames.ACK),
+			} {
+				h.sendAll(f)
+			}
+		},
+		rst: func(c *frames.Conn) frames.Segment {
+			s := forgedFromClient(c)
+			s.VLANs = []uint16{100, 200}
+			s.IPOptions = []byte{0x94, 4, 0, 0} // router alert
+			return s
+		},
+		verdict: VerdictSpoofed, action: ActionDrop,
+		has: sig(xdp.RstguardSignalSIG_TTL_OFF),
+	},
+	{
+		name: "flow picked up mid-stream: TTL still judged",
+		mode: ModeDrop,
+		setup: func(h *harness, c *frames.Conn) {
+			h.sendAll(c.Data(frames.Client, []byte("GET /")), c.ACK(frames.Server))
+		},
+		rst:     forgedFromClient,
+		verdict: VerdictSpoofed, action: ActionDrop,
+		has: sig(xdp.RstguardSignalSIG_MIDSTREAM, xdp.RstguardSignalSIG_TTL_OFF),
+	},
+	{
+		name: "RST/ACK sooner than the server's RTT allows",
+		mode: ModeDrop,
+		setup: func(h *harness, c *frames.Conn) {
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
+			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 80*time.Millisecond)
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), 20*time.Millisecond)
+			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), time.Millisecond)
+		},
+		gap: 2 * time.Millisecond,
+		rst: func(c *frames.Conn) frames.Segment {
+			return c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+		},
+		verdict: VerdictSuspect, action: ActionPass,
+		has: sig(xdp.RstguardSignalSIG_TOO_SOON),
+	},
+	{
+		name:    "no flow: nothing to judge against",
+		mode:    ModeDrop,
+		setup:   func(*harness, *frames.Conn) {},
+		rst:     forgedFromClient,
+		verdict: VerdictUnknown, action: ActionPass,
+	},
+}
+
+// tagged is a handshake segment inside two VLAN tags.
+func tagged(c *frames.Conn, s frames.Side, flags uint8) []byte {
+	seg := c.Segment(s, flags, nil)
+	seg.VLANs = []uint16{100, 200}
+	return c.Send(s, seg)
+}
+
+func TestRSTVerdicts(t *testing.T) {
+	for _, fx := range rstFixtures {
+		t.Run(fx.name, func(t *testing.T) {
+			h := newHarness(t, fx.mode)
+			c := linuxPair(clientAddr, serverAddr)
+			if fx.v6 {
+				c = linuxPair(client6, server6)
+			}
+			if fx.setup != nil {
+				fx.setup(h, c)
+			} else {
+				established(h, c)
+			}
+			h.drain()
+			before := h.counters()
+
+			gap := fx.gap
+			if gap == 0 {
+				gap = 10 * time.Millisecond
+			}
+			ret := h.send(fx.rst(c).MustFrame(), gap)
+			wantRet := uint32(XDPPass)
+			if fx.action == ActionDrop {
+				wantRet = XDPDrop
+			}
+			if ret != wantRet {
+				t.Errorf("XDP verdict %d, want %d", ret, wantRet)
+			}
+
+			evs := h.drain()
+			if len(evs) != 1 {
+				t.Fatalf("%d events, want 1: %+v", len(evs), evs)
+			}
+			e := evs[0]
+			if e.Verdict != fx.verdict || e.Action != fx.action {
+				t.Errorf("verdict %s action %s, want %s %s (signals %v, score %d)",
+					e.Verdict, e.Action, fx.verdict, fx.action, e.Signals.Names(), e.Score)
+			}
+			for _, s := range fx.has {
+				if !e.Signals.Has(s) {
+					t.Errorf("signal %s missing from %v", s, e.Signals.Names())
+				}
+			}
+			for _, s := range fx.lacks {
+				if e.Signals.Has(s) {
+					t.Errorf("signal %s present in %v", s, e.Signals.Names())
+				}
+			}
+
+			after := h.counters()
+			if d := after.RSTs - before.RSTs; d != 1 {
+				t.Errorf("rst counter moved by %d", d)
+			}
+			if d := after.Verdicts[fx.verdict.String()] - before.Verdicts[fx.verdict.String()]; d != 1 {
+				t.Errorf("%s counter moved by %d", fx.verdict, d)
+			}
+			if d := after.Actions[fx.action.String()] - before.Actions[fx.action.String()]; d != 1 {
+				t.Errorf("%s counter moved by %d", fx.action, d)
+			}
+			for _, s := range fx.has {
+				if d := after.Signals[s.String()] - before.Signals[s.String()]; d != 1 {
+					t.Errorf("signal %s counter moved by %d", s, d)
+				}
+			}
+		})
+	}
+}
+
+// The incident from the server's side, in monitor mode: the forged RST, the
+// real client's retransmission that proves it forged, and the server's
+// collateral reset of the real client.
+func TestIncidentEvidenceAfterTheFact(t *testing.T) {
+	h := newHarness(t, ModeMonitor)
+	c := linuxPair(clientAddr, serverAddr)
+	h.sendAll(c.Handshake()...)
+	request := c.Segment(frames.Client, frames.PSH|frames.ACK, []byte("HEAD / HTTP/1.1\r\nHost: www.testaaa.com\r\n\r\n"))
+	// The device swallowed the request and reset the server in the client's name.
+	h.sendAll(forgedFromClient(c).MustFrame())
+	// The client's retransmission after its RTO.
+	h.send(request.MustFrame(), 240*time.Millisecond)
+	// The server, already reset, resets the client.
+	h.send(c.Send(frames.Server, func() frames.Segment {
+		s := c.Segment(frames.Server, frames.RST, nil)
+		s.TS, s.IPID, s.Window = false, 0, 0
+		return s
+	}()), 40*time.Millisecond)
+
+	evs := h.drain()
+	kinds := make([]EventKind, len(evs))
+	for i, e := range evs {
+		kinds[i] = e.Kind
+	}
+	want := []EventKind{EventRST, EventConfirmed, EventCollateral}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("event kinds %v, want %v", kinds, want)
+	}
+	if evs[0].Verdict != VerdictSpoofed {
+		t.Errorf("forged RST judged %s", evs[0].Verdict)
+	}
+	if c := evs[1]; c.RSTTTL != 55 || c.Expected.TTL != 61 || c.Src != clientAddr {
+		t.Errorf("confirmation: rst ttl %d, real ttl %d, src %s", c.RSTTTL, c.Expected.TTL, c.Src)
+	}
+	if col := evs[2]; col.Verdict != VerdictValid || !col.Signals.Has(Signal(xdp.RstguardSignalSIG_COLLATERAL)) {
+		t.Errorf("collateral reset: %s %v", col.Verdict, col.Signals.Names())
+	}
+	cnt := h.counters()
+	if cnt.Confirmed != 1 || cnt.Collateral != 1 {
+		t.Errorf("confirmed %d collateral %d, want 1 1", cnt.Confirmed, cnt.Collateral)
+	}
+}
+
+// Three RST/ACKs with one sequence number and TTLs 65, 66, 67 (net4people
+// #285): every one is dropped, and the later ones carry rst_burst.
+func TestGFWVolley(t *testing.T) {
+	h := newHarness(t, ModeDrop)
+	c := linuxPair(clientAddr, serverAddr)
+	established(h, c)
+	h.drain()
+	for i, ttl := range []uint8{65, 66, 67} {
+		s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+		s.TTL, s.TS = ttl, false
+		if ret := h.send(s.MustFrame(), time.Millisecond); ret != XDPDrop {
+			t.Errorf("RST %d (TTL %d): XDP verdict %d, want drop", i, ttl, ret)
+		}
+	}
+	evs := h.drain()
+	if len(evs) != 3 {
+		t.Fatalf("%d events", len(evs))
+	}
+	for i, e := range evs {
+		if e.Verdict != VerdictSpoofed {
+			t.Errorf("RST %d: %s", i, e.Verdict)
+		}
+		if burst := e.Signals.Has(Signal(xdp.RstguardSignalSIG_RST_BURST)); burst != (i > 0) {
+			t.Errorf("RST %d: rst_burst %v", i, burst)
+		}
+	}
+}
+
+// The flow keeps working after a dropped forgery: data, FIN and the real
+// close pass, and the real RST that follows is valid.
+func TestDropModeNeverDropsNonRST(t *testing.T) {
+	h := newHarness(t, ModeDrop)
+	c := linuxPair(clientAddr, serverAddr)
+	established(h, c)
+	if ret := h.send(forgedFromClient(c).MustFrame(), time.Millisecond); ret != XDPDrop {
+		t.Fatalf("forged RST not dropped: %d", ret)
+	}
+	h.sendAll(c.Data(frames.Server, make([]byte, 1400)), c.ACK(frames.Client), c.FIN(frames.Server),
+		c.FIN(frames.Client), c.ACK(frames.Server))
+	if ret := h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.RST|frames.ACK, nil)), time.Millisecond); ret != XDPPass {
+		t.Fatalf("real RST after the close dropped")
+	}
+	cnt := h.counters()
+	if cnt.Actions["drop"] != 1 {
+		t.Errorf("drops %d, want 1", cnt.Actions["drop"])
+	}
+}
+
+// A flood of forged RSTs on one flow: events are rate-limited, counters exact.
+func TestEventBudget(t *testing.T) {
+	h := newHarness(t, ModeDrop)
+	c := linuxPair(clientAddr, serverAddr)
+	established(h, c)
+	h.drain()
+	const flood = 200
+	for range flood {
+		h.send(forgedFromClient(c).MustFrame(), 100*time.Microsecond)
+	}
+	cnt := h.counters()
+	evs := h.drain()
+	budget := int(DefaultPolicy().EventBudget)
+	if len(evs) != budget {
+		t.Errorf("%d events, want the budget %d", len(evs), budget)
+	}
+	if cnt.Verdicts["spoofed"] != flood || cnt.Actions["drop"] != flood {
+		t.Errorf("spoofed %d dropped %d, want %d", cnt.Verdicts["spoofed"], cnt.Actions["drop"], flood)
+	}
+	if cnt.EventsSuppress != uint64(flood-budget) {
+		t.Errorf("suppressed %d, want %d", cnt.EventsSuppress, flood-budget)
+	}
+}
+
+// A RST whose checksum field holds only the pseudo-header sum (TX offload on
+// the sending host or a veth) is not an insertion packet.
+func TestPartialChecksumIsNotBad(t *testing.T) {
+	h := newHarness(t, ModeDrop)
+	c := linuxPair(clientAddr, serverAddr)
+	established(h, c)
+	h.drain()
+	frame := forgedFromClient(c).MustFrame()
+	setPartialChecksum(t, frame)
+	if ret := h.send(frame, time.Millisecond); ret != XDPDrop {
+		t.Errorf("XDP verdict %d, want drop", ret)
+	}
+	evs := h.drain()
+	if len(evs) != 1 || evs[0].Signals.Has(Signal(xdp.RstguardSignalSIG_BAD_CHECKSUM)) {
+		t.Errorf("events %+v", evs)
+	}
+}
+
+// setPartialChecksum rewrites an untagged IPv4 TCP frame's checksum the way
+// CHECKSUM_PARTIAL leaves it: the folded pseudo-header sum, not complemented.
+func setPartialChecksum(t *testing.T, f []byte) {
+	t.Helper()
+	ihl := int(f[14]&0x0f) * 4
+	l4 := 14 + ihl
+	tcpLen := int(f[16])<<8 | int(f[17]) - ihl
+	sum := uint32(0)
+	for i := 26; i < 34; i += 2 {
+		sum += uint32(f[i])<<8 | uint32(f[i+1])
+	}
+	sum += 6 + uint32(tcpLen)
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	f[l4+16], f[l4+17] = byte(sum>>8), byte(sum)
+}

@@ -1,0 +1,12 @@
+module github.com/rstguard/rstguard
+
+go 1.26.8
+
+require (
+	github.com/cilium/ebpf v0.22.0
+	golang.org/x/sys v0.49.0
+)
+
+require github.com/gopacket/gopacket v1.7.7 // indirect
+
+tool github.com/cilium/ebpf/cmd/bpf2go

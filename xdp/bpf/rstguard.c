@@ -1,0 +1,1027 @@
+// SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
+/*
+ * rstguard XDP program: tracks every TCP flow's handshake and sequence state
+ * and judges every RST against it. Everything that is not a RST passes.
+ *
+ * Sources cited below:
+ *   RFC 5961 section 3     - RST acceptable only at seq == RCV.NXT; in-window draws a challenge ACK.
+ *   RFC 9293 3.10.7        - SYN-SENT accepts a RST only if its ACK acknowledges the SYN.
+ *   RFC 7323 section 3, 5  - timestamps, once negotiated, are sent on every segment but RSTs may omit them.
+ *   Weaver, Sommer, Paxson, "Detecting Forged TCP Reset Packets", NDSS 2009 (DATA SEQ RST, RST SEQ CHANGE).
+ *   Wang et al., "Your State is Not Mine", IMC 2017 (GFW RST windows, TTLs, ack = ISN).
+ *   zeek/zeek testing trace rst-inject-rae.pcap (IP-ID and window mirrored from the trigger).
+ *   net4people bbs #285 (2023: three RST/ACKs, TTL 65/66/67; RST 8 ms after SYN, SYN/ACK after 248 ms).
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "rstguard.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* The flow table: one entry per connection, both directions. Size set at load time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 20);
+	__type(key, struct flow_key);
+	__type(value, struct flow_value);
+} flows SEC(".maps");
+
+/* Per-CPU counters indexed by enum counter; readers sum over CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Run-time policy, one entry; read only on the RST path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct config);
+} policy SEC(".maps");
+
+/* Judged RSTs and after-the-fact confirmations, struct event each. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+#define CSUM_MAX 512 /* bpf_csum_diff takes at most 512 bytes per call */
+
+struct scratch {
+	__u8 buf[CSUM_MAX + 4];
+};
+
+/* Room to copy a RST's TCP segment for checksum verification. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} csum_scratch SEC(".maps");
+
+/* Puts the shared types in BTF so that bpf2go generates their Go twins:
+ * Go then never restates a layout or an enum value by hand. */
+struct btf_anchor {
+	struct event event;
+	enum signal signal;
+	enum verdict verdict;
+	enum action action;
+	enum counter counter;
+	enum event_kind event_kind;
+	enum flow_state flow_state;
+	enum ipid_model ipid_model;
+	enum mode mode;
+	enum abi abi;
+};
+const struct btf_anchor *unused_btf_anchor __attribute__((unused));
+
+/* Set by `rstguard analyze` so that a capture's own timestamps drive every
+ * timing signal; 0 on a live interface. */
+volatile __u64 clock_override_ns;
+
+#define MAX_VLAN 2
+#define MAX_IPV6_EXT 4
+#define TCP_OPT_MAX 40
+#define ONE_SECOND_T32 (1000000000ULL >> 10)
+
+#define TH_FIN 0x01
+#define TH_SYN 0x02
+#define TH_RST 0x04
+#define TH_ACK 0x10
+
+/* What one parse of a frame yields. */
+struct packet {
+	struct flow_key key;
+	__u32 seq;
+	__u32 ack;
+	__u32 tsval;
+	__u32 flow_label;
+	__u32 payload_len;
+	__u16 l4_off;
+	__u16 l4_len; /* TCP header + payload, from the IP length (GSO-safe) */
+	__u16 window;
+	__u16 ip_id;
+	__u16 frame_len;
+	__u8 tcp_hdr_len;
+	__u8 tcp_flags;
+	__u8 ttl;
+	__u8 df;
+	__u8 ipv6;
+	__u8 has_ts;
+	__u8 dir; /* 0: sent by the addr_lo side */
+	__u8 pad[3];
+};
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline __u64 now_ns(void)
+{
+	__u64 t = clock_override_ns;
+
+	return t ? t : bpf_ktime_get_ns();
+}
+
+/* The coarse clock costs half as much; used on the data path, where it can only
+ * make elapsed times look longer and so only make TOO_SOON rarer. */
+static __always_inline __u64 now_coarse_ns(void)
+{
+	__u64 t = clock_override_ns;
+
+	return t ? t : bpf_ktime_get_coarse_ns();
+}
+
+static __always_inline __u32 time32(__u64 ns)
+{
+	return (__u32)(ns >> 10) | 1; /* never 0: 0 means "not recorded" */
+}
+
+/* Sequence-space comparisons, wrap-aware (RFC 9293 3.4). */
+static __always_inline int seq_before(__u32 a, __u32 b)
+{
+	return (__s32)(a - b) < 0;
+}
+
+static __always_inline int seq_after(__u32 a, __u32 b)
+{
+	return (__s32)(b - a) < 0;
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+enum parse_result {
+	PARSE_TCP = 0,
+	PARSE_NOT_TCP,
+	PARSE_ERROR,
+	PARSE_FRAGMENT,
+	PARSE_IPV6_EXT_LIMIT,
+};
+
+struct vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+/* Orders the two endpoints so both directions build the same key. */
+static __always_inline void set_key(struct packet *p, const __u32 *src, const __u32 *dst,
+				    __u16 sport, __u16 dport)
+{
+	int src_is_lo = 0;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 4; i++) {
+		if (src[i] != dst[i]) {
+			src_is_lo = bpf_ntohl(src[i]) < bpf_ntohl(dst[i]);
+			goto ordered;
+		}
+	}
+	src_is_lo = bpf_ntohs(sport) <= bpf_ntohs(dport);
+ordered:
+	__builtin_memcpy(p->key.addr_lo, src_is_lo ? src : dst, 16);
+	__builtin_memcpy(p->key.addr_hi, src_is_lo ? dst : src, 16);
+	p->key.port_lo = src_is_lo ? sport : dport;
+	p->key.port_hi = src_is_lo ? dport : sport;
+	p->dir = !src_is_lo;
+}
+
+/* Reads the timestamp option where Linux and BSD put it on every segment:
+ * NOP, NOP, TS at the start of a 32-byte header (RFC 7323 Appendix A layout). */
+static __always_inline void fast_timestamp(struct packet *p, struct tcphdr *th, void *data_end)
+{
+	__u32 *opt = (void *)(th + 1);
+
+	if (p->tcp_hdr_len != 32 || (void *)(opt + 3) > data_end)
+		return;
+	if (opt[0] != bpf_htonl(0x0101080a))
+		return;
+	p->has_ts = 1;
+	p->tsval = bpf_ntohl(opt[1]);
+}
+
+static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	void *pos = data;
+	struct ethhdr *eth = pos;
+	__u16 proto;
+	__u32 l3_len;
+	__u8 l4_proto;
+	int i;
+
+	if ((void *)(eth + 1) > data_end)
+		return PARSE_ERROR;
+	proto = eth->h_proto;
+	pos = eth + 1;
+
+#pragma unroll
+	for (i = 0; i < MAX_VLAN; i++) {
+		struct vlan_hdr *vh = pos;
+
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		if ((void *)(vh + 1) > data_end)
+			return PARSE_ERROR;
+		proto = vh->proto;
+		pos = vh + 1;
+	}
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *iph = pos;
+		__u32 src[4] = {0, 0, bpf_htonl(0xffff)}, dst[4] = {0, 0, bpf_htonl(0xffff)};
+		__u32 ihl;
+
+		if ((void *)(iph + 1) > data_end)
+			return PARSE_ERROR;
+		ihl = iph->ihl * 4;
+		if (ihl < sizeof(*iph))
+			return PARSE_ERROR;
+		if (iph->protocol != IPPROTO_TCP)
+			return PARSE_NOT_TCP;
+		if (iph->frag_off & bpf_htons(0x1fff))
+			return PARSE_FRAGMENT;
+		l3_len = bpf_ntohs(iph->tot_len);
+		if (l3_len < ihl)
+			return PARSE_ERROR;
+		l3_len -= ihl;
+		src[3] = iph->saddr;
+		dst[3] = iph->daddr;
+		p->ttl = iph->ttl;
+		p->ip_id = bpf_ntohs(iph->id);
+		p->df = !!(iph->frag_off & bpf_htons(0x4000));
+		pos += ihl;
+		if (pos > data_end)
+			return PARSE_ERROR;
+		struct tcphdr *th = pos;
+
+		if ((void *)(th + 1) > data_end)
+			return PARSE_ERROR;
+		set_key(p, src, dst, th->source, th->dest);
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6h = pos;
+
+		if ((void *)(ip6h + 1) > data_end)
+			return PARSE_ERROR;
+		l4_proto = ip6h->nexthdr;
+		l3_len = bpf_ntohs(ip6h->payload_len);
+		p->ttl = ip6h->hop_limit;
+		p->ipv6 = 1;
+		p->flow_label = bpf_ntohl(*(__be32 *)ip6h) & 0xfffff;
+		pos = ip6h + 1;
+
+		/* Hop-by-hop, routing, destination options, fragment and AH (RFC 8200 4.1). */
+#pragma unroll
+		for (i = 0; i < MAX_IPV6_EXT; i++) {
+			__u8 *ext = pos;
+			__u32 len;
+
+			if (l4_proto != IPPROTO_HOPOPTS && l4_proto != IPPROTO_ROUTING &&
+			    l4_proto != IPPROTO_DSTOPTS && l4_proto != IPPROTO_FRAGMENT &&
+			    l4_proto != IPPROTO_AH)
+				break;
+			if ((void *)(ext + 8) > data_end)
+				return PARSE_ERROR;
+			if (l4_proto == IPPROTO_FRAGMENT) {
+				if (*(__be16 *)(ext + 2) & bpf_htons(0xfff8))
+					return PARSE_FRAGMENT;
+				len = 8;
+			} else if (l4_proto == IPPROTO_AH) {
+				len = (ext[1] + 2) * 4;
+			} else {
+				len = (ext[1] + 1) * 8;
+			}
+			if (l3_len < len)
+				return PARSE_ERROR;
+			l3_len -= len;
+			l4_proto = ext[0];
+			pos += len;
+		}
+		if (l4_proto == IPPROTO_HOPOPTS || l4_proto == IPPROTO_ROUTING ||
+		    l4_proto == IPPROTO_DSTOPTS || l4_proto == IPPROTO_FRAGMENT ||
+		    l4_proto == IPPROTO_AH)
+			return PARSE_IPV6_EXT_LIMIT;
+		if (l4_proto != IPPROTO_TCP)
+			return PARSE_NOT_TCP;
+		struct tcphdr *th = pos;
+
+		if ((void *)(th + 1) > data_end)
+			return PARSE_ERROR;
+		set_key(p, (__u32 *)&ip6h->saddr, (__u32 *)&ip6h->daddr, th->source, th->dest);
+	} else {
+		return PARSE_NOT_TCP;
+	}
+
+	struct tcphdr *th = pos;
+
+	if ((void *)(th + 1) > data_end)
+		return PARSE_ERROR;
+	p->tcp_hdr_len = th->doff * 4;
+	if (p->tcp_hdr_len < sizeof(*th) || l3_len < p->tcp_hdr_len)
+		return PARSE_ERROR;
+	p->l4_off = pos - data;
+	p->l4_len = l3_len;
+	p->payload_len = l3_len - p->tcp_hdr_len;
+	p->frame_len = data_end - data;
+	p->seq = bpf_ntohl(th->seq);
+	p->ack = bpf_ntohl(th->ack_seq);
+	p->window = bpf_ntohs(th->window);
+	p->tcp_flags = ((__u8 *)th)[13];
+	fast_timestamp(p, th, data_end);
+	return PARSE_TCP;
+}
+
+/* Options of SYNs and RSTs, walked in a bpf_loop callback over a stack copy:
+ * a direct walk over packet pointers nearly exhausts the verifier (platform notes). */
+struct tcp_options {
+	__u8 buf[TCP_OPT_MAX];
+	__u32 len;
+	__u32 pos;
+	__u32 tsval;
+	__u8 wscale;
+	__u8 has_wscale;
+	__u8 has_ts;
+};
+
+static long walk_option(__u32 i, struct tcp_options *o)
+{
+	__u32 pos = o->pos;
+	__u8 kind, len;
+
+	if (pos >= o->len || pos >= TCP_OPT_MAX)
+		return 1;
+	kind = o->buf[pos];
+	if (kind == 0) /* end of option list */
+		return 1;
+	if (kind == 1) { /* NOP */
+		o->pos = pos + 1;
+		return 0;
+	}
+	if (pos + 1 >= TCP_OPT_MAX || pos + 1 >= o->len)
+		return 1;
+	len = o->buf[pos + 1];
+	if (len < 2 || pos + len > o->len)
+		return 1;
+	if (kind == 3 && len == 3 && pos + 2 < TCP_OPT_MAX) {
+		o->wscale = o->buf[pos + 2];
+		o->has_wscale = 1;
+	} else if (kind == 8 && len == 10 && pos + 5 < TCP_OPT_MAX) {
+		o->tsval = ((__u32)o->buf[pos + 2] << 24) | ((__u32)o->buf[pos + 3] << 16) |
+			   ((__u32)o->buf[pos + 4] << 8) | o->buf[pos + 5];
+		o->has_ts = 1;
+	}
+	o->pos = pos + len;
+	return 0;
+}
+
+static __noinline int read_options(struct xdp_md *ctx, struct packet *p, struct tcp_options *o)
+{
+	__u32 len = p->tcp_hdr_len;
+
+	if (len <= sizeof(struct tcphdr) || len > sizeof(struct tcphdr) + TCP_OPT_MAX)
+		return 0;
+	len -= sizeof(struct tcphdr);
+	if (bpf_xdp_load_bytes(ctx, p->l4_off + sizeof(struct tcphdr), o->buf, len))
+		return 0;
+	o->len = len;
+	bpf_loop(TCP_OPT_MAX, walk_option, o, 0);
+	if (o->has_ts) {
+		p->has_ts = 1;
+		p->tsval = o->tsval;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ learning */
+
+/* Classifies the sender's IP-ID behaviour from its steps. A stateless RST
+ * (Linux: DF and ID 0) never disturbs the model. */
+static __always_inline void learn_ipid(struct dir_state *s, const struct packet *p)
+{
+	__u16 step;
+	__u8 cls;
+
+	if (p->ipv6)
+		return;
+	if (p->ip_id == 0) {
+		if (s->ipid_model == IPID_UNKNOWN && s->ip_id == 0)
+			s->ipid_model = IPID_ZERO;
+		return;
+	}
+	if (s->ip_id == 0) { /* first non-zero ID: nothing to step from yet */
+		s->ipid_model = IPID_UNKNOWN;
+		s->ip_id = p->ip_id;
+		return;
+	}
+	step = p->ip_id - s->ip_id;
+	if (step >= 1 && step <= IPID_PER_FLOW_STEP)
+		cls = IPID_PER_FLOW;
+	else if (step > IPID_PER_FLOW_STEP && step <= IPID_GLOBAL_STEP)
+		cls = IPID_GLOBAL;
+	else
+		cls = IPID_RANDOM;
+	if (cls == IPID_PER_FLOW && s->ipid_model == IPID_GLOBAL)
+		cls = IPID_GLOBAL; /* a global counter also steps by one at times */
+	s->ipid_model = cls;
+	s->ip_id = p->ip_id;
+}
+
+/* Records what a non-RST packet shows of its sender. */
+static __always_inline void learn(struct dir_state *s, const struct packet *p)
+{
+	__u32 end = p->seq + p->payload_len + !!(p->tcp_flags & (TH_SYN | TH_FIN));
+
+	if (!(s->flags & DIR_SEEN) || seq_after(end, s->next_seq)) {
+		s->next_seq = end;
+		if (p->payload_len)
+			s->last_data_t = time32(now_coarse_ns());
+	}
+	if (p->tcp_flags & TH_ACK) {
+		if (!(s->flags & DIR_ACKED) || seq_after(p->ack, s->max_ack))
+			s->max_ack = p->ack;
+		s->flags |= DIR_ACKED;
+	}
+	if (p->has_ts)
+		s->tsval = p->tsval;
+	learn_ipid(s, p);
+	s->window = p->window;
+	s->ttl = p->ttl;
+	s->flow_label = p->flow_label;
+	s->flags = (s->flags & ~DIR_DF) | DIR_SEEN | (p->df ? DIR_DF : 0);
+}
+
+/* ------------------------------------------------------------ events */
+
+/* Per-flow budget so that a flood of RSTs on one flow cannot starve the ring
+ * buffer; counters stay exact either way. */
+static __always_inline int event_allowed(struct flow_value *f, const struct config *cfg, __u64 now)
+{
+	__u32 t = time32(now);
+
+	if (!f)
+		return 1;
+	if (t - f->event_t > ONE_SECOND_T32) {
+		f->event_t = t;
+		f->event_count = 0;
+	}
+	if (f->event_count >= cfg->event_budget) {
+		count(CNT_EVENT_SUPPRESSED);
+		return 0;
+	}
+	f->event_count++;
+	return 1;
+}
+
+static __always_inline struct event *event_start(struct xdp_md *ctx, const struct packet *p,
+						 __u8 kind, __u64 now, __u32 ifindex)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	__u32 cap;
+
+	if (!e) {
+		count(CNT_EVENT_LOST);
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->time_ns = now;
+	e->kind = kind;
+	e->ifindex = ifindex;
+	__builtin_memcpy(e->saddr, p->dir ? p->key.addr_hi : p->key.addr_lo, 16);
+	__builtin_memcpy(e->daddr, p->dir ? p->key.addr_lo : p->key.addr_hi, 16);
+	e->sport = bpf_ntohs(p->dir ? p->key.port_hi : p->key.port_lo);
+	e->dport = bpf_ntohs(p->dir ? p->key.port_lo : p->key.port_hi);
+	e->seq = p->seq;
+	e->ack = p->ack;
+	e->window = p->window;
+	e->ip_id = p->ip_id;
+	e->ttl = p->ttl;
+	e->tcp_flags = p->tcp_flags;
+	e->pkt_len = p->frame_len;
+	cap = p->frame_len;
+	barrier_var(cap); /* keep clang from re-masking cap after the bounds checks */
+	if (cap > EVENT_PKT_MAX)
+		cap = EVENT_PKT_MAX;
+	if (cap >= ETH_HLEN && bpf_xdp_load_bytes(ctx, 0, e->pkt, cap) == 0)
+		e->cap_len = cap;
+	return e;
+}
+
+static __always_inline void event_submit(struct event *e)
+{
+	bpf_ringbuf_submit(e, 0);
+	count(CNT_EVENT_SENT);
+}
+
+static __always_inline const struct config *get_config(void)
+{
+	static const struct config defaults = {
+		.abi = RSTGUARD_ABI, .mode = MODE_MONITOR, .ttl_tolerance = 2, .event_budget = 16,
+	};
+	__u32 zero = 0;
+	const struct config *cfg = bpf_map_lookup_elem(&policy, &zero);
+
+	return cfg && cfg->abi == RSTGUARD_ABI ? cfg : &defaults;
+}
+
+/* ------------------------------------------------------------ judging */
+
+/* Weights: weak 1, medium 2, strong 4. A RST is spoofed at a score of 4 or
+ * more that includes at least one signal stronger than weak; suspect from 2.
+ * Weaver et al. prefer false negatives to false positives, and so do we: no
+ * single weak deviation convicts. */
+#define WEAK 1
+#define MEDIUM 2
+#define STRONG 4
+
+struct judgement {
+	__u32 signals;
+	__u32 exp_seq;
+	__u32 exp_ack;
+	__u8 score;
+	__u8 strongest;
+	__u8 verdict;
+};
+
+static __always_inline void flag(struct judgement *j, enum signal sig, __u8 weight)
+{
+	j->signals |= 1U << sig;
+	j->score += weight;
+	if (weight > j->strongest)
+		j->strongest = weight;
+}
+
+/* Is the TCP checksum right? Partial checksums (TX offload on a sending host
+ * or a veth: only the pseudo-header sum is filled in) count as right. A wrong
+ * one marks a deliberate insertion packet (Geneva, INTANG) that the receiver
+ * will discard anyway: reported, never scored. Returns 1 when wrong. */
+static __noinline int bad_checksum(struct xdp_md *ctx, const struct packet *p)
+{
+	__u32 zero = 0, pseudo[10] = {}, pseudo_len, len = p->l4_len, padded, sum;
+	struct scratch *s = bpf_map_lookup_elem(&csum_scratch, &zero);
+	const __u8 *src = p->dir ? p->key.addr_hi : p->key.addr_lo;
+	const __u8 *dst = p->dir ? p->key.addr_lo : p->key.addr_hi;
+	__u16 check, pseudo_folded;
+	__s64 r;
+
+	if (!s)
+		return 0;
+	if (len > CSUM_MAX || p->l4_off + len > p->frame_len) {
+		count(CNT_CSUM_UNCHECKED);
+		return 0;
+	}
+	/* Two separate checks: clang would fold a range check into one compare
+	 * on a temporary, and the verifier would lose len's bounds. */
+	barrier_var(len);
+	if (len < sizeof(struct tcphdr))
+		return 0;
+	if (bpf_xdp_load_bytes(ctx, p->l4_off, s->buf, len))
+		return 0;
+	s->buf[len] = 0;
+	s->buf[len + 1] = 0;
+	s->buf[len + 2] = 0;
+	padded = (len + 3) & ~3U;
+
+	if (p->ipv6) {
+		__builtin_memcpy(&pseudo[0], src, 16);
+		__builtin_memcpy(&pseudo[4], dst, 16);
+		pseudo[8] = bpf_htonl(len);
+		pseudo[9] = bpf_htonl(IPPROTO_TCP);
+		pseudo_len = 40;
+	} else {
+		__builtin_memcpy(&pseudo[0], src + 12, 4);
+		__builtin_memcpy(&pseudo[1], dst + 12, 4);
+		pseudo[2] = bpf_htonl((IPPROTO_TCP << 16) | len);
+		pseudo_len = 12;
+	}
+	r = bpf_csum_diff(0, 0, pseudo, pseudo_len, 0);
+	if (r < 0)
+		return 0;
+	sum = (__u32)r;
+	pseudo_folded = (sum & 0xffff) + (sum >> 16);
+	pseudo_folded = (pseudo_folded & 0xffff) + (pseudo_folded >> 16);
+	r = bpf_csum_diff(0, 0, (void *)s->buf, padded, sum);
+	if (r < 0)
+		return 0;
+	sum = (__u32)r;
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	if (sum == 0xffff)
+		return 0;
+	check = *(__u16 *)&s->buf[16];
+	return check != pseudo_folded;
+}
+
+static __always_inline __u8 abs_diff(__u8 a, __u8 b)
+{
+	return a > b ? a - b : b - a;
+}
+
+/* Computes the signals of a RST from the sender's side against what the flow
+ * has shown; fills j and returns the verdict. */
+static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
+				 const struct config *cfg, __u32 now32, struct judgement *j)
+{
+	const struct dir_state *snd = &f->dir[p->dir & 1];
+	const struct dir_state *rcv = &f->dir[!p->dir];
+	int has_ack = p->tcp_flags & TH_ACK;
+
+	/* Nothing to convict without a receiver in a synchronised state: a RST
+	 * toward a side that never sent SYN or SYN/ACK hits LISTEN, which
+	 * ignores it (RFC 9293 3.10.7.2). */
+	if (!(rcv->flags & DIR_SEEN) || !((rcv->flags & DIR_SYN) || (f->flags & FLOW_MIDSTREAM)))
+		return VERDICT_UNKNOWN;
+	if (f->flags & FLOW_MIDSTREAM)
+		flag(j, SIG_MIDSTREAM, 0);
+
+	/* Sequence, RFC 5961 section 3.2: only seq == RCV.NXT resets. RCV.NXT is
+	 * what the receiver last acknowledged, or the sender's next sequence. */
+	if (snd->flags & DIR_SEEN) {
+		__u32 rcv_nxt = (rcv->flags & DIR_ACKED) ? rcv->max_ack : snd->next_seq;
+		__u32 wscale = (rcv->flags & DIR_WSCALE) && (snd->flags & DIR_WSCALE) ? rcv->wscale :
+			       (f->flags & FLOW_MIDSTREAM) ? 14 : 0;
+		__u32 wnd = (__u32)rcv->window << (wscale & 15);
+
+		j->exp_seq = snd->next_seq;
+		if (p->seq == snd->next_seq || p->seq == rcv_nxt)
+			flag(j, SIG_SEQ_EXACT, 0);
+		else if (!seq_before(p->seq, rcv_nxt) && seq_before(p->seq, rcv_nxt + wnd))
+			flag(j, SIG_SEQ_IN_WINDOW, MEDIUM);
+		else
+			flag(j, SIG_SEQ_OUT_OF_WINDOW, MEDIUM);
+	}
+
+	/* ACK field, RFC 9293 3.10.7.3 and Wang et al. 2017 Table 3: a real RST/ACK
+	 * never acknowledges less than the SYN, more than was sent, or less than
+	 * its sender acknowledged before. */
+	j->exp_ack = rcv->next_seq;
+	if (has_ack) {
+		if (seq_after(p->ack, rcv->next_seq) ||
+		    ((rcv->flags & DIR_SYN) && !seq_after(p->ack, rcv->isn)) ||
+		    ((snd->flags & DIR_ACKED) && seq_before(p->ack, snd->max_ack)))
+			flag(j, SIG_ACK_MISMATCH, MEDIUM);
+	}
+
+	if (snd->flags & DIR_SEEN) {
+		/* TTL / hop limit off the sender's baseline: the injector sits at
+		 * another hop count (Weaver et al. 2009; Cloudflare 2023). ECMP and
+		 * route changes move it by 1-2 hops: weak within the tolerance. */
+		__u8 d = abs_diff(p->ttl, snd->ttl);
+
+		if (d > cfg->ttl_tolerance)
+			flag(j, SIG_TTL_OFF, STRONG);
+		else if (d)
+			flag(j, SIG_TTL_DRIFT, WEAK);
+
+		/* IP-ID off the sender's model (GFW write-ups, net4people #46).
+		 * Weak: stateless RSTs legitimately leave the model. */
+		if (!p->ipv6 && !(p->ip_id == 0 && p->df)) {
+			__u16 step = p->ip_id - snd->ip_id;
+			int off = 0;
+
+			if (snd->ipid_model == IPID_ZERO)
+				off = 1;
+			else if (snd->ipid_model == IPID_PER_FLOW)
+				off = step == 0 || step > IPID_PER_FLOW_STEP;
+			else if (snd->ipid_model == IPID_GLOBAL)
+				off = step == 0 || step > IPID_GLOBAL_STEP;
+			if (off)
+				flag(j, SIG_IPID_OFF_MODEL, WEAK);
+		}
+
+		/* IPv6 flow label: a stack keeps one label per connection (RFC 6437). */
+		if (p->ipv6 && snd->flow_label && p->flow_label != snd->flow_label)
+			flag(j, SIG_FLOWLABEL_OFF, WEAK);
+
+		/* Timestamps going backwards (RFC 7323 section 5): the sender's clock
+		 * does not run back. */
+		if (p->has_ts && (snd->flags & DIR_TS) && seq_before(p->tsval, snd->tsval))
+			flag(j, SIG_TS_BACKWARDS, MEDIUM);
+	}
+
+	/* Fields copied from the trigger, the packet the other side sent last
+	 * (zeek rst-inject-rae.pcap). IP-ID 0 and window 0 are too common to count. */
+	if (!p->ipv6 && p->ip_id && p->ip_id == rcv->ip_id)
+		flag(j, SIG_IPID_MIRRORED, MEDIUM);
+	if (p->window && p->window == rcv->window)
+		flag(j, SIG_WINDOW_MIRRORED, WEAK);
+
+	/* Real stacks send a plain RST with window 0; GFW type-1/2 RSTs do not
+	 * (Wang et al. 2017; INTANG). */
+	if (!has_ack && p->window)
+		flag(j, SIG_WINDOW_NONZERO, WEAK);
+
+	/* Negotiated timestamps but none on the RST (Zeek qi_internet trace).
+	 * Weak: Linux's stateless RSTs carry none either. */
+	if ((snd->flags & DIR_TS) && (rcv->flags & DIR_TS) && !p->has_ts)
+		flag(j, SIG_TS_MISSING, WEAK);
+
+	/* Timing (net4people #285): a RST/ACK that acknowledges the other side's
+	 * latest data sooner than half the sender's measured RTT after that data
+	 * passed this box answers something the sender cannot have seen yet. */
+	if (has_ack && snd->rtt && rcv->last_data_t && p->ack == rcv->next_seq &&
+	    now32 - rcv->last_data_t < snd->rtt / 2)
+		flag(j, SIG_TOO_SOON, MEDIUM);
+
+	/* Several RSTs for one event with differing seq or TTL: the GFW's volleys
+	 * (Clayton et al. 2006, Wang et al. 2017, net4people #285), Weaver's
+	 * RST SEQ CHANGE. A real stack answers each segment with the same seq. */
+	if ((f->flags & FLOW_RST_PENDING) && !!(f->flags & FLOW_RST_FROM_HI) == p->dir &&
+	    now32 - f->rst_t < ONE_SECOND_T32 && (f->rst_seq != p->seq || f->rst_ttl != p->ttl))
+		flag(j, SIG_RST_BURST, MEDIUM);
+
+	if (j->score >= STRONG && j->strongest >= MEDIUM)
+		return VERDICT_SPOOFED;
+	if (j->score >= MEDIUM)
+		return VERDICT_SUSPECT;
+	return VERDICT_VALID;
+}
+
+static long count_signal(__u32 i, __u32 *signals)
+{
+	if (*signals & (1U << i))
+		count(CNT_SIGNAL_BASE + i);
+	return 0;
+}
+
+static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct flow_value *f,
+				 __u32 ifindex)
+{
+	const struct config *cfg = get_config();
+	struct judgement j = {};
+	struct tcp_options opts = {};
+	__u64 now = now_ns();
+	__u32 now32 = time32(now);
+	__u8 action = ACTION_PASS, kind = EVENT_RST;
+	struct event *e;
+
+	count(CNT_RST);
+	if (p->tcp_hdr_len > sizeof(struct tcphdr))
+		read_options(ctx, p, &opts);
+
+	if (!f) {
+		count(CNT_RST_NO_FLOW);
+		j.verdict = VERDICT_UNKNOWN;
+	} else if (bad_checksum(ctx, p)) {
+		flag(&j, SIG_BAD_CHECKSUM, 0);
+		j.verdict = VERDICT_UNKNOWN;
+	} else {
+		j.verdict = judge_rst(p, f, cfg, now32, &j);
+		/* The victim endpoint answering the real sender after a forged RST
+		 * (the incident's last packet): legitimate, and worth reporting. */
+		if ((f->flags & FLOW_RST_PENDING) && !!(f->flags & FLOW_RST_FROM_HI) != p->dir &&
+		    ((f->flags & FLOW_CONFIRMED) || f->rst_verdict == VERDICT_SPOOFED)) {
+			flag(&j, SIG_COLLATERAL, 0);
+			count(CNT_COLLATERAL);
+			kind = EVENT_COLLATERAL;
+		}
+	}
+
+	if (j.verdict == VERDICT_SPOOFED && cfg->mode == MODE_DROP)
+		action = ACTION_DROP;
+
+	count(CNT_VERDICT_BASE + j.verdict);
+	count(CNT_ACTION_BASE + action);
+	bpf_loop(SIG_COUNT, count_signal, &j.signals, 0);
+
+	if (f) {
+		const struct dir_state *snd = &f->dir[p->dir & 1];
+
+		f->rst_seq = p->seq;
+		f->rst_t = now32;
+		f->rst_ttl = p->ttl;
+		f->rst_verdict = j.verdict;
+		f->flags = (f->flags & ~(FLOW_RST_FROM_HI | FLOW_CONFIRMED)) | FLOW_RST_PENDING |
+			   (p->dir ? FLOW_RST_FROM_HI : 0);
+		if (action == ACTION_PASS && kind != EVENT_COLLATERAL)
+			f->state = STATE_RESET;
+
+		if (event_allowed(f, cfg, now)) {
+			e = event_start(ctx, p, kind, now, ifindex);
+			if (e) {
+				e->verdict = j.verdict;
+				e->action = action;
+				e->signals = j.signals;
+				e->score = j.score;
+				e->exp_seq = j.exp_seq;
+				e->exp_ack = j.exp_ack;
+				e->exp_ttl = (snd->flags & DIR_SEEN) ? snd->ttl : 0;
+				e->exp_window = f->dir[!p->dir].window;
+				e->ipid_model = snd->ipid_model;
+				e->rtt_ns = snd->rtt << 10;
+				event_submit(e);
+			}
+		}
+	} else {
+		e = event_start(ctx, p, kind, now, ifindex);
+		if (e) {
+			e->verdict = j.verdict;
+			event_submit(e);
+		}
+	}
+	return action == ACTION_DROP ? XDP_DROP : XDP_PASS;
+}
+
+/* Weaver et al.'s DATA SEQ RST: the claimed sender of a RST keeps sending
+ * in sequence with its own TTL, so that RST was not its own. A SYN/ACK after
+ * a "RST" that refused the SYN proves the same (rst-inject-rae.pcap). */
+static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, struct flow_value *f,
+					 __u32 ifindex)
+{
+	const struct config *cfg = get_config();
+	struct dir_state *snd = &f->dir[p->dir & 1];
+	__u64 now;
+	struct event *e;
+
+	if (!(p->tcp_flags & TH_SYN)) {
+		__s32 off = p->seq - f->rst_seq;
+
+		if (off < -(1 << 20) || off > (1 << 20))
+			return;
+		if ((snd->flags & DIR_SEEN) && abs_diff(p->ttl, snd->ttl) > cfg->ttl_tolerance)
+			return;
+	}
+	f->flags |= FLOW_CONFIRMED;
+	count(CNT_CONFIRMED);
+	now = now_ns();
+	if (!event_allowed(f, cfg, now))
+		return;
+	e = event_start(ctx, p, EVENT_CONFIRMED, now, ifindex);
+	if (!e)
+		return;
+	e->verdict = VERDICT_SPOOFED;
+	e->action = f->rst_verdict == VERDICT_SPOOFED && cfg->mode == MODE_DROP ? ACTION_DROP : ACTION_PASS;
+	e->exp_seq = p->seq;
+	e->exp_ttl = p->ttl;
+	e->seq = f->rst_seq;
+	e->rst_ttl = f->rst_ttl;
+	e->ttl = f->rst_ttl;
+	e->ipid_model = snd->ipid_model;
+	e->rtt_ns = snd->rtt << 10;
+	event_submit(e);
+}
+
+/* ------------------------------------------------------------ flows */
+
+static __always_inline void learn_syn_options(struct dir_state *s, const struct tcp_options *o)
+{
+	s->wscale = o->wscale;
+	s->flags |= DIR_SYN | (o->has_ts ? DIR_TS : 0) | (o->has_wscale ? DIR_WSCALE : 0);
+}
+
+/* SYN, SYN/ACK: the rare path. Reads options and the precise clock. */
+static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct flow_value *f,
+				 __u32 ifindex)
+{
+	struct tcp_options opts = {};
+	struct dir_state *s;
+	__u32 now32 = time32(now_ns());
+
+	read_options(ctx, p, &opts);
+
+	if (!(p->tcp_flags & TH_ACK)) {
+		struct flow_value fresh = {};
+
+		/* A retransmitted SYN keeps the entry; any other SYN starts a connection. */
+		if (f && f->state == STATE_SYN_SENT && (f->dir[p->dir & 1].flags & DIR_SYN) &&
+		    f->dir[p->dir & 1].isn == p->seq)
+			return XDP_PASS;
+		s = &fresh.dir[p->dir & 1];
+		s->isn = p->seq;
+		learn(s, p);
+		learn_syn_options(s, &opts);
+		s->last_data_t = now32;
+		fresh.state = STATE_SYN_SENT;
+		fresh.flags = p->dir ? FLOW_INIT_HI : 0;
+		if (bpf_map_update_elem(&flows, &p->key, &fresh, BPF_ANY)) {
+			count(CNT_FLOW_INSERT_FAIL);
+			return XDP_PASS;
+		}
+		count(CNT_FLOW_INSERT);
+		return XDP_PASS;
+	}
+
+	/* SYN/ACK */
+	if (!f) {
+		struct flow_value fresh = {};
+
+		s = &fresh.dir[p->dir & 1];
+		s->isn = p->seq;
+		learn(s, p);
+		learn_syn_options(s, &opts);
+		s->last_data_t = now32;
+		fresh.state = STATE_SYN_RCVD;
+		fresh.flags = FLOW_MIDSTREAM | (p->dir ? 0 : FLOW_INIT_HI);
+		if (bpf_map_update_elem(&flows, &p->key, &fresh, BPF_NOEXIST)) {
+			count(CNT_FLOW_INSERT_FAIL);
+			return XDP_PASS;
+		}
+		count(CNT_FLOW_INSERT);
+		count(CNT_MIDSTREAM);
+		return XDP_PASS;
+	}
+	s = &f->dir[p->dir & 1];
+	if ((f->flags & FLOW_RST_PENDING) && !(f->flags & FLOW_CONFIRMED) &&
+	    !!(f->flags & FLOW_RST_FROM_HI) == p->dir)
+		confirm_after_rst(ctx, p, f, ifindex);
+	if (f->state == STATE_SYN_SENT || f->state == STATE_RESET) {
+		const struct dir_state *init = &f->dir[!p->dir];
+
+		if (init->last_data_t && !(s->flags & DIR_SYN))
+			s->rtt = now32 - init->last_data_t;
+		s->isn = p->seq;
+		f->state = STATE_SYN_RCVD;
+	}
+	learn(s, p);
+	learn_syn_options(s, &opts);
+	s->last_data_t = now32;
+	return XDP_PASS;
+}
+
+/* The first packet of a flow we never saw open: learn what can be learnt. */
+static __noinline int pick_up_flow(struct packet *p)
+{
+	struct flow_value fresh = {};
+
+	learn(&fresh.dir[p->dir & 1], p);
+	fresh.state = (p->tcp_flags & TH_FIN) ? STATE_CLOSING : STATE_ESTABLISHED;
+	fresh.flags = FLOW_MIDSTREAM;
+	if (bpf_map_update_elem(&flows, &p->key, &fresh, BPF_NOEXIST)) {
+		count(CNT_FLOW_INSERT_FAIL);
+		return XDP_PASS;
+	}
+	count(CNT_FLOW_INSERT);
+	count(CNT_MIDSTREAM);
+	return XDP_PASS;
+}
+
+/* Handshake completion, FIN and evidence after a RST: rarely taken. */
+static __noinline void flow_events(struct xdp_md *ctx, struct packet *p, struct flow_value *f,
+				   __u32 ifindex)
+{
+	struct dir_state *s = &f->dir[p->dir & 1];
+
+	if (f->state == STATE_SYN_RCVD && (p->tcp_flags & TH_ACK) &&
+	    !!(f->flags & FLOW_INIT_HI) == p->dir) {
+		const struct dir_state *resp = &f->dir[!p->dir];
+
+		if (resp->last_data_t)
+			s->rtt = time32(now_ns()) - resp->last_data_t;
+		f->state = STATE_ESTABLISHED;
+	}
+	if ((p->tcp_flags & TH_FIN) && f->state != STATE_RESET)
+		f->state = STATE_CLOSING;
+	if ((f->flags & FLOW_RST_PENDING) && !(f->flags & FLOW_CONFIRMED) &&
+	    !!(f->flags & FLOW_RST_FROM_HI) == p->dir)
+		confirm_after_rst(ctx, p, f, ifindex);
+}
+
+SEC("xdp")
+int rstguard(struct xdp_md *ctx)
+{
+	/* ctx fields read once, here: clang may otherwise merge reads from several
+	 * branches into a modified ctx pointer, which the verifier rejects. */
+	__u32 ifindex = ctx->ingress_ifindex;
+	struct packet p = {};
+	struct flow_value *f;
+	int r;
+
+	count(CNT_PACKETS);
+	r = parse(ctx, &p);
+	if (r != PARSE_TCP) {
+		count(r == PARSE_NOT_TCP ? CNT_NOT_TCP :
+		      r == PARSE_FRAGMENT ? CNT_FRAGMENT :
+		      r == PARSE_IPV6_EXT_LIMIT ? CNT_IPV6_EXT_LIMIT : CNT_PARSE_ERROR);
+		return XDP_PASS;
+	}
+
+	f = bpf_map_lookup_elem(&flows, &p.key);
+	if (p.tcp_flags & TH_RST)
+		return handle_rst(ctx, &p, f, ifindex);
+	if (p.tcp_flags & TH_SYN)
+		return handle_syn(ctx, &p, f, ifindex);
+	if (!f)
+		return pick_up_flow(&p);
+
+	/* The common path: an established flow's data or ACK. Evidence is
+	 * weighed against the baseline before this packet joins it. */
+	if (f->state == STATE_SYN_RCVD || (p.tcp_flags & TH_FIN) ||
+	    ((f->flags & FLOW_RST_PENDING) && !(f->flags & FLOW_CONFIRMED)))
+		flow_events(ctx, &p, f, ifindex);
+	learn(&f->dir[p.dir & 1], &p);
+	return XDP_PASS;
+}

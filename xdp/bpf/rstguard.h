@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/*
+ * rstguard: every map and every struct shared between the XDP program and Go.
+ * Go reads these layouts through bpf2go's generated types, so a change here is
+ * a change of the pinned-map ABI: bump RSTGUARD_ABI when a layout changes.
+ */
+#ifndef RSTGUARD_H
+#define RSTGUARD_H
+
+#include <linux/types.h>
+
+/* Stored in the policy map; the control plane refuses pinned maps of another ABI. */
+enum abi {
+	RSTGUARD_ABI = 1,
+};
+
+/* Policy, changed at run time through the config map (no reload). */
+enum mode {
+	MODE_MONITOR = 0, /* judge and report, pass everything */
+	MODE_DROP = 1,    /* drop RSTs judged spoofed */
+};
+
+enum verdict {
+	VERDICT_UNKNOWN = 0, /* no flow, or nothing to judge against */
+	VERDICT_VALID = 1,
+	VERDICT_SUSPECT = 2,
+	VERDICT_SPOOFED = 3,
+	VERDICT_COUNT,
+};
+
+enum action {
+	ACTION_PASS = 0,
+	ACTION_DROP = 1,
+	ACTION_COUNT,
+};
+
+/* Signals, one bit each. Weights and sources live beside judge_rst() in rstguard.c. */
+enum signal {
+	SIG_SEQ_EXACT = 0,        /* informational: seq == RCV.NXT */
+	SIG_SEQ_IN_WINDOW = 1,    /* in window, not exact */
+	SIG_SEQ_OUT_OF_WINDOW = 2,
+	SIG_ACK_MISMATCH = 3,
+	SIG_TTL_OFF = 4,          /* beyond the tolerance: strong */
+	SIG_TTL_DRIFT = 5,        /* within the tolerance: weak */
+	SIG_IPID_OFF_MODEL = 6,
+	SIG_IPID_MIRRORED = 7,
+	SIG_WINDOW_MIRRORED = 8,
+	SIG_WINDOW_NONZERO = 9,
+	SIG_TS_MISSING = 10,
+	SIG_TS_BACKWARDS = 11,
+	SIG_TOO_SOON = 12,
+	SIG_RST_BURST = 13,
+	SIG_BAD_CHECKSUM = 14,    /* insertion attempt: reported, never scored */
+	SIG_FLOWLABEL_OFF = 15,
+	SIG_MIDSTREAM = 16,       /* informational: flow picked up mid-stream */
+	SIG_COLLATERAL = 17,      /* informational: answers the real sender after a forged RST */
+	SIG_COUNT,
+};
+
+enum event_kind {
+	EVENT_RST = 0,       /* a judged RST */
+	EVENT_CONFIRMED = 1, /* the claimed sender of an earlier RST kept talking: it was forged */
+	EVENT_COLLATERAL = 2,/* the victim endpoint reset the real sender after a forged RST */
+};
+
+enum flow_state {
+	STATE_SYN_SENT = 1,
+	STATE_SYN_RCVD = 2,
+	STATE_ESTABLISHED = 3,
+	STATE_CLOSING = 4, /* a FIN was seen */
+	STATE_RESET = 5,   /* a RST was let through */
+};
+
+/* IP-ID models of a sender (Linux: per-flow counter with DF, 0 on SYN/ACK and
+ * stateless RSTs; Windows and old stacks: one global counter; OpenBSD: random). */
+enum ipid_model {
+	IPID_UNKNOWN = 0,
+	IPID_ZERO = 1,
+	IPID_PER_FLOW = 2, /* steps of 1..IPID_PER_FLOW_STEP */
+	IPID_GLOBAL = 3,   /* steps of up to IPID_GLOBAL_STEP */
+	IPID_RANDOM = 4,
+};
+
+#define IPID_PER_FLOW_STEP 64
+#define IPID_GLOBAL_STEP 4096
+
+/* Per-CPU counters, one array slot each. */
+enum counter {
+	CNT_PACKETS = 0,
+	CNT_NOT_TCP,          /* other ethertype or IP protocol: passed */
+	CNT_PARSE_ERROR,      /* truncated or malformed: passed */
+	CNT_FRAGMENT,         /* non-first fragment: passed */
+	CNT_IPV6_EXT_LIMIT,   /* more IPv6 extension headers than we walk: passed */
+	CNT_FLOW_INSERT,
+	CNT_FLOW_INSERT_FAIL, /* table update failed: passed, flow untracked */
+	CNT_MIDSTREAM,        /* flows picked up without a handshake */
+	CNT_RST,
+	CNT_RST_NO_FLOW,
+	CNT_CSUM_UNCHECKED,   /* RST too long to verify its checksum here */
+	CNT_CONFIRMED,
+	CNT_COLLATERAL,
+	CNT_EVENT_SENT,
+	CNT_EVENT_LOST,       /* ring buffer full */
+	CNT_EVENT_SUPPRESSED, /* per-flow event budget spent */
+	CNT_VERDICT_BASE,     /* VERDICT_COUNT slots */
+	CNT_ACTION_BASE = CNT_VERDICT_BASE + VERDICT_COUNT,
+	CNT_SIGNAL_BASE = CNT_ACTION_BASE + ACTION_COUNT,
+	CNT_MAX = CNT_SIGNAL_BASE + SIG_COUNT,
+};
+
+/* Both directions of a connection share one key: the lower (address, port)
+ * pair first. IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d). */
+struct flow_key {
+	__u8 addr_lo[16];
+	__u8 addr_hi[16];
+	__u16 port_lo; /* network order */
+	__u16 port_hi;
+};
+
+/* dir_state.flags */
+#define DIR_SEEN (1 << 0)    /* at least one non-RST packet from this side */
+#define DIR_SYN (1 << 1)     /* its SYN was seen: isn is real */
+#define DIR_ACKED (1 << 2)   /* max_ack is real */
+#define DIR_TS (1 << 3)      /* it sent the timestamp option in its SYN */
+#define DIR_WSCALE (1 << 4)  /* it sent the window scale option in its SYN */
+#define DIR_DF (1 << 5)      /* its last packet had DF */
+
+/* What one side of a connection has shown us. Written only by that side's
+ * packets (RSS keeps a direction on one queue), so the common path needs no lock. */
+struct dir_state {
+	__u32 isn;
+	__u32 next_seq;    /* highest seq + len (+SYN/FIN) sent */
+	__u32 max_ack;     /* highest ack sent */
+	__u32 tsval;       /* last TSval */
+	__u32 flow_label;  /* IPv6 */
+	__u32 last_data_t; /* time32 when it last advanced its sequence */
+	__u32 rtt;         /* time32 it took this side to answer in the handshake */
+	__u16 window;      /* last raw window */
+	__u16 ip_id;       /* last IPv4 ID */
+	__u8 ttl;          /* TTL or hop limit of its last non-RST packet */
+	__u8 wscale;
+	__u8 ipid_model;   /* enum ipid_model */
+	__u8 flags;        /* DIR_* */
+};
+
+/* flow_value.flags */
+#define FLOW_MIDSTREAM (1 << 0)   /* picked up without a handshake */
+#define FLOW_INIT_HI (1 << 1)     /* the initiator is the addr_hi side */
+#define FLOW_RST_PENDING (1 << 2) /* rst_* describe a RST awaiting evidence */
+#define FLOW_RST_FROM_HI (1 << 3) /* that RST came from the addr_hi side */
+#define FLOW_CONFIRMED (1 << 4)   /* that RST was confirmed forged */
+
+/* Times are time32: nanoseconds >> 10 (about microseconds), wrapping every
+ * 73 minutes; only differences are used. */
+struct flow_value {
+	struct dir_state dir[2]; /* [0]: sent by the addr_lo side, [1]: by addr_hi */
+	__u32 rst_seq;
+	__u32 rst_t;
+	__u32 event_t;           /* start of the current event budget window */
+	__u16 event_count;
+	__u8 rst_ttl;
+	__u8 state;              /* enum flow_state */
+	__u8 flags;              /* FLOW_* */
+	__u8 rst_verdict;
+	__u8 pad[2];
+};
+
+struct config {
+	__u32 abi;
+	__u32 mode;           /* enum mode */
+	__u32 ttl_tolerance;  /* TTL differences up to this are weak */
+	__u32 event_budget;   /* events per flow per second */
+};
+
+#define EVENT_PKT_MAX 128
+
+/* One ring-buffer record. Go decodes it at fixed offsets: keep it packed to
+ * natural alignment and append, never reorder. */
+struct event {
+	__u64 time_ns;
+	__u8 saddr[16];       /* the claimed sender, IPv4-mapped for IPv4 */
+	__u8 daddr[16];
+	__u16 sport;          /* host order */
+	__u16 dport;
+	__u32 seq;
+	__u32 ack;
+	__u32 signals;        /* 1 << enum signal */
+	__u32 exp_seq;        /* what the baseline expected */
+	__u32 exp_ack;
+	__u32 rtt_ns;         /* the claimed sender's handshake RTT at this box */
+	__u32 ifindex;
+	__u16 window;
+	__u16 ip_id;
+	__u16 exp_window;
+	__u16 pkt_len;        /* length of the frame */
+	__u8 kind;            /* enum event_kind */
+	__u8 verdict;
+	__u8 action;
+	__u8 tcp_flags;
+	__u8 ttl;
+	__u8 exp_ttl;         /* 0: no baseline */
+	__u8 ipid_model;      /* the sender's model */
+	__u8 score;
+	__u8 rst_ttl;         /* CONFIRMED: TTL of the forged RST */
+	__u8 cap_len;         /* bytes of the frame in pkt */
+	__u8 pad[2];
+	__u8 pkt[EVENT_PKT_MAX];
+};
+
+#endif

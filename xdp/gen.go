@@ -1,0 +1,7 @@
+// Package xdp holds rstguard's XDP program and the Go bindings bpf2go
+// generates for it. The generated files are committed so that a plain
+// `go build` needs no clang; `make generate` rebuilds them.
+package xdp
+
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" -target bpfel -type event -type flow_key -type flow_value -type dir_state -type config -type signal -type verdict -type action -type counter -type event_kind -type flow_state -type ipid_model -type mode -type abi Rstguard bpf/rstguard.c
+//go:generate go tool bpf2go -cc clang-19 -strip llvm-strip-19 -cflags "-O2 -g -Wall -Werror -I/usr/include/x86_64-linux-gnu" -target bpfel Baseline bpf/baseline.c
