@@ -8,7 +8,8 @@ import (
 
 // Counters are the program's per-CPU counters, summed over CPUs.
 type Counters struct {
-	Packets         uint64 `json:"packets"`
+	Packets         uint64 `json:"packets"` // every frame the program saw
+	TCP             uint64 `json:"tcp"`
 	NotTCP          uint64 `json:"not_tcp"`
 	ParseErrors     uint64 `json:"parse_errors"`
 	Fragments       uint64 `json:"fragments"`
@@ -48,7 +49,7 @@ func (d *Dataplane) Counters() (Counters, error) {
 func countersFrom(raw []uint64) Counters {
 	at := func(c xdp.RstguardCounter) uint64 { return raw[c] }
 	c := Counters{
-		Packets:         at(xdp.RstguardCounterCNT_PACKETS),
+		TCP:             at(xdp.RstguardCounterCNT_TCP),
 		NotTCP:          at(xdp.RstguardCounterCNT_NOT_TCP),
 		ParseErrors:     at(xdp.RstguardCounterCNT_PARSE_ERROR),
 		Fragments:       at(xdp.RstguardCounterCNT_FRAGMENT),
@@ -68,6 +69,7 @@ func countersFrom(raw []uint64) Counters {
 		Actions:         map[string]uint64{},
 		Signals:         map[string]uint64{},
 	}
+	c.Packets = c.TCP + c.NotTCP + c.ParseErrors + c.Fragments + c.IPv6ExtLimit
 	for _, v := range Verdicts {
 		c.Verdicts[v.String()] = raw[int(xdp.RstguardCounterCNT_VERDICT_BASE)+int(v)]
 	}

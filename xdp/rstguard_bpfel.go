@@ -38,7 +38,7 @@ type RstguardConfig struct {
 type RstguardCounter uint32
 
 const (
-	RstguardCounterCNT_PACKETS          RstguardCounter = 0
+	RstguardCounterCNT_TCP              RstguardCounter = 0
 	RstguardCounterCNT_NOT_TCP          RstguardCounter = 1
 	RstguardCounterCNT_PARSE_ERROR      RstguardCounter = 2
 	RstguardCounterCNT_FRAGMENT         RstguardCounter = 3

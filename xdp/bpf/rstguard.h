@@ -84,9 +84,10 @@ enum ipid_model {
 #define IPID_PER_FLOW_STEP 64
 #define IPID_GLOBAL_STEP 4096
 
-/* Per-CPU counters, one array slot each. */
+/* Per-CPU counters, one array slot each. Every frame lands in exactly one of
+ * the first five, so their sum is the frame count at one increment a frame. */
 enum counter {
-	CNT_PACKETS = 0,
+	CNT_TCP = 0,          /* TCP segments parsed */
 	CNT_NOT_TCP,          /* other ethertype or IP protocol: passed */
 	CNT_PARSE_ERROR,      /* truncated or malformed: passed */
 	CNT_FRAGMENT,         /* non-first fragment: passed */
