@@ -32,20 +32,29 @@ type Event struct {
 	Score   uint8
 	// Expected is what the flow's baseline said the sender would send.
 	Expected Expected
-	// RSTTTL is, for EventConfirmed, the TTL of the RST proven forged;
-	// Expected.TTL then holds the real sender's.
-	RSTTTL  uint8
+	// RST is, for EventConfirmed, the RST proven forged; the packet fields
+	// then describe the evidence, the real sender's packet after it.
+	RST     *ForgedRST
 	Ifindex uint32
 	// Frame holds the first bytes of the frame, FrameLen its full length.
 	Frame    []byte
 	FrameLen int
 }
 
-// Expected is the flow's baseline for the sender of a RST. Zero fields are
-// unknown.
+// ForgedRST is the RST an EventConfirmed proves forged.
+type ForgedRST struct {
+	Seq uint32 `json:"seq"`
+	TTL uint8  `json:"ttl"`
+	// VerdictThen is what the RST was judged when it passed this box.
+	VerdictThen Verdict `json:"verdict_then"`
+}
+
+// Expected is the flow's baseline for the sender of a RST. Absent (nil or
+// zero) fields are unknown: Seq and TTL need a packet from the sender, Ack
+// one from its peer.
 type Expected struct {
-	Seq       uint32        `json:"seq"`
-	Ack       uint32        `json:"ack"`
+	Seq       *uint32       `json:"seq,omitempty"`
+	Ack       *uint32       `json:"ack,omitempty"`
 	TTL       uint8         `json:"ttl,omitempty"`
 	Window    uint16        `json:"peer_window"`
 	IPIDModel IPIDModel     `json:"ip_id_model"`
@@ -65,7 +74,7 @@ func DecodeEvent(raw []byte, clock func(ns uint64) time.Time) (Event, error) {
 	var r xdp.RstguardEvent
 	copy(unsafe.Slice((*byte)(unsafe.Pointer(&r)), eventSize), raw)
 	capLen := min(int(r.CapLen), len(r.Pkt))
-	return Event{
+	e := Event{
 		Time:    clock(r.TimeNs),
 		Kind:    EventKind(r.Kind),
 		Src:     netip.AddrPortFrom(netip.AddrFrom16(r.Saddr).Unmap(), r.Sport),
@@ -81,18 +90,28 @@ func DecodeEvent(raw []byte, clock func(ns uint64) time.Time) (Event, error) {
 		Action:  Action(r.Action),
 		Score:   r.Score,
 		Expected: Expected{
-			Seq:       r.ExpSeq,
-			Ack:       r.ExpAck,
 			TTL:       r.ExpTtl,
 			Window:    r.ExpWindow,
 			IPIDModel: IPIDModel(r.IpidModel),
 			RTT:       time.Duration(r.RttNs),
 		},
-		RSTTTL:   r.RstTtl,
 		Ifindex:  r.Ifindex,
 		Frame:    append([]byte(nil), r.Pkt[:capLen]...),
 		FrameLen: int(r.PktLen),
-	}, nil
+	}
+	// A judged event's baseline exists only for the sides that were seen;
+	// a TTL of 0 never crosses a network, so it marks the sender unseen.
+	if e.Kind == EventConfirmed {
+		e.RST = &ForgedRST{Seq: r.RstSeq, TTL: r.RstTtl, VerdictThen: Verdict(r.RstVerdict)}
+		return e, nil
+	}
+	if e.Verdict != VerdictUnknown {
+		if r.ExpTtl != 0 {
+			e.Expected.Seq = &r.ExpSeq
+		}
+		e.Expected.Ack = &r.ExpAck
+	}
+	return e, nil
 }
 
 // EventReader reads the ring buffer.

@@ -367,8 +367,9 @@ func TestIncidentEvidenceAfterTheFact(t *testing.T) {
 	if evs[0].Verdict != VerdictSpoofed {
 		t.Errorf("forged RST judged %s", evs[0].Verdict)
 	}
-	if c := evs[1]; c.RSTTTL != 55 || c.Expected.TTL != 61 || c.Src != clientAddr {
-		t.Errorf("confirmation: rst ttl %d, real ttl %d, src %s", c.RSTTTL, c.Expected.TTL, c.Src)
+	if c := evs[1]; c.RST == nil || c.RST.TTL != 55 || c.TTL != 61 || c.Src != clientAddr ||
+		c.RST.VerdictThen != VerdictSpoofed {
+		t.Errorf("confirmation: %+v rst %+v", c, c.RST)
 	}
 	if col := evs[2]; col.Verdict != VerdictValid || !col.Signals.Has(Signal(xdp.RstguardSignalSIG_COLLATERAL)) {
 		t.Errorf("collateral reset: %s %v", col.Verdict, col.Signals.Names())

@@ -78,36 +78,37 @@ type RstguardDirState struct {
 }
 
 type RstguardEvent struct {
-	_         structs.HostLayout
-	TimeNs    uint64
-	Saddr     [16]uint8
-	Daddr     [16]uint8
-	Sport     uint16
-	Dport     uint16
-	Seq       uint32
-	Ack       uint32
-	Signals   uint32
-	ExpSeq    uint32
-	ExpAck    uint32
-	RttNs     uint32
-	Ifindex   uint32
-	Window    uint16
-	IpId      uint16
-	ExpWindow uint16
-	PktLen    uint16
-	Kind      uint8
-	Verdict   uint8
-	Action    uint8
-	TcpFlags  uint8
-	Ttl       uint8
-	ExpTtl    uint8
-	IpidModel uint8
-	Score     uint8
-	RstTtl    uint8
-	CapLen    uint8
-	Pad       [2]uint8
-	Pkt       [128]uint8
-	_         [4]byte
+	_          structs.HostLayout
+	TimeNs     uint64
+	Saddr      [16]uint8
+	Daddr      [16]uint8
+	Sport      uint16
+	Dport      uint16
+	Seq        uint32
+	Ack        uint32
+	Signals    uint32
+	ExpSeq     uint32
+	ExpAck     uint32
+	RttNs      uint32
+	Ifindex    uint32
+	Window     uint16
+	IpId       uint16
+	ExpWindow  uint16
+	PktLen     uint16
+	Kind       uint8
+	Verdict    uint8
+	Action     uint8
+	TcpFlags   uint8
+	Ttl        uint8
+	ExpTtl     uint8
+	IpidModel  uint8
+	Score      uint8
+	RstTtl     uint8
+	CapLen     uint8
+	RstVerdict uint8
+	Pad        uint8
+	RstSeq     uint32
+	Pkt        [128]uint8
 }
 
 type RstguardEventKind uint32

@@ -866,11 +866,10 @@ static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, s
 		return;
 	e->verdict = VERDICT_SPOOFED;
 	e->action = f->rst_verdict == VERDICT_SPOOFED && cfg->mode == MODE_DROP ? ACTION_DROP : ACTION_PASS;
-	e->exp_seq = p->seq;
-	e->exp_ttl = p->ttl;
-	e->seq = f->rst_seq;
+	e->exp_ttl = (snd->flags & DIR_SEEN) ? snd->ttl : p->ttl;
+	e->rst_seq = f->rst_seq;
 	e->rst_ttl = f->rst_ttl;
-	e->ttl = f->rst_ttl;
+	e->rst_verdict = f->rst_verdict;
 	e->ipid_model = snd->ipid_model;
 	e->rtt_ns = snd->rtt << 10;
 	event_submit(e);

@@ -176,7 +176,8 @@ struct config {
 #define EVENT_PKT_MAX 128
 
 /* One ring-buffer record. Go decodes it at fixed offsets: keep it packed to
- * natural alignment and append, never reorder. */
+ * natural alignment. For CONFIRMED, the packet fields describe the evidence
+ * (the real sender's packet) and rst_* the RST it proves forged. */
 struct event {
 	__u64 time_ns;
 	__u8 saddr[16];       /* the claimed sender, IPv4-mapped for IPv4 */
@@ -204,7 +205,9 @@ struct event {
 	__u8 score;
 	__u8 rst_ttl;         /* CONFIRMED: TTL of the forged RST */
 	__u8 cap_len;         /* bytes of the frame in pkt */
-	__u8 pad[2];
+	__u8 rst_verdict;     /* CONFIRMED: the verdict the RST got when it passed */
+	__u8 pad;
+	__u32 rst_seq;        /* CONFIRMED: sequence number of the forged RST */
 	__u8 pkt[EVENT_PKT_MAX];
 };
 

@@ -1,0 +1,149 @@
+// Package report turns the dataplane's events into what people and log
+// pipelines read: one JSON object per event (the same schema for
+// `rstguard analyze --json` and the daemon's event log) or one text line.
+package report
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rstguard/rstguard/dataplane"
+)
+
+// Record is one event as JSON. Keys are a scripting interface: add, never rename.
+type Record struct {
+	Time     time.Time          `json:"time"`
+	Kind     string             `json:"kind"`
+	Host     string             `json:"host,omitempty"`
+	Iface    string             `json:"iface,omitempty"`
+	Src      string             `json:"src"`
+	Dst      string             `json:"dst"`
+	Flags    string             `json:"flags"`
+	Seq      uint32             `json:"seq"`
+	Ack      uint32             `json:"ack"`
+	TTL      uint8              `json:"ttl"`
+	IPID     uint16             `json:"ip_id"`
+	Window   uint16             `json:"window"`
+	Verdict  string             `json:"verdict"`
+	Signals  []string           `json:"signals"`
+	Action   string             `json:"action"`
+	Score    uint8              `json:"score"`
+	Expected dataplane.Expected `json:"expected"`
+	// RST is, for kind data_after_rst, the RST proven forged; the other
+	// fields then describe the real sender's packet that proved it.
+	RST *dataplane.ForgedRST `json:"rst,omitempty"`
+	// Hops estimates how far away the RST's sender and the real sender sit
+	// from this box, from their TTLs; set for forged RSTs whose claimed
+	// sender has a TTL baseline.
+	Hops *HopEstimate `json:"hops,omitempty"`
+}
+
+// HopEstimate places an injector by TTL, as censorship-localisation studies
+// do: each TTL is taken to start at the nearest common initial value above it
+// (32, 64, 128, 255), so initial - seen is the hop count to this box.
+type HopEstimate struct {
+	TTLDelta   int `json:"ttl_delta"`   // forged TTL minus the real sender's
+	Injector   int `json:"injector"`    // hops from the injector to this box
+	RealSender int `json:"real_sender"` // hops from the real sender to this box
+}
+
+// EstimateHops compares a forged packet's TTL with the real sender's.
+func EstimateHops(forged, real uint8) HopEstimate {
+	return HopEstimate{
+		TTLDelta:   int(forged) - int(real),
+		Injector:   hopsFrom(forged),
+		RealSender: hopsFrom(real),
+	}
+}
+
+func hopsFrom(ttl uint8) int {
+	for _, initial := range []int{32, 64, 128, 255} {
+		if int(ttl) <= initial {
+			return initial - int(ttl)
+		}
+	}
+	return 0
+}
+
+// FromEvent builds the record of one event; iface and host may be empty.
+func FromEvent(e dataplane.Event, iface, host string) Record {
+	r := Record{
+		Time: e.Time, Kind: e.Kind.String(), Host: host, Iface: iface,
+		Src: e.Src.String(), Dst: e.Dst.String(), Flags: Flags(e.Flags),
+		Seq: e.Seq, Ack: e.Ack, TTL: e.TTL, IPID: e.IPID, Window: e.Window,
+		Verdict: e.Verdict.String(), Signals: e.Signals.Names(), Action: e.Action.String(),
+		Score: e.Score, Expected: e.Expected, RST: e.RST,
+	}
+	switch {
+	case e.RST != nil && e.RST.TTL != e.TTL:
+		h := EstimateHops(e.RST.TTL, e.TTL)
+		r.Hops = &h
+	case e.Kind == dataplane.EventRST && e.Verdict == dataplane.VerdictSpoofed &&
+		e.Expected.TTL != 0 && e.TTL != e.Expected.TTL:
+		h := EstimateHops(e.TTL, e.Expected.TTL)
+		r.Hops = &h
+	}
+	return r
+}
+
+// Flags writes TCP flags as tcpdump does: S F R P U and "." for ACK.
+func Flags(f uint8) string {
+	var b strings.Builder
+	for _, x := range []struct {
+		bit  uint8
+		name byte
+	}{{0x02, 'S'}, {0x01, 'F'}, {0x04, 'R'}, {0x08, 'P'}, {0x20, 'U'}, {0x10, '.'}} {
+		if f&x.bit != 0 {
+			b.WriteByte(x.name)
+		}
+	}
+	if b.Len() == 0 {
+		return "none"
+	}
+	return b.String()
+}
+
+// Text is the record as one line for a terminal.
+func (r Record) Text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s ", r.Time.Format("2006-01-02T15:04:05.000000Z07:00"))
+	if r.Iface != "" {
+		fmt.Fprintf(&b, "%s ", r.Iface)
+	}
+	switch r.Kind {
+	case "data_after_rst":
+		fmt.Fprintf(&b, "CONFIRMED FORGED: %s > %s kept sending after a RST in its name ([%s] seq %d ttl %d after the RST seq %d ttl %d, judged %s then)",
+			r.Src, r.Dst, r.Flags, r.Seq, r.TTL, r.RST.Seq, r.RST.TTL, r.RST.VerdictThen)
+	default:
+		fmt.Fprintf(&b, "%s > %s [%s] seq %d", r.Src, r.Dst, r.Flags, r.Seq)
+		if strings.Contains(r.Flags, ".") {
+			fmt.Fprintf(&b, " ack %d", r.Ack)
+		}
+		fmt.Fprintf(&b, " ttl %d id %d win %d: %s", r.TTL, r.IPID, r.Window, r.Verdict)
+		if len(r.Signals) > 0 {
+			fmt.Fprintf(&b, " (%s)", strings.Join(r.Signals, ","))
+		}
+		fmt.Fprintf(&b, " -> %s", r.Action)
+		if x := r.Expected; r.Verdict != "unknown" {
+			b.WriteString("; expected")
+			if x.Seq != nil {
+				fmt.Fprintf(&b, " seq %d", *x.Seq)
+			}
+			if x.Ack != nil && strings.Contains(r.Flags, ".") {
+				fmt.Fprintf(&b, " ack %d", *x.Ack)
+			}
+			if x.TTL != 0 {
+				fmt.Fprintf(&b, " ttl %d ip-id %s", x.TTL, x.IPIDModel)
+			}
+		}
+		if r.Kind == "collateral_reset" {
+			b.WriteString("; collateral: the victim resets the real sender after a forged RST")
+		}
+	}
+	if r.Hops != nil {
+		fmt.Fprintf(&b, "; injector ~%d hops away, real sender ~%d (ttl delta %+d)",
+			r.Hops.Injector, r.Hops.RealSender, r.Hops.TTLDelta)
+	}
+	return b.String()
+}
