@@ -146,19 +146,27 @@ func nameOf(names []string, i int, what string) string {
 }
 
 // UnmarshalText reads the name MarshalText writes.
-func (v *Verdict) UnmarshalText(b []byte) error { return unmarshalName(verdictNames[:], b, (*uint8)(v)) }
+func (v *Verdict) UnmarshalText(b []byte) error {
+	return unmarshalName(verdictNames[:], b, (*uint8)(v))
+}
 
 // UnmarshalText reads the name MarshalText writes.
 func (a *Action) UnmarshalText(b []byte) error { return unmarshalName(actionNames[:], b, (*uint8)(a)) }
 
 // UnmarshalText reads the name MarshalText writes.
-func (k *EventKind) UnmarshalText(b []byte) error { return unmarshalName(eventKindNames[:], b, (*uint8)(k)) }
+func (k *EventKind) UnmarshalText(b []byte) error {
+	return unmarshalName(eventKindNames[:], b, (*uint8)(k))
+}
 
 // UnmarshalText reads the name MarshalText writes.
-func (m *IPIDModel) UnmarshalText(b []byte) error { return unmarshalName(ipidModelNames[:], b, (*uint8)(m)) }
+func (m *IPIDModel) UnmarshalText(b []byte) error {
+	return unmarshalName(ipidModelNames[:], b, (*uint8)(m))
+}
 
 // UnmarshalText reads the name MarshalText writes.
-func (s *FlowState) UnmarshalText(b []byte) error { return unmarshalName(flowStateNames[:], b, (*uint8)(s)) }
+func (s *FlowState) UnmarshalText(b []byte) error {
+	return unmarshalName(flowStateNames[:], b, (*uint8)(s))
+}
 
 func unmarshalName(names []string, b []byte, out *uint8) error {
 	for i, n := range names {
