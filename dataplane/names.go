@@ -87,6 +87,7 @@ var signalNames = [SignalCount]string{
 	xdp.RstguardSignalSIG_FLOWLABEL_OFF:     "flowlabel_off",
 	xdp.RstguardSignalSIG_MIDSTREAM:         "midstream",
 	xdp.RstguardSignalSIG_COLLATERAL:        "collateral",
+	xdp.RstguardSignalSIG_ALLOWED:           "allowed",
 }
 
 func (s Signal) String() string { return nameOf(signalNames[:], int(s), "signal") }

@@ -12,8 +12,8 @@ import (
 // pinnedMaps are the maps that outlive the daemon: flows so that a restart
 // keeps every tracked connection, policy and counters so that `rstguard set`
 // and `rstguard status` work without it, events so that a new reader can
-// attach to the running program.
-var pinnedMaps = []string{"flows", "policy", "counters", "events"}
+// attach to the running program, allow with the policy.
+var pinnedMaps = []string{"flows", "policy", "counters", "events", "allow"}
 
 // ErrIncompatiblePin means maps pinned by another build have another layout.
 var ErrIncompatiblePin = errors.New("pinned maps have an incompatible layout")
@@ -46,4 +46,47 @@ func checkPinnedLayout(dir string, spec *ebpf.CollectionSpec) error {
 		}
 	}
 	return nil
+}
+
+// OpenPinned opens the maps a running (or killed) rstguard pinned in dir,
+// without loading a program: for `status`, `flows`, `set` and `detach`.
+func OpenPinned(dir string) (*Dataplane, error) {
+	var d Dataplane
+	targets := map[string]**ebpf.Map{
+		"flows": &d.objs.Flows, "policy": &d.objs.Policy, "counters": &d.objs.Counters,
+		"events": &d.objs.Events, "allow": &d.objs.Allow,
+	}
+	for _, name := range pinnedMaps {
+		m, err := ebpf.LoadPinnedMap(filepath.Join(dir, name), nil)
+		if err != nil {
+			d.Close()
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("%s: %w: is rstguard attached? (rstguard run or rstguard attach)", dir, ErrNotPinned)
+			}
+			return nil, fmt.Errorf("open pinned map %s: %w", name, err)
+		}
+		*targets[name] = m
+	}
+	if _, err := d.Policy(); err != nil {
+		d.Close()
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	return &d, nil
+}
+
+// ErrNotPinned means no rstguard maps are pinned where we looked.
+var ErrNotPinned = errors.New("no rstguard maps pinned")
+
+// Unpin removes the pinned maps from dir, and dir itself when empty.
+func Unpin(dir string) error {
+	var errs []error
+	for _, name := range pinnedMaps {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }

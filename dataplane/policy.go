@@ -3,6 +3,7 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/rstguard/rstguard/xdp"
 )
@@ -83,4 +84,58 @@ func (d *Dataplane) Policy() (Policy, error) {
 		return Policy{}, fmt.Errorf("policy map has layout version %d, this build uses %d", cfg.Abi, ABI)
 	}
 	return Policy{Mode: Mode(cfg.Mode), TTLTolerance: uint8(cfg.TtlTolerance), EventBudget: uint16(cfg.EventBudget)}, nil
+}
+
+// SetAllow replaces the allow-list: RSTs to or from these prefixes are
+// judged and reported but never dropped.
+func (d *Dataplane) SetAllow(prefixes []netip.Prefix) error {
+	var stale []xdp.RstguardAllowKey
+	var key xdp.RstguardAllowKey
+	var val uint8
+	it := d.objs.Allow.Iterate()
+	for it.Next(&key, &val) {
+		stale = append(stale, key)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read allow-list: %w", err)
+	}
+	for _, k := range stale {
+		if err := d.objs.Allow.Delete(&k); err != nil {
+			return fmt.Errorf("clear allow-list: %w", err)
+		}
+	}
+	for _, p := range prefixes {
+		k := allowKey(p)
+		if err := d.objs.Allow.Put(&k, uint8(1)); err != nil {
+			return fmt.Errorf("allow %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// Allow lists the allow-listed prefixes.
+func (d *Dataplane) Allow() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var key xdp.RstguardAllowKey
+	var val uint8
+	it := d.objs.Allow.Iterate()
+	for it.Next(&key, &val) {
+		addr := netip.AddrFrom16(key.Addr)
+		bits := int(key.Prefixlen)
+		if addr.Is4In6() {
+			addr, bits = addr.Unmap(), bits-96
+		}
+		out = append(out, netip.PrefixFrom(addr, bits))
+	}
+	return out, it.Err()
+}
+
+// allowKey maps a prefix into the 128-bit space the program keys flows by.
+func allowKey(p netip.Prefix) xdp.RstguardAllowKey {
+	p = p.Masked()
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		bits += 96
+	}
+	return xdp.RstguardAllowKey{Prefixlen: uint32(bits), Addr: netip.AddrFrom16(p.Addr().As16()).As16()}
 }

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -425,6 +426,29 @@ func TestDropModeNeverDropsNonRST(t *testing.T) {
 	cnt := h.counters()
 	if cnt.Actions["drop"] != 1 {
 		t.Errorf("drops %d, want 1", cnt.Actions["drop"])
+	}
+}
+
+// The operator's own firewall resets on the server's behalf: allow-listed, it
+// is judged and reported but never dropped.
+func TestAllowListNeverDrops(t *testing.T) {
+	h := newHarness(t, ModeDrop)
+	if err := h.dp.SetAllow([]netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.dp.Allow()
+	if err != nil || len(got) != 1 || got[0].String() != "198.51.100.0/24" {
+		t.Fatalf("allow-list %v %v", got, err)
+	}
+	c := linuxPair(clientAddr, serverAddr)
+	established(h, c)
+	h.drain()
+	if ret := h.send(forgedFromClient(c).MustFrame(), time.Millisecond); ret != XDPPass {
+		t.Errorf("allow-listed RST dropped")
+	}
+	evs := h.drain()
+	if len(evs) != 1 || evs[0].Verdict != VerdictSpoofed || !evs[0].Signals.Has(Signal(xdp.RstguardSignalSIG_ALLOWED)) {
+		t.Errorf("events %+v", evs)
 	}
 }
 

@@ -27,6 +27,12 @@ const (
 	RstguardActionACTION_COUNT RstguardAction = 2
 )
 
+type RstguardAllowKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      [16]uint8
+}
+
 type RstguardConfig struct {
 	_            structs.HostLayout
 	Abi          uint32
@@ -57,7 +63,18 @@ const (
 	RstguardCounterCNT_VERDICT_BASE     RstguardCounter = 16
 	RstguardCounterCNT_ACTION_BASE      RstguardCounter = 20
 	RstguardCounterCNT_SIGNAL_BASE      RstguardCounter = 22
-	RstguardCounterCNT_MAX              RstguardCounter = 40
+	RstguardCounterCNT_MAX              RstguardCounter = 41
+)
+
+type RstguardDirFlag uint32
+
+const (
+	RstguardDirFlagDIR_SEEN   RstguardDirFlag = 1
+	RstguardDirFlagDIR_SYN    RstguardDirFlag = 2
+	RstguardDirFlagDIR_ACKED  RstguardDirFlag = 4
+	RstguardDirFlagDIR_TS     RstguardDirFlag = 8
+	RstguardDirFlagDIR_WSCALE RstguardDirFlag = 16
+	RstguardDirFlagDIR_DF     RstguardDirFlag = 32
 )
 
 type RstguardDirState struct {
@@ -117,6 +134,16 @@ const (
 	RstguardEventKindEVENT_RST        RstguardEventKind = 0
 	RstguardEventKindEVENT_CONFIRMED  RstguardEventKind = 1
 	RstguardEventKindEVENT_COLLATERAL RstguardEventKind = 2
+)
+
+type RstguardFlowFlag uint32
+
+const (
+	RstguardFlowFlagFLOW_MIDSTREAM   RstguardFlowFlag = 1
+	RstguardFlowFlagFLOW_INIT_HI     RstguardFlowFlag = 2
+	RstguardFlowFlagFLOW_RST_PENDING RstguardFlowFlag = 4
+	RstguardFlowFlagFLOW_RST_FROM_HI RstguardFlowFlag = 8
+	RstguardFlowFlagFLOW_CONFIRMED   RstguardFlowFlag = 16
 )
 
 type RstguardFlowKey struct {
@@ -194,7 +221,8 @@ const (
 	RstguardSignalSIG_FLOWLABEL_OFF     RstguardSignal = 15
 	RstguardSignalSIG_MIDSTREAM         RstguardSignal = 16
 	RstguardSignalSIG_COLLATERAL        RstguardSignal = 17
-	RstguardSignalSIG_COUNT             RstguardSignal = 18
+	RstguardSignalSIG_ALLOWED           RstguardSignal = 18
+	RstguardSignalSIG_COUNT             RstguardSignal = 19
 )
 
 type RstguardVerdict uint32
@@ -211,6 +239,7 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	RstguardMapAllow           = "allow"
 	RstguardMapCounters        = "counters"
 	RstguardMapCsumScratch     = "csum_scratch"
 	RstguardMapEvents          = "events"
@@ -270,6 +299,7 @@ type RstguardProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type RstguardMapSpecs struct {
+	Allow       *ebpf.MapSpec `ebpf:"allow"`
 	Counters    *ebpf.MapSpec `ebpf:"counters"`
 	CsumScratch *ebpf.MapSpec `ebpf:"csum_scratch"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
@@ -305,6 +335,7 @@ func (o *RstguardObjects) Close() error {
 //
 // It can be passed to LoadRstguardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type RstguardMaps struct {
+	Allow       *ebpf.Map `ebpf:"allow"`
 	Counters    *ebpf.Map `ebpf:"counters"`
 	CsumScratch *ebpf.Map `ebpf:"csum_scratch"`
 	Events      *ebpf.Map `ebpf:"events"`
@@ -314,6 +345,7 @@ type RstguardMaps struct {
 
 func (m *RstguardMaps) Close() error {
 	return _RstguardClose(
+		m.Allow,
 		m.Counters,
 		m.CsumScratch,
 		m.Events,

@@ -96,9 +96,11 @@ func (h *Host) Do(fn func() error) error {
 	return fn()
 }
 
-// Command runs a program inside the namespace (ip netns exec).
+// Command runs a program inside the namespace. It enters only the network
+// namespace (nsenter --net), unlike ip netns exec, which also remounts /sys
+// and so would hide the bpffs rstguard pins its maps on.
 func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.Name, name}, args...)...)
+	return exec.CommandContext(ctx, "nsenter", append([]string{"--net=/run/netns/" + h.Name, name}, args...)...)
 }
 
 // Sysctl sets a sysctl (dotted name) inside the namespace.

@@ -44,6 +44,14 @@ func usagef(format string, a ...any) error { return usageError{fmt.Sprintf(forma
 
 func commands() []command {
 	return []command{
+		runCommand(),
+		attachCommand(),
+		detachCommand(),
+		statusCommand(),
+		flowsCommand(),
+		eventsCommand(),
+		setCommand(),
+		reportCommand(),
 		analyzeCommand(),
 	}
 }

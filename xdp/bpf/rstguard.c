@@ -49,6 +49,16 @@ struct {
 	__type(value, struct config);
 } policy SEC(".maps");
 
+/* Prefixes whose RSTs are never dropped, only reported: the operator's own
+ * firewalls and load balancers reset on the servers' behalf (--allow). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct allow_key);
+	__type(value, __u8);
+} allow SEC(".maps");
+
 /* Judged RSTs and after-the-fact confirmations, struct event each. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -73,6 +83,7 @@ struct {
  * Go then never restates a layout or an enum value by hand. */
 struct btf_anchor {
 	struct event event;
+	struct allow_key allow_key;
 	enum signal signal;
 	enum verdict verdict;
 	enum action action;
@@ -82,6 +93,8 @@ struct btf_anchor {
 	enum ipid_model ipid_model;
 	enum mode mode;
 	enum abi abi;
+	enum dir_flag dir_flag;
+	enum flow_flag flow_flag;
 };
 const struct btf_anchor *unused_btf_anchor __attribute__((unused));
 
@@ -752,6 +765,17 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	return VERDICT_VALID;
 }
 
+static __always_inline int allowed(const struct packet *p)
+{
+	struct allow_key k = {.prefixlen = 128};
+
+	__builtin_memcpy(k.addr, p->key.addr_lo, 16);
+	if (bpf_map_lookup_elem(&allow, &k))
+		return 1;
+	__builtin_memcpy(k.addr, p->key.addr_hi, 16);
+	return bpf_map_lookup_elem(&allow, &k) != 0;
+}
+
 static long count_signal(__u32 i, __u32 *signals)
 {
 	if (*signals & (1U << i))
@@ -792,8 +816,12 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		}
 	}
 
-	if (j.verdict == VERDICT_SPOOFED && cfg->mode == MODE_DROP)
-		action = ACTION_DROP;
+	if (j.verdict == VERDICT_SPOOFED && cfg->mode == MODE_DROP) {
+		if (allowed(p))
+			flag(&j, SIG_ALLOWED, 0);
+		else
+			action = ACTION_DROP;
+	}
 
 	count(CNT_VERDICT_BASE + j.verdict);
 	count(CNT_ACTION_BASE + action);

@@ -54,6 +54,7 @@ enum signal {
 	SIG_FLOWLABEL_OFF = 15,
 	SIG_MIDSTREAM = 16,       /* informational: flow picked up mid-stream */
 	SIG_COLLATERAL = 17,      /* informational: answers the real sender after a forged RST */
+	SIG_ALLOWED = 18,         /* an endpoint is allow-listed: reported, never dropped */
 	SIG_COUNT,
 };
 
@@ -119,12 +120,14 @@ struct flow_key {
 };
 
 /* dir_state.flags */
-#define DIR_SEEN (1 << 0)    /* at least one non-RST packet from this side */
-#define DIR_SYN (1 << 1)     /* its SYN was seen: isn is real */
-#define DIR_ACKED (1 << 2)   /* max_ack is real */
-#define DIR_TS (1 << 3)      /* it sent the timestamp option in its SYN */
-#define DIR_WSCALE (1 << 4)  /* it sent the window scale option in its SYN */
-#define DIR_DF (1 << 5)      /* its last packet had DF */
+enum dir_flag {
+	DIR_SEEN = 1 << 0,   /* at least one non-RST packet from this side */
+	DIR_SYN = 1 << 1,    /* its SYN was seen: isn is real */
+	DIR_ACKED = 1 << 2,  /* max_ack is real */
+	DIR_TS = 1 << 3,     /* it sent the timestamp option in its SYN */
+	DIR_WSCALE = 1 << 4, /* it sent the window scale option in its SYN */
+	DIR_DF = 1 << 5,     /* its last packet had DF */
+};
 
 /* What one side of a connection has shown us. Written only by that side's
  * packets (RSS keeps a direction on one queue), so the common path needs no lock. */
@@ -145,11 +148,13 @@ struct dir_state {
 };
 
 /* flow_value.flags */
-#define FLOW_MIDSTREAM (1 << 0)   /* picked up without a handshake */
-#define FLOW_INIT_HI (1 << 1)     /* the initiator is the addr_hi side */
-#define FLOW_RST_PENDING (1 << 2) /* rst_* describe a RST awaiting evidence */
-#define FLOW_RST_FROM_HI (1 << 3) /* that RST came from the addr_hi side */
-#define FLOW_CONFIRMED (1 << 4)   /* that RST was confirmed forged */
+enum flow_flag {
+	FLOW_MIDSTREAM = 1 << 0,   /* picked up without a handshake */
+	FLOW_INIT_HI = 1 << 1,     /* the initiator is the addr_hi side */
+	FLOW_RST_PENDING = 1 << 2, /* rst_* describe a RST awaiting evidence */
+	FLOW_RST_FROM_HI = 1 << 3, /* that RST came from the addr_hi side */
+	FLOW_CONFIRMED = 1 << 4,   /* that RST was confirmed forged */
+};
 
 /* Times are time32: nanoseconds >> 10 (about microseconds), wrapping every
  * 73 minutes; only differences are used. */
@@ -164,6 +169,12 @@ struct flow_value {
 	__u8 flags;              /* FLOW_* */
 	__u8 rst_verdict;
 	__u8 pad[2];
+};
+
+/* Allow-list entry: an IPv4-mapped or IPv6 prefix. */
+struct allow_key {
+	__u32 prefixlen; /* over the 128-bit address */
+	__u8 addr[16];
 };
 
 struct config {

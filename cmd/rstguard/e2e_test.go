@@ -1,0 +1,561 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"github.com/vishvananda/netlink"
+
+	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/bench/inject"
+	"github.com/rstguard/rstguard/bench/lab"
+	"github.com/rstguard/rstguard/dataplane"
+)
+
+// rstguardBin is the binary under test, built once by TestMain.
+var rstguardBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rstguard-bin")
+	if err != nil {
+		panic(err)
+	}
+	rstguardBin = filepath.Join(dir, "rstguard")
+	if out, err := exec.Command("go", "build", "-o", rstguardBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "build rstguard: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// gateway is a client - gw - server chain with an HTTP server and the
+// daemon's files in a temporary directory.
+type gateway struct {
+	t      *testing.T
+	chain  *lab.Chain
+	client *lab.Host
+	gw     *lab.Host
+	server *lab.Host
+	srvIP  netip.Addr
+	dir    string
+	pinDir string
+	events string
+	pcap   string
+	daemon *exec.Cmd
+	logs   *bytes.Buffer
+}
+
+func newGateway(t *testing.T) *gateway {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: namespaces, XDP, bpffs")
+	}
+	prefix := lab.UniquePrefix()
+	chain, err := lab.NewChain(prefix, "client", "gw", "server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	g := &gateway{t: t, chain: chain, client: chain.Host("client"), gw: chain.Host("gw"),
+		server: chain.Host("server"), srvIP: chain.Addr("server"), dir: dir,
+		pinDir: "/sys/fs/bpf/" + prefix, events: filepath.Join(dir, "events.jsonl"),
+		pcap: filepath.Join(dir, "evidence.pcap")}
+	t.Cleanup(func() {
+		g.stopDaemon(syscall.SIGKILL)
+		g.rstguard("detach", "--all", "--purge", "--pin-dir", g.pinDir)
+		chain.Close()
+	})
+
+	var ln net.Listener
+	if err := g.server.Do(func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(g.srvIP, 80).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello from the server\n")
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return g
+}
+
+// rstguard runs the CLI inside the gateway's namespace.
+func (g *gateway) rstguard(args ...string) (stdout, stderr string, code int) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := g.gw.Command(ctx, rstguardBin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code = 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		g.t.Fatalf("rstguard %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func (g *gateway) mustRstguard(args ...string) string {
+	g.t.Helper()
+	out, errOut, code := g.rstguard(args...)
+	if code != 0 {
+		g.t.Fatalf("rstguard %v: exit %d: %s%s", args, code, out, errOut)
+	}
+	return out
+}
+
+// startDaemon runs `rstguard run` on both gateway interfaces (and extra ones)
+// and waits until status shows them attached.
+func (g *gateway) startDaemon(mode string, extraIfaces ...string) {
+	g.t.Helper()
+	ifaces := append([]string{lab.ClientSide, lab.ServerSide}, extraIfaces...)
+	g.logs = &bytes.Buffer{}
+	g.daemon = g.gw.Command(context.Background(), rstguardBin, "run", "-i", strings.Join(ifaces, ","),
+		"--mode", mode, "--pin-dir", g.pinDir, "--events", g.events, "--pcap", g.pcap,
+		"--metrics", "127.0.0.1:19742", "--host", "gw-test", "--flow-table-size", "4096")
+	g.daemon.Stdout, g.daemon.Stderr = g.logs, g.logs
+	if err := g.daemon.Start(); err != nil {
+		g.t.Fatal(err)
+	}
+	g.waitFor("daemon attached", func() bool {
+		st := g.status()
+		return len(st.Interfaces) == len(ifaces)
+	})
+}
+
+func (g *gateway) stopDaemon(sig syscall.Signal) {
+	if g.daemon == nil || g.daemon.Process == nil {
+		return
+	}
+	g.daemon.Process.Signal(sig)
+	g.daemon.Wait()
+	g.daemon = nil
+}
+
+func (g *gateway) status() statusReport {
+	out, errOut, code := g.rstguard("status", "--json", "--interval", "0", "--pin-dir", g.pinDir)
+	if code != 0 {
+		g.t.Fatalf("status: exit %d %s", code, errOut)
+	}
+	var st statusReport
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		g.t.Fatalf("status JSON %q: %v", out, err)
+	}
+	return st
+}
+
+func (g *gateway) waitFor(what string, cond func() bool) {
+	g.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			logs := ""
+			if g.logs != nil {
+				logs = g.logs.String()
+			}
+			events, _ := os.ReadFile(g.events)
+			st, _, _ := g.rstguard("status", "--json", "--interval", "0", "--pin-dir", g.pinDir)
+			g.t.Fatalf("timed out waiting for %s; daemon log:\n%s\nevents:\n%s\nstatus: %s", what, logs, events, st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// curl fetches the server's page from the client, as the incident did.
+func (g *gateway) curl() (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := g.client.Command(ctx, "curl", "-sS", "-m", "5", "http://"+g.srvIP.String()+"/").CombinedOutput()
+	return string(out), err
+}
+
+// heldConn is a TCP connection from the client to the server kept open.
+type heldConn struct {
+	c    net.Conn
+	port uint16
+}
+
+func (g *gateway) hold() *heldConn {
+	g.t.Helper()
+	var c net.Conn
+	if err := g.client.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(g.srvIP, 80).String(), 3*time.Second)
+		return err
+	}); err != nil {
+		g.t.Fatal(err)
+	}
+	h := &heldConn{c: c, port: uint16(c.LocalAddr().(*net.TCPAddr).Port)}
+	g.t.Cleanup(func() { c.Close() })
+	if err := h.roundTrip(); err != nil {
+		g.t.Fatal(err)
+	}
+	return h
+}
+
+// roundTrip sends one HTTP request on the held connection and reads the answer.
+func (h *heldConn) roundTrip() error {
+	h.c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.WriteString(h.c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		return err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(h.c), nil)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	return resp.Body.Close()
+}
+
+// flowOf finds the held connection in `rstguard flows`.
+func (g *gateway) flowOf(h *heldConn) (dataplane.Flow, bool) {
+	out := g.mustRstguard("flows", "--json", "--port", fmt.Sprint(h.port), "--pin-dir", g.pinDir)
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var f dataplane.Flow
+		if json.Unmarshal([]byte(line), &f) == nil && f.Client.Port() == h.port {
+			return f, true
+		}
+	}
+	return dataplane.Flow{}, false
+}
+
+// forgeClientRST sends, from the client's namespace, a RST toward the server
+// in the held connection's name with the exact sequence number but an
+// injector's TTL: the incident's packet.
+func (g *gateway) forgeClientRST(h *heldConn) {
+	g.t.Helper()
+	f, ok := g.flowOf(h)
+	if !ok {
+		g.t.Fatal("held connection not in the flow table")
+	}
+	seg := frames.Segment{Src: f.Client, Dst: f.Server, Seq: f.ClientSide.NextSeq, Flags: frames.RST,
+		TTL: 40, IPID: 4242}
+	if err := g.client.Do(func() error {
+		s, err := inject.NewRawSender()
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return s.SendFrame(seg.MustFrame())
+	}); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+func (g *gateway) records() []map[string]any {
+	data, _ := os.ReadFile(g.events)
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func (g *gateway) countRecords(kind, verdict string) int {
+	n := 0
+	for _, r := range g.records() {
+		if r["kind"] == kind && r["verdict"] == verdict {
+			n++
+		}
+	}
+	return n
+}
+
+func TestGatewayDaemon(t *testing.T) {
+	g := newGateway(t)
+	g.startDaemon("monitor")
+
+	t.Run("traffic flows and is tracked", func(t *testing.T) {
+		if out, err := g.curl(); err != nil || !strings.Contains(out, "hello") {
+			t.Fatalf("curl through the gateway: %v %s", err, out)
+		}
+		st := g.status()
+		if st.Mode != "monitor" || st.FlowsTracked == 0 {
+			t.Errorf("status %+v", st)
+		}
+		for _, s := range st.Interfaces {
+			if s.Mode != "native" {
+				t.Errorf("%s attached in %q mode, want native on veth", s.Ifname, s.Mode)
+			}
+		}
+		h := g.hold()
+		f, ok := g.flowOf(h)
+		if !ok || f.State.String() != "established" || f.Midstream || f.ClientSide.TTL != 64 || f.ServerSide.TTL != 64 {
+			t.Errorf("flow %+v", f)
+		}
+	})
+
+	t.Run("monitor mode reports a forged RST and lets it through", func(t *testing.T) {
+		h := g.hold()
+		g.forgeClientRST(h)
+		g.waitFor("spoofed event", func() bool { return g.countRecords("rst", "spoofed") == 1 })
+		// The server obeyed the forgery: the connection is dead.
+		if err := h.roundTrip(); err == nil {
+			t.Error("connection survived a forged RST in monitor mode")
+		}
+		for _, r := range g.records() {
+			if r["verdict"] == "spoofed" && (r["host"] != "gw-test" || r["iface"] != lab.ClientSide) {
+				t.Errorf("event lacks host or iface: %v", r)
+			}
+		}
+	})
+
+	t.Run("set mode drop stops the next one", func(t *testing.T) {
+		if out := g.mustRstguard("set", "mode", "drop", "--pin-dir", g.pinDir); !strings.Contains(out, "drop") {
+			t.Errorf("set mode: %s", out)
+		}
+		h := g.hold()
+		g.forgeClientRST(h)
+		g.waitFor("second spoofed event", func() bool { return g.countRecords("rst", "spoofed") == 2 })
+		if err := h.roundTrip(); err != nil {
+			t.Errorf("connection died although the forged RST was dropped: %v", err)
+		}
+		// The real client keeps talking: the RST is confirmed forged.
+		g.waitFor("confirmation", func() bool { return g.countRecords("data_after_rst", "spoofed") >= 1 })
+		if st := g.status(); st.Counters.Actions["drop"] != 1 || st.Mode != "drop" {
+			t.Errorf("status after drop: %+v", st)
+		}
+	})
+
+	t.Run("events, flows and report commands", func(t *testing.T) {
+		out := g.mustRstguard("events", "--file", g.events)
+		if !strings.Contains(out, "spoofed") || !strings.Contains(out, "CONFIRMED FORGED") {
+			t.Errorf("events:\n%s", out)
+		}
+		out = g.mustRstguard("report", "--file", g.events)
+		if !strings.Contains(out, "2 spoofed") || !strings.Contains(out, "injector") {
+			t.Errorf("report:\n%s", out)
+		}
+		out = g.mustRstguard("flows", "--pin-dir", g.pinDir, "--addr", g.srvIP.String())
+		if !strings.Contains(out, "established") || !strings.Contains(out, "spoofed") {
+			t.Errorf("flows:\n%s", out)
+		}
+	})
+
+	t.Run("metrics parse with Prometheus's parser", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out, err := g.gw.Command(ctx, "curl", "-sS", "http://127.0.0.1:19742/metrics").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(bytes.NewReader(out))
+		if err != nil {
+			t.Fatalf("parse metrics: %v\n%s", err, out)
+		}
+		v := families["rstguard_rst_verdicts_total"]
+		if v == nil {
+			t.Fatalf("no verdict metric in\n%s", out)
+		}
+		for _, m := range v.Metric {
+			labels := map[string]string{}
+			for _, l := range m.Label {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["host"] != "gw-test" {
+				t.Errorf("metric without host label: %v", labels)
+			}
+			if labels["verdict"] == "spoofed" && m.GetCounter().GetValue() != 2 {
+				t.Errorf("spoofed = %v, want 2", m.GetCounter().GetValue())
+			}
+		}
+		if families["rstguard_attached"] == nil || families["rstguard_flows_tracked"] == nil {
+			t.Error("attach state or flow gauge missing")
+		}
+	})
+
+	t.Run("evidence pcap opens in tcpdump and lists the forged RSTs", func(t *testing.T) {
+		out, err := exec.Command("tcpdump", "-nn", "-r", g.pcap).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tcpdump -r: %v\n%s", err, out)
+		}
+		if n := strings.Count(string(out), "Flags [R]"); n != 2 {
+			t.Errorf("%d RSTs in the evidence, want 2:\n%s", n, out)
+		}
+		if fi, _ := os.Stat(g.pcap); fi.Mode().Perm() != 0o600 {
+			t.Errorf("evidence mode %v", fi.Mode().Perm())
+		}
+	})
+
+	t.Run("a restart keeps the flow table", func(t *testing.T) {
+		h := g.hold()
+		before, ok := g.flowOf(h)
+		if !ok {
+			t.Fatal("held flow missing")
+		}
+		g.stopDaemon(syscall.SIGTERM)
+		if st := g.status(); len(st.Interfaces) != 0 {
+			t.Errorf("still attached after SIGTERM: %+v", st.Interfaces)
+		}
+		g.startDaemon("drop")
+		after, ok := g.flowOf(h)
+		if !ok || after.ClientSide.TTL != before.ClientSide.TTL || after.Midstream {
+			t.Errorf("flow after restart: %+v (before %+v)", after, before)
+		}
+		if err := h.roundTrip(); err != nil {
+			t.Error(err)
+		}
+	})
+
+	t.Run("an interface deleted and re-added is re-attached", func(t *testing.T) {
+		g.stopDaemon(syscall.SIGTERM)
+		addVeth(t, g.gw, "extra0")
+		g.startDaemon("drop", "extra0")
+		link, _ := g.gw.Netlink().LinkByName("extra0")
+		if err := g.gw.Netlink().LinkDel(link); err != nil {
+			t.Fatal(err)
+		}
+		g.waitFor("removal logged", func() bool { return strings.Contains(g.logs.String(), "change=removed") })
+		addVeth(t, g.gw, "extra0")
+		g.waitFor("re-attached", func() bool {
+			for _, s := range g.status().Interfaces {
+				if s.Ifname == "extra0" {
+					return true
+				}
+			}
+			return false
+		})
+	})
+
+	t.Run("kill -9 leaves traffic flowing and detach cleans up", func(t *testing.T) {
+		g.stopDaemon(syscall.SIGKILL)
+		if out, err := g.curl(); err != nil || !strings.Contains(out, "hello") {
+			t.Fatalf("curl after kill -9: %v %s", err, out)
+		}
+		// Still attached, still in drop mode, judging from the maps alone.
+		h := g.hold()
+		g.forgeClientRST(h)
+		if err := h.roundTrip(); err != nil {
+			t.Errorf("forged RST not dropped by the orphaned program: %v", err)
+		}
+		if st := g.status(); len(st.Interfaces) == 0 {
+			t.Fatal("program gone after kill -9")
+		}
+		g.mustRstguard("detach", "--all", "--pin-dir", g.pinDir)
+		if st := g.status(); len(st.Interfaces) != 0 {
+			t.Errorf("still attached after detach: %+v", st.Interfaces)
+		}
+		if out, err := g.curl(); err != nil || !strings.Contains(out, "hello") {
+			t.Fatalf("curl after detach: %v %s", err, out)
+		}
+	})
+}
+
+func addVeth(t *testing.T, h *lab.Host, name string) {
+	t.Helper()
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"}
+	if err := h.Netlink().LinkAdd(veth); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{name, name + "p"} {
+		l, err := h.Netlink().LinkByName(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Netlink().LinkSetUp(l)
+	}
+}
+
+func TestWrongInterfaceExitsTwo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := run([]string{"run", "-i", "nosuch0", "--pin-dir", "/sys/fs/bpf/rstguard-test-none",
+		"--events", filepath.Join(dir, "e"), "--metrics", ""}, &env{stdout: &out, stderr: &errOut, stop: make(chan struct{})})
+	if code != exitFailure || !strings.Contains(errOut.String(), "nosuch0: no such interface") {
+		t.Errorf("exit %d, stderr %q", code, errOut.String())
+	}
+	code = run([]string{"detach", "-i", "nosuch0"}, &env{stdout: &out, stderr: &errOut, stop: make(chan struct{})})
+	if code != exitFailure {
+		t.Errorf("detach of a missing interface: exit %d", code)
+	}
+}
+
+func TestHelpForEveryCommand(t *testing.T) {
+	for _, c := range commands() {
+		var out, errOut bytes.Buffer
+		e := &env{stdout: &out, stderr: &errOut, stop: make(chan struct{})}
+		if code := run([]string{c.name, "-h"}, e); code != exitOK {
+			t.Errorf("%s -h: exit %d", c.name, code)
+		}
+		if !strings.Contains(out.String(), "usage: rstguard "+c.name) {
+			t.Errorf("%s -h printed %q", c.name, out.String())
+		}
+		out.Reset()
+		errOut.Reset()
+		if code := run([]string{c.name, "--no-such-flag"}, e); code != exitUsage {
+			t.Errorf("%s --no-such-flag: exit %d", c.name, code)
+		}
+	}
+	var out bytes.Buffer
+	if code := run([]string{"-h"}, &env{stdout: &out, stderr: &out}); code != exitOK || !strings.Contains(out.String(), "analyze") {
+		t.Errorf("rstguard -h: %d %q", code, out.String())
+	}
+	if code := run([]string{"frobnicate"}, &env{stdout: &out, stderr: &out}); code != exitUsage {
+		t.Errorf("unknown command: exit %d", code)
+	}
+}
+
+func TestConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "rstguard.json")
+	os.WriteFile(path, []byte(`{"interfaces": ["eth9"], "mode": "drop", "allow": ["10.0.0.0/8"], "xdp_mode": "generic"}`), 0o600)
+	fs := newTestFlagSet()
+	s := defaultSettings()
+	daemonFlags(fs, &s)
+	fs.Parse([]string{"--mode", "monitor"})
+	merged, err := withConfigFile(fs, s, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := merged.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Mode != dataplane.ModeMonitor || cfg.Interfaces[0] != "eth9" || cfg.XDPMode.String() != "generic" || len(cfg.Allow) != 1 {
+		t.Errorf("merged config %+v", cfg)
+	}
+	os.WriteFile(path, []byte(`{"mode": "explode"}`), 0o600)
+	merged, _ = withConfigFile(newTestFlagSet(), defaultSettings(), path)
+	merged.Interfaces = []string{"eth0"}
+	if _, err := merged.resolve(); err == nil || !strings.Contains(err.Error(), "explode") {
+		t.Errorf("bad mode in config: %v", err)
+	}
+	os.WriteFile(path, []byte(`{"moed": "drop"}`), 0o600)
+	if _, err := withConfigFile(newTestFlagSet(), defaultSettings(), path); err == nil || !strings.Contains(err.Error(), "moed") {
+		t.Errorf("unknown key in config: %v", err)
+	}
+}
+
+func newTestFlagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/rstguard/rstguard/control/daemon"
+	"github.com/rstguard/rstguard/control/report"
+)
+
+func eventsCommand() command {
+	return command{
+		name:    "events",
+		args:    "[--follow] [--json] [--last N] [--file PATH]",
+		summary: `the judged RSTs and confirmations from the event log, newest last`,
+		run: func(e *env, fs *flag.FlagSet, args []string) error {
+			follow := fs.Bool("follow", false, "keep printing events as the daemon writes them")
+			asJSON := fs.Bool("json", false, "print the log's JSON lines")
+			last := fs.Int("last", 0, "only the last N events (0: all)")
+			path := fs.String("file", daemon.DefaultEvents, "event log written by rstguard run --events")
+			if err := parseNoArgs(fs, args); err != nil {
+				return err
+			}
+			f, err := os.Open(*path)
+			if err != nil {
+				return fmt.Errorf("%w: is rstguard run writing its events elsewhere? (--file)", err)
+			}
+			defer f.Close()
+			recs, bad, err := report.ReadRecords(f)
+			if err != nil {
+				return err
+			}
+			if *last > 0 && len(recs) > *last {
+				recs = recs[len(recs)-*last:]
+			}
+			print := func(r report.Record) error {
+				if *asJSON {
+					return json.NewEncoder(e.stdout).Encode(r)
+				}
+				_, err := fmt.Fprintln(e.stdout, r.Text())
+				return err
+			}
+			for _, r := range recs {
+				if err := print(r); err != nil {
+					return err
+				}
+			}
+			if bad > 0 {
+				fmt.Fprintf(e.stderr, "rstguard events: %d unreadable line(s) skipped\n", bad)
+			}
+			if !*follow {
+				return nil
+			}
+			return tail(f, e.stop, print)
+		},
+	}
+}
+
+// tail prints records appended to f until stop closes.
+func tail(f *os.File, stop <-chan struct{}, print func(report.Record) error) error {
+	rd := bufio.NewReader(f)
+	var partial []byte
+	for {
+		line, err := rd.ReadBytes('\n')
+		partial = append(partial, line...)
+		if errors.Is(err, io.EOF) {
+			select {
+			case <-stop:
+				return nil
+			case <-time.After(200 * time.Millisecond):
+			}
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		var r report.Record
+		if json.Unmarshal(partial, &r) == nil {
+			if err := print(r); err != nil {
+				return err
+			}
+		}
+		partial = partial[:0]
+	}
+}
+
+func reportCommand() command {
+	return command{
+		name: "report",
+		args: "[--json] [--top N] [--file PATH]",
+		summary: `a summary to act on: verdicts, signals, most attacked flows and hosts, where the injector sits
+Reads the event log. For forged RSTs whose real sender's TTL is known, turns
+the TTL difference into an estimate of the injector's hop distance.`,
+		run: func(e *env, fs *flag.FlagSet, args []string) error {
+			asJSON := fs.Bool("json", false, "JSON output")
+			top := fs.Int("top", 10, "length of the top lists")
+			path := fs.String("file", daemon.DefaultEvents, "event log written by rstguard run --events")
+			if err := parseNoArgs(fs, args); err != nil {
+				return err
+			}
+			f, err := os.Open(*path)
+			if err != nil {
+				return fmt.Errorf("%w: is rstguard run writing its events elsewhere? (--file)", err)
+			}
+			defer f.Close()
+			recs, _, err := report.ReadRecords(f)
+			if err != nil {
+				return err
+			}
+			s := report.Summarize(recs, *top)
+			if *asJSON {
+				return json.NewEncoder(e.stdout).Encode(s)
+			}
+			s.Print(e.stdout)
+			return nil
+		},
+	}
+}

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"strings"
+
+	"github.com/rstguard/rstguard/control/attach"
+	"github.com/rstguard/rstguard/control/bpffs"
+	"github.com/rstguard/rstguard/control/daemon"
+	"github.com/rstguard/rstguard/control/privilege"
+	"github.com/rstguard/rstguard/dataplane"
+)
+
+// settings are the daemon's options as flags and config file share them.
+// Keys are the long flag names with dashes as underscores.
+type settings struct {
+	Interfaces    []string `json:"interfaces"`
+	Mode          string   `json:"mode"`
+	XDPMode       string   `json:"xdp_mode"`
+	Events        string   `json:"events"`
+	Pcap          string   `json:"pcap"`
+	Metrics       string   `json:"metrics"`
+	Allow         []string `json:"allow"`
+	Host          string   `json:"host"`
+	PinDir        string   `json:"pin_dir"`
+	FlowTableSize uint32   `json:"flow_table_size"`
+	TTLTolerance  uint8    `json:"ttl_tolerance"`
+	EventBudget   uint16   `json:"event_budget"`
+}
+
+func defaultSettings() settings {
+	host, _ := os.Hostname()
+	p := dataplane.DefaultPolicy()
+	return settings{
+		Mode: "monitor", XDPMode: "auto", Events: daemon.DefaultEvents, Pcap: daemon.DefaultPcap,
+		Metrics: daemon.DefaultMetrics, Host: host, PinDir: bpffs.DefaultDir,
+		FlowTableSize: dataplane.DefaultFlowTableSize, TTLTolerance: p.TTLTolerance, EventBudget: p.EventBudget,
+	}
+}
+
+// listFlag is a comma-separated list.
+type listFlag struct{ v *[]string }
+
+func (l listFlag) String() string {
+	if l.v == nil {
+		return ""
+	}
+	return strings.Join(*l.v, ",")
+}
+
+func (l listFlag) Set(s string) error {
+	*l.v = nil
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l.v = append(*l.v, part)
+		}
+	}
+	return nil
+}
+
+// daemonFlags declares the flags run and attach share on fs, writing into s.
+func daemonFlags(fs *flag.FlagSet, s *settings) {
+	fs.Var(listFlag{&s.Interfaces}, "i", "interfaces, comma-separated: all of a gateway's, so both directions share one flow table")
+	fs.StringVar(&s.Mode, "mode", s.Mode, "monitor (report only) or drop (drop RSTs judged spoofed)")
+	fs.StringVar(&s.XDPMode, "xdp-mode", s.XDPMode, "auto (native, else generic), native or generic")
+	fs.Var(listFlag{&s.Allow}, "allow", "CIDRs whose RSTs are reported but never dropped (your own firewalls), comma-separated")
+	fs.StringVar(&s.PinDir, "pin-dir", s.PinDir, "bpffs directory for the pinned maps (kept across restarts)")
+	fs.Func("flow-table-size", fmt.Sprintf("flows tracked at once (default %d)", s.FlowTableSize), func(v string) error {
+		_, err := fmt.Sscan(v, &s.FlowTableSize)
+		return err
+	})
+	fs.Func("ttl-tolerance", fmt.Sprintf("TTL difference still counted as weak (default %d)", s.TTLTolerance), func(v string) error {
+		_, err := fmt.Sscan(v, &s.TTLTolerance)
+		return err
+	})
+}
+
+func runCommand() command {
+	return command{
+		name: "run",
+		args: "-i IFACE[,IFACE...] [--mode monitor|drop] [--xdp-mode auto|native|generic] [--events FILE|-] [--pcap FILE] [--metrics ADDR] [--allow CIDR,...] [--config FILE]",
+		summary: `the daemon: attach to a gateway's interfaces, judge every RST, report
+Attaches over netlink (native XDP, generic as an announced fallback) with one
+flow table for all interfaces, pinned under bpffs so that a restart keeps
+every flow. Writes one JSON object per event to the event log, every suspect
+and spoofed RST to the evidence pcap, and serves Prometheus metrics. Follows
+interfaces that go down, return or are renamed. Stops cleanly on SIGINT or
+SIGTERM (detaches; the pinned maps stay). Killed, it leaves the program
+attached and judging: traffic keeps flowing; rstguard detach cleans up.`,
+		run: func(e *env, fs *flag.FlagSet, args []string) error {
+			s := defaultSettings()
+			daemonFlags(fs, &s)
+			fs.StringVar(&s.Events, "events", s.Events, "event log, JSON lines; - for standard output")
+			fs.StringVar(&s.Pcap, "pcap", s.Pcap, "evidence pcap of suspect and spoofed RSTs; empty for none")
+			fs.StringVar(&s.Metrics, "metrics", s.Metrics, "Prometheus endpoint address; empty for none")
+			fs.StringVar(&s.Host, "host", s.Host, "this gateway's name on every event and metric")
+			configPath := fs.String("config", "", "JSON file of settings (keys as the flags, e.g. \"xdp_mode\"); flags override it")
+			rest, err := parseFlags(fs, args)
+			if err != nil {
+				return err
+			}
+			if len(rest) > 0 {
+				return usagef("unexpected argument %q", rest[0])
+			}
+			if *configPath != "" {
+				if s, err = withConfigFile(fs, s, *configPath); err != nil {
+					return err
+				}
+			}
+			cfg, err := s.resolve()
+			if err != nil {
+				return err
+			}
+			if err := privilege.Require(privilege.CapBPF, privilege.CapNetAdmin, privilege.CapSysAdmin); err != nil {
+				return err
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			go func() {
+				<-e.stop
+				cancel()
+			}()
+			return daemon.Run(ctx, cfg, e.stderr)
+		},
+	}
+}
+
+// withConfigFile reads a config file under the flags: a flag given on the
+// command line wins over the file.
+func withConfigFile(fs *flag.FlagSet, fromFlags settings, path string) (settings, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fromFlags, fmt.Errorf("config: %w", err)
+	}
+	merged := defaultSettings()
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&merged); err != nil {
+		return fromFlags, fmt.Errorf("config %s: %w", path, err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	override := map[string]func(){
+		"i":               func() { merged.Interfaces = fromFlags.Interfaces },
+		"mode":            func() { merged.Mode = fromFlags.Mode },
+		"xdp-mode":        func() { merged.XDPMode = fromFlags.XDPMode },
+		"allow":           func() { merged.Allow = fromFlags.Allow },
+		"pin-dir":         func() { merged.PinDir = fromFlags.PinDir },
+		"flow-table-size": func() { merged.FlowTableSize = fromFlags.FlowTableSize },
+		"ttl-tolerance":   func() { merged.TTLTolerance = fromFlags.TTLTolerance },
+		"events":          func() { merged.Events = fromFlags.Events },
+		"pcap":            func() { merged.Pcap = fromFlags.Pcap },
+		"metrics":         func() { merged.Metrics = fromFlags.Metrics },
+		"host":            func() { merged.Host = fromFlags.Host },
+	}
+	for name, apply := range override {
+		if set[name] {
+			apply()
+		}
+	}
+	return merged, nil
+}
+
+// resolve checks every value and names the one that is wrong. A missing
+// -i is a usage error; a bad value (flag or file) is a runtime error.
+func (s settings) resolve() (daemon.Config, error) {
+	if len(s.Interfaces) == 0 {
+		return daemon.Config{}, usagef("no interface: give -i IFACE[,IFACE...]")
+	}
+	mode, err := dataplane.ParseMode(s.Mode)
+	if err != nil {
+		return daemon.Config{}, err
+	}
+	xdpMode, err := attach.ParseMode(s.XDPMode)
+	if err != nil {
+		return daemon.Config{}, err
+	}
+	allow, err := parsePrefixes(s.Allow)
+	if err != nil {
+		return daemon.Config{}, err
+	}
+	if s.FlowTableSize == 0 {
+		return daemon.Config{}, fmt.Errorf("flow table size must be at least 1")
+	}
+	if s.EventBudget == 0 {
+		return daemon.Config{}, fmt.Errorf("event budget must be at least 1")
+	}
+	return daemon.Config{
+		Interfaces: s.Interfaces, Mode: mode, XDPMode: xdpMode, Events: s.Events, Pcap: s.Pcap,
+		Metrics: s.Metrics, Allow: allow, Host: s.Host, PinDir: s.PinDir, FlowTableSize: s.FlowTableSize,
+		TTLTolerance: s.TTLTolerance, EventBudget: s.EventBudget,
+	}, nil
+}
+
+func parsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("allow: %q is not a CIDR or address", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}

@@ -1,0 +1,201 @@
+// Package attach puts rstguard's XDP program on interfaces over netlink,
+// takes it off, reads back what is attached, and watches links come and go.
+// A netlink attachment outlives the process: if the daemon dies, the program
+// keeps judging from its maps, and it never drops what is not a RST.
+package attach
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+)
+
+// ProgramName is the XDP program's name in the kernel; it marks ours.
+const ProgramName = "rstguard"
+
+// Mode is how XDP runs on an interface.
+type Mode int
+
+// Modes. Auto tries native (driver) XDP first and falls back to generic.
+const (
+	ModeAuto Mode = iota
+	ModeNative
+	ModeGeneric
+)
+
+var modeNames = map[Mode]string{ModeAuto: "auto", ModeNative: "native", ModeGeneric: "generic"}
+
+func (m Mode) String() string { return modeNames[m] }
+
+// ParseMode reads auto, native or generic.
+func ParseMode(s string) (Mode, error) {
+	for m, n := range modeNames {
+		if n == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown XDP mode %q: use auto, native or generic", s)
+}
+
+// ErrNoInterface means the named interface does not exist.
+var ErrNoInterface = errors.New("no such interface")
+
+// ErrForeignProgram means another XDP program holds the interface.
+var ErrForeignProgram = errors.New("another XDP program is attached")
+
+// Link finds an interface by name.
+func Link(ifname string) (netlink.Link, error) {
+	link, err := netlink.LinkByName(ifname)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return nil, fmt.Errorf("%s: %w", ifname, ErrNoInterface)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up %s: %w", ifname, err)
+	}
+	return link, nil
+}
+
+// State is what netlink says is attached to an interface.
+type State struct {
+	Ifname string `json:"iface"`
+	Index  int    `json:"ifindex"`
+	Up     bool   `json:"up"`
+	// ProgID is 0 when no XDP program is attached.
+	ProgID uint32 `json:"prog_id,omitempty"`
+	Mode   string `json:"xdp_mode,omitempty"` // native, generic or offload
+	Ours   bool   `json:"rstguard"`
+}
+
+// StateOf reads back an interface's XDP attachment.
+func StateOf(link netlink.Link) State {
+	a := link.Attrs()
+	s := State{Ifname: a.Name, Index: a.Index, Up: a.Flags&1 != 0}
+	if a.Xdp == nil || !a.Xdp.Attached {
+		return s
+	}
+	s.ProgID = a.Xdp.ProgId
+	switch a.Xdp.AttachMode {
+	case nl.XDP_ATTACHED_DRV:
+		s.Mode = "native"
+	case nl.XDP_ATTACHED_SKB:
+		s.Mode = "generic"
+	case nl.XDP_ATTACHED_HW:
+		s.Mode = "offload"
+	}
+	s.Ours = isOurs(s.ProgID)
+	return s
+}
+
+func isOurs(id uint32) bool {
+	p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+	if err != nil {
+		return false
+	}
+	defer p.Close()
+	info, err := p.Info()
+	return err == nil && info.Name == ProgramName
+}
+
+// Attached lists every interface that carries rstguard.
+func Attached() ([]State, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list interfaces: %w", err)
+	}
+	var out []State
+	for _, l := range links {
+		if s := StateOf(l); s.Ours {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// Attach puts prog on the interface and returns the mode it runs in. With
+// ModeAuto it tries native XDP and falls back to generic; the caller should
+// announce a fallback. It replaces an older rstguard program but refuses to
+// replace anyone else's.
+func Attach(ifname string, prog *ebpf.Program, mode Mode) (Mode, error) {
+	link, err := Link(ifname)
+	if err != nil {
+		return 0, err
+	}
+	cur := StateOf(link)
+	if cur.ProgID != 0 && !cur.Ours {
+		return 0, fmt.Errorf("%s: %w (id %d): remove it first (ip link set dev %s xdp off)",
+			ifname, ErrForeignProgram, cur.ProgID, ifname)
+	}
+	// A program attached in the other mode must go before the new one comes.
+	if cur.Ours && ((cur.Mode == "native" && mode == ModeGeneric) || (cur.Mode == "generic" && mode == ModeNative)) {
+		if err := detach(link, cur); err != nil {
+			return 0, err
+		}
+	}
+	try := func(m Mode) error {
+		flags := nl.XDP_FLAGS_DRV_MODE
+		if m == ModeGeneric {
+			flags = nl.XDP_FLAGS_SKB_MODE
+		}
+		return netlink.LinkSetXdpFdWithFlags(link, prog.FD(), flags)
+	}
+	switch mode {
+	case ModeNative, ModeGeneric:
+		if err := try(mode); err != nil {
+			return 0, fmt.Errorf("attach xdp to %s in %s mode: %w%s", ifname, mode, err, hint(mode))
+		}
+		return mode, nil
+	}
+	if cur.Mode == "generic" {
+		// Keep the mode an earlier run settled on.
+		if err := try(ModeGeneric); err == nil {
+			return ModeGeneric, nil
+		}
+	}
+	nativeErr := try(ModeNative)
+	if nativeErr == nil {
+		return ModeNative, nil
+	}
+	if err := try(ModeGeneric); err != nil {
+		return 0, fmt.Errorf("attach xdp to %s: native: %v; generic: %w", ifname, nativeErr, err)
+	}
+	return ModeGeneric, nil
+}
+
+func hint(m Mode) string {
+	if m == ModeNative {
+		return " (the driver may lack native XDP: use --xdp-mode generic)"
+	}
+	return ""
+}
+
+// Detach takes rstguard off the interface. It does nothing when rstguard is
+// not there, and refuses to remove another program.
+func Detach(ifname string) error {
+	link, err := Link(ifname)
+	if err != nil {
+		return err
+	}
+	cur := StateOf(link)
+	if cur.ProgID == 0 {
+		return nil
+	}
+	if !cur.Ours {
+		return fmt.Errorf("%s: %w (id %d): not removing it", ifname, ErrForeignProgram, cur.ProgID)
+	}
+	return detach(link, cur)
+}
+
+func detach(link netlink.Link, cur State) error {
+	flags := nl.XDP_FLAGS_DRV_MODE
+	if cur.Mode == "generic" {
+		flags = nl.XDP_FLAGS_SKB_MODE
+	}
+	if err := netlink.LinkSetXdpFdWithFlags(link, -1, flags); err != nil {
+		return fmt.Errorf("detach xdp from %s: %w", cur.Ifname, err)
+	}
+	return nil
+}

@@ -1,0 +1,334 @@
+// Package daemon is `rstguard run`: it loads the program with its maps
+// pinned, attaches it to every interface of the gateway (one flow table for
+// all of them), writes events and evidence, serves metrics, and follows
+// interfaces that go away and come back.
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rstguard/rstguard/control/attach"
+	"github.com/rstguard/rstguard/control/bpffs"
+	"github.com/rstguard/rstguard/control/capture"
+	"github.com/rstguard/rstguard/control/metrics"
+	"github.com/rstguard/rstguard/control/report"
+	"github.com/rstguard/rstguard/dataplane"
+)
+
+// Config is a resolved daemon configuration.
+type Config struct {
+	Interfaces []string
+	Mode       dataplane.Mode
+	XDPMode    attach.Mode
+	// Events is the JSON-lines event log; "-" is standard output.
+	Events string
+	// Pcap receives every suspect or spoofed RST as evidence; "" for none.
+	Pcap string
+	// Metrics is the address of the Prometheus endpoint; "" for none.
+	Metrics       string
+	Allow         []netip.Prefix
+	Host          string
+	PinDir        string
+	FlowTableSize uint32
+	TTLTolerance  uint8
+	EventBudget   uint16
+}
+
+// Defaults for a gateway.
+const (
+	DefaultEvents  = "/var/log/rstguard/events.jsonl"
+	DefaultPcap    = "/var/log/rstguard/evidence.pcap"
+	DefaultMetrics = "127.0.0.1:9742"
+)
+
+type daemon struct {
+	cfg Config
+	log *slog.Logger
+	dp  *dataplane.Dataplane
+
+	mu      sync.Mutex
+	ifnames map[int]string // ifindex -> name, for events
+	known   map[string]int // watched name -> ifindex
+
+	written, decodeErrors atomic.Uint64
+}
+
+// Run runs until ctx ends, then detaches (pinned maps stay for a restart).
+// Errors before the program is attached are returned at once; later trouble
+// is logged and the daemon keeps going.
+func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
+	d := &daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(logOut, nil)).With("host", cfg.Host),
+		ifnames: map[int]string{}, known: map[string]int{}}
+
+	// Every interface must exist before anything changes on the box.
+	for _, name := range cfg.Interfaces {
+		link, err := attach.Link(name)
+		if err != nil {
+			return err
+		}
+		d.known[name] = link.Attrs().Index
+		d.ifnames[link.Attrs().Index] = name
+	}
+	if err := bpffs.Ensure(cfg.PinDir); err != nil {
+		return err
+	}
+	dp, err := dataplane.Load(dataplane.Options{FlowTableSize: cfg.FlowTableSize, PinDir: cfg.PinDir})
+	if err != nil {
+		return err
+	}
+	defer dp.Close()
+	d.dp = dp
+	if err := dp.SetPolicy(dataplane.Policy{Mode: cfg.Mode, TTLTolerance: cfg.TTLTolerance, EventBudget: cfg.EventBudget}); err != nil {
+		return err
+	}
+	if err := dp.SetAllow(cfg.Allow); err != nil {
+		return err
+	}
+
+	sink, err := newEventSink(cfg)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	events, err := dp.NewEventReader(dataplane.MonotonicClock)
+	if err != nil {
+		return err
+	}
+
+	for _, name := range cfg.Interfaces {
+		if err := d.attach(name); err != nil {
+			d.detachAll()
+			events.Close()
+			return err
+		}
+	}
+	defer d.detachAll()
+	d.log.Info("running", "mode", cfg.Mode.String(), "interfaces", cfg.Interfaces, "pins", cfg.PinDir,
+		"events", cfg.Events, "evidence", cfg.Pcap, "metrics", cfg.Metrics)
+
+	var wg sync.WaitGroup
+	wg.Go(func() { d.readEvents(events, sink) })
+	defer wg.Wait()
+	defer events.Close()
+
+	if cfg.Metrics != "" {
+		srv, err := d.serveMetrics()
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+	}
+
+	changes := make(chan attach.LinkChange, 16)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	d.mu.Lock()
+	known := make(map[string]int, len(d.known))
+	for k, v := range d.known {
+		known[k] = v
+	}
+	d.mu.Unlock()
+	wg.Go(func() {
+		if err := attach.Watch(watchCtx, known, changes); err != nil {
+			d.log.Error("link watch stopped", "err", err)
+		}
+	})
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("stopping: detaching, pinned maps stay", "pins", cfg.PinDir)
+			return nil
+		case c := <-changes:
+			d.linkChanged(c)
+		}
+	}
+}
+
+func (d *daemon) attach(name string) error {
+	used, err := attach.Attach(name, d.dp.Program(), d.cfg.XDPMode)
+	if err != nil {
+		return err
+	}
+	if used == attach.ModeGeneric && d.cfg.XDPMode == attach.ModeAuto {
+		d.log.Warn("native XDP unavailable, attached in generic (skb) mode: slower", "iface", name)
+	}
+	d.log.Info("attached", "iface", name, "xdp_mode", used.String())
+	return nil
+}
+
+func (d *daemon) detachAll() {
+	d.mu.Lock()
+	names := make([]string, 0, len(d.known))
+	for n := range d.known {
+		names = append(names, n)
+	}
+	d.mu.Unlock()
+	for _, n := range names {
+		if err := attach.Detach(n); err != nil && !errors.Is(err, attach.ErrNoInterface) {
+			d.log.Error("detach", "iface", n, "err", err)
+		}
+	}
+}
+
+func (d *daemon) linkChanged(c attach.LinkChange) {
+	d.log.Warn("interface changed", "iface", c.Ifname, "ifindex", c.Index, "change", c.What, "old_name", c.OldName)
+	d.mu.Lock()
+	switch c.What {
+	case "returned":
+		d.known[c.Ifname] = c.Index
+		d.ifnames[c.Index] = c.Ifname
+	case "renamed":
+		d.ifnames[c.Index] = c.Ifname
+	}
+	d.mu.Unlock()
+	if c.What == "returned" {
+		if err := d.attach(c.Ifname); err != nil {
+			d.log.Error("re-attach failed", "iface", c.Ifname, "err", err)
+		}
+	}
+}
+
+func (d *daemon) ifname(index uint32) string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ifnames[int(index)]
+}
+
+// readEvents decodes the ring buffer until it is closed. Each record is
+// decoded at fixed offsets; what the ring buffer could not hold is counted
+// by the program (events_lost).
+func (d *daemon) readEvents(rd *dataplane.EventReader, sink *eventSink) {
+	for {
+		e, err := rd.Read()
+		if errors.Is(err, dataplane.ErrClosed) {
+			return
+		}
+		if err != nil {
+			d.decodeErrors.Add(1)
+			continue
+		}
+		if err := sink.write(e, d.ifname(e.Ifindex), d.cfg.Host); err != nil {
+			d.log.Error("write event", "err", err)
+			continue
+		}
+		d.written.Add(1)
+	}
+}
+
+func (d *daemon) serveMetrics() (*http.Server, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.New(d.dp, d.cfg.Host, d.interfaceStates, d.written.Load, d.decodeErrors.Load))
+	ln, err := net.Listen("tcp", d.cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("metrics listener on %s: %w", d.cfg.Metrics, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	d.log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
+	return srv, nil
+}
+
+func (d *daemon) interfaceStates() []attach.State {
+	d.mu.Lock()
+	names := make([]string, 0, len(d.known))
+	for n := range d.known {
+		names = append(names, n)
+	}
+	d.mu.Unlock()
+	var out []attach.State
+	for _, n := range names {
+		link, err := attach.Link(n)
+		if err != nil {
+			out = append(out, attach.State{Ifname: n})
+			continue
+		}
+		out = append(out, attach.StateOf(link))
+	}
+	return out
+}
+
+// eventSink writes the event log and the evidence pcap.
+type eventSink struct {
+	out      io.WriteCloser
+	enc      *json.Encoder
+	evidence *capture.Writer
+}
+
+func newEventSink(cfg Config) (*eventSink, error) {
+	s := &eventSink{}
+	if cfg.Events == "-" {
+		s.out = nopCloser{os.Stdout}
+	} else {
+		f, err := openPrivate(cfg.Events, os.O_APPEND)
+		if err != nil {
+			return nil, fmt.Errorf("event log: %w", err)
+		}
+		s.out = f
+	}
+	s.enc = json.NewEncoder(s.out)
+	if cfg.Pcap != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.Pcap), 0o700); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("evidence pcap: %w", err)
+		}
+		w, err := capture.Create(cfg.Pcap)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("evidence pcap: %w", err)
+		}
+		s.evidence = w
+	}
+	return s, nil
+}
+
+func (s *eventSink) write(e dataplane.Event, iface, host string) error {
+	if err := s.enc.Encode(report.FromEvent(e, iface, host)); err != nil {
+		return err
+	}
+	if s.evidence != nil && e.Kind != dataplane.EventConfirmed &&
+		(e.Verdict == dataplane.VerdictSpoofed || e.Verdict == dataplane.VerdictSuspect) && len(e.Frame) > 0 {
+		return s.evidence.Write(e.Time, e.Frame, e.FrameLen)
+	}
+	return nil
+}
+
+func (s *eventSink) Close() error {
+	var errs []error
+	if s.evidence != nil {
+		errs = append(errs, s.evidence.Close())
+	}
+	if s.out != nil {
+		errs = append(errs, s.out.Close())
+	}
+	return errors.Join(errs...)
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// openPrivate opens path for writing, mode 0600, creating its directory 0700.
+func openPrivate(path string, flag int) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, err
+	}
+	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|flag, 0o600)
+}

@@ -1,0 +1,138 @@
+// Package metrics exposes rstguard's counters in the Prometheus text format.
+// Counters are read from the program's per-CPU maps at scrape time, so a
+// scrape always sees exact totals; every series carries the box's name so
+// that several gateways federate.
+package metrics
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rstguard/rstguard/control/attach"
+	"github.com/rstguard/rstguard/dataplane"
+)
+
+// Source is what the collector reads.
+type Source interface {
+	Counters() (dataplane.Counters, error)
+	FlowTable() (capacity, used int, err error)
+}
+
+// Collector is a prometheus.Collector over a running rstguard.
+type Collector struct {
+	src        Source
+	interfaces func() []attach.State
+	// Written and DecodeErrors count what the daemon did with events.
+	written, decodeErrors func() uint64
+
+	mu        sync.Mutex
+	flowsAt   time.Time
+	flowsUsed int
+	flowsCap  int
+
+	packets, verdicts, actions, signals, events          *prometheus.Desc
+	flows, capacity, inserts, evictions, insertFails     *prometheus.Desc
+	confirmed, collateral, attached, written2, decodeErr *prometheus.Desc
+}
+
+// flowCountTTL bounds how often a scrape walks the whole flow table.
+const flowCountTTL = 10 * time.Second
+
+// New builds a collector. host labels every series; interfaces reports the
+// attach state; written and decodeErrors count the daemon's event handling.
+func New(src Source, host string, interfaces func() []attach.State, written, decodeErrors func() uint64) *Collector {
+	labels := prometheus.Labels{"host": host}
+	d := func(name, help string, vars ...string) *prometheus.Desc {
+		return prometheus.NewDesc("rstguard_"+name, help, vars, labels)
+	}
+	return &Collector{
+		src: src, interfaces: interfaces, written: written, decodeErrors: decodeErrors,
+		packets:     d("packets_total", "Frames seen by the XDP program, by how far it parsed them.", "class"),
+		verdicts:    d("rst_verdicts_total", "RSTs judged, by verdict.", "verdict"),
+		actions:     d("rst_actions_total", "RSTs passed or dropped.", "action"),
+		signals:     d("rst_signals_total", "RSTs that showed each signal.", "signal"),
+		events:      d("events_total", "Ring-buffer events: sent, lost (buffer full) or suppressed (per-flow budget).", "outcome"),
+		flows:       d("flows_tracked", "Connections in the flow table (recounted at most every 10 s)."),
+		capacity:    d("flow_table_capacity", "Flow table size."),
+		inserts:     d("flow_inserts_total", "Flows added to the table."),
+		insertFails: d("flow_insert_failures_total", "Flow table updates that failed; those flows pass untracked."),
+		evictions:   d("flow_evictions_estimate", "Flows added minus flows present: an upper bound on LRU evictions."),
+		confirmed:   d("confirmed_forged_total", "RSTs proven forged after the fact (the claimed sender kept sending)."),
+		collateral:  d("collateral_resets_total", "Resets of a real sender by the victim of a forged RST."),
+		attached:    d("attached", "1 when rstguard is attached to the interface.", "iface", "xdp_mode"),
+		written2:    d("events_written_total", "Events written to the event log."),
+		decodeErr:   d("event_decode_errors_total", "Ring-buffer records that could not be decoded."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.packets, c.verdicts, c.actions, c.signals, c.events, c.flows,
+		c.capacity, c.inserts, c.insertFails, c.evictions, c.confirmed, c.collateral, c.attached, c.written2, c.decodeErr} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	cnt, err := c.src.Counters()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.packets, err)
+		return
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter(c.packets, cnt.TCP, "tcp")
+	counter(c.packets, cnt.NotTCP, "not_tcp")
+	counter(c.packets, cnt.ParseErrors, "parse_error")
+	counter(c.packets, cnt.Fragments, "fragment")
+	counter(c.packets, cnt.IPv6ExtLimit, "ipv6_ext_limit")
+	for k, v := range cnt.Verdicts {
+		counter(c.verdicts, v, k)
+	}
+	for k, v := range cnt.Actions {
+		counter(c.actions, v, k)
+	}
+	for k, v := range cnt.Signals {
+		counter(c.signals, v, k)
+	}
+	counter(c.events, cnt.EventsSent, "sent")
+	counter(c.events, cnt.EventsLost, "lost")
+	counter(c.events, cnt.EventsSuppress, "suppressed")
+	counter(c.inserts, cnt.FlowInserts)
+	counter(c.insertFails, cnt.FlowInsertFails)
+	counter(c.confirmed, cnt.Confirmed)
+	counter(c.collateral, cnt.Collateral)
+
+	used, capacity := c.flowCount()
+	gauge(c.flows, float64(used))
+	gauge(c.capacity, float64(capacity))
+	gauge(c.evictions, float64(max(int64(cnt.FlowInserts)-int64(used), 0)))
+
+	for _, s := range c.interfaces() {
+		v := 0.0
+		if s.Ours {
+			v = 1
+		}
+		gauge(c.attached, v, s.Ifname, s.Mode)
+	}
+	counter(c.written2, c.written())
+	counter(c.decodeErr, c.decodeErrors())
+}
+
+func (c *Collector) flowCount() (used, capacity int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.flowsAt) > flowCountTTL {
+		if cp, u, err := c.src.FlowTable(); err == nil {
+			c.flowsCap, c.flowsUsed, c.flowsAt = cp, u, time.Now()
+		}
+	}
+	return c.flowsUsed, c.flowsCap
+}

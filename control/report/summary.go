@@ -1,0 +1,183 @@
+package report
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// ReadRecords reads a JSON-lines event log. Lines that do not parse are
+// counted, not fatal: a log cut by a crash is still worth reading.
+func ReadRecords(r io.Reader) (recs []Record, bad int, err error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var rec Record
+		if json.Unmarshal([]byte(line), &rec) != nil {
+			bad++
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	return recs, bad, sc.Err()
+}
+
+// Summary is what an operator acts on.
+type Summary struct {
+	Events     int            `json:"events"`
+	Verdicts   map[string]int `json:"verdicts"`
+	Signals    map[string]int `json:"signals"`
+	Dropped    int            `json:"dropped"`
+	Confirmed  int            `json:"confirmed_forged"`
+	Collateral int            `json:"collateral_resets"`
+	// TopFlows are the connections with most suspect or spoofed RSTs;
+	// TopTargets the addresses those RSTs were sent to.
+	TopFlows   []Count `json:"top_flows"`
+	TopTargets []Count `json:"top_targets"`
+	// Injector places the forger by TTL, over every forged RST whose real
+	// sender's TTL is known.
+	Injector *InjectorEstimate `json:"injector,omitempty"`
+}
+
+// Count is one row of a top list.
+type Count struct {
+	Key   string `json:"key"`
+	Count int    `json:"count"`
+}
+
+// InjectorEstimate summarises the hop estimates of forged RSTs.
+type InjectorEstimate struct {
+	Samples int `json:"samples"`
+	// MedianTTLDelta is forged minus real TTL as seen here.
+	MedianTTLDelta int `json:"median_ttl_delta"`
+	// MedianHops is how far from this box the forged RSTs were sent, and
+	// MedianSenderHops how far the real senders are.
+	MedianHops       int `json:"median_hops"`
+	MedianSenderHops int `json:"median_sender_hops"`
+}
+
+// Summarize aggregates records; top bounds the top lists.
+func Summarize(recs []Record, top int) Summary {
+	s := Summary{Verdicts: map[string]int{}, Signals: map[string]int{}}
+	flows, targets := map[string]int{}, map[string]int{}
+	var deltas, hops, senderHops []int
+	for _, r := range recs {
+		s.Events++
+		switch r.Kind {
+		case "data_after_rst":
+			s.Confirmed++
+		case "collateral_reset":
+			s.Collateral++
+		}
+		if r.Kind != "data_after_rst" {
+			s.Verdicts[r.Verdict]++
+			for _, sig := range r.Signals {
+				s.Signals[sig]++
+			}
+			if r.Action == "drop" {
+				s.Dropped++
+			}
+		}
+		if r.Verdict == "suspect" || r.Verdict == "spoofed" {
+			flows[flowKey(r.Src, r.Dst)]++
+			if r.Kind != "data_after_rst" {
+				targets[hostOf(r.Dst)]++
+			}
+		}
+		if r.Hops != nil {
+			deltas = append(deltas, r.Hops.TTLDelta)
+			hops = append(hops, r.Hops.Injector)
+			senderHops = append(senderHops, r.Hops.RealSender)
+		}
+	}
+	s.TopFlows = topN(flows, top)
+	s.TopTargets = topN(targets, top)
+	if len(hops) > 0 {
+		s.Injector = &InjectorEstimate{Samples: len(hops), MedianTTLDelta: median(deltas),
+			MedianHops: median(hops), MedianSenderHops: median(senderHops)}
+	}
+	return s
+}
+
+// flowKey names a connection the same way from both directions.
+func flowKey(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return a + " <> " + b
+}
+
+func hostOf(addrPort string) string {
+	if i := strings.LastIndex(addrPort, ":"); i > 0 {
+		return strings.Trim(addrPort[:i], "[]")
+	}
+	return addrPort
+}
+
+func topN(m map[string]int, n int) []Count {
+	keys := slices.Collect(maps.Keys(m))
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	out := []Count{}
+	for _, k := range keys[:min(n, len(keys))] {
+		out = append(out, Count{k, m[k]})
+	}
+	return out
+}
+
+func median(v []int) int {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// Print writes the summary for a person.
+func (s Summary) Print(w io.Writer) {
+	fmt.Fprintf(w, "%d events: ", s.Events)
+	for i, v := range []string{"valid", "suspect", "spoofed", "unknown"} {
+		if i > 0 {
+			fmt.Fprint(w, ", ")
+		}
+		fmt.Fprintf(w, "%d %s", s.Verdicts[v], v)
+	}
+	fmt.Fprintf(w, "\n%d RSTs dropped, %d proven forged after the fact, %d collateral resets of real senders\n",
+		s.Dropped, s.Confirmed, s.Collateral)
+	if len(s.Signals) > 0 {
+		fmt.Fprintln(w, "\nsignals:")
+		for _, c := range topN(s.Signals, len(s.Signals)) {
+			fmt.Fprintf(w, "  %-20s %d\n", c.Key, c.Count)
+		}
+	}
+	if len(s.TopFlows) > 0 {
+		fmt.Fprintln(w, "\nmost attacked connections (suspect or spoofed RSTs):")
+		for _, c := range s.TopFlows {
+			fmt.Fprintf(w, "  %-50s %d\n", c.Key, c.Count)
+		}
+		fmt.Fprintln(w, "\nmost targeted hosts:")
+		for _, c := range s.TopTargets {
+			fmt.Fprintf(w, "  %-50s %d\n", c.Key, c.Count)
+		}
+	}
+	if inj := s.Injector; inj != nil {
+		fmt.Fprintf(w, "\ninjector: forged RSTs arrive with TTL %+d against the real senders (median of %d);\n",
+			inj.MedianTTLDelta, inj.Samples)
+		fmt.Fprintf(w, "  assuming common initial TTLs, the injector sits ~%d hops from this box, the real senders ~%d.\n",
+			inj.MedianHops, inj.MedianSenderHops)
+		if inj.MedianHops < inj.MedianSenderHops {
+			fmt.Fprintln(w, "  It is on the path between this box and the senders: look at the routers that many hops out.")
+		}
+	}
+}

@@ -1,0 +1,130 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/rstguard/rstguard/xdp"
+)
+
+// Flow is one entry of the flow table, oriented client to server where the
+// handshake told us which is which.
+type Flow struct {
+	Client    netip.AddrPort `json:"client"`
+	Server    netip.AddrPort `json:"server"`
+	State     FlowState      `json:"state"`
+	Midstream bool           `json:"midstream"` // picked up without a handshake
+	// ClientSide and ServerSide are what each side has shown this box.
+	ClientSide Baseline `json:"client_side"`
+	ServerSide Baseline `json:"server_side"`
+	// LastRST describes the latest RST on the flow, if any.
+	LastRST *FlowRST `json:"last_rst,omitempty"`
+}
+
+// Baseline is one side's learnt behaviour.
+type Baseline struct {
+	Seen       bool          `json:"seen"`
+	TTL        uint8         `json:"ttl"`
+	IPIDModel  IPIDModel     `json:"ip_id_model"`
+	Window     uint16        `json:"window"`
+	WScale     *uint8        `json:"wscale,omitempty"`
+	Timestamps bool          `json:"timestamps"`
+	NextSeq    uint32        `json:"next_seq"`
+	RTT        time.Duration `json:"rtt_ns,omitempty"` // how long it took to answer in the handshake
+}
+
+// FlowRST is the latest RST a flow saw.
+type FlowRST struct {
+	FromServer bool    `json:"from_server"`
+	Seq        uint32  `json:"seq"`
+	TTL        uint8   `json:"ttl"`
+	Verdict    Verdict `json:"verdict"`
+	Confirmed  bool    `json:"confirmed_forged"`
+}
+
+func has[T ~uint32](flags uint8, f T) bool { return uint32(flags)&uint32(f) != 0 }
+
+func decodeFlow(k *xdp.RstguardFlowKey, v *xdp.RstguardFlowValue) Flow {
+	lo := netip.AddrPortFrom(netip.AddrFrom16(k.AddrLo).Unmap(), ntohs(k.PortLo))
+	hi := netip.AddrPortFrom(netip.AddrFrom16(k.AddrHi).Unmap(), ntohs(k.PortHi))
+	f := Flow{State: FlowState(v.State), Midstream: has(v.Flags, xdp.RstguardFlowFlagFLOW_MIDSTREAM)}
+	// dir[0] is sent by the lo side. Without a handshake, the side with the
+	// lower port is taken for the server.
+	initHi := has(v.Flags, xdp.RstguardFlowFlagFLOW_INIT_HI)
+	if f.Midstream {
+		initHi = hi.Port() > lo.Port()
+	}
+	clientDir := 0
+	f.Client, f.Server = lo, hi
+	if initHi {
+		clientDir = 1
+		f.Client, f.Server = hi, lo
+	}
+	f.ClientSide = baseline(&v.Dir[clientDir])
+	f.ServerSide = baseline(&v.Dir[1-clientDir])
+	if has(v.Flags, xdp.RstguardFlowFlagFLOW_RST_PENDING) {
+		fromHi := has(v.Flags, xdp.RstguardFlowFlagFLOW_RST_FROM_HI)
+		f.LastRST = &FlowRST{
+			FromServer: fromHi != initHi, Seq: v.RstSeq, TTL: v.RstTtl, Verdict: Verdict(v.RstVerdict),
+			Confirmed: has(v.Flags, xdp.RstguardFlowFlagFLOW_CONFIRMED),
+		}
+	}
+	return f
+}
+
+func baseline(d *xdp.RstguardDirState) Baseline {
+	b := Baseline{
+		Seen: has(d.Flags, xdp.RstguardDirFlagDIR_SEEN), TTL: d.Ttl, IPIDModel: IPIDModel(d.IpidModel),
+		Window: d.Window, Timestamps: has(d.Flags, xdp.RstguardDirFlagDIR_TS), NextSeq: d.NextSeq,
+		RTT: time.Duration(d.Rtt) << 10,
+	}
+	if has(d.Flags, xdp.RstguardDirFlagDIR_WSCALE) {
+		ws := d.Wscale
+		b.WScale = &ws
+	}
+	return b
+}
+
+func ntohs(v uint16) uint16 { return v<<8 | v>>8 }
+
+// Flows calls fn for each flow in the table until fn returns false.
+func (d *Dataplane) Flows(fn func(Flow) bool) error {
+	var k xdp.RstguardFlowKey
+	var v xdp.RstguardFlowValue
+	it := d.objs.Flows.Iterate()
+	for it.Next(&k, &v) {
+		if !fn(decodeFlow(&k, &v)) {
+			return nil
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read flow table: %w", err)
+	}
+	return nil
+}
+
+// flowBatch is how many entries one batch syscall copies while counting.
+const flowBatch = 4096
+
+// FlowTable reports the flow table's capacity and how many flows it holds.
+// Counting walks the table in batches: about a second per million flows.
+func (d *Dataplane) FlowTable() (capacity, used int, err error) {
+	capacity = int(d.objs.Flows.MaxEntries())
+	keys := make([]xdp.RstguardFlowKey, flowBatch)
+	vals := make([]xdp.RstguardFlowValue, flowBatch)
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := d.objs.Flows.BatchLookup(&cursor, keys, vals, nil)
+		used += n
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			return capacity, used, nil
+		}
+		if err != nil {
+			return capacity, used, fmt.Errorf("count flows: %w", err)
+		}
+	}
+}
