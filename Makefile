@@ -1,17 +1,18 @@
 # rstguard. Targets run as root: tests load BPF programs and build namespaces.
+export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 CLANG   ?= clang-19
-BIN     := bin/rstguard
+BINS    := bin/rstguard bin/rstguard-inject bin/rstguard-lab
 GOFILES := $(shell find . -name '*.go' -not -path './.git/*')
 
-.PHONY: all build generate check-generate test unit e2e bench lint demo deps clean
+.PHONY: all build generate check-generate test e2e bench lint demo deps clean
 
 all: build
 
-build: $(BIN)
+build: $(BINS)
 
-$(BIN): $(GOFILES) go.mod go.sum
-	$(GO) build -o $@ ./cmd/rstguard
+bin/%: $(GOFILES) go.mod go.sum
+	$(GO) build -o $@ ./cmd/$*
 
 # Regenerates the committed bpf2go output from xdp/bpf/*.c with clang-19.
 generate:
@@ -27,10 +28,20 @@ lint:
 	$(GO) vet ./...
 
 # Everything CI runs: generated-code freshness, lint, unit and kernel tests,
-# every benchmark once.
-test: check-generate lint build
+# every benchmark once, and the detection matrix.
+test: deps check-generate lint build
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./...
+	$(MAKE) e2e
+
+# The detection matrix: every injector profile and legitimate reset through
+# the namespace lab; writes docs/detection-matrix.md, fails if a goal is missed.
+e2e: build
+	./bin/rstguard-lab matrix --out lab-output --matrix docs/detection-matrix.md
+
+# The incident, replayed without and with rstguard (the README's first command).
+demo: deps build
+	./bin/rstguard-lab demo --out lab-output
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime=5x ./dataplane
@@ -40,4 +51,4 @@ deps:
 	./.ci/deps
 
 clean:
-	rm -rf bin
+	rm -rf bin lab-output

@@ -397,6 +397,13 @@ func TestGatewayDaemon(t *testing.T) {
 		if n := strings.Count(string(out), "Flags [R]"); n != 2 {
 			t.Errorf("%d RSTs in the evidence, want 2:\n%s", n, out)
 		}
+		out, err = exec.Command("tshark", "-r", g.pcap, "-Y", "tcp.flags.reset == 1").Output()
+		if err != nil {
+			t.Fatalf("tshark -r: %v\n%s", err, out)
+		}
+		if n := len(strings.Split(strings.TrimSpace(string(out)), "\n")); n != 2 {
+			t.Errorf("tshark lists %d RSTs, want 2:\n%s", n, out)
+		}
 		if fi, _ := os.Stat(g.pcap); fi.Mode().Perm() != 0o600 {
 			t.Errorf("evidence mode %v", fi.Mode().Perm())
 		}

@@ -1,0 +1,177 @@
+package inject
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/netip"
+	"sort"
+	"strings"
+
+	"github.com/rstguard/rstguard/bench/frames"
+)
+
+// Trigger is the packet that set the injector off (a client's request) and
+// what the injector learnt of its connection from the handshake.
+type Trigger struct {
+	Client, Server netip.AddrPort
+	Seq, Ack       uint32 // of the trigger
+	PayloadLen     int
+	TTL            uint8  // as the injector saw it, before its router decremented it
+	IPID           uint16 // of the trigger
+	Window         uint16 // of the trigger
+	ClientISN      uint32 // from the client's SYN, 0 if not seen
+}
+
+// Profile is one injector's behaviour, after a published device or trace.
+type Profile struct {
+	Name string
+	Doc  string
+	// DropFirst: the device also swallows the trigger, so the client must
+	// retransmit (the incident's device).
+	DropFirst bool
+	// Forge returns the RSTs to send for one trigger; ttl is the injector's
+	// own initial TTL.
+	Forge func(t Trigger, ttl uint8) []frames.Segment
+}
+
+// towardServer is a RST to the server in the client's name: seq is what the
+// server expects next from the client.
+func towardServer(t Trigger) frames.Segment {
+	return frames.Segment{Src: t.Client, Dst: t.Server, Seq: t.Seq, Flags: frames.RST}
+}
+
+// towardClient is a RST/ACK to the client in the server's name, acknowledging
+// the trigger.
+func towardClient(t Trigger) frames.Segment {
+	return frames.Segment{Src: t.Server, Dst: t.Client, Seq: t.Ack, Ack: t.Seq + uint32(t.PayloadLen),
+		Flags: frames.RST | frames.ACK}
+}
+
+// ttlForge sends the TTL the trigger leaves the injector's router with (one
+// less than it arrived with: the router decrements what it forwards, not what
+// it originates), so the RST reaches the gateway with the real packet's TTL.
+func ttlForge(t Trigger, _ uint8) []frames.Segment {
+	s := towardServer(t)
+	s.TTL, s.IPID, s.DF = t.TTL-1, t.IPID+1, true
+	return []frames.Segment{s}
+}
+
+// Profiles are every injector the lab knows, by name.
+var Profiles = map[string]Profile{
+	"incident": {
+		Name: "incident",
+		Doc: "the incident's device: drops the client's first request and sends one RST to the server in the " +
+			"client's name, exact sequence, its own TTL; the client's retransmission is then reset by the server " +
+			"(curl exit 56)",
+		DropFirst: true,
+		Forge: func(t Trigger, ttl uint8) []frames.Segment {
+			s := towardServer(t)
+			s.TTL, s.IPID = ttl, uint16(rand.N(65535)+1)
+			return []frames.Segment{s}
+		},
+	},
+	"gfw": {
+		Name: "gfw",
+		Doc: "the Great Firewall 2006-2017 (Clayton et al.; Wang et al. IMC 2017): one RST and three RST/ACKs " +
+			"at X, X+1460, X+4380 toward both ends, cycling TTL and window",
+		Forge: func(t Trigger, ttl uint8) []frames.Segment {
+			var out []frames.Segment
+			for _, base := range []frames.Segment{towardServer(t), towardClient(t)} {
+				rst := base
+				rst.Flags, rst.Ack = frames.RST, 0
+				rst.TTL, rst.Window, rst.IPID = ttl-17, 2050, uint16(rand.N(65535)+1)
+				out = append(out, rst)
+				for i, off := range []uint32{0, 1460, 4380} {
+					ra := base
+					ra.Flags = frames.RST | frames.ACK
+					ra.Ack = base.Ack
+					if base.Dst == t.Server {
+						ra.Ack = t.Ack
+					}
+					ra.Seq += off
+					ra.TTL, ra.Window, ra.IPID = ttl-16+uint8(i), 3074+uint16(i)*1024, uint16(rand.N(65535)+1)
+					out = append(out, ra)
+				}
+			}
+			return out
+		},
+	},
+	"gfw2023": {
+		Name: "gfw2023",
+		Doc:  "2023 injector (net4people bbs #285): three RST/ACKs to the client with one sequence number and TTLs 65, 66, 67",
+		Forge: func(t Trigger, _ uint8) []frames.Segment {
+			var out []frames.Segment
+			for _, ttl := range []uint8{65, 66, 67} {
+				s := towardClient(t)
+				s.TTL, s.IPID = ttl, 0
+				out = append(out, s)
+			}
+			return out
+		},
+	},
+	"mirror": {
+		Name: "mirror",
+		Doc: "the Zeek rst-inject-rae trace: a RST/ACK to the client in the server's name that copies the " +
+			"trigger's IP-ID and window and acknowledges the client's ISN instead of what it sent",
+		Forge: func(t Trigger, ttl uint8) []frames.Segment {
+			s := towardClient(t)
+			s.TTL, s.IPID, s.Window, s.DF = ttl, t.IPID, t.Window, true
+			s.Ack = t.ClientISN
+			return []frames.Segment{s}
+		},
+	},
+	"ttl-forge": {
+		Name: "ttl-forge",
+		Doc: "a careful injector: chooses its TTL so that the RST reaches the gateway with the client's TTL, " +
+			"exact sequence, the next IP-ID; swallows the first request so the client retransmits. " +
+			"Header signals cannot catch it: only evidence after the fact",
+		DropFirst: true,
+		Forge:     ttlForge,
+	},
+	"ttl-forge-race": {
+		Name:  "ttl-forge-race",
+		Doc:   "ttl-forge without dropping the request: the RST races the request to the server",
+		Forge: ttlForge,
+	},
+	"in-window": {
+		Name: "in-window",
+		Doc: "a sloppy injector: sequence inside the server's window but not exact (RFC 5961 makes Linux answer " +
+			"with a challenge ACK), its own TTL; swallows the first request",
+		DropFirst: true,
+		Forge: func(t Trigger, ttl uint8) []frames.Segment {
+			s := towardServer(t)
+			s.Seq += 1000
+			s.TTL, s.IPID = ttl, uint16(rand.N(65535)+1)
+			return []frames.Segment{s}
+		},
+	},
+	"blind": {
+		Name: "blind",
+		Doc:  "an off-path guesser: random sequence numbers, its own TTL",
+		Forge: func(t Trigger, ttl uint8) []frames.Segment {
+			s := towardServer(t)
+			s.Seq = rand.Uint32()
+			s.TTL, s.IPID = ttl, uint16(rand.N(65535)+1)
+			return []frames.Segment{s}
+		},
+	},
+}
+
+// ProfileNames lists the profiles, sorted.
+func ProfileNames() []string {
+	names := make([]string, 0, len(Profiles))
+	for n := range Profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// ProfileHelp documents every profile, for --help.
+func ProfileHelp() string {
+	var b strings.Builder
+	for _, n := range ProfileNames() {
+		fmt.Fprintf(&b, "  %-15s %s\n", n, Profiles[n].Doc)
+	}
+	return b.String()
+}

@@ -1,0 +1,116 @@
+package lab
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+)
+
+// labServer is the site in the incident: a real HTTP server (Go net/http)
+// in the server's namespace, with paths that end connections the ways real
+// servers do.
+type labServer struct {
+	srv  *http.Server
+	held chan net.Conn // connections /hold keeps open
+}
+
+func startServer(h *Host, ip netip.Addr) (*labServer, error) {
+	var ln net.Listener
+	if err := h.Do(func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(ip, 80).String())
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	s := &labServer{held: make(chan net.Conn, 4)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "the page www.testaaa.com serves\n")
+	})
+	// An abort: SO_LINGER 0, then close: RST/ACK from the socket.
+	mux.HandleFunc("/abort", func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
+		buf.Flush()
+		time.Sleep(20 * time.Millisecond)
+		conn.(*net.TCPConn).SetLinger(0)
+		conn.Close()
+	})
+	// An answer before the upload is read, then close: the kernel resets
+	// because data is still unread. (net/http itself half-closes and waits
+	// to avoid exactly this RST, so the handler takes the socket over.)
+	mux.HandleFunc("/unread", func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		buf.WriteString("HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		buf.Flush()
+		time.Sleep(20 * time.Millisecond)
+		conn.Close()
+	})
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		chunk := bytes.Repeat([]byte("y"), 64<<10)
+		for range 800 {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	mux.HandleFunc("/hold", func(w http.ResponseWriter, r *http.Request) {
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+		buf.Flush()
+		s.held <- conn
+	})
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go s.srv.Serve(ln)
+	return s, nil
+}
+
+func (s *labServer) close() {
+	s.srv.Close()
+	close(s.held)
+	for c := range s.held {
+		c.Close()
+	}
+}
+
+// lineBuffer collects a process's output; safe for concurrent use.
+type lineBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lineBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lineBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *lineBuffer) lines() []string {
+	var out []string
+	sc := bufio.NewScanner(strings.NewReader(l.String()))
+	for sc.Scan() {
+		out = append(out, sc.Text())
+	}
+	return out
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/rstguard/rstguard/bench/inject"
+	"github.com/rstguard/rstguard/bench/lab"
+)
+
+// profilePlacement puts each injector where a gateway sees its RSTs: those
+// toward the server need rstguard in front of the server, those toward the
+// client in front of the client, those toward both ends on both sides.
+var profilePlacement = map[string]lab.Placement{
+	"incident":       lab.InFrontOfServer,
+	"ttl-forge":      lab.InFrontOfServer,
+	"ttl-forge-race": lab.InFrontOfServer,
+	"in-window":      lab.InFrontOfServer,
+	"blind":          lab.InFrontOfServer,
+	"gfw":            lab.BothSides,
+	"gfw2023":        lab.InFrontOfClient,
+	"mirror":         lab.InFrontOfClient,
+}
+
+// legitCases are resets real stacks send, with what the client sees.
+var legitCases = []struct{ name, doc string }{
+	{"refused", "connection refused: RST/ACK to the SYN"},
+	{"server-abort", "server aborts with SO_LINGER 0"},
+	{"unread-close", "server closes with the upload unread"},
+	{"client-abort", "client (curl -m 1) aborts mid-download"},
+	{"stale", "a segment for a connection the server forgot (restart)"},
+	{"firewall-reject", "the server's nftables: reject with tcp reset"},
+}
+
+type row struct {
+	c       lab.Case
+	o       lab.Outcome
+	goal    string
+	met     bool
+	comment string
+}
+
+func matrix(ctx context.Context, l *lab.Lab, path string) (bool, error) {
+	var rows []row
+	runCase := func(c lab.Case) (lab.Outcome, error) {
+		fmt.Fprintf(l.Log, "%-40s ", c.Name)
+		start := time.Now()
+		o, err := l.Run(ctx, c)
+		if err != nil {
+			return o, fmt.Errorf("%s: %w", c.Name, err)
+		}
+		fmt.Fprintf(l.Log, "curl exit %-3d %-40s %.1fs\n", o.Exit, strings.Join(o.Verdicts(), " "), time.Since(start).Seconds())
+		return o, nil
+	}
+
+	for _, p := range inject.ProfileNames() {
+		baseline := lab.Outcome{}
+		for _, mode := range []string{"off", "monitor", "drop"} {
+			c := lab.Case{Name: p + "/" + mode, Placement: profilePlacement[p], Profile: p, Mode: mode}
+			o, err := runCase(c)
+			if err != nil {
+				return false, err
+			}
+			if mode == "off" {
+				baseline = o
+			}
+			rows = append(rows, judgeAttack(c, o, baseline))
+		}
+	}
+	for _, lc := range legitCases {
+		var off lab.Outcome
+		for _, mode := range []string{"off", "drop"} {
+			c := lab.Case{Name: "legit-" + lc.name + "/" + mode, Placement: lab.InFrontOfServer, Legit: lc.name, Mode: mode}
+			o, err := runCase(c)
+			if err != nil {
+				return false, err
+			}
+			if mode == "off" {
+				off = o
+			}
+			rows = append(rows, judgeLegit(c, o, off, lc.doc))
+		}
+	}
+	all := true
+	for _, r := range rows {
+		all = all && r.met
+	}
+	if err := os.WriteFile(path, []byte(render(rows)), 0o644); err != nil {
+		return false, err
+	}
+	fmt.Fprintf(l.Log, "wrote %s: %d cases, goals met: %v\n", path, len(rows), all)
+	return all, nil
+}
+
+// forged counts the injector's RSTs and those rstguard reported as forged:
+// suspect or spoofed when judged, or proven forged after the fact.
+func forged(o lab.Outcome) (sent, reported, confirmed int) {
+	for _, line := range o.Injected {
+		if strings.Contains(line, " RST flags ") {
+			sent++
+		}
+	}
+	for _, r := range o.Records {
+		switch {
+		case r.Kind == "data_after_rst":
+			confirmed++
+		case r.Kind == "rst" && (r.Verdict == "spoofed" || r.Verdict == "suspect"):
+			reported++
+		}
+	}
+	return sent, reported, confirmed
+}
+
+func judgeAttack(c lab.Case, o, off lab.Outcome) row {
+	r := row{c: c, o: o}
+	sent, reported, confirmed := forged(o)
+	switch c.Mode {
+	case "off":
+		r.goal, r.met = "baseline", true
+		if o.Exit == 0 {
+			r.comment = "the attack fails on its own against Linux"
+		} else {
+			r.comment = "the attack kills the connection"
+		}
+	case "monitor":
+		r.goal = "every forged RST reported"
+		r.met = reported >= sent
+		if strings.HasPrefix(c.Profile, "ttl-forge") {
+			r.goal = "reported, at least after the fact"
+			r.met = reported >= sent || confirmed >= 1
+		}
+		r.comment = fmt.Sprintf("%d sent, %d judged suspect/spoofed, %d proven after the fact", sent, reported, confirmed)
+	case "drop":
+		if strings.HasPrefix(c.Profile, "ttl-forge") {
+			r.goal = "confirmed forged after the fact"
+			r.met = confirmed >= 1
+		} else {
+			r.goal = "stopped: the connection survives"
+			r.met = o.Exit == 0
+		}
+		r.comment = fmt.Sprintf("%d sent, %d judged suspect/spoofed, %d proven after the fact", sent, reported, confirmed)
+	}
+	return r
+}
+
+func judgeLegit(c lab.Case, o, off lab.Outcome, doc string) row {
+	r := row{c: c, o: o, comment: doc}
+	if c.Mode == "off" {
+		r.goal, r.met = "baseline", true
+		return r
+	}
+	r.goal = "ends as without rstguard; never dropped or spoofed"
+	r.met = o.Exit == off.Exit
+	for _, rec := range o.Records {
+		if rec.Verdict == "spoofed" || rec.Action == "drop" {
+			r.met = false
+		}
+	}
+	if o.Exit != off.Exit {
+		r.comment += fmt.Sprintf("; exit %d, without rstguard %d", o.Exit, off.Exit)
+	}
+	return r
+}
+
+func render(rows []row) string {
+	var b strings.Builder
+	b.WriteString("# Detection matrix\n\n")
+	b.WriteString("Written by `make e2e` (`rstguard-lab matrix`): every injector profile in each mode, and every\n")
+	b.WriteString("legitimate reset without and with rstguard (drop mode), through namespaces with real Linux TCP,\n")
+	b.WriteString("real `curl` and a Go net/http server. The client's outcome is curl's exit code (0: the request\n")
+	b.WriteString("succeeded; 56: failure receiving data, the incident's; 7: refused; 28: timed out; for `stale`,\n")
+	b.WriteString("1 means the client saw the reset). Verdicts are every event the gateways wrote, as\n")
+	b.WriteString("verdict/action (`data_after_rst`: a RST proven forged after the fact).\n\n")
+	fmt.Fprintf(&b, "Run %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	b.WriteString("| case | placement | mode | client | verdicts | signals | goal | met | notes |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rows {
+		met := "yes"
+		if !r.met {
+			met = "**NO**"
+		}
+		name := r.c.Profile
+		if name == "" {
+			name = "legit: " + r.c.Legit
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | exit %d | %s | %s | %s | %s | %s |\n", name, r.c.Placement, r.c.Mode,
+			r.o.Exit, cell(r.o.Verdicts()), cell(signals(r.o)), r.goal, met, r.comment)
+	}
+	b.WriteString("\nProfiles:\n\n")
+	for _, n := range inject.ProfileNames() {
+		fmt.Fprintf(&b, "- `%s`: %s\n", n, inject.Profiles[n].Doc)
+	}
+	return b.String()
+}
+
+func signals(o lab.Outcome) []string {
+	seen := map[string]bool{}
+	for _, r := range o.Records {
+		for _, s := range r.Signals {
+			seen[s] = true
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for s := range seen {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return slices.DeleteFunc(out, func(s string) bool { return s == "seq_exact" })
+}
+
+func cell(items []string) string {
+	if len(items) == 0 {
+		return "-"
+	}
+	return strings.Join(items, " ")
+}
