@@ -47,6 +47,9 @@ func Load(opts Options) (*Dataplane, error) {
 		size = DefaultFlowTableSize
 	}
 	spec.Maps["flows"].MaxEntries = size
+	// The policy map is born with the default policy, so that readers of
+	// freshly pinned maps never see it empty. Reused pinned maps keep theirs.
+	spec.Maps["policy"].Contents = []ebpf.MapKV{{Key: uint32(0), Value: configOf(DefaultPolicy())}}
 
 	collOpts := &ebpf.CollectionOptions{}
 	if opts.PinDir != "" {
@@ -66,13 +69,6 @@ func Load(opts Options) (*Dataplane, error) {
 			return nil, fmt.Errorf("load xdp program: %+v", verr)
 		}
 		return nil, fmt.Errorf("load xdp program: %w", err)
-	}
-	if _, err := d.Policy(); errors.Is(err, errPolicyUnset) {
-		err = d.SetPolicy(DefaultPolicy())
-		if err != nil {
-			d.Close()
-			return nil, err
-		}
 	}
 	return &d, nil
 }

@@ -1,7 +1,6 @@
 package dataplane
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 
@@ -52,19 +51,21 @@ func DefaultPolicy() Policy {
 	return Policy{Mode: ModeMonitor, TTLTolerance: 2, EventBudget: 16}
 }
 
-var errPolicyUnset = errors.New("policy unset")
+func configOf(p Policy) xdp.RstguardConfig {
+	return xdp.RstguardConfig{
+		Abi:          ABI,
+		Mode:         uint32(p.Mode),
+		TtlTolerance: uint32(p.TTLTolerance),
+		EventBudget:  uint32(p.EventBudget),
+	}
+}
 
 // SetPolicy changes the mode and thresholds; the next packet sees them.
 func (d *Dataplane) SetPolicy(p Policy) error {
 	if _, ok := modeNames[p.Mode]; !ok {
 		return fmt.Errorf("set policy: unknown mode %d", p.Mode)
 	}
-	cfg := xdp.RstguardConfig{
-		Abi:          ABI,
-		Mode:         uint32(p.Mode),
-		TtlTolerance: uint32(p.TTLTolerance),
-		EventBudget:  uint32(p.EventBudget),
-	}
+	cfg := configOf(p)
 	if err := d.objs.Policy.Put(uint32(0), &cfg); err != nil {
 		return fmt.Errorf("set policy: %w", err)
 	}
@@ -76,9 +77,6 @@ func (d *Dataplane) Policy() (Policy, error) {
 	var cfg xdp.RstguardConfig
 	if err := d.objs.Policy.Lookup(uint32(0), &cfg); err != nil {
 		return Policy{}, fmt.Errorf("read policy: %w", err)
-	}
-	if cfg.Abi == 0 {
-		return Policy{}, errPolicyUnset
 	}
 	if cfg.Abi != ABI {
 		return Policy{}, fmt.Errorf("policy map has layout version %d, this build uses %d", cfg.Abi, ABI)

@@ -139,9 +139,11 @@ func (g *gateway) startDaemon(mode string, extraIfaces ...string) {
 	if err := g.daemon.Start(); err != nil {
 		g.t.Fatal(err)
 	}
+	// Until the daemon has pinned every map, status may fail: keep asking.
 	g.waitFor("daemon attached", func() bool {
-		st := g.status()
-		return len(st.Interfaces) == len(ifaces)
+		out, _, code := g.rstguard("status", "--json", "--interval", "0", "--pin-dir", g.pinDir)
+		var st statusReport
+		return code == 0 && json.Unmarshal([]byte(out), &st) == nil && len(st.Interfaces) == len(ifaces)
 	})
 }
 
