@@ -47,9 +47,12 @@ func Load(opts Options) (*Dataplane, error) {
 		size = DefaultFlowTableSize
 	}
 	spec.Maps["flows"].MaxEntries = size
-	// The policy map is born with the default policy, so that readers of
-	// freshly pinned maps never see it empty. Reused pinned maps keep theirs.
-	spec.Maps["policy"].Contents = []ebpf.MapKV{{Key: uint32(0), Value: configOf(DefaultPolicy())}}
+	// A new policy map is born with the default policy, so that readers of
+	// freshly pinned maps never see it empty. A reused pinned map keeps its
+	// own: cilium/ebpf would write Contents into it too.
+	if opts.PinDir == "" || !pinned(opts.PinDir, "policy") {
+		spec.Maps["policy"].Contents = []ebpf.MapKV{{Key: uint32(0), Value: configOf(DefaultPolicy())}}
+	}
 
 	collOpts := &ebpf.CollectionOptions{}
 	if opts.PinDir != "" {

@@ -99,9 +99,9 @@ var (
 func linuxPair(client, server netip.AddrPort) *frames.Conn {
 	return frames.NewConn(
 		frames.Peer{Addr: client, TTL: 61, ISN: 1000, IPID: 3092, IPIDStep: 1, Window: 502, WScale: 7,
-			TS: true, TSval: 949598155},
+			TS: true, TSval: 949598155, FlowLabel: 0x1c0de},
 		frames.Peer{Addr: server, TTL: 52, ISN: 1671696166, IPID: 1216, IPIDStep: 1, Window: 509, WScale: 7,
-			TS: true, TSval: 12345},
+			TS: true, TSval: 12345, FlowLabel: 0x2beef},
 	)
 }
 

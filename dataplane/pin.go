@@ -15,6 +15,11 @@ import (
 // attach to the running program, allow with the policy.
 var pinnedMaps = []string{"flows", "policy", "counters", "events", "allow"}
 
+func pinned(dir, name string) bool {
+	_, err := os.Stat(filepath.Join(dir, name))
+	return err == nil
+}
+
 // ErrIncompatiblePin means maps pinned by another build have another layout.
 var ErrIncompatiblePin = errors.New("pinned maps have an incompatible layout")
 

@@ -72,6 +72,17 @@ func (d *Dataplane) SetPolicy(p Policy) error {
 	return nil
 }
 
+// UpdatePolicy changes some fields of the policy in force and returns the
+// new policy.
+func (d *Dataplane) UpdatePolicy(change func(*Policy)) (Policy, error) {
+	p, err := d.Policy()
+	if err != nil {
+		return p, err
+	}
+	change(&p)
+	return p, d.SetPolicy(p)
+}
+
 // Policy reads the policy in force.
 func (d *Dataplane) Policy() (Policy, error) {
 	var cfg xdp.RstguardConfig

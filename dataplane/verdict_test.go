@@ -206,6 +206,32 @@ var rstFixtures = []rstFixture{
 			return s
 		},
 		verdict: VerdictValid, action: ActionPass,
+		has:   sig(xdp.RstguardSignalSIG_FLOWLABEL_OFF),
+	},
+	{
+		name: "IP-ID far from the sender's per-flow counter: weak only",
+		mode: ModeDrop,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s.IPID += 20000
+			return s
+		},
+		verdict: VerdictValid, action: ActionPass,
+		has:   sig(xdp.RstguardSignalSIG_IPID_OFF_MODEL),
+	},
+	{
+		name: "mirror: IP-ID and window copied from the client's request, ack = ISN",
+		mode: ModeDrop,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			client := c.Peer(frames.Client)
+			s.IPID, s.Window, s.Ack, s.TS = client.IPID-1, client.Window, client.ISN, false
+			return s
+		},
+		verdict: VerdictSpoofed, action: ActionDrop,
+		has: sig(xdp.RstguardSignalSIG_IPID_MIRRORED, xdp.RstguardSignalSIG_WINDOW_MIRRORED,
+			xdp.RstguardSignalSIG_ACK_MISMATCH),
+		lacks: sig(xdp.RstguardSignalSIG_TTL_OFF),
 	},
 	{
 		name: "two VLAN tags and IPv4 options: still judged",

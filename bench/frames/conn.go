@@ -25,6 +25,8 @@ type Peer struct {
 	// TS makes the peer send timestamps; TSval is its clock.
 	TS    bool
 	TSval uint32
+	// FlowLabel is the IPv6 flow label the peer keeps for the connection.
+	FlowLabel uint32
 
 	next  uint32 // next sequence number to send
 	acked uint32 // next sequence number expected from the other end
@@ -57,7 +59,7 @@ func (c *Conn) Segment(s Side, flags uint8, payload []byte) Segment {
 	me, them := &c.peers[s], &c.peers[1-s]
 	seg := Segment{
 		Src: me.Addr, Dst: them.Addr, Seq: me.next, Flags: flags,
-		Window: me.Window, TTL: me.TTL, IPID: me.IPID, DF: true, Payload: payload,
+		Window: me.Window, TTL: me.TTL, IPID: me.IPID, DF: true, Payload: payload, FlowLabel: me.FlowLabel,
 	}
 	if flags&ACK != 0 {
 		seg.Ack = me.acked

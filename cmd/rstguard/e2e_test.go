@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -473,6 +474,67 @@ func TestGatewayDaemon(t *testing.T) {
 			t.Fatalf("curl after detach: %v %s", err, out)
 		}
 	})
+
+	t.Run("attach without a daemon keeps the pinned policy", func(t *testing.T) {
+		out := g.mustRstguard("attach", "-i", lab.ClientSide+","+lab.ServerSide, "--pin-dir", g.pinDir,
+			"--flow-table-size", "4096")
+		if strings.Count(out, "mode drop") != 2 {
+			t.Errorf("attach: %s", out)
+		}
+		h := g.hold()
+		g.forgeClientRST(h)
+		if err := h.roundTrip(); err != nil {
+			t.Errorf("forged RST not dropped by the daemonless program: %v", err)
+		}
+		if st := g.status(); len(st.Interfaces) != 2 || st.Mode != "drop" || st.Counters.Actions["drop"] < 1 {
+			t.Errorf("status: %+v", st)
+		}
+		g.mustRstguard("detach", "--all", "--pin-dir", g.pinDir)
+	})
+}
+
+func TestEventsFollow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	line := `{"time":"2026-11-26T09:24:37Z","kind":"rst","src":"192.0.2.10:40000","dst":"198.51.100.80:80","flags":"R","seq":1,"ack":0,"ttl":55,"ip_id":1,"window":0,"verdict":"spoofed","signals":["ttl_off"],"action":"drop","score":4,"expected":{"ttl":61,"peer_window":0,"ip_id_model":"per_flow"}}` + "\n"
+	os.WriteFile(path, []byte(line), 0o600)
+	stop := make(chan struct{})
+	out := &syncBuffer{}
+	done := make(chan int)
+	go func() {
+		done <- run([]string{"events", "--follow", "--file", path}, &env{stdout: out, stderr: out, stop: stop})
+	}()
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(strings.Replace(line, `"seq":1,`, `"seq":2,`, 1))
+	f.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(out.String(), "spoofed") < 2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	close(stop)
+	if code := <-done; code != exitOK {
+		t.Errorf("exit %d", code)
+	}
+	if !strings.Contains(out.String(), "seq 1 ") || !strings.Contains(out.String(), "seq 2 ") {
+		t.Errorf("followed output:\n%s", out.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func addVeth(t *testing.T, h *lab.Host, name string) {

@@ -27,15 +27,11 @@ func eventsCommand() command {
 			if err := parseNoArgs(fs, args); err != nil {
 				return err
 			}
-			f, err := os.Open(*path)
-			if err != nil {
-				return fmt.Errorf("%w: is rstguard run writing its events elsewhere? (--file)", err)
-			}
-			defer f.Close()
-			recs, bad, err := report.ReadRecords(f)
+			f, recs, bad, err := readEventLog(*path)
 			if err != nil {
 				return err
 			}
+			defer f.Close()
 			if *last > 0 && len(recs) > *last {
 				recs = recs[len(recs)-*last:]
 			}
@@ -60,6 +56,21 @@ func eventsCommand() command {
 			return tail(f, e.stop, print)
 		},
 	}
+}
+
+// readEventLog reads the daemon's event log and returns it open at its end,
+// for following.
+func readEventLog(path string) (*os.File, []report.Record, int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("%w: is rstguard run writing its events elsewhere? (--file)", err)
+	}
+	recs, bad, err := report.ReadRecords(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, 0, err
+	}
+	return f, recs, bad, nil
 }
 
 // tail prints records appended to f until stop closes.
@@ -104,15 +115,11 @@ the TTL difference into an estimate of the injector's hop distance.`,
 			if err := parseNoArgs(fs, args); err != nil {
 				return err
 			}
-			f, err := os.Open(*path)
-			if err != nil {
-				return fmt.Errorf("%w: is rstguard run writing its events elsewhere? (--file)", err)
-			}
-			defer f.Close()
-			recs, _, err := report.ReadRecords(f)
+			f, recs, _, err := readEventLog(*path)
 			if err != nil {
 				return err
 			}
+			f.Close()
 			s := report.Summarize(recs, *top)
 			if *asJSON {
 				return json.NewEncoder(e.stdout).Encode(s)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/rstguard/rstguard/control/attach"
 	"github.com/rstguard/rstguard/control/bpffs"
+	"github.com/rstguard/rstguard/control/daemon"
 	"github.com/rstguard/rstguard/control/privilege"
 	"github.com/rstguard/rstguard/dataplane"
 )
@@ -46,25 +47,20 @@ Flags left out keep the pinned policy.`,
 					return err
 				}
 			}
-			if err := bpffs.Ensure(cfg.PinDir); err != nil {
-				return err
-			}
-			dp, err := dataplane.Load(dataplane.Options{FlowTableSize: cfg.FlowTableSize, PinDir: cfg.PinDir})
+			dp, err := daemon.LoadPinned(cfg.PinDir, cfg.FlowTableSize)
 			if err != nil {
 				return err
 			}
 			defer dp.Close()
-			pol, err := dp.Policy()
+			pol, err := dp.UpdatePolicy(func(p *dataplane.Policy) {
+				if set["mode"] {
+					p.Mode = cfg.Mode
+				}
+				if set["ttl-tolerance"] {
+					p.TTLTolerance = cfg.TTLTolerance
+				}
+			})
 			if err != nil {
-				return err
-			}
-			if set["mode"] {
-				pol.Mode = cfg.Mode
-			}
-			if set["ttl-tolerance"] {
-				pol.TTLTolerance = cfg.TTLTolerance
-			}
-			if err := dp.SetPolicy(pol); err != nil {
 				return err
 			}
 			if set["allow"] {
@@ -156,12 +152,7 @@ Writes the pinned policy map: the next packet sees it, daemon or not.`,
 				return err
 			}
 			defer dp.Close()
-			pol, err := dp.Policy()
-			if err != nil {
-				return err
-			}
-			pol.Mode = mode
-			if err := dp.SetPolicy(pol); err != nil {
+			if _, err := dp.UpdatePolicy(func(p *dataplane.Policy) { p.Mode = mode }); err != nil {
 				return err
 			}
 			fmt.Fprintf(e.stdout, "mode %s\n", mode)

@@ -85,10 +85,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		d.known[name] = link.Attrs().Index
 		d.ifnames[link.Attrs().Index] = name
 	}
-	if err := bpffs.Ensure(cfg.PinDir); err != nil {
-		return err
-	}
-	dp, err := dataplane.Load(dataplane.Options{FlowTableSize: cfg.FlowTableSize, PinDir: cfg.PinDir})
+	dp, err := LoadPinned(cfg.PinDir, cfg.FlowTableSize)
 	if err != nil {
 		return err
 	}
@@ -158,6 +155,15 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 			d.linkChanged(c)
 		}
 	}
+}
+
+// LoadPinned loads the program with its maps pinned in pinDir, mounting
+// bpffs first when needed; maps pinned by an earlier run are reused.
+func LoadPinned(pinDir string, flowTableSize uint32) (*dataplane.Dataplane, error) {
+	if err := bpffs.Ensure(pinDir); err != nil {
+		return nil, err
+	}
+	return dataplane.Load(dataplane.Options{FlowTableSize: flowTableSize, PinDir: pinDir})
 }
 
 func (d *daemon) attach(name string) error {

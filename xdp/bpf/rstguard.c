@@ -905,10 +905,28 @@ static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, s
 
 /* ------------------------------------------------------------ flows */
 
-static __always_inline void learn_syn_options(struct dir_state *s, const struct tcp_options *o)
+/* Adds a flow; a failed insert leaves it untracked (fail open). */
+static __always_inline int insert_flow(const struct flow_key *key, const struct flow_value *fresh, __u64 flags)
 {
+	if (bpf_map_update_elem(&flows, key, fresh, flags)) {
+		count(CNT_FLOW_INSERT_FAIL);
+		return XDP_PASS;
+	}
+	count(CNT_FLOW_INSERT);
+	if (fresh->flags & FLOW_MIDSTREAM)
+		count(CNT_MIDSTREAM);
+	return XDP_PASS;
+}
+
+/* What a SYN or SYN/ACK tells of its sender. */
+static __always_inline void learn_syn(struct dir_state *s, const struct packet *p,
+				      const struct tcp_options *o, __u32 now32)
+{
+	s->isn = p->seq;
+	learn(s, p);
 	s->wscale = o->wscale;
 	s->flags |= DIR_SYN | (o->has_ts ? DIR_TS : 0) | (o->has_wscale ? DIR_WSCALE : 0);
+	s->last_data_t = now32;
 }
 
 /* SYN, SYN/ACK: the rare path. Reads options and the precise clock. */
@@ -916,51 +934,29 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 				 __u32 ifindex)
 {
 	struct tcp_options opts = {};
+	struct flow_value fresh = {};
 	struct dir_state *s;
 	__u32 now32 = time32(now_ns());
 
 	read_options(ctx, p, &opts);
 
 	if (!(p->tcp_flags & TH_ACK)) {
-		struct flow_value fresh = {};
-
 		/* A retransmitted SYN keeps the entry; any other SYN starts a connection. */
 		if (f && f->state == STATE_SYN_SENT && (f->dir[p->dir & 1].flags & DIR_SYN) &&
 		    f->dir[p->dir & 1].isn == p->seq)
 			return XDP_PASS;
-		s = &fresh.dir[p->dir & 1];
-		s->isn = p->seq;
-		learn(s, p);
-		learn_syn_options(s, &opts);
-		s->last_data_t = now32;
+		learn_syn(&fresh.dir[p->dir & 1], p, &opts, now32);
 		fresh.state = STATE_SYN_SENT;
 		fresh.flags = p->dir ? FLOW_INIT_HI : 0;
-		if (bpf_map_update_elem(&flows, &p->key, &fresh, BPF_ANY)) {
-			count(CNT_FLOW_INSERT_FAIL);
-			return XDP_PASS;
-		}
-		count(CNT_FLOW_INSERT);
-		return XDP_PASS;
+		return insert_flow(&p->key, &fresh, BPF_ANY);
 	}
 
 	/* SYN/ACK */
 	if (!f) {
-		struct flow_value fresh = {};
-
-		s = &fresh.dir[p->dir & 1];
-		s->isn = p->seq;
-		learn(s, p);
-		learn_syn_options(s, &opts);
-		s->last_data_t = now32;
+		learn_syn(&fresh.dir[p->dir & 1], p, &opts, now32);
 		fresh.state = STATE_SYN_RCVD;
 		fresh.flags = FLOW_MIDSTREAM | (p->dir ? 0 : FLOW_INIT_HI);
-		if (bpf_map_update_elem(&flows, &p->key, &fresh, BPF_NOEXIST)) {
-			count(CNT_FLOW_INSERT_FAIL);
-			return XDP_PASS;
-		}
-		count(CNT_FLOW_INSERT);
-		count(CNT_MIDSTREAM);
-		return XDP_PASS;
+		return insert_flow(&p->key, &fresh, BPF_NOEXIST);
 	}
 	s = &f->dir[p->dir & 1];
 	if ((f->flags & FLOW_RST_PENDING) && !(f->flags & FLOW_CONFIRMED) &&
@@ -971,12 +967,9 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 
 		if (init->last_data_t && !(s->flags & DIR_SYN))
 			s->rtt = now32 - init->last_data_t;
-		s->isn = p->seq;
 		f->state = STATE_SYN_RCVD;
 	}
-	learn(s, p);
-	learn_syn_options(s, &opts);
-	s->last_data_t = now32;
+	learn_syn(s, p, &opts, now32);
 	return XDP_PASS;
 }
 
@@ -988,13 +981,7 @@ static __noinline int pick_up_flow(struct packet *p)
 	learn(&fresh.dir[p->dir & 1], p);
 	fresh.state = (p->tcp_flags & TH_FIN) ? STATE_CLOSING : STATE_ESTABLISHED;
 	fresh.flags = FLOW_MIDSTREAM;
-	if (bpf_map_update_elem(&flows, &p->key, &fresh, BPF_NOEXIST)) {
-		count(CNT_FLOW_INSERT_FAIL);
-		return XDP_PASS;
-	}
-	count(CNT_FLOW_INSERT);
-	count(CNT_MIDSTREAM);
-	return XDP_PASS;
+	return insert_flow(&p->key, &fresh, BPF_NOEXIST);
 }
 
 /* Handshake completion, FIN and evidence after a RST: rarely taken. */
