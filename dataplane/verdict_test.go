@@ -206,7 +206,7 @@ var rstFixtures = []rstFixture{
 			return s
 		},
 		verdict: VerdictValid, action: ActionPass,
-		has:   sig(xdp.RstguardSignalSIG_FLOWLABEL_OFF),
+		has: sig(xdp.RstguardSignalSIG_FLOWLABEL_OFF),
 	},
 	{
 		name: "IP-ID far from the sender's per-flow counter: weak only",
@@ -217,7 +217,7 @@ var rstFixtures = []rstFixture{
 			return s
 		},
 		verdict: VerdictValid, action: ActionPass,
-		has:   sig(xdp.RstguardSignalSIG_IPID_OFF_MODEL),
+		has: sig(xdp.RstguardSignalSIG_IPID_OFF_MODEL),
 	},
 	{
 		name: "mirror: IP-ID and window copied from the client's request, ack = ISN",
