@@ -1,6 +1,6 @@
 // Package dataplane loads rstguard's XDP program, sets its policy, reads its
 // counters, flow table and event ring buffer, and runs it over single frames
-// with BPF_PROG_TEST_RUN. It needs Linux 5.17 or later (bpf_loop) and BTF.
+// with BPF_PROG_TEST_RUN. It needs Linux 5.18 or later (bpf_loop, bpf_xdp_load_bytes) and BTF.
 package dataplane
 
 import (

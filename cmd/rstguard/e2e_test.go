@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -475,9 +476,9 @@ func TestGatewayDaemon(t *testing.T) {
 		}
 	})
 
-	t.Run("attach without a daemon keeps the pinned policy", func(t *testing.T) {
+	t.Run("attach without a daemon keeps the pinned policy, in generic mode too", func(t *testing.T) {
 		out := g.mustRstguard("attach", "-i", lab.ClientSide+","+lab.ServerSide, "--pin-dir", g.pinDir,
-			"--flow-table-size", "4096")
+			"--flow-table-size", "4096", "--xdp-mode", "generic")
 		if strings.Count(out, "mode drop") != 2 {
 			t.Errorf("attach: %s", out)
 		}
@@ -486,8 +487,14 @@ func TestGatewayDaemon(t *testing.T) {
 		if err := h.roundTrip(); err != nil {
 			t.Errorf("forged RST not dropped by the daemonless program: %v", err)
 		}
-		if st := g.status(); len(st.Interfaces) != 2 || st.Mode != "drop" || st.Counters.Actions["drop"] < 1 {
+		st := g.status()
+		if len(st.Interfaces) != 2 || st.Mode != "drop" || st.Counters.Actions["drop"] < 1 {
 			t.Errorf("status: %+v", st)
+		}
+		for _, s := range st.Interfaces {
+			if s.Mode != "generic" {
+				t.Errorf("%s in %q mode, want generic", s.Ifname, s.Mode)
+			}
 		}
 		g.mustRstguard("detach", "--all", "--pin-dir", g.pinDir)
 	})
@@ -566,6 +573,23 @@ func TestWrongInterfaceExitsTwo(t *testing.T) {
 	code = run([]string{"detach", "-i", "nosuch0"}, &env{stdout: &out, stderr: &errOut, stop: make(chan struct{})})
 	if code != exitFailure {
 		t.Errorf("detach of a missing interface: exit %d", code)
+	}
+}
+
+// Without the capabilities it needs, rstguard says which are missing.
+func TestMissingCapabilitiesNamed(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to drop capabilities")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	out, err := exec.Command("setpriv", "--bounding-set=-bpf,-sys_admin,-net_admin", "--inh-caps=-all",
+		rstguardBin, "analyze", "../../testdata/seed-client-side.pcap").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != exitFailure ||
+		!strings.Contains(string(out), "missing CAP_BPF, CAP_NET_ADMIN") {
+		t.Errorf("exit %v: %s", err, out)
 	}
 }
 
