@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"testing"
+	"unsafe"
 
 	"github.com/rstguard/rstguard/xdp"
 )
@@ -29,6 +30,14 @@ func TestVerifierBudget(t *testing.T) {
 	t.Logf("verified %d instructions", n)
 	if n > maxVerifiedInsns {
 		t.Errorf("verified %d instructions, budget %d", n, maxVerifiedInsns)
+	}
+}
+
+// The budget for one flow: key and value in at most 128 bytes.
+func TestFlowEntrySize(t *testing.T) {
+	key, val := unsafe.Sizeof(xdp.RstguardFlowKey{}), unsafe.Sizeof(xdp.RstguardFlowValue{})
+	if key+val > 128 {
+		t.Errorf("flow key %d + value %d bytes > 128", key, val)
 	}
 }
 

@@ -2,9 +2,12 @@ package dataplane
 
 import (
 	"net/netip"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/bench/frames"
 	"github.com/rstguard/rstguard/xdp"
@@ -499,6 +502,36 @@ func TestEventBudget(t *testing.T) {
 	}
 	if cnt.EventsSuppress != uint64(flood-budget) {
 		t.Errorf("suppressed %d, want %d", cnt.EventsSuppress, flood-budget)
+	}
+}
+
+// A blind flood of RSTs for flows nobody opened: every one is counted, but
+// their events stay within the per-CPU budget for RSTs of no flow.
+func TestNoFlowEventBudget(t *testing.T) {
+	// The budget is per CPU: keep every test run on one.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var one unix.CPUSet
+	one.Set(0)
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, ModeDrop)
+	const flood = 1000
+	for i := range flood {
+		c := linuxPair(netip.AddrPortFrom(clientAddr.Addr(), uint16(1024+i)), serverAddr)
+		if ret := h.send(forgedFromClient(c).MustFrame(), time.Microsecond); ret != XDPPass {
+			t.Fatalf("RST of no flow dropped")
+		}
+	}
+	cnt := h.counters()
+	evs := h.drain()
+	const budget = 256 // NO_FLOW_EVENT_BUDGET
+	if cnt.RSTsNoFlow != flood || cnt.Verdicts["unknown"] != flood {
+		t.Errorf("no-flow %d unknown %d, want %d", cnt.RSTsNoFlow, cnt.Verdicts["unknown"], flood)
+	}
+	if len(evs) != budget || cnt.EventsSuppress != flood-budget {
+		t.Errorf("%d events, %d suppressed; want %d and %d", len(evs), cnt.EventsSuppress, budget, flood-budget)
 	}
 }
 

@@ -39,15 +39,18 @@ type BaselineFlowValue struct {
 		IpidModel uint8
 		Flags     uint8
 	}
-	RstSeq     uint32
-	RstT       uint32
-	EventT     uint32
-	EventCount uint16
+	RstSeq uint32
+	RstT   uint32
+	Budget struct {
+		_       structs.HostLayout
+		WindowT uint32
+		Count   uint16
+		Pad     uint16
+	}
 	RstTtl     uint8
 	State      uint8
 	Flags      uint8
 	RstVerdict uint8
-	Pad        [2]uint8
 }
 
 // Names of all BPF objects in the ELF.

@@ -128,6 +128,13 @@ type RstguardEvent struct {
 	Pkt        [128]uint8
 }
 
+type RstguardEventBudget struct {
+	_       structs.HostLayout
+	WindowT uint32
+	Count   uint16
+	Pad     uint16
+}
+
 type RstguardEventKind uint32
 
 const (
@@ -169,13 +176,11 @@ type RstguardFlowValue struct {
 	Dir        [2]RstguardDirState
 	RstSeq     uint32
 	RstT       uint32
-	EventT     uint32
-	EventCount uint16
+	Budget     RstguardEventBudget
 	RstTtl     uint8
 	State      uint8
 	Flags      uint8
 	RstVerdict uint8
-	Pad        [2]uint8
 }
 
 type RstguardIpidModel uint32
@@ -244,6 +249,7 @@ const (
 	RstguardMapCsumScratch     = "csum_scratch"
 	RstguardMapEvents          = "events"
 	RstguardMapFlows           = "flows"
+	RstguardMapNoFlowBudget    = "no_flow_budget"
 	RstguardMapPolicy          = "policy"
 	RstguardProgRstguard       = "rstguard"
 	RstguardVarClockOverrideNs = "clock_override_ns"
@@ -299,12 +305,13 @@ type RstguardProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type RstguardMapSpecs struct {
-	Allow       *ebpf.MapSpec `ebpf:"allow"`
-	Counters    *ebpf.MapSpec `ebpf:"counters"`
-	CsumScratch *ebpf.MapSpec `ebpf:"csum_scratch"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	Flows       *ebpf.MapSpec `ebpf:"flows"`
-	Policy      *ebpf.MapSpec `ebpf:"policy"`
+	Allow        *ebpf.MapSpec `ebpf:"allow"`
+	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	CsumScratch  *ebpf.MapSpec `ebpf:"csum_scratch"`
+	Events       *ebpf.MapSpec `ebpf:"events"`
+	Flows        *ebpf.MapSpec `ebpf:"flows"`
+	NoFlowBudget *ebpf.MapSpec `ebpf:"no_flow_budget"`
+	Policy       *ebpf.MapSpec `ebpf:"policy"`
 }
 
 // RstguardVariableSpecs contains global variables before they are loaded into the kernel.
@@ -335,12 +342,13 @@ func (o *RstguardObjects) Close() error {
 //
 // It can be passed to LoadRstguardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type RstguardMaps struct {
-	Allow       *ebpf.Map `ebpf:"allow"`
-	Counters    *ebpf.Map `ebpf:"counters"`
-	CsumScratch *ebpf.Map `ebpf:"csum_scratch"`
-	Events      *ebpf.Map `ebpf:"events"`
-	Flows       *ebpf.Map `ebpf:"flows"`
-	Policy      *ebpf.Map `ebpf:"policy"`
+	Allow        *ebpf.Map `ebpf:"allow"`
+	Counters     *ebpf.Map `ebpf:"counters"`
+	CsumScratch  *ebpf.Map `ebpf:"csum_scratch"`
+	Events       *ebpf.Map `ebpf:"events"`
+	Flows        *ebpf.Map `ebpf:"flows"`
+	NoFlowBudget *ebpf.Map `ebpf:"no_flow_budget"`
+	Policy       *ebpf.Map `ebpf:"policy"`
 }
 
 func (m *RstguardMaps) Close() error {
@@ -350,6 +358,7 @@ func (m *RstguardMaps) Close() error {
 		m.CsumScratch,
 		m.Events,
 		m.Flows,
+		m.NoFlowBudget,
 		m.Policy,
 	)
 }

@@ -71,6 +71,14 @@ struct scratch {
 	__u8 buf[CSUM_MAX + 4];
 };
 
+/* Event budget for RSTs of no tracked flow, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct event_budget);
+} no_flow_budget SEC(".maps");
+
 /* Room to copy a RST's TCP segment for checksum verification. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -481,23 +489,21 @@ static __always_inline void learn(struct dir_state *s, const struct packet *p)
 
 /* ------------------------------------------------------------ events */
 
-/* Per-flow budget so that a flood of RSTs on one flow cannot starve the ring
- * buffer; counters stay exact either way. */
-static __always_inline int event_allowed(struct flow_value *f, const struct config *cfg, __u64 now)
+/* A budget per flow (and one per CPU for RSTs of no flow) so that a flood
+ * cannot starve the ring buffer; counters stay exact either way. */
+static __always_inline int event_allowed(struct event_budget *b, __u32 limit, __u64 now)
 {
 	__u32 t = time32(now);
 
-	if (!f)
-		return 1;
-	if (t - f->event_t > ONE_SECOND_T32) {
-		f->event_t = t;
-		f->event_count = 0;
+	if (t - b->window_t > ONE_SECOND_T32) {
+		b->window_t = t;
+		b->count = 0;
 	}
-	if (f->event_count >= cfg->event_budget) {
+	if (b->count >= limit) {
 		count(CNT_EVENT_SUPPRESSED);
 		return 0;
 	}
-	f->event_count++;
+	b->count++;
 	return 1;
 }
 
@@ -839,7 +845,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		if (action == ACTION_PASS && kind != EVENT_COLLATERAL)
 			f->state = STATE_RESET;
 
-		if (event_allowed(f, cfg, now)) {
+		if (event_allowed(&f->budget, cfg->event_budget, now)) {
 			e = event_start(ctx, p, kind, now, ifindex);
 			if (e) {
 				e->verdict = j.verdict;
@@ -856,10 +862,15 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 			}
 		}
 	} else {
-		e = event_start(ctx, p, kind, now, ifindex);
-		if (e) {
-			e->verdict = j.verdict;
-			event_submit(e);
+		__u32 zero = 0;
+		struct event_budget *b = bpf_map_lookup_elem(&no_flow_budget, &zero);
+
+		if (b && event_allowed(b, NO_FLOW_EVENT_BUDGET, now)) {
+			e = event_start(ctx, p, kind, now, ifindex);
+			if (e) {
+				e->verdict = j.verdict;
+				event_submit(e);
+			}
 		}
 	}
 	return action == ACTION_DROP ? XDP_DROP : XDP_PASS;
@@ -887,7 +898,7 @@ static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, s
 	f->flags |= FLOW_CONFIRMED;
 	count(CNT_CONFIRMED);
 	now = now_ns();
-	if (!event_allowed(f, cfg, now))
+	if (!event_allowed(&f->budget, cfg->event_budget, now))
 		return;
 	e = event_start(ctx, p, EVENT_CONFIRMED, now, ifindex);
 	if (!e)

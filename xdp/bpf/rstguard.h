@@ -156,20 +156,29 @@ enum flow_flag {
 	FLOW_CONFIRMED = 1 << 4,   /* that RST was confirmed forged */
 };
 
+/* Events allowed per one-second window. */
+struct event_budget {
+	__u32 window_t; /* time32 the current window started */
+	__u16 count;    /* events sent in it */
+	__u16 pad;
+};
+
 /* Times are time32: nanoseconds >> 10 (about microseconds), wrapping every
  * 73 minutes; only differences are used. */
 struct flow_value {
 	struct dir_state dir[2]; /* [0]: sent by the addr_lo side, [1]: by addr_hi */
 	__u32 rst_seq;
 	__u32 rst_t;
-	__u32 event_t;           /* start of the current event budget window */
-	__u16 event_count;
+	struct event_budget budget;
 	__u8 rst_ttl;
 	__u8 state;              /* enum flow_state */
 	__u8 flags;              /* FLOW_* */
 	__u8 rst_verdict;
-	__u8 pad[2];
 };
+
+/* Events per second per CPU for RSTs that match no flow: a blind flood must
+ * not crowd out the events of tracked flows. */
+#define NO_FLOW_EVENT_BUDGET 256
 
 /* Allow-list entry: an IPv4-mapped or IPv6 prefix. */
 struct allow_key {
