@@ -129,9 +129,14 @@ var Profiles = map[string]Profile{
 		Forge:     ttlForge,
 	},
 	"ttl-forge-race": {
-		Name:  "ttl-forge-race",
-		Doc:   "ttl-forge without dropping the request: the RST races the request to the server",
-		Forge: ttlForge,
+		Name: "ttl-forge-race",
+		Doc: "ttl-forge without dropping the request: the RST follows the request with the sequence number " +
+			"after it, so the server takes it as exact once the request is in",
+		Forge: func(t Trigger, ttl uint8) []frames.Segment {
+			segs := ttlForge(t, ttl)
+			segs[0].Seq += uint32(t.PayloadLen)
+			return segs
+		},
 	},
 	"in-window": {
 		Name: "in-window",

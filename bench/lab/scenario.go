@@ -227,7 +227,7 @@ func pinDir(prefix, role string) string { return "/sys/fs/bpf/" + prefix + "-" +
 
 // curlArgs is the incident's request: curl -I http://www.testaaa.com/.
 func curlArgs(srvIP netip.Addr, port int, path string, extra ...string) []string {
-	args := []string{"-sS", "-m", "10", "--resolve", fmt.Sprintf("%s:%d:%s", ServerName, port, srvIP)}
+	args := []string{"-sS", "-m", "3", "--resolve", fmt.Sprintf("%s:%d:%s", ServerName, port, srvIP)}
 	args = append(args, extra...)
 	return append(args, fmt.Sprintf("http://%s:%d%s", ServerName, port, path))
 }

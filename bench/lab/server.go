@@ -12,6 +12,10 @@ import (
 	"time"
 )
 
+// serverThinkTime delays the site's answer (the kernel has no netem here to
+// delay links instead).
+const serverThinkTime = 30 * time.Millisecond
+
 // labServer is the site in the incident: a real HTTP server (Go net/http)
 // in the server's namespace, with paths that end connections the ways real
 // servers do.
@@ -30,7 +34,11 @@ func startServer(h *Host, ip netip.Addr) (*labServer, error) {
 	}
 	s := &labServer{held: make(chan net.Conn, 4)}
 	mux := http.NewServeMux()
+	// The page takes serverThinkTime to answer, as a distant or busy server
+	// does: on real paths the injector, nearer the client, wins the race
+	// with the answer; in a namespace lab it would otherwise always lose.
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(serverThinkTime)
 		io.WriteString(w, "the page www.testaaa.com serves\n")
 	})
 	// An abort: SO_LINGER 0, then close: RST/ACK from the socket.
