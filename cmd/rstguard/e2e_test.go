@@ -570,6 +570,13 @@ func TestWrongInterfaceExitsTwo(t *testing.T) {
 	if code != exitFailure || !strings.Contains(errOut.String(), "nosuch0: no such interface") {
 		t.Errorf("exit %d, stderr %q", code, errOut.String())
 	}
+	for _, bad := range [][]string{{"--mode", "explode"}, {"--xdp-mode", "turbo"}, {"--allow", "10.0.0.0/33"}} {
+		errOut.Reset()
+		code = run(append([]string{"run", "-i", "lo"}, bad...), &env{stdout: &out, stderr: &errOut, stop: make(chan struct{})})
+		if code != exitUsage || !strings.Contains(errOut.String(), bad[1]) {
+			t.Errorf("run %v: exit %d, stderr %q", bad, code, errOut.String())
+		}
+	}
 	code = run([]string{"detach", "-i", "nosuch0"}, &env{stdout: &out, stderr: &errOut, stop: make(chan struct{})})
 	if code != exitFailure {
 		t.Errorf("detach of a missing interface: exit %d", code)

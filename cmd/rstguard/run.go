@@ -67,9 +67,25 @@ func (l listFlag) Set(s string) error {
 // daemonFlags declares the flags run and attach share on fs, writing into s.
 func daemonFlags(fs *flag.FlagSet, s *settings) {
 	fs.Var(listFlag{&s.Interfaces}, "i", "interfaces, comma-separated: all of a gateway's, so both directions share one flow table")
-	fs.StringVar(&s.Mode, "mode", s.Mode, "monitor (report only) or drop (drop RSTs judged spoofed)")
-	fs.StringVar(&s.XDPMode, "xdp-mode", s.XDPMode, "auto (native, else generic), native or generic")
-	fs.Var(listFlag{&s.Allow}, "allow", "CIDRs whose RSTs are reported but never dropped (your own firewalls), comma-separated")
+	// Flag values are checked as they are parsed, so that a bad one is a
+	// usage error (exit 1); the same mistake in a config file exits 2.
+	fs.Func("mode", "monitor (report only) or drop (drop RSTs judged spoofed) (default monitor)", func(v string) error {
+		_, err := dataplane.ParseMode(v)
+		s.Mode = v
+		return err
+	})
+	fs.Func("xdp-mode", "auto (native, else generic), native or generic (default auto)", func(v string) error {
+		_, err := attach.ParseMode(v)
+		s.XDPMode = v
+		return err
+	})
+	fs.Func("allow", "CIDRs whose RSTs are reported but never dropped (your own firewalls), comma-separated", func(v string) error {
+		if err := (listFlag{&s.Allow}).Set(v); err != nil {
+			return err
+		}
+		_, err := parsePrefixes(s.Allow)
+		return err
+	})
 	fs.StringVar(&s.PinDir, "pin-dir", s.PinDir, "bpffs directory for the pinned maps (kept across restarts)")
 	fs.Func("flow-table-size", fmt.Sprintf("flows tracked at once (default %d)", s.FlowTableSize), func(v string) error {
 		_, err := fmt.Sscan(v, &s.FlowTableSize)
