@@ -35,6 +35,10 @@ type Baseline struct {
 	Timestamps bool          `json:"timestamps"`
 	NextSeq    uint32        `json:"next_seq"`
 	RTT        time.Duration `json:"rtt_ns,omitempty"` // how long it took to answer in the handshake
+	// LastData is how long ago this side last sent new sequence space (data,
+	// SYN, FIN) through this box; zero when it never did. The program reads a
+	// clock only for that, not for every ACK.
+	LastData time.Duration `json:"last_data_ago_ns,omitempty"`
 }
 
 // FlowRST is the latest RST a flow saw.
@@ -48,7 +52,9 @@ type FlowRST struct {
 
 func has[T ~uint32](flags uint8, f T) bool { return uint32(flags)&uint32(f) != 0 }
 
-func decodeFlow(k *xdp.RstguardFlowKey, v *xdp.RstguardFlowValue) Flow {
+// decodeFlow turns a table entry into a Flow; now32 is the program's clock
+// now, in its time32 units.
+func decodeFlow(k *xdp.RstguardFlowKey, v *xdp.RstguardFlowValue, now32 uint32) Flow {
 	lo := netip.AddrPortFrom(netip.AddrFrom16(k.AddrLo).Unmap(), ntohs(k.PortLo))
 	hi := netip.AddrPortFrom(netip.AddrFrom16(k.AddrHi).Unmap(), ntohs(k.PortHi))
 	f := Flow{State: FlowState(v.State), Midstream: has(v.Flags, xdp.RstguardFlowFlagFLOW_MIDSTREAM)}
@@ -64,8 +70,8 @@ func decodeFlow(k *xdp.RstguardFlowKey, v *xdp.RstguardFlowValue) Flow {
 		clientDir = 1
 		f.Client, f.Server = hi, lo
 	}
-	f.ClientSide = baseline(&v.Dir[clientDir])
-	f.ServerSide = baseline(&v.Dir[1-clientDir])
+	f.ClientSide = baseline(&v.Dir[clientDir], now32)
+	f.ServerSide = baseline(&v.Dir[1-clientDir], now32)
 	if has(v.Flags, xdp.RstguardFlowFlagFLOW_RST_PENDING) {
 		fromHi := has(v.Flags, xdp.RstguardFlowFlagFLOW_RST_FROM_HI)
 		f.LastRST = &FlowRST{
@@ -76,11 +82,14 @@ func decodeFlow(k *xdp.RstguardFlowKey, v *xdp.RstguardFlowValue) Flow {
 	return f
 }
 
-func baseline(d *xdp.RstguardDirState) Baseline {
+func baseline(d *xdp.RstguardDirState, now32 uint32) Baseline {
 	b := Baseline{
 		Seen: has(d.Flags, xdp.RstguardDirFlagDIR_SEEN), TTL: d.Ttl, IPIDModel: IPIDModel(d.IpidModel),
 		Window: d.Window, Timestamps: has(d.Flags, xdp.RstguardDirFlagDIR_TS), NextSeq: d.NextSeq,
 		RTT: time.Duration(d.Rtt) << 10,
+	}
+	if d.LastDataT != 0 {
+		b.LastData = time.Duration(now32-d.LastDataT) << 10
 	}
 	if has(d.Flags, xdp.RstguardDirFlagDIR_WSCALE) {
 		ws := d.Wscale
@@ -95,9 +104,10 @@ func ntohs(v uint16) uint16 { return v<<8 | v>>8 }
 func (d *Dataplane) Flows(fn func(Flow) bool) error {
 	var k xdp.RstguardFlowKey
 	var v xdp.RstguardFlowValue
+	now32 := uint32(monotonicNow() >> 10)
 	it := d.objs.Flows.Iterate()
 	for it.Next(&k, &v) {
-		if !fn(decodeFlow(&k, &v)) {
+		if !fn(decodeFlow(&k, &v, now32)) {
 			return nil
 		}
 	}

@@ -57,9 +57,12 @@ func CaptureClock(ns uint64) time.Time { return time.Unix(0, int64(ns)).UTC() }
 // MonotonicClock turns CLOCK_MONOTONIC nanoseconds (bpf_ktime_get_ns) into
 // wall time, for events from a live interface.
 func MonotonicClock(ns uint64) time.Time {
+	return time.Now().Add(-time.Duration(monotonicNow() - ns))
+}
+
+// monotonicNow is CLOCK_MONOTONIC, the program's clock on a live interface.
+func monotonicNow() uint64 {
 	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return time.Now()
-	}
-	return time.Now().Add(-time.Duration(ts.Nano() - int64(ns)))
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
 }

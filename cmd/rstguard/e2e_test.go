@@ -311,6 +311,9 @@ func TestGatewayDaemon(t *testing.T) {
 		if !ok || f.State.String() != "established" || f.Midstream || f.ClientSide.TTL != 64 || f.ServerSide.TTL != 64 {
 			t.Errorf("flow %+v", f)
 		}
+		if d := f.ClientSide.LastData; d <= 0 || d > time.Minute {
+			t.Errorf("client's last data %v ago", d)
+		}
 	})
 
 	t.Run("monitor mode reports a forged RST and lets it through", func(t *testing.T) {

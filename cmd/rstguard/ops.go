@@ -358,7 +358,7 @@ func flowsCommand() command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CLIENT\tSERVER\tSTATE\tTTL C/S\tIP-ID C/S\tWIN C/S\tRTT C/S\tLAST RST")
+			fmt.Fprintln(tw, "CLIENT\tSERVER\tSTATE\tTTL C/S\tIP-ID C/S\tWIN C/S\tRTT C/S\tLAST DATA C/S\tLAST RST")
 			for _, f := range flows {
 				origin := ""
 				if f.Midstream {
@@ -375,15 +375,24 @@ func flowsCommand() command {
 						last += ", confirmed forged"
 					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s%s\t%d/%d\t%s/%s\t%d/%d\t%s/%s\t%s\n", f.Client, f.Server, f.State, origin,
+				fmt.Fprintf(tw, "%s\t%s\t%s%s\t%d/%d\t%s/%s\t%d/%d\t%s/%s\t%s/%s\t%s\n", f.Client, f.Server, f.State, origin,
 					f.ClientSide.TTL, f.ServerSide.TTL, f.ClientSide.IPIDModel, f.ServerSide.IPIDModel,
-					f.ClientSide.Window, f.ServerSide.Window, f.ClientSide.RTT, f.ServerSide.RTT, last)
+					f.ClientSide.Window, f.ServerSide.Window, f.ClientSide.RTT, f.ServerSide.RTT,
+					ago(f.ClientSide.LastData), ago(f.ServerSide.LastData), last)
 			}
 			tw.Flush()
 			fmt.Fprintf(e.stdout, "%d flow(s)\n", len(flows))
 			return nil
 		},
 	}
+}
+
+// ago prints a duration since, rounded for a table; "-" for never.
+func ago(d time.Duration) string {
+	if d == 0 {
+		return "-"
+	}
+	return d.Round(time.Millisecond).String() + " ago"
 }
 
 // parseNoArgs parses flags and refuses positional arguments.
