@@ -16,7 +16,7 @@ Every frame goes, in order, through the same program that runs inline
 (BPF_PROG_TEST_RUN), with the capture's timestamps as its clock. Prints one
 line (or JSON object) per judged RST and per after-the-fact confirmation,
 then a summary. Reads Ethernet, raw IPv4/IPv6, Linux cooked (v1, v2) and
-BSD loopback captures. Exit 2 when a file cannot be read (the others are
+BSD loopback captures; FILE "-" is standard input (tcpdump -w - | rstguard analyze -). Exit 2 when a file cannot be read (the others are
 still analysed).`,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
 			asJSON := fs.Bool("json", false, "print one JSON object per line, then {\"summary\": {...}}")

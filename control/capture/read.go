@@ -40,18 +40,26 @@ type Reader struct {
 	linkType func(ci gopacket.CaptureInfo) layers.LinkType
 }
 
-// Open opens a capture file, pcap or pcapng, judged by its magic number.
+// Open opens a capture file, pcap or pcapng, judged by its magic number;
+// "-" reads standard input (tcpdump -w - | rstguard analyze -).
 func Open(path string) (*Reader, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+	f := os.Stdin
+	if path != "-" {
+		var err error
+		if f, err = os.Open(path); err != nil {
+			return nil, err
+		}
 	}
 	r, err := newReader(f)
 	if err != nil {
-		f.Close()
+		if path != "-" {
+			f.Close()
+		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	r.f = f
+	if path != "-" {
+		r.f = f // Close closes what Open opened, never standard input
+	}
 	return r, nil
 }
 
