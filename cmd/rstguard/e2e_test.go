@@ -293,6 +293,13 @@ func TestGatewayDaemon(t *testing.T) {
 	g := newGateway(t)
 	g.startDaemon("monitor")
 
+	t.Run("a second daemon on the same maps is refused", func(t *testing.T) {
+		_, errOut, code := g.rstguard("run", "-i", lab.ClientSide, "--pin-dir", g.pinDir, "--events", "-", "--metrics", "")
+		if code != exitFailure || !strings.Contains(errOut, "another rstguard run is using") {
+			t.Errorf("exit %d: %s", code, errOut)
+		}
+	})
+
 	t.Run("traffic flows and is tracked", func(t *testing.T) {
 		if out, err := g.curl(); err != nil || !strings.Contains(out, "hello") {
 			t.Fatalf("curl through the gateway: %v %s", err, out)

@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/control/attach"
 	"github.com/rstguard/rstguard/control/bpffs"
@@ -91,6 +92,12 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 	}
 	defer dp.Close()
 	d.dp = dp
+	// Before touching the policy or any interface.
+	unlock, err := lockPinDir(cfg.PinDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if err := dp.SetPolicy(dataplane.Policy{Mode: cfg.Mode, TTLTolerance: cfg.TTLTolerance, EventBudget: cfg.EventBudget}); err != nil {
 		return err
 	}
@@ -155,6 +162,27 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 			d.linkChanged(c)
 		}
 	}
+}
+
+// ErrRunning means another daemon already uses the pin directory.
+var ErrRunning = errors.New("another rstguard run is using")
+
+// lockPinDir takes an exclusive lock on the pin directory for as long as
+// the daemon runs: two daemons on one set of maps would fight over the
+// interfaces. The kernel drops the lock when the process dies, even by kill -9.
+func lockPinDir(dir string) (func(), error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w %s: stop it first, or give this one another --pin-dir", ErrRunning, dir)
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
 }
 
 // LoadPinned loads the program with its maps pinned in pinDir, mounting
