@@ -294,7 +294,8 @@ func TestGatewayDaemon(t *testing.T) {
 	g.startDaemon("monitor")
 
 	t.Run("a second daemon on the same maps is refused", func(t *testing.T) {
-		_, errOut, code := g.rstguard("run", "-i", lab.ClientSide, "--pin-dir", g.pinDir, "--events", "-", "--metrics", "")
+		_, errOut, code := g.rstguard("run", "-i", lab.ClientSide, "--pin-dir", g.pinDir, "--events", "-", "--metrics", "",
+			"--flow-table-size", "4096")
 		if code != exitFailure || !strings.Contains(errOut, "another rstguard run is using") {
 			t.Errorf("exit %d: %s", code, errOut)
 		}
