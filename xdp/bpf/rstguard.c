@@ -236,6 +236,8 @@ static __always_inline void fast_timestamp(struct packet *p, struct tcphdr *th, 
 	p->tsval = bpf_ntohl(opt[1]);
 }
 
+/* Fills p for TCP only: frames that are not TCP leave it untouched, so they
+ * do not pay for clearing it. */
 static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 {
 	void *data = (void *)(long)ctx->data;
@@ -284,6 +286,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 		l3_len -= ihl;
 		src[3] = iph->saddr;
 		dst[3] = iph->daddr;
+		__builtin_memset(p, 0, sizeof(*p));
 		p->ttl = iph->ttl;
 		p->ip_id = bpf_ntohs(iph->id);
 		p->df = !!(iph->frag_off & bpf_htons(0x4000));
@@ -302,9 +305,6 @@ static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 			return PARSE_ERROR;
 		l4_proto = ip6h->nexthdr;
 		l3_len = bpf_ntohs(ip6h->payload_len);
-		p->ttl = ip6h->hop_limit;
-		p->ipv6 = 1;
-		p->flow_label = bpf_ntohl(*(__be32 *)ip6h) & 0xfffff;
 		pos = ip6h + 1;
 
 		/* Hop-by-hop, routing, destination options, fragment and AH (RFC 8200 4.1). */
@@ -344,6 +344,10 @@ static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 
 		if ((void *)(th + 1) > data_end)
 			return PARSE_ERROR;
+		__builtin_memset(p, 0, sizeof(*p));
+		p->ttl = ip6h->hop_limit;
+		p->ipv6 = 1;
+		p->flow_label = bpf_ntohl(*(__be32 *)ip6h) & 0xfffff;
 		set_key(p, (__u32 *)&ip6h->saddr, (__u32 *)&ip6h->daddr, th->source, th->dest);
 	} else {
 		return PARSE_NOT_TCP;
@@ -1022,7 +1026,7 @@ int rstguard(struct xdp_md *ctx)
 	/* ctx fields read once, here: clang may otherwise merge reads from several
 	 * branches into a modified ctx pointer, which the verifier rejects. */
 	__u32 ifindex = ctx->ingress_ifindex;
-	struct packet p = {};
+	struct packet p; /* parse() clears it once the frame is TCP */
 	struct flow_value *f;
 	int r;
 
