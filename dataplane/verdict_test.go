@@ -283,6 +283,40 @@ var rstFixtures = []rstFixture{
 		has: sig(xdp.RstguardSignalSIG_TOO_SOON),
 	},
 	{
+		name: "handshake RTT inflated (ARP), refined by a later ACK: an abort soon after data is valid",
+		mode: ModeDrop,
+		setup: func(h *harness, c *frames.Conn) {
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
+			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 80*time.Millisecond)
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), 200*time.Microsecond)
+			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), time.Millisecond)
+			h.send(c.ACK(frames.Server), time.Millisecond) // the server answers in 1 ms
+			h.send(c.Data(frames.Client, []byte("GET /2 HTTP/1.1\r\n\r\n")), time.Millisecond)
+		},
+		gap: 800 * time.Microsecond,
+		rst: func(c *frames.Conn) frames.Segment {
+			return c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+		},
+		verdict: VerdictValid, action: ActionPass,
+		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
+	},
+	{
+		name: "sub-millisecond leg: host processing, not the path, makes the RTT: timing not judged",
+		mode: ModeDrop,
+		setup: func(h *harness, c *frames.Conn) {
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
+			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 300*time.Microsecond)
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), 20*time.Microsecond)
+			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), 10*time.Microsecond)
+		},
+		gap: 5 * time.Microsecond,
+		rst: func(c *frames.Conn) frames.Segment {
+			return c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+		},
+		verdict: VerdictValid, action: ActionPass,
+		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
+	},
+	{
 		name:    "no flow: nothing to judge against",
 		mode:    ModeDrop,
 		setup:   func(*harness, *frames.Conn) {},

@@ -20,6 +20,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // Host is one network namespace.
@@ -135,6 +136,9 @@ func (h *Host) addrUp(ifname string, p netip.Prefix) error {
 	addr, err := netlink.ParseAddr(p.String())
 	if err != nil {
 		return err
+	}
+	if p.Addr().Is6() {
+		addr.Flags |= unix.IFA_F_NODAD // usable at once: no duplicate detection in a lab
 	}
 	if err := h.nl.AddrAdd(link, addr); err != nil {
 		return fmt.Errorf("%s: address %s on %s: %w", h.Name, p, ifname, err)

@@ -16,11 +16,24 @@ import (
 	"github.com/rstguard/rstguard/bench/lab"
 )
 
-// Real Linux TCP between two namespaces, captured by tcpdump on the server's
-// veth and analysed: every way a real stack resets a connection must come
-// out as anything but spoofed.
+// Real Linux TCP between two namespaces, over IPv4 and IPv6, captured by
+// tcpdump on the server's veth and analysed: every way a real stack resets a
+// connection must come out as anything but spoofed.
 func TestRealStackResetsAreNotSpoofed(t *testing.T) {
 	requireRoot(t)
+	for _, c := range []struct {
+		name           string
+		client, server netip.Addr
+		bits           int
+	}{
+		{"ipv4", netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.2"), 24},
+		{"ipv6", netip.MustParseAddr("fd00:99::1"), netip.MustParseAddr("fd00:99::2"), 64},
+	} {
+		t.Run(c.name, func(t *testing.T) { realStackResets(t, c.client, c.server, c.bits) })
+	}
+}
+
+func realStackResets(t *testing.T, clientIP, serverIP netip.Addr, bits int) {
 	if _, err := exec.LookPath("tcpdump"); err != nil {
 		t.Fatal("tcpdump not installed: run make deps")
 	}
@@ -35,8 +48,7 @@ func TestRealStackResetsAreNotSpoofed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer server.Close()
-	clientIP, serverIP := netip.MustParseAddr("10.99.0.1"), netip.MustParseAddr("10.99.0.2")
-	if err := lab.Connect(client, "eth0", netip.PrefixFrom(clientIP, 24), server, "eth0", netip.PrefixFrom(serverIP, 24)); err != nil {
+	if err := lab.Connect(client, "eth0", netip.PrefixFrom(clientIP, bits), server, "eth0", netip.PrefixFrom(serverIP, bits)); err != nil {
 		t.Fatal(err)
 	}
 
@@ -112,7 +124,7 @@ func TestRealStackResetsAreNotSpoofed(t *testing.T) {
 		t.Fatalf("only %d RSTs captured: %+v", sum.RSTs, sum)
 	}
 	for _, r := range recs {
-		t.Logf("%s", r.Text())
+		t.Logf("%s rtt %v", r.Text(), r.Expected.RTT)
 		if r.Verdict == "spoofed" || r.Kind != "rst" {
 			t.Errorf("real reset misjudged: %s", r.Text())
 		}

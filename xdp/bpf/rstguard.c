@@ -114,6 +114,7 @@ volatile __u64 clock_override_ns;
 #define MAX_IPV6_EXT 4
 #define TCP_OPT_MAX 40
 #define ONE_SECOND_T32 (1000000000ULL >> 10)
+#define MIN_TIMING_RTT_T32 (1000000ULL >> 10) /* 1 ms */
 
 #define TH_FIN 0x01
 #define TH_SYN 0x02
@@ -170,6 +171,15 @@ static __always_inline __u64 now_coarse_ns(void)
 static __always_inline __u32 time32(__u64 ns)
 {
 	return (__u32)(ns >> 10) | 1; /* never 0: 0 means "not recorded" */
+}
+
+/* The data path's clock, read at most once per packet and only when asked;
+ * *cached is 0 until then. */
+static __always_inline __u32 clock32(__u32 *cached)
+{
+	if (!*cached)
+		*cached = time32(now_coarse_ns());
+	return *cached;
 }
 
 /* Sequence-space comparisons, wrap-aware (RFC 9293 3.4). */
@@ -468,14 +478,14 @@ static __always_inline void learn_ipid(struct dir_state *s, const struct packet 
 }
 
 /* Records what a non-RST packet shows of its sender. */
-static __always_inline void learn(struct dir_state *s, const struct packet *p)
+static __always_inline void learn(struct dir_state *s, const struct packet *p, __u32 *now32)
 {
 	__u32 end = p->seq + p->payload_len + !!(p->tcp_flags & (TH_SYN | TH_FIN));
 
 	if (!(s->flags & DIR_SEEN) || seq_after(end, s->next_seq)) {
 		s->next_seq = end;
 		if (p->payload_len)
-			s->last_data_t = time32(now_coarse_ns());
+			s->last_data_t = clock32(now32);
 	}
 	if (p->tcp_flags & TH_ACK) {
 		if (!(s->flags & DIR_ACKED) || seq_after(p->ack, s->max_ack))
@@ -756,8 +766,11 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 
 	/* Timing (net4people #285): a RST/ACK that acknowledges the other side's
 	 * latest data sooner than half the sender's measured RTT after that data
-	 * passed this box answers something the sender cannot have seen yet. */
-	if (has_ack && snd->rtt && rcv->last_data_t && p->ack == rcv->next_seq &&
+	 * passed this box answers something the sender cannot have seen yet.
+	 * Only on legs of MIN_TIMING_RTT or more: below that, host processing
+	 * rather than the path makes up the RTT, and a stack that was closing
+	 * anyway acks data microseconds after it arrived. */
+	if (has_ack && snd->rtt >= MIN_TIMING_RTT_T32 && rcv->last_data_t && p->ack == rcv->next_seq &&
 	    now32 - rcv->last_data_t < snd->rtt / 2)
 		flag(j, SIG_TOO_SOON, MEDIUM);
 
@@ -938,7 +951,7 @@ static __always_inline void learn_syn(struct dir_state *s, const struct packet *
 				      const struct tcp_options *o, __u32 now32)
 {
 	s->isn = p->seq;
-	learn(s, p);
+	learn(s, p, &now32);
 	s->wscale = o->wscale;
 	s->flags |= DIR_SYN | (o->has_ts ? DIR_TS : 0) | (o->has_wscale ? DIR_WSCALE : 0);
 	s->last_data_t = now32;
@@ -992,8 +1005,9 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 static __noinline int pick_up_flow(struct packet *p)
 {
 	struct flow_value fresh = {};
+	__u32 now32 = 0;
 
-	learn(&fresh.dir[p->dir & 1], p);
+	learn(&fresh.dir[p->dir & 1], p, &now32);
 	fresh.state = (p->tcp_flags & TH_FIN) ? STATE_CLOSING : STATE_ESTABLISHED;
 	fresh.flags = FLOW_MIDSTREAM;
 	return insert_flow(&p->key, &fresh, BPF_NOEXIST);
@@ -1028,7 +1042,10 @@ int rstguard(struct xdp_md *ctx)
 	__u32 ifindex = ctx->ingress_ifindex;
 	struct packet p; /* parse() clears it once the frame is TCP */
 	struct flow_value *f;
-	int r;
+	struct dir_state *s;
+	const struct dir_state *peer;
+	__u32 now32 = 0;
+	int r, rtt_sample;
 
 	r = parse(ctx, &p);
 	count(r);
@@ -1048,6 +1065,22 @@ int rstguard(struct xdp_md *ctx)
 	if (f->state == STATE_SYN_RCVD || (p.tcp_flags & TH_FIN) ||
 	    ((f->flags & FLOW_RST_PENDING) && !(f->flags & FLOW_CONFIRMED)))
 		flow_events(ctx, &p, f, ifindex);
-	learn(&f->dir[p.dir & 1], &p);
+	s = &f->dir[p.dir & 1];
+	peer = &f->dir[!p.dir];
+	/* The first ACK that covers all the peer's data samples this side's
+	 * answer time; the smallest sample is its leg's RTT at this box. A
+	 * sample is never below the true delay, so a handshake RTT inflated by
+	 * ARP or neighbour discovery corrects itself. A leg already known to be
+	 * under MIN_TIMING_RTT is not timed at all: no more clock reads for it. */
+	rtt_sample = (p.tcp_flags & TH_ACK) && (!s->rtt || s->rtt >= MIN_TIMING_RTT_T32) &&
+		     peer->last_data_t && p.ack == peer->next_seq &&
+		     (!(s->flags & DIR_ACKED) || seq_before(s->max_ack, p.ack));
+	learn(s, &p, &now32);
+	if (rtt_sample) {
+		__u32 sample = clock32(&now32) - peer->last_data_t;
+
+		if (!s->rtt || sample < s->rtt)
+			s->rtt = sample;
+	}
 	return XDP_PASS;
 }
