@@ -85,8 +85,3 @@ func (d *Dataplane) Close() error {
 func (d *Dataplane) Program() *ebpf.Program {
 	return d.objs.Rstguard
 }
-
-// EventsMap is the ring buffer of events.
-func (d *Dataplane) EventsMap() *ebpf.Map {
-	return d.objs.Events
-}

@@ -109,16 +109,6 @@ func (ss Signals) Names() []string {
 	return names
 }
 
-// ParseSignal finds a signal by name.
-func ParseSignal(name string) (Signal, bool) {
-	for i, n := range signalNames {
-		if n == name {
-			return Signal(i), true
-		}
-	}
-	return 0, false
-}
-
 // IPIDModel is how a sender numbers its IPv4 IDs.
 type IPIDModel uint8
 

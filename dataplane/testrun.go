@@ -9,13 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// XDP return codes, as the kernel defines them.
+// XDP return codes rstguard uses, as the kernel defines them.
 const (
-	XDPAborted  = 0
-	XDPDrop     = 1
-	XDPPass     = 2
-	XDPTx       = 3
-	XDPRedirect = 4
+	XDPDrop = 1
+	XDPPass = 2
 )
 
 // MinFrame is the shortest frame BPF_PROG_TEST_RUN accepts for XDP: an

@@ -50,9 +50,6 @@ func NewConn(client, server Peer) *Conn {
 // Peer returns the current state of one end.
 func (c *Conn) Peer(s Side) Peer { return c.peers[s] }
 
-// NextSeq is the sequence number side s sends next.
-func (c *Conn) NextSeq(s Side) uint32 { return c.peers[s].next }
-
 // Segment is what side s would send now with these flags and payload; it
 // changes nothing, so that a test or injector can alter it first.
 func (c *Conn) Segment(s Side, flags uint8, payload []byte) Segment {

@@ -162,15 +162,6 @@ func (h *Host) Route(dst netip.Prefix, via netip.Addr) error {
 	return nil
 }
 
-// LinkIndex is the ifindex of ifname inside the namespace.
-func (h *Host) LinkIndex(ifname string) (int, error) {
-	link, err := h.nl.LinkByName(ifname)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %s: %w", h.Name, ifname, err)
-	}
-	return link.Attrs().Index, nil
-}
-
 func netParseCIDR(p netip.Prefix) (net.IP, *net.IPNet, error) {
 	return net.ParseCIDR(p.Masked().String())
 }

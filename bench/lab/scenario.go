@@ -138,7 +138,7 @@ func (l *Lab) Run(ctx context.Context, c Case) (out Outcome, err error) {
 			out.Evidence = append(out.Evidence, evidence)
 		}
 	}
-	var injected *lineBuffer
+	var injected *Output
 	if c.Profile != "" {
 		cmd, buf, err := l.startInjector(ctx, chain.Host("inj"), c.Profile)
 		if err != nil {
@@ -187,7 +187,7 @@ func (l *Lab) startRstguard(ctx context.Context, h *Host, role, prefix string, c
 	cmd := h.Command(context.Background(), l.Rstguard, "run", "-i", ClientSide+","+ServerSide, "--mode", c.Mode,
 		"--pin-dir", pinDir(prefix, role), "--events", events, "--pcap", evidence, "--metrics", "", "--host", role,
 		"--flow-table-size", "65536")
-	logs := &lineBuffer{}
+	logs := &Output{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		return nil, "", "", fmt.Errorf("start rstguard on %s: %w", role, err)
@@ -204,9 +204,9 @@ func (l *Lab) startRstguard(ctx context.Context, h *Host, role, prefix string, c
 	return cmd, events, evidence, nil
 }
 
-func (l *Lab) startInjector(ctx context.Context, h *Host, profile string) (*exec.Cmd, *lineBuffer, error) {
+func (l *Lab) startInjector(ctx context.Context, h *Host, profile string) (*exec.Cmd, *Output, error) {
 	cmd := h.Command(context.Background(), l.Injector, "--profile", profile)
-	buf := &lineBuffer{}
+	buf := &Output{}
 	cmd.Stdout, cmd.Stderr = buf, buf
 	if err := cmd.Start(); err != nil {
 		return nil, nil, fmt.Errorf("start injector: %w", err)

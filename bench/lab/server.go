@@ -96,25 +96,27 @@ func (s *labServer) close() {
 	}
 }
 
-// lineBuffer collects a process's output; safe for concurrent use.
-type lineBuffer struct {
+// Output collects a process's output; safe for one writer and readers at once.
+type Output struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (l *lineBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (l *Output) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
-func (l *lineBuffer) String() string {
+// String is everything written so far.
+func (l *Output) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
 }
 
-func (l *lineBuffer) lines() []string {
+func (l *Output) lines() []string {
 	var out []string
 	sc := bufio.NewScanner(strings.NewReader(l.String()))
 	for sc.Scan() {

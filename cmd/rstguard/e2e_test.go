@@ -16,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -516,7 +515,7 @@ func TestEventsFollow(t *testing.T) {
 	line := `{"time":"2026-11-26T09:24:37Z","kind":"rst","src":"192.0.2.10:40000","dst":"198.51.100.80:80","flags":"R","seq":1,"ack":0,"ttl":55,"ip_id":1,"window":0,"verdict":"spoofed","signals":["ttl_off"],"action":"drop","score":4,"expected":{"ttl":61,"peer_window":0,"ip_id_model":"per_flow"}}` + "\n"
 	os.WriteFile(path, []byte(line), 0o600)
 	stop := make(chan struct{})
-	out := &syncBuffer{}
+	out := &lab.Output{}
 	done := make(chan int)
 	go func() {
 		done <- run([]string{"events", "--follow", "--file", path}, &env{stdout: out, stderr: out, stop: stop})
@@ -535,24 +534,6 @@ func TestEventsFollow(t *testing.T) {
 	if !strings.Contains(out.String(), "seq 1 ") || !strings.Contains(out.String(), "seq 2 ") {
 		t.Errorf("followed output:\n%s", out.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func addVeth(t *testing.T, h *lab.Host, name string) {

@@ -206,14 +206,19 @@ func (d *daemon) attach(name string) error {
 	return nil
 }
 
-func (d *daemon) detachAll() {
+// watched lists the interfaces the daemon looks after.
+func (d *daemon) watched() []string {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	names := make([]string, 0, len(d.known))
 	for n := range d.known {
 		names = append(names, n)
 	}
-	d.mu.Unlock()
-	for _, n := range names {
+	return names
+}
+
+func (d *daemon) detachAll() {
+	for _, n := range d.watched() {
 		if err := attach.Detach(n); err != nil && !errors.Is(err, attach.ErrNoInterface) {
 			d.log.Error("detach", "iface", n, "err", err)
 		}
@@ -281,14 +286,8 @@ func (d *daemon) serveMetrics() (*http.Server, error) {
 }
 
 func (d *daemon) interfaceStates() []attach.State {
-	d.mu.Lock()
-	names := make([]string, 0, len(d.known))
-	for n := range d.known {
-		names = append(names, n)
-	}
-	d.mu.Unlock()
 	var out []attach.State
-	for _, n := range names {
+	for _, n := range d.watched() {
 		link, err := attach.Link(n)
 		if err != nil {
 			out = append(out, attach.State{Ifname: n})

@@ -14,11 +14,10 @@ import (
 const (
 	CapNetAdmin = 12 // attach XDP, load XDP programs, netlink link changes
 	CapSysAdmin = 21 // mount bpffs; also stands in for CAP_BPF on old kernels
-	CapPerfmon  = 38
 	CapBPF      = 39 // load programs, create maps
 )
 
-var capNames = map[int]string{CapNetAdmin: "CAP_NET_ADMIN", CapSysAdmin: "CAP_SYS_ADMIN", CapPerfmon: "CAP_PERFMON", CapBPF: "CAP_BPF"}
+var capNames = map[int]string{CapNetAdmin: "CAP_NET_ADMIN", CapSysAdmin: "CAP_SYS_ADMIN", CapBPF: "CAP_BPF"}
 
 // Require returns an error naming every capability in caps that the
 // process's effective set lacks. CAP_SYS_ADMIN satisfies CAP_BPF.
