@@ -317,6 +317,22 @@ var rstFixtures = []rstFixture{
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
 	},
 	{
+		name: "time running backwards (merged capture taps) never makes a huge RTT",
+		mode: ModeDrop,
+		setup: func(h *harness, c *frames.Conn) {
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
+			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 50*time.Millisecond)
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), -time.Millisecond)
+			h.send(c.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), 2*time.Millisecond)
+		},
+		gap: 500 * time.Microsecond,
+		rst: func(c *frames.Conn) frames.Segment {
+			return c.Segment(frames.Client, frames.RST|frames.ACK, nil)
+		},
+		verdict: VerdictValid, action: ActionPass,
+		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
+	},
+	{
 		name:    "no flow: nothing to judge against",
 		mode:    ModeDrop,
 		setup:   func(*harness, *frames.Conn) {},

@@ -1013,20 +1013,14 @@ static __noinline int pick_up_flow(struct packet *p)
 	return insert_flow(&p->key, &fresh, BPF_NOEXIST);
 }
 
-/* Handshake completion, FIN and evidence after a RST: rarely taken. */
+/* Handshake completion, FIN and evidence after a RST: rarely taken. The
+ * handshake ACK's RTT is the common path's first sample of that leg. */
 static __noinline void flow_events(struct xdp_md *ctx, struct packet *p, struct flow_value *f,
 				   __u32 ifindex)
 {
-	struct dir_state *s = &f->dir[p->dir & 1];
-
 	if (f->state == STATE_SYN_RCVD && (p->tcp_flags & TH_ACK) &&
-	    !!(f->flags & FLOW_INIT_HI) == p->dir) {
-		const struct dir_state *resp = &f->dir[!p->dir];
-
-		if (resp->last_data_t)
-			s->rtt = time32(now_ns()) - resp->last_data_t;
+	    !!(f->flags & FLOW_INIT_HI) == p->dir)
 		f->state = STATE_ESTABLISHED;
-	}
 	if ((p->tcp_flags & TH_FIN) && f->state != STATE_RESET)
 		f->state = STATE_CLOSING;
 	if ((f->flags & FLOW_RST_PENDING) && !(f->flags & FLOW_CONFIRMED) &&
@@ -1077,9 +1071,12 @@ int rstguard(struct xdp_md *ctx)
 		     (!(s->flags & DIR_ACKED) || seq_before(s->max_ack, p.ack));
 	learn(s, &p, &now32);
 	if (rtt_sample) {
-		__u32 sample = clock32(&now32) - peer->last_data_t;
+		/* The coarse clock lags the precise one that stamped a SYN/ACK by
+		 * up to a tick: a sample at or below zero is under a tick, too
+		 * small to time anything by, and must not wrap into a huge RTT. */
+		__s32 sample = clock32(&now32) - peer->last_data_t;
 
-		if (!s->rtt || sample < s->rtt)
+		if (sample > 0 && (!s->rtt || (__u32)sample < s->rtt))
 			s->rtt = sample;
 	}
 	return XDP_PASS;

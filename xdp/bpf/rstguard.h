@@ -138,7 +138,7 @@ struct dir_state {
 	__u32 tsval;       /* last TSval */
 	__u32 flow_label;  /* IPv6 */
 	__u32 last_data_t; /* time32 when it last advanced its sequence */
-	__u32 rtt;         /* time32 it took this side to answer in the handshake */
+	__u32 rtt;         /* time32 this side takes to answer: smallest sample, handshake first */
 	__u16 window;      /* last raw window */
 	__u16 ip_id;       /* last IPv4 ID */
 	__u8 ttl;          /* TTL or hop limit of its last non-RST packet */
