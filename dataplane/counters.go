@@ -25,6 +25,14 @@ type Counters struct {
 	EventsSent      uint64 `json:"events_sent"`
 	EventsLost      uint64 `json:"events_lost"`
 	EventsSuppress  uint64 `json:"events_suppressed"`
+	// Hold mode, as the program saw it; the daemon counts the outcomes.
+	HoldStarted   uint64 `json:"holds_started"`
+	HoldJoined    uint64 `json:"holds_joined"`
+	HoldNoSocket  uint64 `json:"hold_no_socket"`
+	HoldUnrouted  uint64 `json:"hold_unrouted"`
+	HoldTableFull uint64 `json:"hold_table_full"`
+	HoldAnswers   uint64 `json:"hold_probe_answers"`
+	HoldData      uint64 `json:"hold_data_seen"`
 
 	Verdicts map[string]uint64 `json:"verdicts"`
 	Actions  map[string]uint64 `json:"actions"`
@@ -65,6 +73,13 @@ func countersFrom(raw []uint64) Counters {
 		EventsSent:      at(xdp.RstguardCounterCNT_EVENT_SENT),
 		EventsLost:      at(xdp.RstguardCounterCNT_EVENT_LOST),
 		EventsSuppress:  at(xdp.RstguardCounterCNT_EVENT_SUPPRESSED),
+		HoldStarted:     at(xdp.RstguardCounterCNT_HOLD_STARTED),
+		HoldJoined:      at(xdp.RstguardCounterCNT_HOLD_JOINED),
+		HoldNoSocket:    at(xdp.RstguardCounterCNT_HOLD_NO_SOCKET),
+		HoldUnrouted:    at(xdp.RstguardCounterCNT_HOLD_UNROUTED),
+		HoldTableFull:   at(xdp.RstguardCounterCNT_HOLD_TABLE_FULL),
+		HoldAnswers:     at(xdp.RstguardCounterCNT_HOLD_ANSWER),
+		HoldData:        at(xdp.RstguardCounterCNT_HOLD_DATA),
 		Verdicts:        map[string]uint64{},
 		Actions:         map[string]uint64{},
 		Signals:         map[string]uint64{},
@@ -73,7 +88,7 @@ func countersFrom(raw []uint64) Counters {
 	for _, v := range Verdicts {
 		c.Verdicts[v.String()] = raw[int(xdp.RstguardCounterCNT_VERDICT_BASE)+int(v)]
 	}
-	for _, a := range []Action{ActionPass, ActionDrop} {
+	for _, a := range Actions {
 		c.Actions[a.String()] = raw[int(xdp.RstguardCounterCNT_ACTION_BASE)+int(a)]
 	}
 	for i := range SignalCount {

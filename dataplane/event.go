@@ -34,7 +34,10 @@ type Event struct {
 	Expected Expected
 	// RST is, for EventConfirmed, the RST proven forged; the packet fields
 	// then describe the evidence, the real sender's packet after it.
-	RST     *ForgedRST
+	RST *ForgedRST
+	// Hold is, for EventHold, how the hold ended; the packet fields then
+	// describe the (first) held RST.
+	Hold    *HoldResult
 	Ifindex uint32
 	// Frame holds the first bytes of the frame, FrameLen its full length.
 	Frame    []byte
@@ -47,6 +50,22 @@ type ForgedRST struct {
 	TTL uint8  `json:"ttl"`
 	// VerdictThen is what the RST was judged when it passed this box.
 	VerdictThen Verdict `json:"verdict_then"`
+}
+
+// HoldResult is how a held RST was decided.
+type HoldResult struct {
+	Outcome HoldOutcome `json:"outcome"`
+	// Waited is how long the RST was held: the delay a released RST got.
+	Waited time.Duration `json:"waited_ns"`
+	// Frames is how many RSTs of the flow were held together.
+	Frames int `json:"frames"`
+	// ProbeSeq and ProbeAck are the probe's numbers; both 0 when no probe
+	// was sent.
+	ProbeSeq uint32 `json:"probe_seq"`
+	ProbeAck uint32 `json:"probe_ack"`
+	// Answer is the frame that decided it (the probe's answer or the data),
+	// for the evidence file.
+	Answer []byte `json:"-"`
 }
 
 // Expected is the flow's baseline for the sender of a RST. Absent (nil or
@@ -131,7 +150,8 @@ func (d *Dataplane) NewEventReader(clock func(uint64) time.Time) (*EventReader, 
 	return &EventReader{rd: rd, clock: clock}, nil
 }
 
-// Read blocks until an event arrives or the reader is closed (ErrClosed).
+// Read blocks until an event arrives or the reader is closed (ErrClosed);
+// after Flush it returns what was queued, then ErrFlushed.
 func (r *EventReader) Read() (Event, error) {
 	r.rd.SetDeadline(time.Time{})
 	return r.read()
@@ -139,6 +159,13 @@ func (r *EventReader) Read() (Event, error) {
 
 // ErrClosed is returned by Read after Close.
 var ErrClosed = os.ErrClosed
+
+// ErrFlushed is returned by Read once everything queued before Flush was read.
+var ErrFlushed = ringbuf.ErrFlushed
+
+// Flush makes a blocked Read return every event still queued, then
+// ErrFlushed: a stopping daemon loses none.
+func (r *EventReader) Flush() error { return r.rd.Flush() }
 
 // Drain returns every event waiting in the ring buffer, without blocking.
 func (r *EventReader) Drain() ([]Event, error) {

@@ -3,9 +3,52 @@ package dataplane
 import (
 	"fmt"
 	"math/bits"
+	"strings"
+
+	"github.com/cilium/ebpf/btf"
 
 	"github.com/rstguard/rstguard/xdp"
 )
+
+// Every name rstguard prints for an enum value comes from the C identifier in
+// xdp/bpf/rstguard.h, read from the embedded program's BTF: SIG_SEQ_EXACT is
+// "seq_exact", VERDICT_SPOOFED is "spoofed". Adding a signal, verdict, action,
+// event kind or hold outcome to the header is the whole change; renaming a C
+// identifier renames a JSON value, which the golden tests catch.
+var (
+	verdictNames     = enumNames("verdict", "VERDICT_")
+	actionNames      = enumNames("action", "ACTION_")
+	eventKindNames   = enumNames("event_kind", "EVENT_")
+	signalNames      = enumNames("signal", "SIG_")
+	ipidModelNames   = enumNames("ipid_model", "IPID_")
+	flowStateNames   = enumNames("flow_state", "STATE_")
+	modeNames        = enumNames("mode", "MODE_")
+	holdOutcomeNames = enumNames("hold_outcome", "HOLD_")
+)
+
+// enumNames lists a dense C enum's names by value, prefix trimmed and lower
+// case; a trailing *_COUNT is the enum's size, not a name.
+func enumNames(enum, prefix string) []string {
+	spec, err := xdp.LoadRstguard()
+	if err != nil {
+		panic(fmt.Sprintf("read embedded program: %v", err)) // the build embeds it: cannot happen
+	}
+	var e *btf.Enum
+	if err := spec.Types.TypeByName(enum, &e); err != nil {
+		panic(fmt.Sprintf("enum %s not in the program's BTF: %v", enum, err))
+	}
+	var names []string
+	for _, v := range e.Values {
+		if strings.HasSuffix(v.Name, "_COUNT") {
+			continue
+		}
+		if v.Value != uint64(len(names)) {
+			panic(fmt.Sprintf("enum %s is not dense at %s", enum, v.Name))
+		}
+		names = append(names, strings.ToLower(strings.TrimPrefix(v.Name, prefix)))
+	}
+	return names
+}
 
 // Verdict is the program's judgement of one RST.
 type Verdict uint8
@@ -21,12 +64,13 @@ const (
 // Verdicts lists every verdict in order.
 var Verdicts = []Verdict{VerdictUnknown, VerdictValid, VerdictSuspect, VerdictSpoofed}
 
-var verdictNames = [...]string{"unknown", "valid", "suspect", "spoofed"}
-
-func (v Verdict) String() string { return nameOf(verdictNames[:], int(v), "verdict") }
+func (v Verdict) String() string { return nameOf(verdictNames, int(v), "verdict") }
 
 // MarshalText names the verdict in JSON.
 func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
+// UnmarshalText reads the name MarshalText writes.
+func (v *Verdict) UnmarshalText(b []byte) error { return unmarshalName(verdictNames, b, (*uint8)(v)) }
 
 // Action is what the program did with the packet.
 type Action uint8
@@ -35,31 +79,40 @@ type Action uint8
 const (
 	ActionPass = Action(xdp.RstguardActionACTION_PASS)
 	ActionDrop = Action(xdp.RstguardActionACTION_DROP)
+	ActionHold = Action(xdp.RstguardActionACTION_HOLD) // redirected to the daemon (hold mode)
 )
 
-var actionNames = [...]string{"pass", "drop"}
+// Actions lists every action in order.
+var Actions = []Action{ActionPass, ActionDrop, ActionHold}
 
-func (a Action) String() string { return nameOf(actionNames[:], int(a), "action") }
+func (a Action) String() string { return nameOf(actionNames, int(a), "action") }
 
 // MarshalText names the action in JSON.
 func (a Action) MarshalText() ([]byte, error) { return []byte(a.String()), nil }
+
+// UnmarshalText reads the name MarshalText writes.
+func (a *Action) UnmarshalText(b []byte) error { return unmarshalName(actionNames, b, (*uint8)(a)) }
 
 // EventKind says what an event reports.
 type EventKind uint8
 
 // Event kinds.
 const (
-	EventRST        = EventKind(xdp.RstguardEventKindEVENT_RST)        // a judged RST
-	EventConfirmed  = EventKind(xdp.RstguardEventKindEVENT_CONFIRMED)  // an earlier RST proven forged
-	EventCollateral = EventKind(xdp.RstguardEventKindEVENT_COLLATERAL) // the victim reset the real sender
+	EventRST        = EventKind(xdp.RstguardEventKindEVENT_RST)              // a judged RST
+	EventConfirmed  = EventKind(xdp.RstguardEventKindEVENT_DATA_AFTER_RST)   // an earlier RST proven forged
+	EventCollateral = EventKind(xdp.RstguardEventKindEVENT_COLLATERAL_RESET) // the victim reset the real sender
+	EventHold       = EventKind(xdp.RstguardEventKindEVENT_HOLD)             // how a held RST was decided
 )
 
-var eventKindNames = [...]string{"rst", "data_after_rst", "collateral_reset"}
-
-func (k EventKind) String() string { return nameOf(eventKindNames[:], int(k), "kind") }
+func (k EventKind) String() string { return nameOf(eventKindNames, int(k), "kind") }
 
 // MarshalText names the kind in JSON.
 func (k EventKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText reads the name MarshalText writes.
+func (k *EventKind) UnmarshalText(b []byte) error {
+	return unmarshalName(eventKindNames, b, (*uint8)(k))
+}
 
 // Signal is one piece of evidence about a RST. Weights and sources are in
 // xdp/rstguard.c beside judge_rst and in docs/SIGNALS.md.
@@ -68,29 +121,7 @@ type Signal uint8
 // SignalCount is the number of signals the program knows.
 const SignalCount = int(xdp.RstguardSignalSIG_COUNT)
 
-var signalNames = [SignalCount]string{
-	xdp.RstguardSignalSIG_SEQ_EXACT:         "seq_exact",
-	xdp.RstguardSignalSIG_SEQ_IN_WINDOW:     "seq_in_window",
-	xdp.RstguardSignalSIG_SEQ_OUT_OF_WINDOW: "seq_out_of_window",
-	xdp.RstguardSignalSIG_ACK_MISMATCH:      "ack_mismatch",
-	xdp.RstguardSignalSIG_TTL_OFF:           "ttl_off",
-	xdp.RstguardSignalSIG_TTL_DRIFT:         "ttl_drift",
-	xdp.RstguardSignalSIG_IPID_OFF_MODEL:    "ipid_off_model",
-	xdp.RstguardSignalSIG_IPID_MIRRORED:     "ipid_mirrored",
-	xdp.RstguardSignalSIG_WINDOW_MIRRORED:   "window_mirrored",
-	xdp.RstguardSignalSIG_WINDOW_NONZERO:    "window_nonzero",
-	xdp.RstguardSignalSIG_TS_MISSING:        "ts_missing",
-	xdp.RstguardSignalSIG_TS_BACKWARDS:      "ts_backwards",
-	xdp.RstguardSignalSIG_TOO_SOON:          "too_soon",
-	xdp.RstguardSignalSIG_RST_BURST:         "rst_burst",
-	xdp.RstguardSignalSIG_BAD_CHECKSUM:      "bad_checksum",
-	xdp.RstguardSignalSIG_FLOWLABEL_OFF:     "flowlabel_off",
-	xdp.RstguardSignalSIG_MIDSTREAM:         "midstream",
-	xdp.RstguardSignalSIG_COLLATERAL:        "collateral",
-	xdp.RstguardSignalSIG_ALLOWED:           "allowed",
-}
-
-func (s Signal) String() string { return nameOf(signalNames[:], int(s), "signal") }
+func (s Signal) String() string { return nameOf(signalNames, int(s), "signal") }
 
 // Signals is a set of signals, one bit each.
 type Signals uint32
@@ -112,51 +143,61 @@ func (ss Signals) Names() []string {
 // IPIDModel is how a sender numbers its IPv4 IDs.
 type IPIDModel uint8
 
-var ipidModelNames = [...]string{"unknown", "zero", "per_flow", "global", "random"}
-
-func (m IPIDModel) String() string { return nameOf(ipidModelNames[:], int(m), "ipid_model") }
+func (m IPIDModel) String() string { return nameOf(ipidModelNames, int(m), "ipid_model") }
 
 // MarshalText names the model in JSON.
 func (m IPIDModel) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
+// UnmarshalText reads the name MarshalText writes.
+func (m *IPIDModel) UnmarshalText(b []byte) error {
+	return unmarshalName(ipidModelNames, b, (*uint8)(m))
+}
+
 // FlowState is where a connection stands as this box saw it.
 type FlowState uint8
 
-var flowStateNames = [...]string{"none", "syn_sent", "syn_rcvd", "established", "closing", "reset"}
-
-func (s FlowState) String() string { return nameOf(flowStateNames[:], int(s), "state") }
+func (s FlowState) String() string { return nameOf(flowStateNames, int(s), "state") }
 
 // MarshalText names the state in JSON.
 func (s FlowState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText reads the name MarshalText writes.
+func (s *FlowState) UnmarshalText(b []byte) error {
+	return unmarshalName(flowStateNames, b, (*uint8)(s))
+}
+
+// HoldOutcome is how a held RST was decided.
+type HoldOutcome uint8
+
+// Hold outcomes.
+const (
+	HoldAnsweredACK  = HoldOutcome(xdp.RstguardHoldOutcomeHOLD_PROBE_ANSWERED_ACK) // alive: forged, dropped
+	HoldAnsweredRST  = HoldOutcome(xdp.RstguardHoldOutcomeHOLD_PROBE_ANSWERED_RST) // no connection: released
+	HoldData         = HoldOutcome(xdp.RstguardHoldOutcomeHOLD_DATA_DURING_HOLD)   // alive: forged, dropped
+	HoldTimeout      = HoldOutcome(xdp.RstguardHoldOutcomeHOLD_TIMEOUT)            // no answer: released
+	HoldFull         = HoldOutcome(xdp.RstguardHoldOutcomeHOLD_FULL)               // no room: released at once
+	HoldRateLimited  = HoldOutcome(xdp.RstguardHoldOutcomeHOLD_PROBE_RATE_LIMITED) // no probe allowed: released
+	HoldOutcomeCount = int(xdp.RstguardHoldOutcomeHOLD_OUTCOME_COUNT)
+)
+
+func (o HoldOutcome) String() string { return nameOf(holdOutcomeNames, int(o), "hold_outcome") }
+
+// Forged says whether the outcome proves the held RST forged (it was dropped).
+func (o HoldOutcome) Forged() bool { return o == HoldAnsweredACK || o == HoldData }
+
+// MarshalText names the outcome in JSON.
+func (o HoldOutcome) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
+
+// UnmarshalText reads the name MarshalText writes.
+func (o *HoldOutcome) UnmarshalText(b []byte) error {
+	return unmarshalName(holdOutcomeNames, b, (*uint8)(o))
+}
 
 func nameOf(names []string, i int, what string) string {
 	if i >= 0 && i < len(names) {
 		return names[i]
 	}
 	return fmt.Sprintf("%s(%d)", what, i)
-}
-
-// UnmarshalText reads the name MarshalText writes.
-func (v *Verdict) UnmarshalText(b []byte) error {
-	return unmarshalName(verdictNames[:], b, (*uint8)(v))
-}
-
-// UnmarshalText reads the name MarshalText writes.
-func (a *Action) UnmarshalText(b []byte) error { return unmarshalName(actionNames[:], b, (*uint8)(a)) }
-
-// UnmarshalText reads the name MarshalText writes.
-func (k *EventKind) UnmarshalText(b []byte) error {
-	return unmarshalName(eventKindNames[:], b, (*uint8)(k))
-}
-
-// UnmarshalText reads the name MarshalText writes.
-func (m *IPIDModel) UnmarshalText(b []byte) error {
-	return unmarshalName(ipidModelNames[:], b, (*uint8)(m))
-}
-
-// UnmarshalText reads the name MarshalText writes.
-func (s *FlowState) UnmarshalText(b []byte) error {
-	return unmarshalName(flowStateNames[:], b, (*uint8)(s))
 }
 
 func unmarshalName(names []string, b []byte, out *uint8) error {

@@ -3,6 +3,8 @@ package dataplane
 import (
 	"fmt"
 	"net/netip"
+	"strings"
+	"time"
 
 	"github.com/rstguard/rstguard/xdp"
 )
@@ -14,25 +16,19 @@ type Mode uint32
 const (
 	ModeMonitor = Mode(xdp.RstguardModeMODE_MONITOR) // judge and report, pass everything
 	ModeDrop    = Mode(xdp.RstguardModeMODE_DROP)    // drop RSTs judged spoofed
+	ModeHold    = Mode(xdp.RstguardModeMODE_HOLD)    // drop spoofed, hold the rest and ask the claimed sender
 )
 
-var modeNames = map[Mode]string{ModeMonitor: "monitor", ModeDrop: "drop"}
+func (m Mode) String() string { return nameOf(modeNames, int(m), "mode") }
 
-func (m Mode) String() string {
-	if s, ok := modeNames[m]; ok {
-		return s
-	}
-	return fmt.Sprintf("mode(%d)", uint32(m))
-}
-
-// ParseMode reads "monitor" or "drop".
+// ParseMode reads a mode's name: monitor, drop or hold.
 func ParseMode(s string) (Mode, error) {
 	for m, name := range modeNames {
 		if s == name {
-			return m, nil
+			return Mode(m), nil
 		}
 	}
-	return 0, fmt.Errorf("unknown mode %q: use monitor or drop", s)
+	return 0, fmt.Errorf("unknown mode %q: use %s", s, strings.Join(modeNames, ", "))
 }
 
 // Policy is the program's run-time configuration, changed without reloading.
@@ -43,12 +39,27 @@ type Policy struct {
 	TTLTolerance uint8
 	// EventBudget is how many events one flow may emit per second.
 	EventBudget uint16
+	// HoldMin and HoldMax bound a hold's window (three of the claimed
+	// sender's leg RTTs); HoldFrames is how many frames the daemon holds at
+	// once; ProbeRate how many probes it sends per second in total.
+	HoldMin, HoldMax time.Duration
+	HoldFrames       uint32
+	ProbeRate        uint32
 }
 
-// DefaultPolicy monitors, with a TTL tolerance of 2 hops (INTANG's delta,
-// Cloudflare's reset study) and 16 events per flow per second.
+// DefaultPolicy is the policy of a new policy map, from xdp/rstguard.h:
+// monitor, with the header's defaults for everything else.
 func DefaultPolicy() Policy {
-	return Policy{Mode: ModeMonitor, TTLTolerance: 2, EventBudget: 16}
+	return policyOf(xdp.RstguardConfig{
+		Abi:          ABI,
+		Mode:         uint32(ModeMonitor),
+		TtlTolerance: uint32(xdp.RstguardPolicyDefaultDEFAULT_TTL_TOLERANCE),
+		EventBudget:  uint32(xdp.RstguardPolicyDefaultDEFAULT_EVENT_BUDGET),
+		HoldMinUs:    uint32(xdp.RstguardPolicyDefaultDEFAULT_HOLD_MIN_US),
+		HoldMaxUs:    uint32(xdp.RstguardPolicyDefaultDEFAULT_HOLD_MAX_US),
+		HoldFrames:   uint32(xdp.RstguardPolicyDefaultDEFAULT_HOLD_FRAMES),
+		ProbeRate:    uint32(xdp.RstguardPolicyDefaultDEFAULT_PROBE_RATE),
+	})
 }
 
 func configOf(p Policy) xdp.RstguardConfig {
@@ -57,12 +68,24 @@ func configOf(p Policy) xdp.RstguardConfig {
 		Mode:         uint32(p.Mode),
 		TtlTolerance: uint32(p.TTLTolerance),
 		EventBudget:  uint32(p.EventBudget),
+		HoldMinUs:    uint32(p.HoldMin / time.Microsecond),
+		HoldMaxUs:    uint32(p.HoldMax / time.Microsecond),
+		HoldFrames:   p.HoldFrames,
+		ProbeRate:    p.ProbeRate,
+	}
+}
+
+func policyOf(c xdp.RstguardConfig) Policy {
+	return Policy{
+		Mode: Mode(c.Mode), TTLTolerance: uint8(c.TtlTolerance), EventBudget: uint16(c.EventBudget),
+		HoldMin: time.Duration(c.HoldMinUs) * time.Microsecond, HoldMax: time.Duration(c.HoldMaxUs) * time.Microsecond,
+		HoldFrames: c.HoldFrames, ProbeRate: c.ProbeRate,
 	}
 }
 
 // SetPolicy changes the mode and thresholds; the next packet sees them.
 func (d *Dataplane) SetPolicy(p Policy) error {
-	if _, ok := modeNames[p.Mode]; !ok {
+	if int(p.Mode) >= len(modeNames) {
 		return fmt.Errorf("set policy: unknown mode %d", p.Mode)
 	}
 	cfg := configOf(p)
@@ -92,7 +115,7 @@ func (d *Dataplane) Policy() (Policy, error) {
 	if cfg.Abi != ABI {
 		return Policy{}, fmt.Errorf("policy map has layout version %d, this build uses %d", cfg.Abi, ABI)
 	}
-	return Policy{Mode: Mode(cfg.Mode), TTLTolerance: uint8(cfg.TtlTolerance), EventBudget: uint16(cfg.EventBudget)}, nil
+	return policyOf(cfg), nil
 }
 
 // SetAllow replaces the allow-list: RSTs to or from these prefixes are

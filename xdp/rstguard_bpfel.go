@@ -16,7 +16,7 @@ import (
 type RstguardAbi uint32
 
 const (
-	RstguardAbiRSTGUARD_ABI RstguardAbi = 1
+	RstguardAbiRSTGUARD_ABI RstguardAbi = 2
 )
 
 type RstguardAction uint32
@@ -24,7 +24,8 @@ type RstguardAction uint32
 const (
 	RstguardActionACTION_PASS  RstguardAction = 0
 	RstguardActionACTION_DROP  RstguardAction = 1
-	RstguardActionACTION_COUNT RstguardAction = 2
+	RstguardActionACTION_HOLD  RstguardAction = 2
+	RstguardActionACTION_COUNT RstguardAction = 3
 )
 
 type RstguardAllowKey struct {
@@ -39,6 +40,10 @@ type RstguardConfig struct {
 	Mode         uint32
 	TtlTolerance uint32
 	EventBudget  uint32
+	HoldMinUs    uint32
+	HoldMaxUs    uint32
+	HoldFrames   uint32
+	ProbeRate    uint32
 }
 
 type RstguardCounter uint32
@@ -60,10 +65,17 @@ const (
 	RstguardCounterCNT_EVENT_SENT       RstguardCounter = 13
 	RstguardCounterCNT_EVENT_LOST       RstguardCounter = 14
 	RstguardCounterCNT_EVENT_SUPPRESSED RstguardCounter = 15
-	RstguardCounterCNT_VERDICT_BASE     RstguardCounter = 16
-	RstguardCounterCNT_ACTION_BASE      RstguardCounter = 20
-	RstguardCounterCNT_SIGNAL_BASE      RstguardCounter = 22
-	RstguardCounterCNT_MAX              RstguardCounter = 41
+	RstguardCounterCNT_HOLD_STARTED     RstguardCounter = 16
+	RstguardCounterCNT_HOLD_JOINED      RstguardCounter = 17
+	RstguardCounterCNT_HOLD_NO_SOCKET   RstguardCounter = 18
+	RstguardCounterCNT_HOLD_UNROUTED    RstguardCounter = 19
+	RstguardCounterCNT_HOLD_TABLE_FULL  RstguardCounter = 20
+	RstguardCounterCNT_HOLD_ANSWER      RstguardCounter = 21
+	RstguardCounterCNT_HOLD_DATA        RstguardCounter = 22
+	RstguardCounterCNT_VERDICT_BASE     RstguardCounter = 23
+	RstguardCounterCNT_ACTION_BASE      RstguardCounter = 27
+	RstguardCounterCNT_SIGNAL_BASE      RstguardCounter = 30
+	RstguardCounterCNT_MAX              RstguardCounter = 50
 )
 
 type RstguardDirFlag uint32
@@ -75,6 +87,7 @@ const (
 	RstguardDirFlagDIR_TS     RstguardDirFlag = 8
 	RstguardDirFlagDIR_WSCALE RstguardDirFlag = 16
 	RstguardDirFlagDIR_DF     RstguardDirFlag = 32
+	RstguardDirFlagDIR_AUTH   RstguardDirFlag = 64
 )
 
 type RstguardDirState struct {
@@ -138,9 +151,10 @@ type RstguardEventBudget struct {
 type RstguardEventKind uint32
 
 const (
-	RstguardEventKindEVENT_RST        RstguardEventKind = 0
-	RstguardEventKindEVENT_CONFIRMED  RstguardEventKind = 1
-	RstguardEventKindEVENT_COLLATERAL RstguardEventKind = 2
+	RstguardEventKindEVENT_RST              RstguardEventKind = 0
+	RstguardEventKindEVENT_DATA_AFTER_RST   RstguardEventKind = 1
+	RstguardEventKindEVENT_COLLATERAL_RESET RstguardEventKind = 2
+	RstguardEventKindEVENT_HOLD             RstguardEventKind = 3
 )
 
 type RstguardFlowFlag uint32
@@ -151,6 +165,7 @@ const (
 	RstguardFlowFlagFLOW_RST_PENDING RstguardFlowFlag = 4
 	RstguardFlowFlagFLOW_RST_FROM_HI RstguardFlowFlag = 8
 	RstguardFlowFlagFLOW_CONFIRMED   RstguardFlowFlag = 16
+	RstguardFlowFlagFLOW_HELD        RstguardFlowFlag = 32
 )
 
 type RstguardFlowKey struct {
@@ -164,6 +179,7 @@ type RstguardFlowKey struct {
 type RstguardFlowState uint32
 
 const (
+	RstguardFlowStateSTATE_NONE        RstguardFlowState = 0
 	RstguardFlowStateSTATE_SYN_SENT    RstguardFlowState = 1
 	RstguardFlowStateSTATE_SYN_RCVD    RstguardFlowState = 2
 	RstguardFlowStateSTATE_ESTABLISHED RstguardFlowState = 3
@@ -183,6 +199,41 @@ type RstguardFlowValue struct {
 	RstVerdict uint8
 }
 
+type RstguardHold struct {
+	_              structs.HostLayout
+	HeldNs         uint64
+	ProbeSeq       uint32
+	ProbeAck       uint32
+	RttNs          uint32
+	IngressIfindex uint32
+	EgressIfindex  uint32
+	EgressSmac     [6]uint8
+	EgressDmac     [6]uint8
+	FromHi         uint8
+	Evidence       uint8
+	Pad            [2]uint8
+	_              [4]byte
+}
+
+type RstguardHoldEvidence uint32
+
+const (
+	RstguardHoldEvidenceHOLD_EVIDENCE_NONE RstguardHoldEvidence = 0
+	RstguardHoldEvidenceHOLD_EVIDENCE_DATA RstguardHoldEvidence = 1
+)
+
+type RstguardHoldOutcome uint32
+
+const (
+	RstguardHoldOutcomeHOLD_PROBE_ANSWERED_ACK RstguardHoldOutcome = 0
+	RstguardHoldOutcomeHOLD_PROBE_ANSWERED_RST RstguardHoldOutcome = 1
+	RstguardHoldOutcomeHOLD_DATA_DURING_HOLD   RstguardHoldOutcome = 2
+	RstguardHoldOutcomeHOLD_TIMEOUT            RstguardHoldOutcome = 3
+	RstguardHoldOutcomeHOLD_FULL               RstguardHoldOutcome = 4
+	RstguardHoldOutcomeHOLD_PROBE_RATE_LIMITED RstguardHoldOutcome = 5
+	RstguardHoldOutcomeHOLD_OUTCOME_COUNT      RstguardHoldOutcome = 6
+)
+
 type RstguardIpidModel uint32
 
 const (
@@ -198,6 +249,18 @@ type RstguardMode uint32
 const (
 	RstguardModeMODE_MONITOR RstguardMode = 0
 	RstguardModeMODE_DROP    RstguardMode = 1
+	RstguardModeMODE_HOLD    RstguardMode = 2
+)
+
+type RstguardPolicyDefault uint32
+
+const (
+	RstguardPolicyDefaultDEFAULT_TTL_TOLERANCE RstguardPolicyDefault = 2
+	RstguardPolicyDefaultDEFAULT_EVENT_BUDGET  RstguardPolicyDefault = 16
+	RstguardPolicyDefaultDEFAULT_HOLD_MIN_US   RstguardPolicyDefault = 10000
+	RstguardPolicyDefaultDEFAULT_HOLD_MAX_US   RstguardPolicyDefault = 250000
+	RstguardPolicyDefaultDEFAULT_HOLD_FRAMES   RstguardPolicyDefault = 4096
+	RstguardPolicyDefaultDEFAULT_PROBE_RATE    RstguardPolicyDefault = 10000
 )
 
 type RstguardScratch struct {
@@ -227,7 +290,8 @@ const (
 	RstguardSignalSIG_MIDSTREAM         RstguardSignal = 16
 	RstguardSignalSIG_COLLATERAL        RstguardSignal = 17
 	RstguardSignalSIG_ALLOWED           RstguardSignal = 18
-	RstguardSignalSIG_COUNT             RstguardSignal = 19
+	RstguardSignalSIG_AUTH_DECOY        RstguardSignal = 19
+	RstguardSignalSIG_COUNT             RstguardSignal = 20
 )
 
 type RstguardVerdict uint32
@@ -240,6 +304,18 @@ const (
 	RstguardVerdictVERDICT_COUNT   RstguardVerdict = 4
 )
 
+type RstguardXskKey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Queue   uint32
+}
+
+type RstguardXskSlot struct {
+	_        structs.HostLayout
+	Slot     uint32
+	Zerocopy uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -249,8 +325,11 @@ const (
 	RstguardMapCsumScratch     = "csum_scratch"
 	RstguardMapEvents          = "events"
 	RstguardMapFlows           = "flows"
+	RstguardMapHolds           = "holds"
 	RstguardMapNoFlowBudget    = "no_flow_budget"
 	RstguardMapPolicy          = "policy"
+	RstguardMapXskSlots        = "xsk_slots"
+	RstguardMapXsks            = "xsks"
 	RstguardProgRstguard       = "rstguard"
 	RstguardVarClockOverrideNs = "clock_override_ns"
 	RstguardVarUnusedBtfAnchor = "unused_btf_anchor"
@@ -310,8 +389,11 @@ type RstguardMapSpecs struct {
 	CsumScratch  *ebpf.MapSpec `ebpf:"csum_scratch"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Flows        *ebpf.MapSpec `ebpf:"flows"`
+	Holds        *ebpf.MapSpec `ebpf:"holds"`
 	NoFlowBudget *ebpf.MapSpec `ebpf:"no_flow_budget"`
 	Policy       *ebpf.MapSpec `ebpf:"policy"`
+	XskSlots     *ebpf.MapSpec `ebpf:"xsk_slots"`
+	Xsks         *ebpf.MapSpec `ebpf:"xsks"`
 }
 
 // RstguardVariableSpecs contains global variables before they are loaded into the kernel.
@@ -347,8 +429,11 @@ type RstguardMaps struct {
 	CsumScratch  *ebpf.Map `ebpf:"csum_scratch"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Flows        *ebpf.Map `ebpf:"flows"`
+	Holds        *ebpf.Map `ebpf:"holds"`
 	NoFlowBudget *ebpf.Map `ebpf:"no_flow_budget"`
 	Policy       *ebpf.Map `ebpf:"policy"`
+	XskSlots     *ebpf.Map `ebpf:"xsk_slots"`
+	Xsks         *ebpf.Map `ebpf:"xsks"`
 }
 
 func (m *RstguardMaps) Close() error {
@@ -358,8 +443,11 @@ func (m *RstguardMaps) Close() error {
 		m.CsumScratch,
 		m.Events,
 		m.Flows,
+		m.Holds,
 		m.NoFlowBudget,
 		m.Policy,
+		m.XskSlots,
+		m.Xsks,
 	)
 }
 

@@ -66,7 +66,7 @@ type Case struct {
 	// Legit is a legitimate reset to provoke from the real stacks; "" is the
 	// incident's plain `curl -I`.
 	Legit string
-	// Mode is rstguard's: "off" (not running), "monitor" or "drop".
+	// Mode is rstguard's: "off" (not running), "monitor", "drop" or "hold".
 	Mode string
 }
 
@@ -155,8 +155,8 @@ func (l *Lab) Run(ctx context.Context, c Case) (out Outcome, err error) {
 	if err != nil {
 		return out, err
 	}
-	// Let the last events reach the logs before the daemons stop.
-	time.Sleep(300 * time.Millisecond)
+	// A stopping daemon detaches, decides what it holds and drains its
+	// ring buffer before it closes the log: nothing to wait for here.
 	for _, d := range daemons {
 		d.Process.Signal(syscall.SIGTERM)
 		d.Wait()
@@ -344,7 +344,10 @@ func (o Outcome) Verdicts() []string {
 	var out []string
 	for _, r := range o.Records {
 		v := r.Verdict
-		if r.Kind != "rst" {
+		switch {
+		case r.Kind == "hold" && r.Hold != nil:
+			v = "hold:" + r.Hold.Outcome.String()
+		case r.Kind != "rst":
 			v = r.Kind
 		}
 		out = append(out, v+"/"+r.Action)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"syscall"
 
 	"github.com/rstguard/rstguard/bench/lab"
@@ -47,12 +48,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&l.Injector, "inject", filepath.Join(binDir, "rstguard-inject"), "rstguard-inject binary")
 	fs.StringVar(&l.Dir, "out", "lab-output", "directory for event logs and evidence pcaps")
 	matrixOut := fs.String("matrix", "docs/detection-matrix.md", "matrix: where to write the table")
+	only := fs.String("only", "", "matrix: run only the cases whose name matches this regexp (and their baselines); writes no table")
 	var cmd func(context.Context, *lab.Lab) (bool, error)
 	switch args[0] {
 	case "demo":
 		cmd = demo
 	case "matrix":
-		cmd = func(ctx context.Context, l *lab.Lab) (bool, error) { return matrix(ctx, l, *matrixOut) }
+		cmd = func(ctx context.Context, l *lab.Lab) (bool, error) {
+			var re *regexp.Regexp
+			if *only != "" {
+				var err error
+				if re, err = regexp.Compile(*only); err != nil {
+					return false, fmt.Errorf("--only: %w", err)
+				}
+			}
+			return matrix(ctx, l, *matrixOut, re)
+		}
 	default:
 		fmt.Fprintf(stderr, "rstguard-lab: unknown command %q\n", args[0])
 		usage(stderr)

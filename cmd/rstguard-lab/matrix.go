@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -45,9 +47,12 @@ type row struct {
 	comment string
 }
 
-func matrix(ctx context.Context, l *lab.Lab, path string) (bool, error) {
+func matrix(ctx context.Context, l *lab.Lab, path string, only *regexp.Regexp) (bool, error) {
 	var rows []row
 	runCase := func(c lab.Case) (lab.Outcome, error) {
+		if only != nil && !only.MatchString(c.Name) && !strings.HasSuffix(c.Name, "/off") {
+			return lab.Outcome{}, errSkipped
+		}
 		fmt.Fprintf(l.Log, "%-40s ", c.Name)
 		start := time.Now()
 		o, err := l.Run(ctx, c)
@@ -60,9 +65,12 @@ func matrix(ctx context.Context, l *lab.Lab, path string) (bool, error) {
 
 	for _, p := range inject.ProfileNames() {
 		baseline := lab.Outcome{}
-		for _, mode := range []string{"off", "monitor", "drop"} {
+		for _, mode := range []string{"off", "monitor", "drop", "hold"} {
 			c := lab.Case{Name: p + "/" + mode, Placement: profilePlacement[p], Profile: p, Mode: mode}
 			o, err := runCase(c)
+			if errors.Is(err, errSkipped) {
+				continue
+			}
 			if err != nil {
 				return false, err
 			}
@@ -74,9 +82,12 @@ func matrix(ctx context.Context, l *lab.Lab, path string) (bool, error) {
 	}
 	for _, lc := range legitCases {
 		var off lab.Outcome
-		for _, mode := range []string{"off", "drop"} {
+		for _, mode := range []string{"off", "drop", "hold"} {
 			c := lab.Case{Name: "legit-" + lc.name + "/" + mode, Placement: lab.InFrontOfServer, Legit: lc.name, Mode: mode}
 			o, err := runCase(c)
+			if errors.Is(err, errSkipped) {
+				continue
+			}
 			if err != nil {
 				return false, err
 			}
@@ -90,12 +101,19 @@ func matrix(ctx context.Context, l *lab.Lab, path string) (bool, error) {
 	for _, r := range rows {
 		all = all && r.met
 	}
+	if only != nil {
+		fmt.Fprintf(l.Log, "%d cases (--only), goals met: %v; %s not written\n", len(rows), all, path)
+		return all, nil
+	}
 	if err := os.WriteFile(path, []byte(render(rows)), 0o644); err != nil {
 		return false, err
 	}
 	fmt.Fprintf(l.Log, "wrote %s: %d cases, goals met: %v\n", path, len(rows), all)
 	return all, nil
 }
+
+// errSkipped: a case --only leaves out.
+var errSkipped = errors.New("skipped")
 
 // forged counts the injector's RSTs and those rstguard reported as forged:
 // suspect or spoofed when judged, or proven forged after the fact.
@@ -144,8 +162,35 @@ func judgeAttack(c lab.Case, o, off lab.Outcome) row {
 			r.met = o.Exit == 0
 		}
 		r.comment = fmt.Sprintf("%d sent, %d judged suspect/spoofed, %d proven after the fact", sent, reported, confirmed)
+	case "hold":
+		r.goal = "every forged RST stopped: the connection survives"
+		passed := 0
+		for _, rec := range o.Records {
+			if rec.Kind == "rst" && rec.Action == "pass" {
+				passed++
+			}
+			if rec.Kind == "hold" && !rec.Hold.Outcome.Forged() {
+				passed++
+			}
+		}
+		r.met = o.Exit == 0 && passed == 0
+		r.comment = fmt.Sprintf("%d sent, %d judged suspect/spoofed, %d let through; %s", sent, reported, passed, holds(o))
 	}
 	return r
+}
+
+// holds describes what hold mode decided and how long each RST waited.
+func holds(o lab.Outcome) string {
+	var parts []string
+	for _, rec := range o.Records {
+		if rec.Kind == "hold" && rec.Hold != nil {
+			parts = append(parts, fmt.Sprintf("%s after %s", rec.Hold.Outcome, rec.Hold.Waited.Round(10*time.Microsecond)))
+		}
+	}
+	if len(parts) == 0 {
+		return "nothing held"
+	}
+	return "held: " + strings.Join(parts, ", ")
 }
 
 func judgeLegit(c lab.Case, o, off lab.Outcome, doc string) row {
@@ -163,6 +208,9 @@ func judgeLegit(c lab.Case, o, off lab.Outcome, doc string) row {
 	}
 	if o.Exit != off.Exit {
 		r.comment += fmt.Sprintf("; exit %d, without rstguard %d", o.Exit, off.Exit)
+	}
+	if c.Mode == "hold" {
+		r.comment += "; " + holds(o)
 	}
 	return r
 }

@@ -633,7 +633,10 @@ func TestConfigFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Mode != dataplane.ModeMonitor || cfg.Interfaces[0] != "eth9" || cfg.XDPMode.String() != "generic" || len(cfg.Allow) != 1 {
+	pol := dataplane.DefaultPolicy()
+	pol.Mode = dataplane.ModeDrop
+	cfg.Policy(&pol)
+	if pol.Mode != dataplane.ModeMonitor || cfg.Interfaces[0] != "eth9" || cfg.XDPMode.String() != "generic" || len(cfg.Allow) != 1 {
 		t.Errorf("merged config %+v", cfg)
 	}
 	os.WriteFile(path, []byte(`{"mode": "explode"}`), 0o600)

@@ -22,7 +22,7 @@ import (
 func attachCommand() command {
 	return command{
 		name: "attach",
-		args: "-i IFACE[,IFACE...] [--mode monitor|drop] [--xdp-mode auto|native|generic] [--allow CIDR,...]",
+		args: "-i IFACE[,IFACE...] [--mode monitor|drop|hold] [--xdp-mode auto|native|generic] [--allow CIDR,...]",
 		summary: `put the program on interfaces and exit, without a daemon
 The program judges and (in drop mode) drops from its pinned maps alone; no
 one reads its events until rstguard run starts (they are counted as lost).
@@ -33,8 +33,7 @@ Flags left out keep the pinned policy.`,
 			if err := parseNoArgs(fs, args); err != nil {
 				return err
 			}
-			set := map[string]bool{}
-			fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+			fs.Visit(func(f *flag.Flag) { s.explicit[f.Name] = true })
 			cfg, err := s.resolve()
 			if err != nil {
 				return err
@@ -52,18 +51,11 @@ Flags left out keep the pinned policy.`,
 				return err
 			}
 			defer dp.Close()
-			pol, err := dp.UpdatePolicy(func(p *dataplane.Policy) {
-				if set["mode"] {
-					p.Mode = cfg.Mode
-				}
-				if set["ttl-tolerance"] {
-					p.TTLTolerance = cfg.TTLTolerance
-				}
-			})
+			pol, err := dp.UpdatePolicy(cfg.Policy)
 			if err != nil {
 				return err
 			}
-			if set["allow"] {
+			if s.explicit["allow"] {
 				if err := dp.SetAllow(cfg.Allow); err != nil {
 					return err
 				}
@@ -131,7 +123,7 @@ maps too (the flow table is lost).`,
 func setCommand() command {
 	return command{
 		name: "set",
-		args: "mode monitor|drop",
+		args: "mode monitor|drop|hold",
 		summary: `change the policy at run time, without reattaching
 Writes the pinned policy map: the next packet sees it, daemon or not.`,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
@@ -141,7 +133,7 @@ Writes the pinned policy map: the next packet sees it, daemon or not.`,
 				return err
 			}
 			if len(rest) != 2 || rest[0] != "mode" {
-				return usagef("want: set mode monitor|drop")
+				return usagef("want: set mode monitor|drop|hold")
 			}
 			mode, err := dataplane.ParseMode(rest[1])
 			if err != nil {
@@ -163,15 +155,22 @@ Writes the pinned policy map: the next packet sees it, daemon or not.`,
 
 // statusReport is `rstguard status --json`.
 type statusReport struct {
-	Interfaces    []attach.State     `json:"interfaces"`
-	Mode          string             `json:"mode"`
-	TTLTolerance  uint8              `json:"ttl_tolerance"`
-	Allow         []netip.Prefix     `json:"allow"`
-	FlowTableSize int                `json:"flow_table_size"`
-	FlowsTracked  int                `json:"flows_tracked"`
-	Counters      dataplane.Counters `json:"counters"`
-	Rates         map[string]float64 `json:"rates_per_second"`
-	Interval      string             `json:"interval"`
+	Interfaces    []attach.State `json:"interfaces"`
+	Mode          string         `json:"mode"`
+	TTLTolerance  uint8          `json:"ttl_tolerance"`
+	Allow         []netip.Prefix `json:"allow"`
+	FlowTableSize int            `json:"flow_table_size"`
+	FlowsTracked  int            `json:"flows_tracked"`
+	// Hold mode's settings, what is held now and the AF_XDP sockets.
+	HoldMin    string                 `json:"hold_min"`
+	HoldMax    string                 `json:"hold_max"`
+	HoldFrames uint32                 `json:"hold_frames"`
+	ProbeRate  uint32                 `json:"probe_rate"`
+	HeldNow    int                    `json:"held_now"`
+	Sockets    []dataplane.SocketInfo `json:"sockets"`
+	Counters   dataplane.Counters     `json:"counters"`
+	Rates      map[string]float64     `json:"rates_per_second"`
+	Interval   string                 `json:"interval"`
 }
 
 func statusCommand() command {
@@ -210,6 +209,16 @@ apart, for per-second rates (as xdp-bench's live view).`,
 				return err
 			}
 			r.Mode, r.TTLTolerance = pol.Mode.String(), pol.TTLTolerance
+			r.HoldMin, r.HoldMax, r.HoldFrames, r.ProbeRate = pol.HoldMin.String(), pol.HoldMax.String(), pol.HoldFrames, pol.ProbeRate
+			if r.HeldNow, err = dp.Holding(); err != nil {
+				return err
+			}
+			if r.Sockets, err = dp.Sockets(); err != nil {
+				return err
+			}
+			if r.Sockets == nil {
+				r.Sockets = []dataplane.SocketInfo{}
+			}
 			if r.Allow, err = dp.Allow(); err != nil {
 				return err
 			}
@@ -236,6 +245,7 @@ apart, for per-second rates (as xdp-bench's live view).`,
 					r.Rates[v.String()] = float64(r.Counters.Verdicts[v.String()]-before.Verdicts[v.String()]) / secs
 				}
 				r.Rates["dropped"] = float64(r.Counters.Actions["drop"]-before.Actions["drop"]) / secs
+				r.Rates["held"] = float64(r.Counters.Actions["hold"]-before.Actions["hold"]) / secs
 			}
 			if r.Interfaces == nil {
 				r.Interfaces = []attach.State{}
@@ -264,6 +274,17 @@ func printStatus(w io.Writer, r statusReport) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nmode %s, TTL tolerance %d, allow-list %v\n", r.Mode, r.TTLTolerance, r.Allow)
+	fmt.Fprintf(w, "hold: window %s to %s, %d frames at most, %d probes/s; held now %d\n",
+		r.HoldMin, r.HoldMax, r.HoldFrames, r.ProbeRate, r.HeldNow)
+	for _, s := range r.Sockets {
+		name := strconv.Itoa(s.Ifindex)
+		for _, i := range r.Interfaces {
+			if i.Index == s.Ifindex {
+				name = i.Ifname
+			}
+		}
+		fmt.Fprintf(w, "  AF_XDP socket %s queue %d: %s mode\n", name, s.Queue, s.Mode)
+	}
 	fmt.Fprintf(w, "flows %d of %d (%.1f%%)\n\n", r.FlowsTracked, r.FlowTableSize,
 		100*float64(r.FlowsTracked)/float64(max(r.FlowTableSize, 1)))
 	c := r.Counters
@@ -282,6 +303,12 @@ func printStatus(w io.Writer, r statusReport) {
 		row("  "+v.String(), c.Verdicts[v.String()], v.String())
 	}
 	row("dropped", c.Actions["drop"], "dropped")
+	row("held", c.Actions["hold"], "held")
+	row("  joined a hold", c.HoldJoined, "")
+	row("  probe answers", c.HoldAnswers, "")
+	row("  not held: no socket", c.HoldNoSocket, "")
+	row("  not held: not forwarded", c.HoldUnrouted, "")
+	row("  not held: table full", c.HoldTableFull, "")
 	row("confirmed forged", c.Confirmed, "")
 	row("collateral resets", c.Collateral, "")
 	row("flows added", c.FlowInserts, "")

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/rstguard/rstguard/control/attach"
 	"github.com/rstguard/rstguard/control/bpffs"
@@ -32,7 +33,25 @@ type settings struct {
 	FlowTableSize uint32   `json:"flow_table_size"`
 	TTLTolerance  uint8    `json:"ttl_tolerance"`
 	EventBudget   uint16   `json:"event_budget"`
+	HoldMin       duration `json:"hold_min"`
+	HoldMax       duration `json:"hold_max"`
+	HoldFrames    uint32   `json:"hold_frames"`
+	ProbeRate     uint32   `json:"probe_rate"`
+	// explicit names the settings a flag or the config file gave (flag
+	// names): only those change the pinned policy.
+	explicit map[string]bool
 }
+
+// duration is a time.Duration written as "250ms" in the config file.
+type duration time.Duration
+
+func (d *duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = duration(v)
+	return err
+}
+
+func (d duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 func defaultSettings() settings {
 	host, _ := os.Hostname()
@@ -41,6 +60,8 @@ func defaultSettings() settings {
 		Mode: "monitor", XDPMode: "auto", Events: daemon.DefaultEvents, Pcap: daemon.DefaultPcap,
 		Metrics: daemon.DefaultMetrics, Host: host, PinDir: bpffs.DefaultDir,
 		FlowTableSize: dataplane.DefaultFlowTableSize, TTLTolerance: p.TTLTolerance, EventBudget: p.EventBudget,
+		HoldMin: duration(p.HoldMin), HoldMax: duration(p.HoldMax), HoldFrames: p.HoldFrames, ProbeRate: p.ProbeRate,
+		explicit: map[string]bool{},
 	}
 }
 
@@ -69,7 +90,7 @@ func daemonFlags(fs *flag.FlagSet, s *settings) {
 	fs.Var(listFlag{&s.Interfaces}, "i", "interfaces, comma-separated: all of a gateway's, so both directions share one flow table")
 	// Flag values are checked as they are parsed, so that a bad one is a
 	// usage error (exit 1); the same mistake in a config file exits 2.
-	fs.Func("mode", "monitor (report only) or drop (drop RSTs judged spoofed) (default monitor)", func(v string) error {
+	fs.Func("mode", "monitor (report only), drop (drop RSTs judged spoofed) or hold (drop spoofed, hold the rest and ask the claimed sender) (default: the pinned policy's, else monitor)", func(v string) error {
 		_, err := dataplane.ParseMode(v)
 		s.Mode = v
 		return err
@@ -95,12 +116,26 @@ func daemonFlags(fs *flag.FlagSet, s *settings) {
 		_, err := fmt.Sscan(v, &s.TTLTolerance)
 		return err
 	})
+	fs.Func("hold-min", fmt.Sprintf("hold mode: shortest hold window (default %s)", time.Duration(s.HoldMin)), func(v string) error {
+		return s.HoldMin.UnmarshalText([]byte(v))
+	})
+	fs.Func("hold-max", fmt.Sprintf("hold mode: longest hold window, after which a held RST is released (default %s)", time.Duration(s.HoldMax)), func(v string) error {
+		return s.HoldMax.UnmarshalText([]byte(v))
+	})
+	fs.Func("hold-frames", fmt.Sprintf("hold mode: RSTs held at once; beyond, new ones pass (default %d)", s.HoldFrames), func(v string) error {
+		_, err := fmt.Sscan(v, &s.HoldFrames)
+		return err
+	})
+	fs.Func("probe-rate", fmt.Sprintf("hold mode: probes per second in total; beyond, held RSTs are released at once (default %d)", s.ProbeRate), func(v string) error {
+		_, err := fmt.Sscan(v, &s.ProbeRate)
+		return err
+	})
 }
 
 func runCommand() command {
 	return command{
 		name: "run",
-		args: "-i IFACE[,IFACE...] [--mode monitor|drop] [--xdp-mode auto|native|generic] [--events FILE|-] [--pcap FILE] [--metrics ADDR] [--allow CIDR,...] [--config FILE]",
+		args: "-i IFACE[,IFACE...] [--mode monitor|drop|hold] [--xdp-mode auto|native|generic] [--events FILE|-] [--pcap FILE] [--metrics ADDR] [--allow CIDR,...] [--config FILE]",
 		summary: `the daemon: attach to a gateway's interfaces, judge every RST, report
 Attaches over netlink (native XDP, generic as an announced fallback) with one
 flow table for all interfaces, pinned under bpffs so that a restart keeps
@@ -124,6 +159,7 @@ attached and judging: traffic keeps flowing; rstguard detach cleans up.`,
 			if len(rest) > 0 {
 				return usagef("unexpected argument %q", rest[0])
 			}
+			fs.Visit(func(f *flag.Flag) { s.explicit[f.Name] = true })
 			if *configPath != "" {
 				if s, err = withConfigFile(fs, s, *configPath); err != nil {
 					return err
@@ -160,6 +196,12 @@ func withConfigFile(fs *flag.FlagSet, fromFlags settings, path string) (settings
 	if err := dec.Decode(&merged); err != nil {
 		return fromFlags, fmt.Errorf("config %s: %w", path, err)
 	}
+	var keys map[string]json.RawMessage
+	json.Unmarshal(data, &keys)
+	merged.explicit = fromFlags.explicit
+	for k := range keys {
+		merged.explicit[strings.ReplaceAll(k, "_", "-")] = true
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	override := map[string]func(){
@@ -174,6 +216,10 @@ func withConfigFile(fs *flag.FlagSet, fromFlags settings, path string) (settings
 		"pcap":            func() { merged.Pcap = fromFlags.Pcap },
 		"metrics":         func() { merged.Metrics = fromFlags.Metrics },
 		"host":            func() { merged.Host = fromFlags.Host },
+		"hold-min":        func() { merged.HoldMin = fromFlags.HoldMin },
+		"hold-max":        func() { merged.HoldMax = fromFlags.HoldMax },
+		"hold-frames":     func() { merged.HoldFrames = fromFlags.HoldFrames },
+		"probe-rate":      func() { merged.ProbeRate = fromFlags.ProbeRate },
 	}
 	for name, apply := range override {
 		if set[name] {
@@ -207,10 +253,40 @@ func (s settings) resolve() (daemon.Config, error) {
 	if s.EventBudget == 0 {
 		return daemon.Config{}, fmt.Errorf("event budget must be at least 1")
 	}
+	if s.HoldMin <= 0 || s.HoldMax < s.HoldMin || time.Duration(s.HoldMax) > 10*time.Second {
+		return daemon.Config{}, fmt.Errorf("hold window %s to %s: want 0 < hold-min <= hold-max <= 10s",
+			time.Duration(s.HoldMin), time.Duration(s.HoldMax))
+	}
+	if s.HoldFrames == 0 || s.ProbeRate == 0 {
+		return daemon.Config{}, fmt.Errorf("hold-frames and probe-rate must be at least 1")
+	}
+	set := s.explicit
+	policy := func(p *dataplane.Policy) {
+		if set["mode"] {
+			p.Mode = mode
+		}
+		if set["ttl-tolerance"] {
+			p.TTLTolerance = s.TTLTolerance
+		}
+		if set["event-budget"] {
+			p.EventBudget = s.EventBudget
+		}
+		if set["hold-min"] {
+			p.HoldMin = time.Duration(s.HoldMin)
+		}
+		if set["hold-max"] {
+			p.HoldMax = time.Duration(s.HoldMax)
+		}
+		if set["hold-frames"] {
+			p.HoldFrames = s.HoldFrames
+		}
+		if set["probe-rate"] {
+			p.ProbeRate = s.ProbeRate
+		}
+	}
 	return daemon.Config{
-		Interfaces: s.Interfaces, Mode: mode, XDPMode: xdpMode, Events: s.Events, Pcap: s.Pcap,
+		Interfaces: s.Interfaces, Policy: policy, XDPMode: xdpMode, Events: s.Events, Pcap: s.Pcap,
 		Metrics: s.Metrics, Allow: allow, Host: s.Host, PinDir: s.PinDir, FlowTableSize: s.FlowTableSize,
-		TTLTolerance: s.TTLTolerance, EventBudget: s.EventBudget,
 	}, nil
 }
 

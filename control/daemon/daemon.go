@@ -27,6 +27,7 @@ import (
 	"github.com/rstguard/rstguard/control/attach"
 	"github.com/rstguard/rstguard/control/bpffs"
 	"github.com/rstguard/rstguard/control/capture"
+	"github.com/rstguard/rstguard/control/hold"
 	"github.com/rstguard/rstguard/control/metrics"
 	"github.com/rstguard/rstguard/control/report"
 	"github.com/rstguard/rstguard/dataplane"
@@ -35,8 +36,10 @@ import (
 // Config is a resolved daemon configuration.
 type Config struct {
 	Interfaces []string
-	Mode       dataplane.Mode
-	XDPMode    attach.Mode
+	// Policy changes the pinned policy: only what a flag or the config
+	// file set, so that a restart keeps what `rstguard set` chose.
+	Policy  func(*dataplane.Policy)
+	XDPMode attach.Mode
 	// Events is the JSON-lines event log; "-" is standard output.
 	Events string
 	// Pcap receives every suspect or spoofed RST as evidence; "" for none.
@@ -47,8 +50,6 @@ type Config struct {
 	Host          string
 	PinDir        string
 	FlowTableSize uint32
-	TTLTolerance  uint8
-	EventBudget   uint16
 }
 
 // Defaults for a gateway.
@@ -62,6 +63,8 @@ type daemon struct {
 	cfg Config
 	log *slog.Logger
 	dp  *dataplane.Dataplane
+
+	hold *hold.Manager
 
 	mu      sync.Mutex
 	ifnames map[int]string // ifindex -> name, for events
@@ -98,8 +101,16 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 	defer unlock()
-	if err := dp.SetPolicy(dataplane.Policy{Mode: cfg.Mode, TTLTolerance: cfg.TTLTolerance, EventBudget: cfg.EventBudget}); err != nil {
+	before, err := dp.Policy()
+	if err != nil {
 		return err
+	}
+	pol, err := dp.UpdatePolicy(cfg.Policy)
+	if err != nil {
+		return err
+	}
+	if pol != before {
+		d.log.Info("policy changed", "from", fmt.Sprintf("%+v", before), "to", fmt.Sprintf("%+v", pol))
 	}
 	if err := dp.SetAllow(cfg.Allow); err != nil {
 		return err
@@ -115,29 +126,55 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 
-	for _, name := range cfg.Interfaces {
-		if err := d.attach(name); err != nil {
-			d.detachAll()
-			events.Close()
-			return err
-		}
+	var ifindexes []int
+	for _, index := range d.known {
+		ifindexes = append(ifindexes, index)
 	}
-	defer d.detachAll()
-	d.log.Info("running", "mode", cfg.Mode.String(), "interfaces", cfg.Interfaces, "pins", cfg.PinDir,
-		"events", cfg.Events, "evidence", cfg.Pcap, "metrics", cfg.Metrics)
+	d.hold, err = hold.Open(dp, ifindexes, d.log, func(e dataplane.Event) { sink.writeEvent(d, e) })
+	if err != nil {
+		events.Close()
+		return err
+	}
+	holdCtx, stopHold := context.WithCancel(context.Background())
+	var holdDone sync.WaitGroup
+	holdDone.Go(func() { d.hold.Run(holdCtx) })
 
-	var wg sync.WaitGroup
-	wg.Go(func() { d.readEvents(events, sink) })
-	defer wg.Wait()
-	defer events.Close()
-
+	var srv *http.Server
 	if cfg.Metrics != "" {
-		srv, err := d.serveMetrics()
-		if err != nil {
+		if srv, err = d.serveMetrics(); err != nil {
+			stopHold()
+			holdDone.Wait()
+			events.Close()
 			return err
 		}
 		defer srv.Close()
 	}
+
+	for _, name := range cfg.Interfaces {
+		if err := d.attach(name); err != nil {
+			d.detachAll()
+			stopHold()
+			holdDone.Wait()
+			events.Close()
+			return err
+		}
+	}
+	d.log.Info("running", "mode", pol.Mode.String(), "interfaces", cfg.Interfaces, "pins", cfg.PinDir,
+		"events", cfg.Events, "evidence", cfg.Pcap, "metrics", cfg.Metrics, "hold_sockets", len(d.hold.Sockets()))
+
+	var wg sync.WaitGroup
+	wg.Go(func() { d.readEvents(events, sink) })
+	// Stop in an order that loses nothing: detach (no new events or holds),
+	// decide what is held (released: fail open), drain the ring buffer, and
+	// only then close the sinks (deferred above).
+	defer func() {
+		d.detachAll()
+		stopHold()
+		holdDone.Wait()
+		events.Flush()
+		wg.Wait()
+		events.Close()
+	}()
 
 	changes := make(chan attach.LinkChange, 16)
 	watchCtx, stopWatch := context.WithCancel(ctx)
@@ -255,24 +292,26 @@ func (d *daemon) ifname(index uint32) string {
 func (d *daemon) readEvents(rd *dataplane.EventReader, sink *eventSink) {
 	for {
 		e, err := rd.Read()
-		if errors.Is(err, dataplane.ErrClosed) {
+		if errors.Is(err, dataplane.ErrClosed) || errors.Is(err, dataplane.ErrFlushed) {
 			return
 		}
 		if err != nil {
 			d.decodeErrors.Add(1)
 			continue
 		}
-		if err := sink.write(e, d.ifname(e.Ifindex), d.cfg.Host); err != nil {
-			d.log.Error("write event", "err", err)
-			continue
+		if e.Kind == dataplane.EventConfirmed {
+			d.hold.DataSeen(e)
 		}
-		d.written.Add(1)
+		sink.writeEvent(d, e)
 	}
 }
 
 func (d *daemon) serveMetrics() (*http.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(metrics.New(d.dp, d.cfg.Host, d.interfaceStates, d.written.Load, d.decodeErrors.Load))
+	for _, c := range d.hold.Collectors() {
+		reg.MustRegister(prometheus.WrapCollectorWith(prometheus.Labels{"host": d.cfg.Host}, c))
+	}
 	ln, err := net.Listen("tcp", d.cfg.Metrics)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener on %s: %w", d.cfg.Metrics, err)
@@ -298,8 +337,10 @@ func (d *daemon) interfaceStates() []attach.State {
 	return out
 }
 
-// eventSink writes the event log and the evidence pcap.
+// eventSink writes the event log and the evidence pcap, for the ring-buffer
+// reader and hold mode alike.
 type eventSink struct {
+	mu       sync.Mutex
 	out      io.WriteCloser
 	enc      *json.Encoder
 	evidence *capture.Writer
@@ -332,12 +373,32 @@ func newEventSink(cfg Config) (*eventSink, error) {
 	return s, nil
 }
 
+func (s *eventSink) writeEvent(d *daemon, e dataplane.Event) {
+	if err := s.write(e, d.ifname(e.Ifindex), d.cfg.Host); err != nil {
+		d.log.Error("write event", "err", err)
+		return
+	}
+	d.written.Add(1)
+}
+
 func (s *eventSink) write(e dataplane.Event, iface, host string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if err := s.enc.Encode(report.FromEvent(e, iface, host)); err != nil {
 		return err
 	}
-	if s.evidence != nil && e.Kind != dataplane.EventConfirmed &&
-		(e.Verdict == dataplane.VerdictSpoofed || e.Verdict == dataplane.VerdictSuspect) && len(e.Frame) > 0 {
+	if s.evidence == nil {
+		return nil
+	}
+	switch {
+	case e.Kind == dataplane.EventHold:
+		// The held RST and what decided it: the proof of a forgery.
+		if err := s.evidence.Write(e.Time, e.Frame, e.FrameLen); err != nil || len(e.Hold.Answer) == 0 {
+			return err
+		}
+		return s.evidence.Write(e.Time, e.Hold.Answer, len(e.Hold.Answer))
+	case e.Kind != dataplane.EventConfirmed &&
+		(e.Verdict == dataplane.VerdictSpoofed || e.Verdict == dataplane.VerdictSuspect) && len(e.Frame) > 0:
 		return s.evidence.Write(e.Time, e.Frame, e.FrameLen)
 	}
 	return nil

@@ -33,6 +33,9 @@ type Record struct {
 	// RST is, for kind data_after_rst, the RST proven forged; the other
 	// fields then describe the real sender's packet that proved it.
 	RST *dataplane.ForgedRST `json:"rst,omitempty"`
+	// Hold is, for kind hold, how a held RST was decided; the other fields
+	// describe the (first) held RST.
+	Hold *dataplane.HoldResult `json:"hold,omitempty"`
 	// Hops estimates how far away the RST's sender and the real sender sit
 	// from this box, from their TTLs; set for forged RSTs whose claimed
 	// sender has a TTL baseline.
@@ -73,7 +76,7 @@ func FromEvent(e dataplane.Event, iface, host string) Record {
 		Src: e.Src.String(), Dst: e.Dst.String(), Flags: Flags(e.Flags),
 		Seq: e.Seq, Ack: e.Ack, TTL: e.TTL, IPID: e.IPID, Window: e.Window,
 		Verdict: e.Verdict.String(), Signals: e.Signals.Names(), Action: e.Action.String(),
-		Score: e.Score, Expected: e.Expected, RST: e.RST,
+		Score: e.Score, Expected: e.Expected, RST: e.RST, Hold: e.Hold,
 	}
 	switch {
 	case e.RST != nil && e.RST.TTL != e.TTL:
@@ -112,6 +115,16 @@ func (r Record) Text() string {
 		fmt.Fprintf(&b, "%s ", r.Iface)
 	}
 	switch r.Kind {
+	case "hold":
+		h := r.Hold
+		fmt.Fprintf(&b, "HOLD %s > %s [%s] seq %d ttl %d: %s after %s (%d held)", r.Src, r.Dst, r.Flags, r.Seq, r.TTL,
+			h.Outcome, h.Waited.Round(time.Microsecond), h.Frames)
+		switch {
+		case h.Outcome.Forged():
+			b.WriteString(" -> forged, dropped")
+		default:
+			b.WriteString(" -> released")
+		}
 	case "data_after_rst":
 		fmt.Fprintf(&b, "CONFIRMED FORGED: %s > %s kept sending after a RST in its name ([%s] seq %d ttl %d after the RST seq %d ttl %d, judged %s then)",
 			r.Src, r.Dst, r.Flags, r.Seq, r.TTL, r.RST.Seq, r.RST.TTL, r.RST.VerdictThen)

@@ -39,6 +39,8 @@ type Summary struct {
 	Dropped    int            `json:"dropped"`
 	Confirmed  int            `json:"confirmed_forged"`
 	Collateral int            `json:"collateral_resets"`
+	// Holds counts hold mode's decisions by outcome.
+	Holds map[string]int `json:"holds"`
 	// TopFlows are the connections with most suspect or spoofed RSTs;
 	// TopTargets the addresses those RSTs were sent to.
 	TopFlows   []Count `json:"top_flows"`
@@ -67,7 +69,7 @@ type InjectorEstimate struct {
 
 // Summarize aggregates records; top bounds the top lists.
 func Summarize(recs []Record, top int) Summary {
-	s := Summary{Verdicts: map[string]int{}, Signals: map[string]int{}}
+	s := Summary{Verdicts: map[string]int{}, Signals: map[string]int{}, Holds: map[string]int{}}
 	flows, targets := map[string]int{}, map[string]int{}
 	var deltas, hops, senderHops []int
 	for _, r := range recs {
@@ -77,6 +79,15 @@ func Summarize(recs []Record, top int) Summary {
 			s.Confirmed++
 		case "collateral_reset":
 			s.Collateral++
+		case "hold":
+			if r.Hold == nil {
+				continue
+			}
+			s.Holds[r.Hold.Outcome.String()]++
+			if r.Hold.Outcome.Forged() {
+				s.Dropped++
+			}
+			continue
 		}
 		if r.Kind != "data_after_rst" {
 			s.Verdicts[r.Verdict]++
@@ -155,6 +166,12 @@ func (s Summary) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n%d RSTs dropped, %d proven forged after the fact, %d collateral resets of real senders\n",
 		s.Dropped, s.Confirmed, s.Collateral)
+	if len(s.Holds) > 0 {
+		fmt.Fprintln(w, "\nheld RSTs, by outcome:")
+		for _, c := range topN(s.Holds, len(s.Holds)) {
+			fmt.Fprintf(w, "  %-20s %d\n", c.Key, c.Count)
+		}
+	}
 	if len(s.Signals) > 0 {
 		fmt.Fprintln(w, "\nsignals:")
 		for _, c := range topN(s.Signals, len(s.Signals)) {

@@ -87,11 +87,47 @@ struct {
 	__type(value, struct scratch);
 } csum_scratch SEC(".maps");
 
+/* The daemon's AF_XDP sockets (hold mode), by slot. A socket leaves the map
+ * when it closes, so a dead daemon's slots redirect nothing. */
+#define MAX_XSK 256
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, MAX_XSK);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+/* Which slot serves which (interface, RX queue): a redirect to a socket bound
+ * to another queue fails and the frame vanishes, so only a frame whose own
+ * interface and queue have a socket is redirected. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_XSK);
+	__type(key, struct xsk_key);
+	__type(value, struct xsk_slot);
+} xsk_slots SEC(".maps");
+
+/* Held flows (hold mode), one entry per flow while its RSTs wait in the
+ * daemon. A plain hash: a hold is never evicted, and a full table makes new
+ * RSTs pass. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_HOLDS);
+	__type(key, struct flow_key);
+	__type(value, struct hold);
+} holds SEC(".maps");
+
 /* Puts the shared types in BTF so that bpf2go generates their Go twins:
  * Go then never restates a layout or an enum value by hand. */
 struct btf_anchor {
 	struct event event;
 	struct allow_key allow_key;
+	struct xsk_key xsk_key;
+	struct xsk_slot xsk_slot;
+	struct hold hold;
+	enum hold_outcome hold_outcome;
+	enum hold_evidence hold_evidence;
+	enum policy_default policy_default;
 	enum signal signal;
 	enum verdict verdict;
 	enum action action;
@@ -121,6 +157,12 @@ volatile __u64 clock_override_ns;
 #define TH_RST 0x04
 #define TH_ACK 0x10
 
+#define TCPOPT_MD5SIG 19 /* RFC 2385 */
+#define TCPOPT_AO 29     /* RFC 5925 */
+
+#define AF_INET 2
+#define AF_INET6 10
+
 /* What one parse of a frame yields. */
 struct packet {
 	struct flow_key key;
@@ -142,6 +184,8 @@ struct packet {
 	__u8 has_ts;
 	__u8 dir; /* 0: sent by the addr_lo side */
 	__u8 pad[3];
+	__u32 ifindex; /* where it arrived: interface and RX queue */
+	__u32 queue;
 };
 
 static __always_inline void count(__u32 idx)
@@ -392,6 +436,7 @@ struct tcp_options {
 	__u8 wscale;
 	__u8 has_wscale;
 	__u8 has_ts;
+	__u8 has_auth; /* TCP-MD5 or TCP-AO */
 };
 
 static long walk_option(__u32 i, struct tcp_options *o)
@@ -420,6 +465,8 @@ static long walk_option(__u32 i, struct tcp_options *o)
 		o->tsval = ((__u32)o->buf[pos + 2] << 24) | ((__u32)o->buf[pos + 3] << 16) |
 			   ((__u32)o->buf[pos + 4] << 8) | o->buf[pos + 5];
 		o->has_ts = 1;
+	} else if (kind == TCPOPT_MD5SIG || kind == TCPOPT_AO) {
+		o->has_auth = 1;
 	}
 	o->pos = pos + len;
 	return 0;
@@ -522,7 +569,7 @@ static __always_inline int event_allowed(struct event_budget *b, __u32 limit, __
 }
 
 static __always_inline struct event *event_start(struct xdp_md *ctx, const struct packet *p,
-						 __u8 kind, __u64 now, __u32 ifindex)
+						 __u8 kind, __u64 now)
 {
 	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	__u32 cap;
@@ -534,7 +581,7 @@ static __always_inline struct event *event_start(struct xdp_md *ctx, const struc
 	__builtin_memset(e, 0, sizeof(*e));
 	e->time_ns = now;
 	e->kind = kind;
-	e->ifindex = ifindex;
+	e->ifindex = p->ifindex;
 	__builtin_memcpy(e->saddr, p->dir ? p->key.addr_hi : p->key.addr_lo, 16);
 	__builtin_memcpy(e->daddr, p->dir ? p->key.addr_lo : p->key.addr_hi, 16);
 	e->sport = bpf_ntohs(p->dir ? p->key.port_hi : p->key.port_lo);
@@ -564,7 +611,10 @@ static __always_inline void event_submit(struct event *e)
 static __always_inline const struct config *get_config(void)
 {
 	static const struct config defaults = {
-		.abi = RSTGUARD_ABI, .mode = MODE_MONITOR, .ttl_tolerance = 2, .event_budget = 16,
+		.abi = RSTGUARD_ABI, .mode = MODE_MONITOR, .ttl_tolerance = DEFAULT_TTL_TOLERANCE,
+		.event_budget = DEFAULT_EVENT_BUDGET, .hold_min_us = DEFAULT_HOLD_MIN_US,
+		.hold_max_us = DEFAULT_HOLD_MAX_US, .hold_frames = DEFAULT_HOLD_FRAMES,
+		.probe_rate = DEFAULT_PROBE_RATE,
 	};
 	__u32 zero = 0;
 	const struct config *cfg = bpf_map_lookup_elem(&policy, &zero);
@@ -665,6 +715,22 @@ static __always_inline __u8 abs_diff(__u8 a, __u8 b)
 	return a > b ? a - b : b - a;
 }
 
+/* Does p's IPv4 ID step off its sender's model (learn_ipid)? */
+static __always_inline int ipid_off_model(const struct dir_state *s, const struct packet *p)
+{
+	__u16 step = p->ip_id - s->ip_id;
+
+	if (p->ipv6)
+		return 0;
+	if (s->ipid_model == IPID_ZERO)
+		return p->ip_id != 0;
+	if (s->ipid_model == IPID_PER_FLOW)
+		return step == 0 || step > IPID_PER_FLOW_STEP;
+	if (s->ipid_model == IPID_GLOBAL)
+		return step == 0 || step > IPID_GLOBAL_STEP;
+	return 0;
+}
+
 /* Computes the signals of a RST from the sender's side against what the flow
  * has shown; fills j and returns the verdict. */
 static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
@@ -722,20 +788,9 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 			flag(j, SIG_TTL_DRIFT, WEAK);
 
 		/* IP-ID off the sender's model (GFW write-ups, net4people #46).
-		 * Weak: stateless RSTs legitimately leave the model. */
-		if (!p->ipv6 && !(p->ip_id == 0 && p->df)) {
-			__u16 step = p->ip_id - snd->ip_id;
-			int off = 0;
-
-			if (snd->ipid_model == IPID_ZERO)
-				off = 1;
-			else if (snd->ipid_model == IPID_PER_FLOW)
-				off = step == 0 || step > IPID_PER_FLOW_STEP;
-			else if (snd->ipid_model == IPID_GLOBAL)
-				off = step == 0 || step > IPID_GLOBAL_STEP;
-			if (off)
-				flag(j, SIG_IPID_OFF_MODEL, WEAK);
-		}
+		 * Weak: stateless RSTs (ID 0 with DF) legitimately leave it. */
+		if (!(p->ip_id == 0 && p->df) && ipid_off_model(snd, p))
+			flag(j, SIG_IPID_OFF_MODEL, WEAK);
 
 		/* IPv6 flow label: a stack keeps one label per connection (RFC 6437). */
 		if (p->ipv6 && snd->flow_label && p->flow_label != snd->flow_label)
@@ -806,21 +861,165 @@ static long count_signal(__u32 i, __u32 *signals)
 	return 0;
 }
 
-static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct flow_value *f,
-				 __u32 ifindex)
+/* ------------------------------------------------------------ hold mode */
+
+/* The XSKMAP slot of the daemon's socket for this interface and queue, or
+ * NULL: a slot whose socket closed (the daemon died) redirects nothing. */
+static __always_inline __u32 *xsk_slot(__u32 ifindex, __u32 queue)
+{
+	struct xsk_key k = {.ifindex = ifindex, .queue = queue};
+	struct xsk_slot *s = bpf_map_lookup_elem(&xsk_slots, &k);
+
+	if (s && bpf_map_lookup_elem(&xsks, &s->slot))
+		return &s->slot;
+	return 0;
+}
+
+/* Where the kernel would forward p: egress interface and L2 addresses, so
+ * that the daemon can release a held RST exactly there. Fails for a RST
+ * this box would deliver locally or cannot resolve (fail open: pass). */
+static __always_inline int route(struct xdp_md *ctx, const struct packet *p, struct hold *h)
+{
+	struct bpf_fib_lookup fib = {};
+	const __u8 *src = p->dir ? p->key.addr_hi : p->key.addr_lo;
+	const __u8 *dst = p->dir ? p->key.addr_lo : p->key.addr_hi;
+
+	if (p->ipv6) {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, src, 16);
+		__builtin_memcpy(fib.ipv6_dst, dst, 16);
+		fib.tot_len = p->l4_len;
+	} else {
+		fib.family = AF_INET;
+		__builtin_memcpy(&fib.ipv4_src, src + 12, 4);
+		__builtin_memcpy(&fib.ipv4_dst, dst + 12, 4);
+		fib.tot_len = p->l4_len + sizeof(struct iphdr);
+	}
+	fib.l4_protocol = IPPROTO_TCP;
+	fib.sport = p->dir ? p->key.port_hi : p->key.port_lo;
+	fib.dport = p->dir ? p->key.port_lo : p->key.port_hi;
+	fib.ifindex = p->ifindex;
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return -1;
+	h->egress_ifindex = fib.ifindex;
+	__builtin_memcpy(h->egress_smac, fib.smac, 6);
+	__builtin_memcpy(h->egress_dmac, fib.dmac, 6);
+	return 0;
+}
+
+/* Hold mode: a RST that headers cannot clear waits in the daemon while it
+ * asks the claimed sender whether its connection is alive (a keepalive-style
+ * probe; platform notes, "Asking the claimed sender"). Only a synchronised
+ * connection can be asked: a RST in SYN-SENT answers a SYN. Later RSTs of
+ * the same sender join the hold: one question per flow. Every way this can
+ * fail passes the RST, as monitor mode would. Returns ACTION_HOLD with *slot
+ * set, or ACTION_PASS. */
+static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, struct flow_value *f,
+				__u64 now, __u32 *slot)
+{
+	const struct dir_state *snd = &f->dir[p->dir & 1];
+	const struct dir_state *rcv = &f->dir[!p->dir];
+	struct hold h = {};
+	__u32 *s;
+
+	if (f->flags & FLOW_HELD) {
+		struct hold *held = bpf_map_lookup_elem(&holds, &p->key);
+
+		if (!held)
+			f->flags &= ~FLOW_HELD;
+		else if (held->from_hi != p->dir)
+			return ACTION_PASS; /* the other side's RST: not what is being asked */
+		else if (!(s = xsk_slot(p->ifindex, p->queue)))
+			goto no_socket;
+		else {
+			count(CNT_HOLD_JOINED);
+			*slot = *s;
+			return ACTION_HOLD;
+		}
+	}
+	if ((f->state != STATE_ESTABLISHED && f->state != STATE_CLOSING) || !(snd->flags & DIR_SEEN) ||
+	    !(rcv->flags & DIR_SEEN) || allowed(p))
+		return ACTION_PASS;
+	s = xsk_slot(p->ifindex, p->queue);
+	if (!s)
+		goto no_socket;
+	*slot = *s;
+	if (route(ctx, p, &h)) {
+		count(CNT_HOLD_UNROUTED);
+		return ACTION_PASS;
+	}
+	if (!xsk_slot(h.egress_ifindex, 0))
+		goto no_socket;
+	h.held_ns = now;
+	h.probe_seq = rcv->next_seq - 1;
+	h.probe_ack = snd->next_seq;
+	h.rtt_ns = snd->rtt << 10;
+	h.ingress_ifindex = p->ifindex;
+	h.from_hi = p->dir;
+	if (bpf_map_update_elem(&holds, &p->key, &h, BPF_NOEXIST)) {
+		count(CNT_HOLD_TABLE_FULL);
+		return ACTION_PASS;
+	}
+	f->flags |= FLOW_HELD;
+	count(CNT_HOLD_STARTED);
+	return ACTION_HOLD;
+no_socket:
+	count(CNT_HOLD_NO_SOCKET);
+	return ACTION_PASS;
+}
+
+/* The claimed sender's answer to the daemon's probe: a pure ACK that
+ * acknowledges the probe (ack = probe seq + 1) at the sender's next sequence,
+ * arriving no sooner than half its leg RTT after the hold began (an ACK sent
+ * before the probe could reach it is no answer). Its seq may be ahead of
+ * what this box saw of the sender: segments lost before the box (the
+ * incident's device swallowed the request) still advanced it, by at most a
+ * window (HOLD_ANSWER_SEQ_SLACK). It is addressed to the other endpoint,
+ * which never asked, so it goes to the daemon instead. */
+static __always_inline __u8 hold_answer(const struct packet *p, struct flow_value *f, __u32 *slot)
+{
+	struct hold *h = bpf_map_lookup_elem(&holds, &p->key);
+	__u32 *s;
+
+	if (!h) {
+		f->flags &= ~FLOW_HELD;
+		return ACTION_PASS;
+	}
+	if (h->from_hi != p->dir || p->payload_len || (p->tcp_flags & (TH_SYN | TH_FIN | TH_ACK)) != TH_ACK ||
+	    p->seq - h->probe_ack > HOLD_ANSWER_SEQ_SLACK || p->ack != h->probe_seq + 1 ||
+	    now_ns() - h->held_ns < h->rtt_ns / 2)
+		return ACTION_PASS;
+	s = xsk_slot(p->ifindex, p->queue);
+	if (!s)
+		return ACTION_PASS;
+	count(CNT_HOLD_ANSWER);
+	*slot = *s;
+	return ACTION_HOLD;
+}
+
+/* The one exit of every judged packet: its action becomes an XDP code. A
+ * redirect that finds no socket in the slot passes (XDP_PASS in the flags). */
+static __always_inline int xdp_code(__u8 action, __u32 slot)
+{
+	if (action == ACTION_DROP)
+		return XDP_DROP;
+	if (action == ACTION_HOLD)
+		return bpf_redirect_map(&xsks, slot, XDP_PASS);
+	return XDP_PASS;
+}
+
+static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct flow_value *f)
 {
 	const struct config *cfg = get_config();
 	struct judgement j = {};
 	struct tcp_options opts = {};
 	__u64 now = now_ns();
 	__u32 now32 = time32(now);
+	__u32 slot = 0;
 	__u8 action = ACTION_PASS, kind = EVENT_RST;
 	struct event *e;
 
 	count(CNT_RST);
-	if (p->tcp_hdr_len > sizeof(struct tcphdr))
-		read_options(ctx, p, &opts);
-
 	if (!f) {
 		count(CNT_RST_NO_FLOW);
 		j.verdict = VERDICT_UNKNOWN;
@@ -828,22 +1027,37 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		flag(&j, SIG_BAD_CHECKSUM, 0);
 		j.verdict = VERDICT_UNKNOWN;
 	} else {
-		j.verdict = judge_rst(p, f, cfg, now32, &j);
+		if (p->tcp_hdr_len > sizeof(struct tcphdr))
+			read_options(ctx, p, &opts);
+		if (opts.has_auth && !((f->dir[0].flags | f->dir[1].flags) & DIR_AUTH)) {
+			/* A TCP-MD5 or TCP-AO option the connection never negotiated:
+			 * the receiver discards the segment (RFC 2385 section 2.0,
+			 * RFC 5925 section 7.7; Linux counts TCPMD5Unexpected), so it
+			 * is an evasion tool's insertion decoy (Geneva, INTANG), not
+			 * an injection: reported, never scored. */
+			flag(&j, SIG_AUTH_DECOY, 0);
+			j.verdict = VERDICT_UNKNOWN;
+		} else {
+			j.verdict = judge_rst(p, f, cfg, now32, &j);
+		}
 		/* The victim endpoint answering the real sender after a forged RST
 		 * (the incident's last packet): legitimate, and worth reporting. */
-		if ((f->flags & FLOW_RST_PENDING) && !!(f->flags & FLOW_RST_FROM_HI) != p->dir &&
+		if (j.verdict != VERDICT_UNKNOWN && (f->flags & FLOW_RST_PENDING) &&
+		    !!(f->flags & FLOW_RST_FROM_HI) != p->dir &&
 		    ((f->flags & FLOW_CONFIRMED) || f->rst_verdict == VERDICT_SPOOFED)) {
 			flag(&j, SIG_COLLATERAL, 0);
 			count(CNT_COLLATERAL);
-			kind = EVENT_COLLATERAL;
+			kind = EVENT_COLLATERAL_RESET;
 		}
 	}
 
-	if (j.verdict == VERDICT_SPOOFED && cfg->mode == MODE_DROP) {
+	if (j.verdict == VERDICT_SPOOFED && cfg->mode != MODE_MONITOR) {
 		if (allowed(p))
 			flag(&j, SIG_ALLOWED, 0);
 		else
 			action = ACTION_DROP;
+	} else if (cfg->mode == MODE_HOLD && f && j.verdict != VERDICT_UNKNOWN) {
+		action = hold_rst(ctx, p, f, now, &slot);
 	}
 
 	count(CNT_VERDICT_BASE + j.verdict);
@@ -859,11 +1073,11 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		f->rst_verdict = j.verdict;
 		f->flags = (f->flags & ~(FLOW_RST_FROM_HI | FLOW_CONFIRMED)) | FLOW_RST_PENDING |
 			   (p->dir ? FLOW_RST_FROM_HI : 0);
-		if (action == ACTION_PASS && kind != EVENT_COLLATERAL)
+		if (action == ACTION_PASS && kind != EVENT_COLLATERAL_RESET)
 			f->state = STATE_RESET;
 
 		if (event_allowed(&f->budget, cfg->event_budget, now)) {
-			e = event_start(ctx, p, kind, now, ifindex);
+			e = event_start(ctx, p, kind, now);
 			if (e) {
 				e->verdict = j.verdict;
 				e->action = action;
@@ -883,45 +1097,86 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		struct event_budget *b = bpf_map_lookup_elem(&no_flow_budget, &zero);
 
 		if (b && event_allowed(b, NO_FLOW_EVENT_BUDGET, now)) {
-			e = event_start(ctx, p, kind, now, ifindex);
+			e = event_start(ctx, p, kind, now);
 			if (e) {
 				e->verdict = j.verdict;
 				event_submit(e);
 			}
 		}
 	}
-	return action == ACTION_DROP ? XDP_DROP : XDP_PASS;
+	return xdp_code(action, slot);
 }
 
-/* Weaver et al.'s DATA SEQ RST: the claimed sender of a RST keeps sending
- * in sequence with its own TTL, so that RST was not its own. A SYN/ACK after
- * a "RST" that refused the SYN proves the same (rst-inject-rae.pcap). */
-static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, struct flow_value *f,
-					 __u32 ifindex)
+/* How long after a RST the claimed sender's data still proves it alive: its
+ * retransmission timer starts at 200 ms (RFC 6298 section 2.4 with Linux's
+ * TCP_RTO_MIN) and doubles, so a few seconds cover the first backoffs, and a
+ * few RTTs more on long paths. A port a scanner reuses 15 s later proves
+ * nothing. */
+#define CONFIRM_WINDOW_FLOOR_T32 (3000000000ULL >> 10)
+#define CONFIRM_WINDOW_RTTS 8
+
+/* Weaver et al.'s DATA SEQ RST, held to proof: the claimed sender of a RST
+ * sends payload that goes on from the RST's seq, with an acceptable ACK,
+ * soon after, with its own TTL and IP-ID model. A stack that reset sends
+ * nothing more. A SYN/ACK that acknowledges the SYN after a "RST" that
+ * refused it proves the same (rst-inject-rae.pcap). Pure ACKs and FINs
+ * without payload prove nothing (a pure ACK may have crossed the RST in
+ * flight), nor does anything after a RST judged unknown (no baseline, bad
+ * checksum, an insertion decoy). */
+static __always_inline int proves_alive(const struct packet *p, const struct flow_value *f,
+					const struct config *cfg, __u32 now32)
+{
+	const struct dir_state *snd = &f->dir[p->dir & 1];
+	const struct dir_state *rcv = &f->dir[!p->dir];
+
+	if (f->rst_verdict == VERDICT_UNKNOWN)
+		return 0;
+	if (now32 - f->rst_t > CONFIRM_WINDOW_FLOOR_T32 + CONFIRM_WINDOW_RTTS * snd->rtt)
+		return 0;
+	if ((snd->flags & DIR_SEEN) &&
+	    (abs_diff(p->ttl, snd->ttl) > cfg->ttl_tolerance || ipid_off_model(snd, p)))
+		return 0;
+	if (p->tcp_flags & TH_SYN)
+		return (p->tcp_flags & TH_ACK) && p->ack == rcv->next_seq;
+	if (!p->payload_len)
+		return 0;
+	/* The payload covers the RST's seq: the sender goes on where it "reset". */
+	if (seq_after(p->seq, f->rst_seq) || !seq_after(p->seq + p->payload_len, f->rst_seq))
+		return 0;
+	/* An acceptable ACK: no more than the peer sent, no less than before. */
+	return (p->tcp_flags & TH_ACK) && !seq_after(p->ack, rcv->next_seq) &&
+	       (!(snd->flags & DIR_ACKED) || !seq_before(p->ack, snd->max_ack));
+}
+
+static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, struct flow_value *f)
 {
 	const struct config *cfg = get_config();
-	struct dir_state *snd = &f->dir[p->dir & 1];
-	__u64 now;
+	const struct dir_state *snd = &f->dir[p->dir & 1];
+	__u64 now = now_ns();
 	struct event *e;
 
-	if (!(p->tcp_flags & TH_SYN)) {
-		__s32 off = p->seq - f->rst_seq;
-
-		if (off < -(1 << 20) || off > (1 << 20))
-			return;
-		if ((snd->flags & DIR_SEEN) && abs_diff(p->ttl, snd->ttl) > cfg->ttl_tolerance)
-			return;
-	}
+	if (!proves_alive(p, f, cfg, time32(now)))
+		return;
 	f->flags |= FLOW_CONFIRMED;
 	count(CNT_CONFIRMED);
-	now = now_ns();
+	if (f->flags & FLOW_HELD) {
+		struct hold *h = bpf_map_lookup_elem(&holds, &p->key);
+
+		/* The daemon drops the held RST on this evidence. */
+		if (h && h->from_hi == p->dir) {
+			h->evidence = HOLD_EVIDENCE_DATA;
+			count(CNT_HOLD_DATA);
+		}
+	}
 	if (!event_allowed(&f->budget, cfg->event_budget, now))
 		return;
-	e = event_start(ctx, p, EVENT_CONFIRMED, now, ifindex);
+	e = event_start(ctx, p, EVENT_DATA_AFTER_RST, now);
 	if (!e)
 		return;
 	e->verdict = VERDICT_SPOOFED;
-	e->action = f->rst_verdict == VERDICT_SPOOFED && cfg->mode == MODE_DROP ? ACTION_DROP : ACTION_PASS;
+	e->action = f->rst_verdict == VERDICT_SPOOFED && cfg->mode != MODE_MONITOR ? ACTION_DROP :
+		    (f->flags & FLOW_HELD)                                         ? ACTION_HOLD :
+											     ACTION_PASS;
 	e->exp_ttl = (snd->flags & DIR_SEEN) ? snd->ttl : p->ttl;
 	e->rst_seq = f->rst_seq;
 	e->rst_ttl = f->rst_ttl;
@@ -953,13 +1208,13 @@ static __always_inline void learn_syn(struct dir_state *s, const struct packet *
 	s->isn = p->seq;
 	learn(s, p, &now32);
 	s->wscale = o->wscale;
-	s->flags |= DIR_SYN | (o->has_ts ? DIR_TS : 0) | (o->has_wscale ? DIR_WSCALE : 0);
+	s->flags |= DIR_SYN | (o->has_ts ? DIR_TS : 0) | (o->has_wscale ? DIR_WSCALE : 0) |
+		    (o->has_auth ? DIR_AUTH : 0);
 	s->last_data_t = now32;
 }
 
 /* SYN, SYN/ACK: the rare path. Reads options and the precise clock. */
-static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct flow_value *f,
-				 __u32 ifindex)
+static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct flow_value *f)
 {
 	struct tcp_options opts = {};
 	struct flow_value fresh = {};
@@ -989,7 +1244,7 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 	s = &f->dir[p->dir & 1];
 	if ((f->flags & FLOW_RST_PENDING) && !(f->flags & FLOW_CONFIRMED) &&
 	    !!(f->flags & FLOW_RST_FROM_HI) == p->dir)
-		confirm_after_rst(ctx, p, f, ifindex);
+		confirm_after_rst(ctx, p, f);
 	if (f->state == STATE_SYN_SENT || f->state == STATE_RESET) {
 		const struct dir_state *init = &f->dir[!p->dir];
 
@@ -1013,11 +1268,16 @@ static __noinline int pick_up_flow(struct packet *p)
 	return insert_flow(&p->key, &fresh, BPF_NOEXIST);
 }
 
-/* Handshake completion, FIN and evidence after a RST: rarely taken. The
- * handshake ACK's RTT is the common path's first sample of that leg. */
-static __noinline void flow_events(struct xdp_md *ctx, struct packet *p, struct flow_value *f,
-				   __u32 ifindex)
+/* Handshake completion, FIN, evidence after a RST and answers to a hold's
+ * probe: rarely taken. The handshake ACK's RTT is the common path's first
+ * sample of that leg. Returns the packet's XDP code: only a probe answer is
+ * not passed. */
+static __noinline int flow_events(struct xdp_md *ctx, struct packet *p, struct flow_value *f)
 {
+	__u32 slot = 0;
+
+	if ((f->flags & FLOW_HELD) && hold_answer(p, f, &slot) == ACTION_HOLD)
+		return xdp_code(ACTION_HOLD, slot);
 	if (f->state == STATE_SYN_RCVD && (p->tcp_flags & TH_ACK) &&
 	    !!(f->flags & FLOW_INIT_HI) == p->dir)
 		f->state = STATE_ESTABLISHED;
@@ -1025,7 +1285,8 @@ static __noinline void flow_events(struct xdp_md *ctx, struct packet *p, struct 
 		f->state = STATE_CLOSING;
 	if ((f->flags & FLOW_RST_PENDING) && !(f->flags & FLOW_CONFIRMED) &&
 	    !!(f->flags & FLOW_RST_FROM_HI) == p->dir)
-		confirm_after_rst(ctx, p, f, ifindex);
+		confirm_after_rst(ctx, p, f);
+	return XDP_PASS;
 }
 
 SEC("xdp")
@@ -1034,6 +1295,7 @@ int rstguard(struct xdp_md *ctx)
 	/* ctx fields read once, here: clang may otherwise merge reads from several
 	 * branches into a modified ctx pointer, which the verifier rejects. */
 	__u32 ifindex = ctx->ingress_ifindex;
+	__u32 queue = ctx->rx_queue_index;
 	struct packet p; /* parse() clears it once the frame is TCP */
 	struct flow_value *f;
 	struct dir_state *s;
@@ -1046,19 +1308,24 @@ int rstguard(struct xdp_md *ctx)
 	if (r != PARSE_TCP)
 		return XDP_PASS;
 
+	p.ifindex = ifindex;
+	p.queue = queue;
 	f = bpf_map_lookup_elem(&flows, &p.key);
 	if (p.tcp_flags & TH_RST)
-		return handle_rst(ctx, &p, f, ifindex);
+		return handle_rst(ctx, &p, f);
 	if (p.tcp_flags & TH_SYN)
-		return handle_syn(ctx, &p, f, ifindex);
+		return handle_syn(ctx, &p, f);
 	if (!f)
 		return pick_up_flow(&p);
 
 	/* The common path: an established flow's data or ACK. Evidence is
 	 * weighed against the baseline before this packet joins it. */
-	if (f->state == STATE_SYN_RCVD || (p.tcp_flags & TH_FIN) ||
-	    ((f->flags & FLOW_RST_PENDING) && !(f->flags & FLOW_CONFIRMED)))
-		flow_events(ctx, &p, f, ifindex);
+	if (f->state == STATE_SYN_RCVD || (p.tcp_flags & TH_FIN) || (f->flags & FLOW_HELD) ||
+	    ((f->flags & FLOW_RST_PENDING) && !(f->flags & FLOW_CONFIRMED))) {
+		r = flow_events(ctx, &p, f);
+		if (r != XDP_PASS)
+			return r;
+	}
 	s = &f->dir[p.dir & 1];
 	peer = &f->dir[!p.dir];
 	/* The first ACK that covers all the peer's data samples this side's

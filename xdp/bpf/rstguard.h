@@ -11,13 +11,16 @@
 
 /* Stored in the policy map; the control plane refuses pinned maps of another ABI. */
 enum abi {
-	RSTGUARD_ABI = 1,
+	RSTGUARD_ABI = 2,
 };
 
 /* Policy, changed at run time through the config map (no reload). */
 enum mode {
 	MODE_MONITOR = 0, /* judge and report, pass everything */
 	MODE_DROP = 1,    /* drop RSTs judged spoofed */
+	MODE_HOLD = 2,    /* drop spoofed; park every other RST of a synchronised
+			   * flow in an AF_XDP socket until its claimed sender
+			   * answers a probe (docs/ARCHITECTURE.md, hold mode) */
 };
 
 enum verdict {
@@ -31,6 +34,7 @@ enum verdict {
 enum action {
 	ACTION_PASS = 0,
 	ACTION_DROP = 1,
+	ACTION_HOLD = 2, /* redirected to the daemon's AF_XDP socket */
 	ACTION_COUNT,
 };
 
@@ -55,16 +59,38 @@ enum signal {
 	SIG_MIDSTREAM = 16,       /* informational: flow picked up mid-stream */
 	SIG_COLLATERAL = 17,      /* informational: answers the real sender after a forged RST */
 	SIG_ALLOWED = 18,         /* an endpoint is allow-listed: reported, never dropped */
+	SIG_AUTH_DECOY = 19,      /* TCP-MD5 or TCP-AO option never negotiated: insertion, never scored */
 	SIG_COUNT,
 };
 
 enum event_kind {
 	EVENT_RST = 0,       /* a judged RST */
-	EVENT_CONFIRMED = 1, /* the claimed sender of an earlier RST kept talking: it was forged */
-	EVENT_COLLATERAL = 2,/* the victim endpoint reset the real sender after a forged RST */
+	EVENT_DATA_AFTER_RST = 1, /* the claimed sender of an earlier RST kept talking: it was forged */
+	EVENT_COLLATERAL_RESET = 2,/* the victim endpoint reset the real sender after a forged RST */
+	EVENT_HOLD = 3,      /* written by the daemon: how a held RST was decided */
+};
+
+/* How a hold ended; the daemon decides and reports, the names are here so
+ * that every name rstguard prints has one source. */
+enum hold_outcome {
+	HOLD_PROBE_ANSWERED_ACK = 0, /* the claimed sender is alive: the RST was forged, dropped */
+	HOLD_PROBE_ANSWERED_RST = 1, /* the claimed sender has no connection: released */
+	HOLD_DATA_DURING_HOLD = 2,   /* the claimed sender sent data in sequence: forged, dropped */
+	HOLD_TIMEOUT = 3,            /* no answer within the hold window: released (fail open) */
+	HOLD_FULL = 4,               /* too many frames held: released at once */
+	HOLD_PROBE_RATE_LIMITED = 5, /* no probe allowed now: released at once */
+	HOLD_OUTCOME_COUNT,
+};
+
+/* What the program has seen of a held flow's claimed sender since the hold
+ * began (struct hold.evidence). */
+enum hold_evidence {
+	HOLD_EVIDENCE_NONE = 0,
+	HOLD_EVIDENCE_DATA = 1, /* payload in sequence, its TTL and IP-ID: alive */
 };
 
 enum flow_state {
+	STATE_NONE = 0,    /* never stored: an entry starts in one of the states below */
 	STATE_SYN_SENT = 1,
 	STATE_SYN_RCVD = 2,
 	STATE_ESTABLISHED = 3,
@@ -104,6 +130,13 @@ enum counter {
 	CNT_EVENT_SENT,
 	CNT_EVENT_LOST,       /* ring buffer full */
 	CNT_EVENT_SUPPRESSED, /* per-flow event budget spent */
+	CNT_HOLD_STARTED,     /* RSTs that began a hold */
+	CNT_HOLD_JOINED,      /* later RSTs of a held flow, held with it */
+	CNT_HOLD_NO_SOCKET,   /* hold mode, but no AF_XDP socket for the queue or egress: passed */
+	CNT_HOLD_UNROUTED,    /* hold mode, but the kernel would not forward it: passed */
+	CNT_HOLD_TABLE_FULL,  /* hold mode, but the hold table is full: passed */
+	CNT_HOLD_ANSWER,      /* probe answers consumed (redirected to the daemon) */
+	CNT_HOLD_DATA,        /* data from a held flow's claimed sender proving it alive */
 	CNT_VERDICT_BASE,     /* VERDICT_COUNT slots */
 	CNT_ACTION_BASE = CNT_VERDICT_BASE + VERDICT_COUNT,
 	CNT_SIGNAL_BASE = CNT_ACTION_BASE + ACTION_COUNT,
@@ -127,6 +160,7 @@ enum dir_flag {
 	DIR_TS = 1 << 3,     /* it sent the timestamp option in its SYN */
 	DIR_WSCALE = 1 << 4, /* it sent the window scale option in its SYN */
 	DIR_DF = 1 << 5,     /* its last packet had DF */
+	DIR_AUTH = 1 << 6,   /* its SYN carried TCP-MD5 (RFC 2385) or TCP-AO (RFC 5925) */
 };
 
 /* What one side of a connection has shown us. Written only by that side's
@@ -154,6 +188,7 @@ enum flow_flag {
 	FLOW_RST_PENDING = 1 << 2, /* rst_* describe a RST awaiting evidence */
 	FLOW_RST_FROM_HI = 1 << 3, /* that RST came from the addr_hi side */
 	FLOW_CONFIRMED = 1 << 4,   /* that RST was confirmed forged */
+	FLOW_HELD = 1 << 5,        /* a hold entry may exist: look it up */
 };
 
 /* Events allowed per one-second window. */
@@ -191,6 +226,58 @@ struct config {
 	__u32 mode;           /* enum mode */
 	__u32 ttl_tolerance;  /* TTL differences up to this are weak */
 	__u32 event_budget;   /* events per flow per second */
+	/* Hold mode: read by the daemon, kept here so that `rstguard set` and
+	 * `rstguard status` reach them like the rest of the policy. */
+	__u32 hold_min_us;    /* hold window floor */
+	__u32 hold_max_us;    /* hold window cap */
+	__u32 hold_frames;    /* frames held at once */
+	__u32 probe_rate;     /* probes per second, in total */
+};
+
+/* The policy a new policy map starts with; Go reads these too. */
+enum policy_default {
+	DEFAULT_TTL_TOLERANCE = 2,   /* INTANG's delta; Cloudflare's reset study */
+	DEFAULT_EVENT_BUDGET = 16,   /* events per flow per second */
+	DEFAULT_HOLD_MIN_US = 10000, /* a hold lasts 3 leg RTTs, at least 10 ms... */
+	DEFAULT_HOLD_MAX_US = 250000,/* ...and at most 250 ms (platform notes: a release after 300 ms was stale) */
+	DEFAULT_HOLD_FRAMES = 4096,
+	DEFAULT_PROBE_RATE = 10000,  /* probes per second, in total */
+};
+
+/* How far a probe answer's seq may be ahead of the sender's next sequence as
+ * this box saw it: the largest TCP window (RFC 7323 section 2.3: 2^30). */
+#define HOLD_ANSWER_SEQ_SLACK (1U << 30)
+
+/* Flows held at once, at most: the hold table's size. --hold-frames limits
+ * the frames the daemon keeps below it. */
+#define MAX_HOLDS 65536
+
+/* An AF_XDP socket's place: the XSKMAP slot of each bound (interface, queue). */
+struct xsk_key {
+	__u32 ifindex;
+	__u32 queue;
+};
+
+struct xsk_slot {
+	__u32 slot;      /* in the XSKMAP */
+	__u32 zerocopy;  /* 1: bound in zero-copy mode, 0: copy mode */
+};
+
+/* A held flow, keyed by its flow_key: what the daemon needs to ask the
+ * claimed sender and to release the RST, written once by the program when the
+ * hold begins; evidence is the only field written later. */
+struct hold {
+	__u64 held_ns;        /* bpf_ktime_get_ns() when the first RST was held */
+	__u32 probe_seq;      /* the other side's next sequence - 1 */
+	__u32 probe_ack;      /* the claimed sender's next sequence */
+	__u32 rtt_ns;         /* the claimed sender's leg RTT at this box; 0 unknown */
+	__u32 ingress_ifindex;
+	__u32 egress_ifindex; /* from bpf_fib_lookup() */
+	__u8 egress_smac[6];
+	__u8 egress_dmac[6];
+	__u8 from_hi;         /* the claimed sender is the addr_hi side */
+	__u8 evidence;        /* enum hold_evidence */
+	__u8 pad[2];
 };
 
 #define EVENT_PKT_MAX 128

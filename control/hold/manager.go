@@ -1,0 +1,431 @@
+package hold
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/xdp"
+)
+
+// Manager is hold mode's user-space half. One goroutine (Run) owns every
+// socket: asavie/xdp sockets are not safe for concurrent use.
+type Manager struct {
+	dp      *dataplane.Dataplane
+	log     *slog.Logger
+	report  func(dataplane.Event)
+	sockets []*dataplane.Socket
+	// tx is the socket that sends out of each interface (its queue 0).
+	tx map[int]*dataplane.Socket
+
+	pending    map[xdp.RstguardFlowKey]*held
+	recent     map[xdp.RstguardFlowKey]decided
+	heldFrames int
+	next       time.Time // earliest deadline among pending holds
+	limit      *limiter
+	policy     dataplane.Policy
+	policyAt   time.Time
+	nudges     chan xdp.RstguardFlowKey
+
+	outcomes                    *prometheus.CounterVec
+	waited                      prometheus.Histogram
+	heldNow                     atomic.Int64
+	releaseErrors, strayAnswers atomic.Uint64
+	unparsed                    atomic.Uint64
+}
+
+// held is one flow's hold: its RSTs, in arrival order.
+type held struct {
+	key      xdp.RstguardFlowKey
+	hold     dataplane.Hold
+	first    dataplane.Segment
+	frames   [][]byte
+	start    time.Time
+	deadline time.Time
+}
+
+// decided remembers a hold's end for a moment, so that a RST of the flow
+// still in flight gets the same fate.
+type decided struct {
+	forged bool
+	hold   dataplane.Hold
+	first  dataplane.Segment
+	until  time.Time
+}
+
+// lateRSTs is how long a decided hold's fate applies to RSTs still arriving.
+const lateRSTs = time.Second
+
+// Open binds an AF_XDP socket to every RX queue of every interface and
+// registers it with the program. An interface where that fails is logged
+// and left without sockets: the program then passes its RSTs (fail open).
+// report receives one EventHold per decided hold.
+func Open(dp *dataplane.Dataplane, ifindexes []int, log *slog.Logger, report func(dataplane.Event)) (*Manager, error) {
+	if err := dp.ClearHolds(); err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		dp: dp, log: log, report: report, tx: map[int]*dataplane.Socket{},
+		pending: map[xdp.RstguardFlowKey]*held{}, recent: map[xdp.RstguardFlowKey]decided{},
+		limit: newLimiter(), nudges: make(chan xdp.RstguardFlowKey, 1024),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rstguard_hold_outcomes_total", Help: "Held RSTs decided, by outcome (see docs/SIGNALS.md).",
+		}, []string{"outcome"}),
+		waited: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "rstguard_hold_wait_seconds", Help: "How long held RSTs waited for a decision: the delay a released one incurred.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5},
+		}),
+	}
+	for o := range dataplane.HoldOutcomeCount {
+		m.outcomes.WithLabelValues(dataplane.HoldOutcome(o).String())
+	}
+	if err := m.refreshPolicy(time.Now()); err != nil {
+		return nil, err
+	}
+	for _, ifindex := range ifindexes {
+		queues := 1
+		if link, err := netlink.LinkByIndex(ifindex); err == nil && link.Attrs().NumRxQueues > 1 {
+			queues = link.Attrs().NumRxQueues
+		}
+		for q := range queues {
+			s, err := dataplane.OpenSocket(ifindex, q)
+			if err == nil {
+				err = dp.RegisterSocket(uint32(len(m.sockets)), s)
+				if err != nil {
+					s.Close()
+				}
+			}
+			if err != nil {
+				log.Warn("hold mode unavailable on this interface: its RSTs pass", "ifindex", ifindex, "queue", q, "err", err)
+				continue
+			}
+			m.sockets = append(m.sockets, s)
+			if q == 0 {
+				m.tx[ifindex] = s
+			}
+			log.Info("AF_XDP socket", "ifindex", ifindex, "queue", q, "mode", s.Mode())
+		}
+	}
+	return m, nil
+}
+
+// Sockets describes the bound sockets.
+func (m *Manager) Sockets() []dataplane.SocketInfo {
+	var out []dataplane.SocketInfo
+	for _, s := range m.sockets {
+		out = append(out, dataplane.SocketInfo{Ifindex: s.Ifindex, Queue: s.Queue, Mode: s.Mode()})
+	}
+	return out
+}
+
+// Collectors are hold mode's metrics.
+func (m *Manager) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		m.outcomes, m.waited,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rstguard_hold_frames", Help: "RSTs held now."},
+			func() float64 { return float64(m.heldNow.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rstguard_hold_release_errors_total",
+			Help: "Held RSTs that were to be released but could not be sent (TTL expired, no socket, TX full)."},
+			func() float64 { return float64(m.releaseErrors.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rstguard_hold_socket_drops_total",
+			Help: "Frames the kernel could not queue to the AF_XDP sockets (RX ring full)."},
+			func() float64 {
+				var n uint64
+				for _, s := range m.sockets {
+					n += s.Dropped()
+				}
+				return float64(n)
+			}),
+	}
+}
+
+// DataSeen tells the manager that the program saw data proving a flow's
+// claimed sender alive (an EventConfirmed), so that its hold ends now rather
+// than at its deadline. It never blocks; a missed nudge only delays.
+func (m *Manager) DataSeen(e dataplane.Event) {
+	key, _ := dataplane.Segment{Src: e.Src, Dst: e.Dst}.Key()
+	select {
+	case m.nudges <- key:
+	default:
+	}
+}
+
+// Run decides holds until ctx ends, then releases whatever is still held
+// (fail open) and closes the sockets.
+func (m *Manager) Run(ctx context.Context) {
+	defer m.close()
+	pfds := make([]unix.PollFd, len(m.sockets))
+	for i, s := range m.sockets {
+		pfds[i] = unix.PollFd{Fd: int32(s.FD()), Events: unix.POLLIN}
+	}
+	for ctx.Err() == nil {
+		if len(pfds) == 0 {
+			<-ctx.Done()
+			return
+		}
+		if _, err := unix.Poll(pfds, m.pollTimeout(time.Now())); err != nil && !errors.Is(err, unix.EINTR) {
+			m.log.Error("poll AF_XDP sockets", "err", err)
+			time.Sleep(10 * time.Millisecond)
+		}
+		now := time.Now()
+		for i, s := range m.sockets {
+			if pfds[i].Revents&unix.POLLIN != 0 {
+				s.Receive(func(f []byte) { m.frame(s, f, now) })
+			}
+		}
+		for more := true; more; {
+			select {
+			case key := <-m.nudges:
+				if h := m.pending[key]; h != nil && m.dataSeen(h) {
+					m.decide(h, dataplane.HoldData, nil, now)
+				}
+			default:
+				more = false
+			}
+		}
+		m.expire(now)
+		if now.Sub(m.policyAt) > time.Second {
+			if err := m.refreshPolicy(now); err != nil {
+				m.log.Error("read policy", "err", err)
+			}
+		}
+	}
+}
+
+// pollTimeout wakes the loop for the next deadline, and at least every few
+// milliseconds while holds are pending (to take nudges), every 100 ms else.
+func (m *Manager) pollTimeout(now time.Time) int {
+	if len(m.pending) == 0 {
+		return 100
+	}
+	return int(min(max(m.next.Sub(now), 0), 2*time.Millisecond).Milliseconds()) + 1
+}
+
+func (m *Manager) refreshPolicy(now time.Time) error {
+	p, err := m.dp.Policy()
+	if err != nil {
+		return err
+	}
+	m.policy, m.policyAt = p, now
+	return nil
+}
+
+// window is how long a hold waits for an answer: three of the claimed
+// sender's leg RTTs (probe out, answer back, and slack), within the policy's
+// floor and cap; the cap when the RTT is unknown.
+func (m *Manager) window(rtt time.Duration) time.Duration {
+	if rtt == 0 {
+		return m.policy.HoldMax
+	}
+	return min(max(3*rtt, m.policy.HoldMin), m.policy.HoldMax)
+}
+
+// frame handles one frame the program redirected: a held RST or a probe's answer.
+func (m *Manager) frame(s *dataplane.Socket, f []byte, now time.Time) {
+	seg, err := dataplane.ParseSegment(f)
+	if err != nil {
+		m.unparsed.Add(1)
+		return
+	}
+	key, fromHi := seg.Key()
+	h := m.pending[key]
+	if seg.Flags&dataplane.FlagRST == 0 {
+		// The program redirects only answers to a pending probe; one that
+		// arrives after its hold was decided is a duplicate ACK: consumed.
+		if h != nil && fromHi == h.hold.FromHi && IsACKAnswer(seg, h.hold) {
+			m.decide(h, dataplane.HoldAnsweredACK, append([]byte(nil), f...), now)
+		} else {
+			m.strayAnswers.Add(1)
+		}
+		return
+	}
+	frame := append([]byte(nil), f...)
+	if h == nil {
+		if d, ok := m.recent[key]; ok && now.Before(d.until) {
+			if !d.forged {
+				m.release(frame, seg, d.hold)
+			}
+			return
+		}
+		m.start(s, key, seg, frame, now)
+		return
+	}
+	// The probe was sent when the hold began: an answer comes no sooner
+	// than half the sender's leg RTT after it (the program's rule for ACKs).
+	if fromHi == h.hold.FromHi && IsRSTAnswer(seg, h.hold) && now.Sub(h.start) >= h.hold.RTT/2 {
+		m.decide(h, dataplane.HoldAnsweredRST, frame, now)
+		return
+	}
+	if m.heldFrames >= int(m.policy.HoldFrames) {
+		m.release(frame, seg, h.hold)
+		m.count(dataplane.HoldFull, 0)
+		return
+	}
+	h.frames = append(h.frames, frame)
+	m.setHeld(m.heldFrames + 1)
+}
+
+// start begins a hold: read what the program recorded, send the probe.
+func (m *Manager) start(s *dataplane.Socket, key xdp.RstguardFlowKey, seg dataplane.Segment, frame []byte, now time.Time) {
+	hd, ok, err := m.dp.LookupHold(key)
+	if err != nil || !ok {
+		// Redirected without a record: nothing says where it was going.
+		m.releaseErrors.Add(1)
+		m.log.Error("held RST without a hold record: lost", "src", seg.Src, "dst", seg.Dst, "err", err)
+		return
+	}
+	h := &held{key: key, hold: hd, first: seg, frames: [][]byte{frame}, start: now}
+	m.pending[key] = h
+	m.setHeld(m.heldFrames + 1)
+	if m.heldFrames > int(m.policy.HoldFrames) {
+		m.decide(h, dataplane.HoldFull, nil, now)
+		return
+	}
+	if !m.limit.allow(seg.Src.Addr(), now, float64(m.policy.ProbeRate)) {
+		m.decide(h, dataplane.HoldRateLimited, nil, now)
+		return
+	}
+	if err := s.Transmit(Probe(frame, seg, hd.ProbeSeq, hd.ProbeAck)); err != nil {
+		m.log.Warn("probe not sent: releasing", "src", seg.Src, "err", err)
+		m.decide(h, dataplane.HoldRateLimited, nil, now)
+		return
+	}
+	h.deadline = now.Add(m.window(hd.RTT))
+	if m.next.IsZero() || h.deadline.Before(m.next) {
+		m.next = h.deadline
+	}
+}
+
+// dataSeen asks the program whether the claimed sender sent data in sequence.
+func (m *Manager) dataSeen(h *held) bool {
+	hd, ok, err := m.dp.LookupHold(h.key)
+	return err == nil && ok && hd.DataSeen
+}
+
+// expire ends the holds whose window has passed: the program's evidence
+// decides, and without any the RST is released (fail open).
+func (m *Manager) expire(now time.Time) {
+	if len(m.recent) > 0 && now.After(m.next) {
+		for k, d := range m.recent {
+			if now.After(d.until) {
+				delete(m.recent, k)
+			}
+		}
+	}
+	if m.next.IsZero() || now.Before(m.next) {
+		return
+	}
+	m.next = time.Time{}
+	for _, h := range m.pending {
+		switch {
+		case !now.Before(h.deadline) && m.dataSeen(h):
+			m.decide(h, dataplane.HoldData, nil, now)
+		case !now.Before(h.deadline):
+			m.decide(h, dataplane.HoldTimeout, nil, now)
+		case m.next.IsZero() || h.deadline.Before(m.next):
+			m.next = h.deadline
+		}
+	}
+}
+
+// decide ends a hold: a forged RST is dropped with everything held with it,
+// any other is released where it was going. Every hold is reported.
+func (m *Manager) decide(h *held, o dataplane.HoldOutcome, answer []byte, now time.Time) {
+	delete(m.pending, h.key)
+	m.setHeld(m.heldFrames - len(h.frames))
+	if err := m.dp.EndHold(h.key); err != nil {
+		m.log.Error("end hold", "err", err)
+	}
+	if !o.Forged() {
+		for _, f := range h.frames {
+			if seg, err := dataplane.ParseSegment(f); err == nil {
+				m.release(f, seg, h.hold)
+			}
+		}
+	}
+	m.recent[h.key] = decided{forged: o.Forged(), hold: h.hold, first: h.first, until: now.Add(lateRSTs)}
+	waited := now.Sub(h.start)
+	m.count(o, waited)
+
+	e := dataplane.Event{
+		Time: now, Kind: dataplane.EventHold, Src: h.first.Src, Dst: h.first.Dst, Flags: h.first.Flags,
+		Seq: h.first.Seq, Ack: h.first.Ack, TTL: h.first.TTL, Ifindex: uint32(h.hold.IngressIfindex),
+		Action: dataplane.ActionPass, Frame: h.frames[0], FrameLen: len(h.frames[0]),
+		Hold: &dataplane.HoldResult{Outcome: o, Waited: waited, Frames: len(h.frames), Answer: answer},
+	}
+	switch o {
+	case dataplane.HoldAnsweredACK, dataplane.HoldData:
+		e.Verdict, e.Action = dataplane.VerdictSpoofed, dataplane.ActionDrop
+	case dataplane.HoldAnsweredRST:
+		e.Verdict = dataplane.VerdictValid
+	}
+	if o != dataplane.HoldFull && o != dataplane.HoldRateLimited {
+		e.Hold.ProbeSeq, e.Hold.ProbeAck = h.hold.ProbeSeq, h.hold.ProbeAck
+	}
+	m.report(e)
+}
+
+func (m *Manager) count(o dataplane.HoldOutcome, waited time.Duration) {
+	m.outcomes.WithLabelValues(o.String()).Inc()
+	m.waited.Observe(waited.Seconds())
+}
+
+func (m *Manager) setHeld(n int) {
+	m.heldFrames = n
+	m.heldNow.Store(int64(n))
+}
+
+// release sends a held RST on to where it was going, through the egress
+// interface's socket.
+func (m *Manager) release(frame []byte, seg dataplane.Segment, hd dataplane.Hold) {
+	err := m.forward(frame, seg, hd)
+	if err != nil {
+		m.releaseErrors.Add(1)
+		m.log.Warn("held RST not released", "src", seg.Src, "dst", seg.Dst, "err", err)
+	}
+}
+
+func (m *Manager) forward(frame []byte, seg dataplane.Segment, hd dataplane.Hold) error {
+	out, err := Forward(frame, seg, hd.EgressSrc, hd.EgressDst)
+	if err != nil {
+		return err
+	}
+	tx := m.tx[hd.Egress]
+	if tx == nil {
+		return fmt.Errorf("no AF_XDP socket on egress ifindex %d", hd.Egress)
+	}
+	for range 3 {
+		if err = tx.Transmit(out); !errors.Is(err, dataplane.ErrTxFull) {
+			return err
+		}
+	}
+	return err
+}
+
+// close stops the program redirecting (the registrations go), takes what
+// it had already redirected, releases every pending hold (a stopping daemon
+// must not take held RSTs with it) and closes the sockets, which empties the
+// XSKMAP: from then on the program passes every RST it would have held.
+func (m *Manager) close() {
+	if err := m.dp.ClearHolds(); err != nil {
+		m.log.Error("clear holds", "err", err)
+	}
+	now := time.Now()
+	for _, s := range m.sockets {
+		s.Receive(func(f []byte) { m.frame(s, f, now) })
+	}
+	for _, h := range m.pending {
+		m.decide(h, dataplane.HoldTimeout, nil, now)
+	}
+	for _, s := range m.sockets {
+		s.Close()
+	}
+}

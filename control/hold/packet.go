@@ -1,0 +1,154 @@
+// Package hold is hold mode's user-space half: it owns the AF_XDP sockets,
+// asks the claimed sender of every held RST whether its connection is
+// alive, and drops or releases the RST on the answer (docs/ARCHITECTURE.md).
+package hold
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+
+	"github.com/rstguard/rstguard/dataplane"
+)
+
+// probeTTL is the probe's IP TTL or hop limit: Linux's default (64).
+const probeTTL = 64
+
+// probeWindow is the probe's window. The probe is outside the receiver's
+// window, so the receiver drops it after answering and never reads its
+// window (RFC 9293 section 3.10.7.4); it only has to look ordinary.
+const probeWindow = 65535
+
+// Probe builds the keepalive-style segment that asks a held RST's claimed
+// sender whether its connection is alive. It is sent in the other endpoint's
+// name: ACK, seq = the other side's next sequence - 1, ack = the claimed
+// sender's next sequence, no payload, valid checksums, and the held frame's
+// L2 header (VLAN tags kept) with its addresses swapped, so that it leaves
+// the interface the RST came in on toward the RST's sender. A live stack
+// answers an unacceptable segment with an ACK (RFC 9293 section 3.10.7.4),
+// a stack without the connection with a RST whose seq is the probe's ack
+// (section 3.10.7.1); platform notes, "Asking the claimed sender".
+func Probe(held []byte, rst dataplane.Segment, seq, ack uint32) []byte {
+	l2 := rst.L3Off
+	out := make([]byte, 0, l2+40+20)
+	out = append(out, held[:l2]...)
+	copy(out[0:6], held[6:12])
+	copy(out[6:12], held[0:6])
+	src, dst := rst.Dst.Addr(), rst.Src.Addr() // the probe goes back to the sender
+	if rst.IPv6 {
+		ip := make([]byte, 40)
+		ip[0] = 0x60
+		binary.BigEndian.PutUint16(ip[4:], 20)
+		ip[6], ip[7] = 6, probeTTL
+		s16, d16 := src.As16(), dst.As16()
+		copy(ip[8:], s16[:])
+		copy(ip[24:], d16[:])
+		out = append(out, ip...)
+	} else {
+		ip := make([]byte, 20)
+		ip[0] = 0x45
+		binary.BigEndian.PutUint16(ip[2:], 40)
+		binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF
+		ip[8], ip[9] = probeTTL, 6
+		s4, d4 := src.As4(), dst.As4()
+		copy(ip[12:], s4[:])
+		copy(ip[16:], d4[:])
+		binary.BigEndian.PutUint16(ip[10:], ^checksum(ip, 0))
+		out = append(out, ip...)
+	}
+	tcp := make([]byte, 20)
+	binary.BigEndian.PutUint16(tcp[0:], rst.Dst.Port())
+	binary.BigEndian.PutUint16(tcp[2:], rst.Src.Port())
+	binary.BigEndian.PutUint32(tcp[4:], seq)
+	binary.BigEndian.PutUint32(tcp[8:], ack)
+	tcp[12], tcp[13] = 5<<4, dataplane.FlagACK
+	binary.BigEndian.PutUint16(tcp[14:], probeWindow)
+	out = append(out, tcp...)
+	setTCPChecksum(out, l2, len(out)-20, rst.IPv6)
+	return out
+}
+
+// ErrTTLExpired means a held frame would leave with TTL 0: the kernel would
+// have dropped it too.
+var ErrTTLExpired = errors.New("TTL expired in transit")
+
+// Forward readies a held frame for its way on, changed only as forwarding
+// changes it: the egress hop's L2 addresses, TTL or hop limit less one, the
+// IPv4 header checksum. The TCP checksum is computed afresh: a frame from a
+// local sender may carry only a partial one (TX offload), which no receiver
+// accepts once the frame leaves without the skb that said so.
+func Forward(held []byte, rst dataplane.Segment, src, dst net.HardwareAddr) ([]byte, error) {
+	out := append([]byte(nil), held[:rst.L4Off+rst.L4Len]...) // without Ethernet padding
+	copy(out[0:6], dst)
+	copy(out[6:12], src)
+	ip := out[rst.L3Off:]
+	if rst.IPv6 {
+		if ip[7] <= 1 {
+			return nil, ErrTTLExpired
+		}
+		ip[7]--
+	} else {
+		if ip[8] <= 1 {
+			return nil, ErrTTLExpired
+		}
+		ip[8]--
+		ihl := int(ip[0]&0x0f) * 4
+		ip[10], ip[11] = 0, 0
+		binary.BigEndian.PutUint16(ip[10:], ^checksum(ip[:ihl], 0))
+	}
+	setTCPChecksum(out, rst.L3Off, rst.L4Off, rst.IPv6)
+	return out, nil
+}
+
+// IsACKAnswer: the live stack's answer to a probe, a pure ACK at the
+// sender's next sequence acknowledging the probe. The sender may be ahead of
+// what the gateway saw of it (segments lost before the gateway), by at most
+// a window: the same rule as the program's hold_answer().
+func IsACKAnswer(s dataplane.Segment, h dataplane.Hold) bool {
+	return s.Flags&(dataplane.FlagSYN|dataplane.FlagFIN|dataplane.FlagRST|dataplane.FlagACK) == dataplane.FlagACK &&
+		s.PayloadLen == 0 && s.Seq-h.ProbeAck <= dataplane.HoldAnswerSeqSlack && s.Ack == h.ProbeSeq+1
+}
+
+// IsRSTAnswer: a stack without the connection answers a segment carrying an
+// ACK with a plain RST at seq = that ACK (RFC 9293 section 3.10.7.1; Linux
+// tcp_v4_send_reset). A forged RST/ACK volley does not look like this.
+func IsRSTAnswer(s dataplane.Segment, h dataplane.Hold) bool {
+	return s.Flags&(dataplane.FlagRST|dataplane.FlagACK|dataplane.FlagSYN) == dataplane.FlagRST &&
+		s.Seq == h.ProbeAck
+}
+
+// setTCPChecksum fills the TCP checksum of the segment at l4 in frame, the
+// IP header at l3 giving the pseudo-header (RFC 9293 section 3.1, RFC 8200
+// section 8.1).
+func setTCPChecksum(frame []byte, l3, l4 int, ipv6 bool) {
+	seg := frame[l4:]
+	var pseudo []byte
+	if ipv6 {
+		pseudo = make([]byte, 0, 40)
+		pseudo = append(pseudo, frame[l3+8:l3+40]...)
+		pseudo = binary.BigEndian.AppendUint32(pseudo, uint32(len(seg)))
+		pseudo = binary.BigEndian.AppendUint32(pseudo, 6)
+	} else {
+		pseudo = make([]byte, 0, 12)
+		pseudo = append(pseudo, frame[l3+12:l3+20]...)
+		pseudo = append(pseudo, 0, 6)
+		pseudo = binary.BigEndian.AppendUint16(pseudo, uint16(len(seg)))
+	}
+	seg[16], seg[17] = 0, 0
+	binary.BigEndian.PutUint16(seg[16:], ^checksum(seg, uint32(checksum(pseudo, 0))))
+}
+
+// checksum is the folded one's-complement sum of b (RFC 1071), added to sum.
+func checksum(b []byte, sum uint32) uint16 {
+	for len(b) >= 2 {
+		sum += uint32(b[0])<<8 | uint32(b[1])
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		sum += uint32(b[0]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	return uint16(sum)
+}

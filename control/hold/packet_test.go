@@ -1,0 +1,185 @@
+package hold
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/dataplane"
+)
+
+var (
+	client  = netip.MustParseAddrPort("192.0.2.10:40000")
+	server  = netip.MustParseAddrPort("198.51.100.80:80")
+	client6 = netip.MustParseAddrPort("[2001:db8::10]:40000")
+	server6 = netip.MustParseAddrPort("[2001:db8:1::80]:80")
+	macA    = net.HardwareAddr{0x02, 0, 0, 0, 0, 0xa}
+	macB    = net.HardwareAddr{0x02, 0, 0, 0, 0, 0xb}
+)
+
+// decode parses a frame with gopacket, checking every checksum.
+func decode(t *testing.T, f []byte) (*layers.Ethernet, *layers.TCP, gopacket.Packet) {
+	t.Helper()
+	p := gopacket.NewPacket(f, layers.LayerTypeEthernet, gopacket.Default)
+	if el := p.ErrorLayer(); el != nil {
+		t.Fatalf("decode: %v", el.Error())
+	}
+	eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+	if eth == nil || tcp == nil {
+		t.Fatalf("not Ethernet/TCP: %v", p)
+	}
+	var pseudo gopacket.NetworkLayer
+	if ip4, ok := p.NetworkLayer().(*layers.IPv4); ok {
+		// Recompute the IPv4 header checksum and compare.
+		want := ip4.Checksum
+		buf := gopacket.NewSerializeBuffer()
+		ip4c := *ip4
+		if err := ip4c.SerializeTo(buf, gopacket.SerializeOptions{ComputeChecksums: true}); err != nil {
+			t.Fatal(err)
+		}
+		if ip4c.Checksum != want {
+			t.Errorf("IPv4 checksum %#x, want %#x", want, ip4c.Checksum)
+		}
+		pseudo = ip4
+	} else {
+		pseudo = p.NetworkLayer()
+	}
+	tcpCopy := *tcp
+	if err := tcpCopy.SetNetworkLayerForChecksum(pseudo); err != nil {
+		t.Fatal(err)
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{ComputeChecksums: true}, &tcpCopy, gopacket.Payload(tcp.Payload)); err != nil {
+		t.Fatal(err)
+	}
+	if tcpCopy.Checksum != tcp.Checksum {
+		t.Errorf("TCP checksum %#x, want %#x", tcp.Checksum, tcpCopy.Checksum)
+	}
+	return eth, tcp, p
+}
+
+func TestProbe(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		src, dst netip.AddrPort
+		vlans    []uint16
+	}{
+		{"IPv4", client, server, nil},
+		{"IPv6", client6, server6, nil},
+		{"IPv4 in two VLAN tags", client, server, []uint16{100, 200}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The held RST: from the client (claimed sender) to the server.
+			rst := frames.Segment{Src: tc.src, Dst: tc.dst, Seq: 1000, Flags: frames.RST, TTL: 60,
+				SrcMAC: macA, DstMAC: macB, VLANs: tc.vlans}.MustFrame()
+			seg, err := dataplane.ParseSegment(rst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			probe := Probe(rst, seg, 5000-1, 1000)
+			eth, tcp, p := decode(t, probe)
+			if eth.SrcMAC.String() != macB.String() || eth.DstMAC.String() != macA.String() {
+				t.Errorf("L2 %s > %s, want the held frame's swapped", eth.SrcMAC, eth.DstMAC)
+			}
+			if n := len(p.Layers()); tc.vlans != nil && p.Layer(layers.LayerTypeDot1Q) == nil {
+				t.Errorf("VLAN tags lost (%d layers)", n)
+			}
+			got, err := dataplane.ParseSegment(probe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Src != tc.dst || got.Dst != tc.src {
+				t.Errorf("probe %s > %s, want %s > %s (in the other endpoint's name)", got.Src, got.Dst, tc.dst, tc.src)
+			}
+			if !tcp.ACK || tcp.RST || tcp.SYN || tcp.FIN || tcp.PSH || len(tcp.Payload) != 0 {
+				t.Errorf("probe flags/payload: %+v", tcp)
+			}
+			if tcp.Seq != 4999 || tcp.Ack != 1000 {
+				t.Errorf("probe seq %d ack %d, want 4999 1000", tcp.Seq, tcp.Ack)
+			}
+		})
+	}
+}
+
+func TestForward(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		src, dst netip.AddrPort
+		partial  bool
+	}{
+		{"IPv4", client, server, false},
+		{"IPv6", client6, server6, false},
+		{"IPv4 with a partial checksum (TX offload)", client, server, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := frames.Segment{Src: tc.src, Dst: tc.dst, Seq: 1000, Ack: 77, Flags: frames.RST | frames.ACK, TTL: 60,
+				Window: 501, SrcMAC: macA, DstMAC: macB}.MustFrame()
+			f = append(f, 0, 0, 0, 0) // Ethernet padding
+			seg, err := dataplane.ParseSegment(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.partial {
+				f[seg.L4Off+16], f[seg.L4Off+17] = 0x12, 0x34
+			}
+			egressSrc, egressDst := net.HardwareAddr{2, 0, 0, 0, 1, 1}, net.HardwareAddr{2, 0, 0, 0, 1, 2}
+			out, err := Forward(f, seg, egressSrc, egressDst)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(out) != seg.L4Off+seg.L4Len {
+				t.Errorf("forwarded %d bytes, want %d (padding cut)", len(out), seg.L4Off+seg.L4Len)
+			}
+			eth, tcp, _ := decode(t, out)
+			if eth.SrcMAC.String() != egressSrc.String() || eth.DstMAC.String() != egressDst.String() {
+				t.Errorf("L2 %s > %s", eth.SrcMAC, eth.DstMAC)
+			}
+			got, _ := dataplane.ParseSegment(out)
+			if got.TTL != 59 || tcp.Seq != 1000 || tcp.Ack != 77 || !tcp.RST || !tcp.ACK || tcp.Window != 501 {
+				t.Errorf("forwarded ttl %d seq %d ack %d flags %+v", got.TTL, tcp.Seq, tcp.Ack, tcp)
+			}
+		})
+	}
+	f := frames.Segment{Src: client, Dst: server, Flags: frames.RST, TTL: 1}.MustFrame()
+	seg, _ := dataplane.ParseSegment(f)
+	if _, err := Forward(f, seg, macA, macB); err != ErrTTLExpired {
+		t.Errorf("TTL 1: %v, want ErrTTLExpired", err)
+	}
+}
+
+// The answers a probe can draw, and what is no answer.
+func TestAnswers(t *testing.T) {
+	h := dataplane.Hold{ProbeSeq: 4999, ProbeAck: 1000}
+	seg := func(flags uint8, seq, ack uint32, payload int) dataplane.Segment {
+		return dataplane.Segment{Flags: flags, Seq: seq, Ack: ack, PayloadLen: payload}
+	}
+	for _, tc := range []struct {
+		name     string
+		s        dataplane.Segment
+		ack, rst bool
+	}{
+		{"live stack: pure ACK at its next seq acknowledging the probe", seg(dataplane.FlagACK, 1000, 5000, 0), true, false},
+		{"live stack ahead of what the gateway saw (request lost before it)", seg(dataplane.FlagACK, 1100, 5000, 0), true, false},
+		{"ACK of something else", seg(dataplane.FlagACK, 1000, 4000, 0), false, false},
+		{"ACK behind the sender's next seq", seg(dataplane.FlagACK, 999, 5000, 0), false, false},
+		{"data is no answer (the program judges it)", seg(dataplane.FlagACK|0x08, 1000, 5000, 10), false, false},
+		{"FIN is no answer", seg(dataplane.FlagACK|dataplane.FlagFIN, 1000, 5000, 0), false, false},
+		{"dead stack: plain RST at seq = the probe's ack", seg(dataplane.FlagRST, 1000, 0, 0), false, true},
+		{"RST/ACK (a forged volley's kind) is no answer", seg(dataplane.FlagRST|dataplane.FlagACK, 1000, 5000, 0), false, false},
+		{"RST at another seq is no answer", seg(dataplane.FlagRST, 2460, 0, 0), false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := IsACKAnswer(tc.s, h); got != tc.ack {
+				t.Errorf("IsACKAnswer %v, want %v", got, tc.ack)
+			}
+			if got := IsRSTAnswer(tc.s, h); got != tc.rst {
+				t.Errorf("IsRSTAnswer %v, want %v", got, tc.rst)
+			}
+		})
+	}
+}

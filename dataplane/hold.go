@@ -1,0 +1,145 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/rstguard/rstguard/xdp"
+)
+
+// HoldAnswerSeqSlack is how far a probe answer's seq may be ahead of the
+// claimed sender's next sequence as the gateway saw it (HOLD_ANSWER_SEQ_SLACK).
+const HoldAnswerSeqSlack = 1 << 30
+
+// Hold is the program's record of a held flow: what the daemon needs to ask
+// the claimed sender and to release the RST (struct hold).
+type Hold struct {
+	// Held is when the first RST was held, on the program's clock
+	// (CLOCK_MONOTONIC nanoseconds).
+	Held uint64
+	// ProbeSeq and ProbeAck are the probe's sequence and acknowledgment
+	// numbers: the other side's next sequence - 1, the claimed sender's next.
+	ProbeSeq, ProbeAck uint32
+	// RTT is the claimed sender's leg RTT at this box; 0 when unknown.
+	RTT            time.Duration
+	IngressIfindex int
+	// Egress, EgressSrc and EgressDst are where the kernel would forward the
+	// RST (bpf_fib_lookup at hold time).
+	Egress               int
+	EgressSrc, EgressDst net.HardwareAddr
+	FromHi               bool
+	// DataSeen: the claimed sender sent data in sequence during the hold.
+	DataSeen bool
+}
+
+// LookupHold reads the hold of a flow; ok is false when there is none.
+func (d *Dataplane) LookupHold(key xdp.RstguardFlowKey) (h Hold, ok bool, err error) {
+	var v xdp.RstguardHold
+	if err := d.objs.Holds.Lookup(&key, &v); errors.Is(err, ebpf.ErrKeyNotExist) {
+		return h, false, nil
+	} else if err != nil {
+		return h, false, fmt.Errorf("read hold: %w", err)
+	}
+	return Hold{
+		Held: v.HeldNs, ProbeSeq: v.ProbeSeq, ProbeAck: v.ProbeAck, RTT: time.Duration(v.RttNs),
+		IngressIfindex: int(v.IngressIfindex), Egress: int(v.EgressIfindex),
+		EgressSrc: net.HardwareAddr(v.EgressSmac[:]), EgressDst: net.HardwareAddr(v.EgressDmac[:]),
+		FromHi: v.FromHi != 0, DataSeen: v.Evidence == uint8(xdp.RstguardHoldEvidenceHOLD_EVIDENCE_DATA),
+	}, true, nil
+}
+
+// EndHold removes a flow's hold: later RSTs of the flow are judged afresh.
+func (d *Dataplane) EndHold(key xdp.RstguardFlowKey) error {
+	if err := d.objs.Holds.Delete(&key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("end hold: %w", err)
+	}
+	return nil
+}
+
+// Holding counts the flows held now.
+func (d *Dataplane) Holding() (int, error) {
+	return countEntries[xdp.RstguardFlowKey, xdp.RstguardHold](d.objs.Holds)
+}
+
+// RegisterSocket puts s in the program's XSKMAP at slot and tells the
+// program which interface and queue it serves: from then on the program
+// redirects held RSTs of that queue to it.
+func (d *Dataplane) RegisterSocket(slot uint32, s *Socket) error {
+	if err := d.objs.Xsks.Put(slot, uint32(s.FD())); err != nil {
+		return fmt.Errorf("register AF_XDP socket: %w", err)
+	}
+	key := xdp.RstguardXskKey{Ifindex: uint32(s.Ifindex), Queue: uint32(s.Queue)}
+	val := xdp.RstguardXskSlot{Slot: slot}
+	if s.ZeroCopy {
+		val.Zerocopy = 1
+	}
+	if err := d.objs.XskSlots.Put(&key, &val); err != nil {
+		return fmt.Errorf("register AF_XDP socket: %w", err)
+	}
+	return nil
+}
+
+// SocketInfo is one registered AF_XDP socket.
+type SocketInfo struct {
+	Ifindex int    `json:"ifindex"`
+	Queue   int    `json:"queue"`
+	Mode    string `json:"mode"` // zerocopy or copy
+}
+
+// Sockets lists the registered AF_XDP sockets. After the daemon was killed
+// they are listed but redirect nothing (the kernel emptied the XSKMAP).
+func (d *Dataplane) Sockets() ([]SocketInfo, error) {
+	var out []SocketInfo
+	var k xdp.RstguardXskKey
+	var v xdp.RstguardXskSlot
+	it := d.objs.XskSlots.Iterate()
+	for it.Next(&k, &v) {
+		mode := "copy"
+		if v.Zerocopy != 0 {
+			mode = "zerocopy"
+		}
+		out = append(out, SocketInfo{Ifindex: int(k.Ifindex), Queue: int(k.Queue), Mode: mode})
+	}
+	return out, it.Err()
+}
+
+// ClearHolds forgets every socket registration and hold: a starting daemon
+// owns neither a dead one's sockets nor its held frames.
+func (d *Dataplane) ClearHolds() error {
+	return errors.Join(clearMap[xdp.RstguardXskKey, xdp.RstguardXskSlot](d.objs.XskSlots),
+		clearMap[xdp.RstguardFlowKey, xdp.RstguardHold](d.objs.Holds))
+}
+
+func clearMap[K, V any](m *ebpf.Map) error {
+	var keys []K
+	var k K
+	var v V
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		keys = append(keys, k)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("clear %v: %w", m, err)
+	}
+	for _, k := range keys {
+		if err := m.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("clear %v: %w", m, err)
+		}
+	}
+	return nil
+}
+
+func countEntries[K, V any](m *ebpf.Map) (int, error) {
+	n := 0
+	var k K
+	var v V
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		n++
+	}
+	return n, it.Err()
+}

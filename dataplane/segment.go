@@ -1,0 +1,107 @@
+package dataplane
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"net/netip"
+
+	"github.com/rstguard/rstguard/xdp"
+)
+
+// Segment is what hold mode reads of a TCP frame the program redirected to
+// the daemon: the same fields, and the same flow key, that the program's
+// parse() yields.
+type Segment struct {
+	Src, Dst   netip.AddrPort
+	Seq, Ack   uint32
+	Flags      uint8 // TCP flags
+	TTL        uint8
+	IPv6       bool
+	L3Off      int // where the IP header starts (after Ethernet and VLAN tags)
+	L4Off      int // where the TCP header starts
+	L4Len      int // TCP header and payload, from the IP length
+	PayloadLen int
+}
+
+// TCP flag bits, from xdp/rstguard.h's usage (RFC 9293 section 3.1).
+const (
+	FlagFIN = 0x01
+	FlagSYN = 0x02
+	FlagRST = 0x04
+	FlagACK = 0x10
+)
+
+// ErrNotTCP is returned for frames that are not an unfragmented TCP segment.
+var ErrNotTCP = errors.New("not a TCP segment")
+
+// ParseSegment reads an Ethernet frame (up to two VLAN tags, IPv4 with
+// options, IPv6 without extension headers: what hold mode is given) carrying TCP.
+func ParseSegment(f []byte) (Segment, error) {
+	var s Segment
+	if len(f) < 14 {
+		return s, ErrNotTCP
+	}
+	off, etype := 14, binary.BigEndian.Uint16(f[12:])
+	for range 2 {
+		if etype != 0x8100 && etype != 0x88a8 {
+			break
+		}
+		if len(f) < off+4 {
+			return s, ErrNotTCP
+		}
+		etype, off = binary.BigEndian.Uint16(f[off+2:]), off+4
+	}
+	s.L3Off = off
+	var src, dst netip.Addr
+	switch etype {
+	case 0x0800:
+		if len(f) < off+20 || f[off+9] != 6 || binary.BigEndian.Uint16(f[off+6:])&0x3fff != 0 {
+			return s, ErrNotTCP
+		}
+		ihl := int(f[off]&0x0f) * 4
+		total := int(binary.BigEndian.Uint16(f[off+2:]))
+		if ihl < 20 || total < ihl {
+			return s, ErrNotTCP
+		}
+		src, dst = netip.AddrFrom4([4]byte(f[off+12:])), netip.AddrFrom4([4]byte(f[off+16:]))
+		s.TTL, s.L4Off, s.L4Len = f[off+8], off+ihl, total-ihl
+	case 0x86dd:
+		if len(f) < off+40 || f[off+6] != 6 {
+			return s, ErrNotTCP
+		}
+		src, dst = netip.AddrFrom16([16]byte(f[off+8:])), netip.AddrFrom16([16]byte(f[off+24:]))
+		s.TTL, s.L4Off, s.L4Len, s.IPv6 = f[off+7], off+40, int(binary.BigEndian.Uint16(f[off+4:])), true
+	default:
+		return s, ErrNotTCP
+	}
+	t := s.L4Off
+	if len(f) < t+20 || s.L4Len < 20 || len(f) < t+s.L4Len {
+		return s, ErrNotTCP
+	}
+	hdr := int(f[t+12]>>4) * 4
+	if hdr < 20 || hdr > s.L4Len {
+		return s, ErrNotTCP
+	}
+	s.Src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(f[t:]))
+	s.Dst = netip.AddrPortFrom(dst, binary.BigEndian.Uint16(f[t+2:]))
+	s.Seq, s.Ack = binary.BigEndian.Uint32(f[t+4:]), binary.BigEndian.Uint32(f[t+8:])
+	s.Flags = f[t+13]
+	s.PayloadLen = s.L4Len - hdr
+	return s, nil
+}
+
+// Key is the flow's key in the program's tables, and whether the segment's
+// sender is the key's addr_hi side (set_key() in rstguard.c).
+func (s Segment) Key() (key xdp.RstguardFlowKey, fromHi bool) {
+	src, dst := s.Src.Addr().As16(), s.Dst.Addr().As16()
+	srcIsLo := bytes.Compare(src[:], dst[:]) < 0 || (src == dst && s.Src.Port() <= s.Dst.Port())
+	lo, hi := s.Src, s.Dst
+	if !srcIsLo {
+		lo, hi = s.Dst, s.Src
+	}
+	key.AddrLo, key.AddrHi = lo.Addr().As16(), hi.Addr().As16()
+	// Ports are stored in network order.
+	key.PortLo, key.PortHi = ntohs(lo.Port()), ntohs(hi.Port())
+	return key, !srcIsLo
+}
