@@ -107,11 +107,19 @@ func (d *Dataplane) Sockets() ([]SocketInfo, error) {
 	return out, it.Err()
 }
 
-// ClearHolds forgets every socket registration and hold: a starting daemon
-// owns neither a dead one's sockets nor its held frames.
+// ClearHolds forgets every socket registration and hold, and empties the
+// XSKMAP: from then on the program redirects nothing. A starting daemon owns
+// neither a dead one's sockets nor its held frames; a stopping one must not
+// count on closing its sockets, which asavie/xdp does not release (Socket.Close).
 func (d *Dataplane) ClearHolds() error {
-	return errors.Join(clearMap[xdp.RstguardXskKey, xdp.RstguardXskSlot](d.objs.XskSlots),
-		clearMap[xdp.RstguardFlowKey, xdp.RstguardHold](d.objs.Holds))
+	errs := []error{clearMap[xdp.RstguardXskKey, xdp.RstguardXskSlot](d.objs.XskSlots),
+		clearMap[xdp.RstguardFlowKey, xdp.RstguardHold](d.objs.Holds)}
+	for slot := range d.objs.Xsks.MaxEntries() {
+		if err := d.objs.Xsks.Delete(slot); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("clear XSKMAP: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func clearMap[K, V any](m *ebpf.Map) error {

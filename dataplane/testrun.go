@@ -11,8 +11,9 @@ import (
 
 // XDP return codes rstguard uses, as the kernel defines them.
 const (
-	XDPDrop = 1
-	XDPPass = 2
+	XDPDrop     = 1
+	XDPPass     = 2
+	XDPRedirect = 4
 )
 
 // MinFrame is the shortest frame BPF_PROG_TEST_RUN accepts for XDP: an
@@ -32,6 +33,16 @@ var ErrShortFrame = errors.New("frame shorter than an Ethernet header")
 // program's clock set to at, and returns the XDP verdict. This is how
 // `rstguard analyze` judges captures with the very program that runs inline.
 func (d *Dataplane) Run(frame []byte, at time.Time) (uint32, error) {
+	return d.run(frame, at, nil)
+}
+
+// xdpMD is struct xdp_md: BPF_PROG_TEST_RUN takes the ingress interface and
+// RX queue from it (data and data_end must describe the whole frame).
+type xdpMD struct {
+	Data, DataEnd, DataMeta, IngressIfindex, RxQueueIndex, EgressIfindex uint32
+}
+
+func (d *Dataplane) run(frame []byte, at time.Time, md *xdpMD) (uint32, error) {
 	if len(frame) < MinFrame {
 		return XDPPass, ErrShortFrame
 	}
@@ -41,7 +52,12 @@ func (d *Dataplane) Run(frame []byte, at time.Time) (uint32, error) {
 	if err := d.objs.ClockOverrideNs.Set(uint64(at.UnixNano())); err != nil {
 		return 0, fmt.Errorf("set program clock: %w", err)
 	}
-	ret, err := d.objs.Rstguard.Run(&ebpf.RunOptions{Data: frame})
+	opts := &ebpf.RunOptions{Data: frame}
+	if md != nil {
+		md.DataEnd = uint32(len(frame))
+		opts.Context = *md
+	}
+	ret, err := d.objs.Rstguard.Run(opts)
 	if err != nil {
 		return 0, fmt.Errorf("run program on frame: %w", err)
 	}

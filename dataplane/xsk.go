@@ -121,5 +121,8 @@ func (s *Socket) Dropped() uint64 {
 	return st.KernelStats.Rx_dropped + st.KernelStats.Rx_ring_full
 }
 
-// Close closes the socket; the kernel takes it out of every XSKMAP.
+// Close closes the socket's descriptor and frees its frames. asavie/xdp
+// leaves its rings mapped, so the kernel socket lives, and stays in the
+// XSKMAP, until the process exits: take it out first (Dataplane.ClearHolds).
+// A process that dies loses every mapping, and the kernel empties the XSKMAP.
 func (s *Socket) Close() error { return s.xsk.Close() }

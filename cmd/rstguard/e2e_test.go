@@ -63,6 +63,8 @@ type gateway struct {
 	pcap   string
 	daemon *exec.Cmd
 	logs   *bytes.Buffer
+	// runArgs are more flags for `rstguard run`.
+	runArgs []string
 }
 
 func newGateway(t *testing.T) *gateway {
@@ -133,9 +135,10 @@ func (g *gateway) startDaemon(mode string, extraIfaces ...string) {
 	g.t.Helper()
 	ifaces := append([]string{lab.ClientSide, lab.ServerSide}, extraIfaces...)
 	g.logs = &bytes.Buffer{}
-	g.daemon = g.gw.Command(context.Background(), rstguardBin, "run", "-i", strings.Join(ifaces, ","),
+	args := append([]string{"run", "-i", strings.Join(ifaces, ","),
 		"--mode", mode, "--pin-dir", g.pinDir, "--events", g.events, "--pcap", g.pcap,
-		"--metrics", "127.0.0.1:19742", "--host", "gw-test", "--flow-table-size", "4096")
+		"--metrics", "127.0.0.1:19742", "--host", "gw-test", "--flow-table-size", "4096"}, g.runArgs...)
+	g.daemon = g.gw.Command(context.Background(), rstguardBin, args...)
 	g.daemon.Stdout, g.daemon.Stderr = g.logs, g.logs
 	if err := g.daemon.Start(); err != nil {
 		g.t.Fatal(err)

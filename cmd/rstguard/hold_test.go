@@ -1,0 +1,190 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/bench/inject"
+	"github.com/rstguard/rstguard/bench/lab"
+)
+
+// forgeExactClientRST sends, from the client's namespace, a RST toward the
+// server in the held connection's name that copies every header the gateway
+// can check (the lab's ttl-forge): exact sequence, the client's TTL, Linux's
+// stateless-reset IP-ID 0 with DF and window 0. Headers cannot convict it.
+func (g *gateway) forgeExactClientRST(h *heldConn) {
+	g.t.Helper()
+	f, ok := g.flowOf(h)
+	if !ok {
+		g.t.Fatal("held connection not in the flow table")
+	}
+	seg := frames.Segment{Src: f.Client, Dst: f.Server, Seq: f.ClientSide.NextSeq, Flags: frames.RST,
+		TTL: f.ClientSide.TTL, DF: true}
+	if err := g.client.Do(func() error {
+		s, err := inject.NewRawSender()
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return s.SendFrame(seg.MustFrame())
+	}); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+// holdOutcomes lists the hold events' outcomes in the log.
+func (g *gateway) holdOutcomes() []string {
+	var out []string
+	for _, r := range g.records() {
+		if r["kind"] == "hold" {
+			out = append(out, r["hold"].(map[string]any)["outcome"].(string))
+		}
+	}
+	return out
+}
+
+// nftIn runs nft rules in a host.
+func nftIn(t *testing.T, h *lab.Host, rules string) {
+	t.Helper()
+	cmd := h.Command(context.Background(), "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft: %v: %s", err, out)
+	}
+}
+
+func TestHoldMode(t *testing.T) {
+	g := newGateway(t)
+	g.runArgs = []string{"--hold-max", "2s"}
+	g.startDaemon("hold")
+
+	t.Run("status: the mode, its settings and a socket per interface", func(t *testing.T) {
+		st := g.status()
+		if st.Mode != "hold" || st.HoldMax != "2s" || st.HoldFrames == 0 || st.ProbeRate == 0 || len(st.Sockets) != 2 {
+			t.Fatalf("status %+v", st)
+		}
+		for _, s := range st.Sockets {
+			if s.Mode != "copy" { // veth has no zero-copy
+				t.Errorf("socket %+v, want copy mode on veth", s)
+			}
+		}
+	})
+
+	t.Run("a RST that copies every header is held, the client answers the probe, it is dropped", func(t *testing.T) {
+		h := g.hold()
+		g.forgeExactClientRST(h)
+		g.waitFor("hold decided", func() bool { return len(g.holdOutcomes()) == 1 })
+		if got := g.holdOutcomes(); got[0] != "probe_answered_ack" {
+			t.Errorf("outcome %v, want probe_answered_ack", got)
+		}
+		if err := h.roundTrip(); err != nil {
+			t.Errorf("connection killed: %v", err)
+		}
+		if n := g.countRecords("rst", "valid"); n != 1 {
+			t.Errorf("%d valid RSTs in the log, want the held one", n)
+		}
+	})
+
+	t.Run("a real abort is held, the client's stack answers with a RST, it is released to the server", func(t *testing.T) {
+		// A server that reads until the client's RST reaches it.
+		var ln net.Listener
+		if err := g.server.Do(func() (err error) {
+			ln, err = net.Listen("tcp", netip.AddrPortFrom(g.srvIP, 81).String())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		readErr := make(chan error, 1)
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				readErr <- err
+				return
+			}
+			defer c.Close()
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = io.Copy(io.Discard, c)
+			readErr <- err
+		}()
+		var c net.Conn
+		if err := g.client.Do(func() (err error) {
+			c, err = net.DialTimeout("tcp", netip.AddrPortFrom(g.srvIP, 81).String(), 3*time.Second)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(c, "hello")
+		time.Sleep(20 * time.Millisecond)
+		before := len(g.holdOutcomes())
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close() // RST/ACK
+		if err := <-readErr; !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("server read: %v, want connection reset (the released RST)", err)
+		}
+		g.waitFor("hold decided", func() bool { return len(g.holdOutcomes()) > before })
+		if got := g.holdOutcomes()[before]; got != "probe_answered_rst" {
+			t.Errorf("outcome %s, want probe_answered_rst", got)
+		}
+	})
+
+	t.Run("the evidence holds the RST and the answer that decided it", func(t *testing.T) {
+		f, err := os.Open(g.pcap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		r, err := pcapgo.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for {
+			if _, _, err := r.ReadPacketData(); err != nil {
+				break
+			}
+			n++
+		}
+		if n < 4 { // two holds, each the RST and its answer
+			t.Errorf("%d frames in the evidence, want at least 4", n)
+		}
+	})
+
+	t.Run("kill -9 while a RST is held: traffic flows, later RSTs pass, detach cleans up", func(t *testing.T) {
+		h := g.hold()
+		// The client cannot answer for now: the RST stays held.
+		nftIn(t, g.client, "table inet rg_mute {\n chain in {\n type filter hook input priority 0;\n ip saddr "+
+			g.srvIP.String()+" drop\n }\n}\n")
+		g.forgeExactClientRST(h)
+		g.waitFor("RST held", func() bool { return g.status().HeldNow == 1 })
+		g.stopDaemon(syscall.SIGKILL)
+		nftIn(t, g.client, "delete table inet rg_mute\n")
+		if out, err := g.curl(); err != nil || !strings.Contains(out, "hello") {
+			t.Fatalf("curl after kill -9: %v %s", err, out)
+		}
+		before := g.status().Counters.HoldNoSocket
+		h2 := g.hold()
+		g.forgeExactClientRST(h2)
+		if err := h2.roundTrip(); err == nil {
+			t.Error("a RST after the daemon died was held or lost, not passed: the connection lives")
+		}
+		if after := g.status().Counters.HoldNoSocket; after <= before {
+			t.Errorf("no-socket counter %d -> %d", before, after)
+		}
+		g.mustRstguard("detach", "--all", "--pin-dir", g.pinDir)
+		if st := g.status(); len(st.Interfaces) != 0 {
+			t.Errorf("still attached after detach: %+v", st.Interfaces)
+		}
+	})
+}

@@ -1,0 +1,326 @@
+package dataplane
+
+import (
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"github.com/rstguard/rstguard/bench/frames"
+)
+
+// inFreshNetns runs fn on a thread in a new network namespace, so that the
+// veth it makes and the routes it adds vanish with it. A namespace belongs to
+// a thread: subtests, which run on goroutines of their own, go through run.
+func inFreshNetns(t *testing.T, fn func(run func(name string, body func(t *testing.T)))) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread dies in the namespace
+		ns, err := netns.New()
+		if err != nil {
+			t.Errorf("new netns: %v", err)
+			return
+		}
+		defer ns.Close()
+		fn(func(name string, body func(t *testing.T)) {
+			t.Run(name, func(t *testing.T) {
+				runtime.LockOSThread()
+				if err := netns.Set(ns); err != nil {
+					t.Fatal(err)
+				}
+				body(t)
+			})
+		})
+	}()
+	<-done
+}
+
+// holdBox is a forwarding box in its own namespace: veth0 with two RX
+// queues toward the client, a route to the server through a neighbour on
+// veth0 (so that bpf_fib_lookup finds an egress), and an AF_XDP socket bound
+// to veth0's queue 1 only.
+type holdBox struct {
+	ifindex int
+	q1      *Socket
+}
+
+func newHoldBox(t *testing.T, h *harness) *holdBox {
+	t.Helper()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0", NumRxQueues: 2, NumTxQueues: 2},
+		PeerName: "veth1"}))
+	// veth starts with one active RX queue whatever it was created with.
+	if out, err := exec.Command("ethtool", "-L", "veth0", "rx", "2", "tx", "2").CombinedOutput(); err != nil {
+		t.Fatalf("ethtool -L veth0 rx 2: %v: %s", err, out)
+	}
+	link, err := netlink.LinkByName("veth0")
+	must(err)
+	peer, err := netlink.LinkByName("veth1")
+	must(err)
+	must(netlink.LinkSetUp(link))
+	must(netlink.LinkSetUp(peer))
+	addr, _ := netlink.ParseAddr("192.0.2.1/24")
+	must(netlink.AddrAdd(link, addr))
+	must(netlink.NeighAdd(&netlink.Neigh{LinkIndex: link.Attrs().Index, State: netlink.NUD_PERMANENT,
+		IP: net.ParseIP("192.0.2.2"), HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 0, 2}}))
+	_, dst, _ := net.ParseCIDR("198.51.100.0/24")
+	must(netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Gw: net.ParseIP("192.0.2.2")}))
+	// The namespace's own sysctl: bpf_fib_lookup answers only where forwarding is on.
+	must(os.WriteFile("/proc/sys/net/ipv4/conf/all/forwarding", []byte("1"), 0o644))
+	q1, err := OpenSocket(link.Attrs().Index, 1)
+	must(err)
+	t.Cleanup(func() { q1.Close() })
+	must(h.dp.RegisterSocket(0, q1))
+	return &holdBox{ifindex: link.Attrs().Index, q1: q1}
+}
+
+func mustSegment(t *testing.T, f []byte) Segment {
+	t.Helper()
+	s, err := ParseSegment(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// sendOn runs a frame as if it arrived on the box's queue.
+func (h *harness) sendOn(frame []byte, gap time.Duration, b *holdBox, queue uint32) uint32 {
+	h.tb.Helper()
+	h.now = h.now.Add(gap)
+	ret, err := h.dp.run(frame, h.now, &xdpMD{IngressIfindex: uint32(b.ifindex), RxQueueIndex: queue})
+	if err != nil {
+		h.tb.Fatal(err)
+	}
+	return ret
+}
+
+// sendLive runs a frame in live-frames mode, so that what the program does
+// with it (pass, redirect into a socket) really happens. The kernel runs live
+// frames on queue 0, whatever the context says.
+func (h *harness) sendLive(frame []byte, gap time.Duration, b *holdBox) {
+	h.tb.Helper()
+	h.now = h.now.Add(gap)
+	if err := h.dp.objs.ClockOverrideNs.Set(uint64(h.now.UnixNano())); err != nil {
+		h.tb.Fatal(err)
+	}
+	if _, err := h.dp.objs.Rstguard.Run(&ebpf.RunOptions{Data: frame, Repeat: 1, Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES,
+		Context: xdpMD{IngressIfindex: uint32(b.ifindex), DataEnd: uint32(len(frame))}}); err != nil {
+		h.tb.Fatal(err)
+	}
+}
+
+// received waits a moment for frames on a socket.
+func received(s *Socket) [][]byte {
+	var out [][]byte
+	for range 50 {
+		s.Receive(func(f []byte) { out = append(out, append([]byte(nil), f...)) })
+		if len(out) > 0 {
+			return out
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return out
+}
+
+// Hold mode's datapath, frame by frame through the real program on a real
+// veth: what is held, what fails open, what answers a probe.
+func TestHoldDatapath(t *testing.T) {
+	requireRoot(t)
+	inFreshNetns(t, func(run func(string, func(*testing.T))) {
+		h := newHarness(t, ModeHold)
+		box := newHoldBox(t, h)
+		open := func(client netip.AddrPort) *frames.Conn {
+			c := linuxPair(client, serverAddr)
+			for _, f := range append(c.Handshake(), c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), c.ACK(frames.Server)) {
+				if ret := h.sendOn(f, 10*time.Millisecond, box, 0); ret != XDPPass {
+					t.Fatalf("setup frame: XDP %d", ret)
+				}
+			}
+			h.drain()
+			return c
+		}
+		// A RST that copies every header (ttl-forge): valid, so held.
+		forgedRST := func(c *frames.Conn) (frames.Segment, []byte) {
+			s := c.Segment(frames.Client, frames.RST, nil)
+			s.IPID = c.Peer(frames.Client).IPID
+			return s, s.MustFrame()
+		}
+
+		run("a socket only on another queue: passed, counted", func(t *testing.T) {
+			_, rst := forgedRST(open(netip.AddrPortFrom(clientAddr.Addr(), 40001)))
+			before := h.counters()
+			if ret := h.sendOn(rst, time.Millisecond, box, 0); ret != XDPPass {
+				t.Errorf("XDP %d, want pass", ret)
+			}
+			after := h.counters()
+			if after.HoldNoSocket-before.HoldNoSocket != 1 || after.HoldStarted != before.HoldStarted {
+				t.Errorf("no-socket %d started %d", after.HoldNoSocket-before.HoldNoSocket, after.HoldStarted-before.HoldStarted)
+			}
+			if evs := h.drain(); len(evs) != 1 || evs[0].Verdict != VerdictValid || evs[0].Action != ActionPass {
+				t.Errorf("events %+v", evs)
+			}
+		})
+
+		c := open(clientAddr)
+		forged, rst := forgedRST(c)
+		key, fromHi := mustSegment(t, rst).Key()
+
+		run("no socket where the kernel would forward it: passed, counted", func(t *testing.T) {
+			before := h.counters()
+			// veth0's queue 1 has a socket, but the egress (veth0 itself) has none on queue 0.
+			c2 := open(netip.AddrPortFrom(clientAddr.Addr(), 40002))
+			_, rst2 := forgedRST(c2)
+			if ret := h.sendOn(rst2, time.Millisecond, box, 1); ret != XDPPass {
+				t.Errorf("XDP %d, want pass", ret)
+			}
+			if d := h.counters().HoldNoSocket - before.HoldNoSocket; d != 1 {
+				t.Errorf("no-socket %d", d)
+			}
+			h.drain()
+		})
+
+		q0, err := OpenSocket(box.ifindex, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer q0.Close()
+		if err := h.dp.RegisterSocket(1, q0); err != nil {
+			t.Fatal(err)
+		}
+
+		run("a RST this box would not forward: passed, counted", func(t *testing.T) {
+			c3 := linuxPair(netip.MustParseAddrPort("192.0.2.10:40003"), netip.MustParseAddrPort("203.0.113.9:80"))
+			for _, f := range append(c3.Handshake(), c3.ACK(frames.Server)) {
+				h.sendOn(f, 10*time.Millisecond, box, 0)
+			}
+			before := h.counters()
+			_, rst3 := forgedRST(c3)
+			if ret := h.sendOn(rst3, time.Millisecond, box, 0); ret != XDPPass {
+				t.Errorf("XDP %d, want pass", ret)
+			}
+			if d := h.counters().HoldUnrouted - before.HoldUnrouted; d != 1 {
+				t.Errorf("unrouted %d", d)
+			}
+			h.drain()
+		})
+
+		run("a socket on the frame's queue and the egress: held, with where it was going", func(t *testing.T) {
+			before := h.counters()
+			h.sendLive(rst, time.Millisecond, box)
+			if got := received(q0); len(got) != 1 || string(got[0]) != string(rst) {
+				t.Fatalf("socket received %d frames, want the RST", len(got))
+			}
+			if d := h.counters().HoldStarted - before.HoldStarted; d != 1 {
+				t.Errorf("holds started %d", d)
+			}
+			hd, ok, err := h.dp.LookupHold(key)
+			if err != nil || !ok {
+				t.Fatalf("no hold record: %v", err)
+			}
+			if hd.Egress != box.ifindex || hd.EgressDst.String() != "02:00:00:00:00:02" || hd.FromHi != fromHi {
+				t.Errorf("egress %d %s from_hi %v", hd.Egress, hd.EgressDst, hd.FromHi)
+			}
+			// The probe: the server's next sequence - 1, acknowledging the client's next.
+			serverNext := c.Segment(frames.Server, frames.ACK, nil).Seq
+			if hd.ProbeSeq != serverNext-1 || hd.ProbeAck != forged.Seq {
+				t.Errorf("probe seq %d ack %d, want %d %d", hd.ProbeSeq, hd.ProbeAck, serverNext-1, forged.Seq)
+			}
+			if n, _ := h.dp.Holding(); n != 1 {
+				t.Errorf("holding %d", n)
+			}
+			if evs := h.drain(); len(evs) != 1 || evs[0].Verdict != VerdictValid || evs[0].Action != ActionHold {
+				t.Errorf("events %+v", evs)
+			}
+		})
+
+		run("a RST of a held flow's claimed sender joins the hold: to the socket", func(t *testing.T) {
+			before := h.counters()
+			h.sendLive(rst, time.Millisecond, box)
+			if got := received(q0); len(got) != 1 || string(got[0]) != string(rst) {
+				t.Errorf("socket received %d frames, want the RST", len(got))
+			}
+			if d := h.counters().HoldJoined - before.HoldJoined; d != 1 {
+				t.Errorf("joined %d", d)
+			}
+			if evs := h.drain(); len(evs) != 1 || evs[0].Verdict != VerdictValid || evs[0].Action != ActionHold {
+				t.Errorf("events %+v", evs)
+			}
+		})
+
+		hd, _, _ := h.dp.LookupHold(key)
+		run("data from the claimed sender passes and is recorded on the hold", func(t *testing.T) {
+			if ret := h.sendOn(c.Data(frames.Client, []byte("GET /2 HTTP/1.1\r\n\r\n")), time.Millisecond, box, 0); ret != XDPPass {
+				t.Errorf("data: XDP %d, want pass", ret)
+			}
+			if hd, _, _ := h.dp.LookupHold(key); !hd.DataSeen {
+				t.Error("data not recorded on the hold")
+			}
+			if evs := h.drain(); len(evs) != 1 || evs[0].Kind != EventConfirmed {
+				t.Errorf("events %+v", evs)
+			}
+		})
+
+		answer := c.Segment(frames.Client, frames.ACK, nil)
+		answer.Ack = hd.ProbeSeq + 1
+		run("an ACK sooner than half the sender's leg RTT crossed the probe: passed", func(t *testing.T) {
+			if ret := h.sendOn(answer.MustFrame(), time.Millisecond, box, 0); ret != XDPPass {
+				t.Errorf("XDP %d, want pass", ret)
+			}
+		})
+		run("the probe's answer is consumed: it goes to the daemon", func(t *testing.T) {
+			before := h.counters()
+			h.sendLive(answer.MustFrame(), hd.RTT, box)
+			if got := received(q0); len(got) != 1 || mustSegment(t, got[0]).Ack != hd.ProbeSeq+1 {
+				t.Errorf("socket received %d frames, want the answer", len(got))
+			}
+			if d := h.counters().HoldAnswers - before.HoldAnswers; d != 1 {
+				t.Errorf("answers %d", d)
+			}
+			// An ACK of less than all the server sent answers no probe. (One
+			// of exactly all is the probe's answer, or a duplicate ACK that
+			// crossed it: consuming either harms nothing.)
+			other := answer
+			other.Ack--
+			if ret := h.sendOn(other.MustFrame(), time.Millisecond, box, 0); ret != XDPPass {
+				t.Errorf("an ACK of something else: XDP %d, want pass", ret)
+			}
+		})
+
+		run("the hold ended: the same ACK passes", func(t *testing.T) {
+			if err := h.dp.EndHold(key); err != nil {
+				t.Fatal(err)
+			}
+			if ret := h.sendOn(answer.MustFrame(), time.Millisecond, box, 0); ret != XDPPass {
+				t.Errorf("XDP %d, want pass", ret)
+			}
+		})
+
+		run("the daemon's sockets gone: RSTs pass", func(t *testing.T) {
+			if err := h.dp.ClearHolds(); err != nil {
+				t.Fatal(err)
+			}
+			before := h.counters()
+			if ret := h.sendOn(rst, time.Millisecond, box, 0); ret != XDPPass {
+				t.Errorf("XDP %d, want pass", ret)
+			}
+			if d := h.counters().HoldNoSocket - before.HoldNoSocket; d != 1 {
+				t.Errorf("no-socket %d", d)
+			}
+		})
+	})
+}
