@@ -60,6 +60,24 @@ func (d *Dataplane) EndHold(key xdp.RstguardFlowKey) error {
 	return nil
 }
 
+// EndHolds removes the holds of several flows with one system call.
+// A key already gone (a flow decided twice in one batch) is skipped: the
+// kernel stops a batch at the first missing key.
+func (d *Dataplane) EndHolds(keys []xdp.RstguardFlowKey) error {
+	for len(keys) > 0 {
+		n, err := d.objs.Holds.BatchDelete(keys, nil)
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			keys = keys[min(n+1, len(keys)):]
+		case err != nil:
+			return fmt.Errorf("end holds: %w", err)
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
 // Holding counts the flows held now.
 func (d *Dataplane) Holding() (int, error) {
 	return countEntries[xdp.RstguardFlowKey, xdp.RstguardHold](d.objs.Holds)

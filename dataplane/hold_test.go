@@ -111,7 +111,7 @@ func (h *harness) sendOn(frame []byte, gap time.Duration, b *holdBox, queue uint
 
 // sendLive runs a frame in live-frames mode, so that what the program does
 // with it (pass, redirect into a socket) really happens. The kernel runs live
-// frames on queue 0, whatever the context says.
+// frames on queue 0.
 func (h *harness) sendLive(frame []byte, gap time.Duration, b *holdBox) {
 	h.tb.Helper()
 	h.now = h.now.Add(gap)

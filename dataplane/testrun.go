@@ -64,6 +64,23 @@ func (d *Dataplane) run(frame []byte, at time.Time, md *xdpMD) (uint32, error) {
 	return ret, nil
 }
 
+// Inject runs one frame through the program as if it had arrived on the
+// interface (RX queue 0), with BPF_F_TEST_XDP_LIVE_FRAMES: what the program
+// does with it really happens (a redirect reaches the AF_XDP socket, a pass
+// goes up that interface's stack). Benchmarks and the packet generator drive
+// the program with it.
+func (d *Dataplane) Inject(frame []byte, ifindex int) error {
+	if err := d.objs.ClockOverrideNs.Set(uint64(0)); err != nil {
+		return fmt.Errorf("set program clock: %w", err)
+	}
+	_, err := d.objs.Rstguard.Run(&ebpf.RunOptions{Data: frame, Repeat: 1, Flags: unix.BPF_F_TEST_XDP_LIVE_FRAMES,
+		Context: xdpMD{IngressIfindex: uint32(ifindex), DataEnd: uint32(len(frame))}})
+	if err != nil {
+		return fmt.Errorf("inject frame: %w", err)
+	}
+	return nil
+}
+
 // CaptureClock reads event times written while Run drove the program's clock.
 func CaptureClock(ns uint64) time.Time { return time.Unix(0, int64(ns)).UTC() }
 

@@ -21,7 +21,15 @@ type Socket struct {
 	Ifindex  int
 	Queue    int
 	ZeroCopy bool
+	// TX uses the upper half of the frames, round robin, and RX the lower
+	// half, refilled with the very frames it received: asavie's GetDescs
+	// scans every frame for free ones on each call.
+	txNext  int
+	pending []afxdp.Desc // queued by Transmit, sent by Flush
 }
+
+// rxFrames is how many frames the fill ring gets; the rest serve TX.
+const rxFrames = 2048
 
 // socketOptions size the rings for bursts of RSTs: the library's defaults
 // (64 descriptors) lose frames at the fill ring under load (platform notes).
@@ -55,7 +63,11 @@ func OpenSocket(ifindex, queue int) (*Socket, error) {
 			continue
 		}
 		s := &Socket{xsk: xsk, Ifindex: ifindex, Queue: queue, ZeroCopy: mode.zeroCopy}
-		s.xsk.Fill(s.xsk.GetDescs(s.xsk.NumFreeFillSlots()))
+		fill := make([]afxdp.Desc, rxFrames)
+		for i := range fill {
+			fill[i] = afxdp.Desc{Addr: uint64(i * socketOptions.FrameSize)}
+		}
+		s.xsk.Fill(fill)
 		return s, nil
 	}
 	return nil, fmt.Errorf("AF_XDP socket on ifindex %d queue %d: %w", ifindex, queue, errors.Join(errs...))
@@ -79,34 +91,51 @@ func (s *Socket) Receive(fn func(frame []byte)) int {
 	for _, d := range descs {
 		fn(s.xsk.GetFrame(d))
 	}
-	s.xsk.Fill(s.xsk.GetDescs(s.xsk.NumFreeFillSlots()))
+	for i := range descs {
+		descs[i].Len = 0
+	}
+	s.xsk.Fill(descs)
 	return len(descs)
 }
 
-// ErrTxFull means the TX ring or the frame buffers are full for now.
+// ErrTxFull means the TX ring is full for now.
 var ErrTxFull = errors.New("AF_XDP TX ring full")
 
-// Transmit sends one frame out of the socket's interface.
-func (s *Socket) Transmit(frame []byte) (err error) {
-	if n := s.xsk.NumCompleted(); n > 0 {
-		s.xsk.Complete(n)
-	}
+// Transmit queues one frame to go out of the socket's interface with the
+// next Flush.
+func (s *Socket) Transmit(frame []byte) error {
 	if len(frame) > socketOptions.FrameSize {
 		return fmt.Errorf("transmit: frame of %d bytes is longer than a buffer", len(frame))
 	}
-	descs := s.xsk.GetDescs(1)
-	if len(descs) == 0 || s.xsk.NumFreeTxSlots() == 0 {
+	if n := s.xsk.NumCompleted(); n > 0 {
+		s.xsk.Complete(n)
+	}
+	// A TX frame is reused only once every frame sent before it completed:
+	// frames in flight never exceed the TX half.
+	if len(s.pending) >= s.xsk.NumFreeTxSlots() ||
+		s.xsk.NumTransmitted()+len(s.pending) >= socketOptions.NumFrames-rxFrames {
 		return ErrTxFull
 	}
-	d := descs[0]
-	d.Len = uint32(copy(s.xsk.GetFrame(d), frame))
+	d := afxdp.Desc{Addr: uint64((rxFrames + s.txNext) * socketOptions.FrameSize)}
+	s.txNext = (s.txNext + 1) % (socketOptions.NumFrames - rxFrames)
+	d.Len = uint32(copy(s.xsk.GetFrame(afxdp.Desc{Addr: d.Addr, Len: uint32(socketOptions.FrameSize)}), frame))
+	s.pending = append(s.pending, d)
+	return nil
+}
+
+// Flush sends every queued frame with one system call.
+func (s *Socket) Flush() (err error) {
+	if len(s.pending) == 0 {
+		return nil
+	}
 	defer func() {
-		if r := recover(); r != nil {
+		if r := recover(); r != nil { // asavie/xdp panics on send errors
 			err = fmt.Errorf("transmit on ifindex %d: %v", s.Ifindex, r)
 		}
+		s.pending = s.pending[:0]
 	}()
-	if s.xsk.Transmit([]afxdp.Desc{d}) != 1 {
-		return ErrTxFull
+	if n := s.xsk.Transmit(s.pending); n != len(s.pending) {
+		return fmt.Errorf("transmit on ifindex %d: %d of %d frames: %w", s.Ifindex, n, len(s.pending), ErrTxFull)
 	}
 	return nil
 }

@@ -5,15 +5,27 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/rstguard/rstguard/bench/lab"
 	"github.com/rstguard/rstguard/control/report"
+	"github.com/rstguard/rstguard/dataplane"
 )
 
 // curlExitRecv is curl's "Failure when receiving data from the peer".
 const curlExitRecv = 56
 
-// demo replays the incident twice and tells what happened.
+// act is one run of the demo and the client outcome it must show.
+type act struct {
+	title    string
+	c        lab.Case
+	wantExit int
+	ok, bad  string
+}
+
+// demo replays the incident without and with rstguard, then an injector
+// that forges every header, against drop mode and hold mode, and tells
+// what happened.
 func demo(ctx context.Context, l *lab.Lab) (bool, error) {
 	w := l.Log
 	fmt.Fprintln(w, "rstguard demo: the incident, replayed")
@@ -21,47 +33,53 @@ func demo(ctx context.Context, l *lab.Lab) (bool, error) {
 	fmt.Fprintln(w, "  each box a network namespace with real Linux TCP; routers forward with the kernel")
 	fmt.Fprintln(w, "  the injector swallows the client's first HEAD and resets the server in the client's name")
 
-	base := lab.Case{Name: "demo-incident", Placement: lab.InFrontOfServer, Profile: "incident"}
-	without, with := base, base
-	without.Mode, without.Name = "off", "demo-without"
-	with.Mode, with.Name = "drop", "demo-with"
-
-	fmt.Fprintln(w, "\n1) without rstguard")
-	o1, err := l.Run(ctx, without)
-	if err != nil {
-		return false, err
+	incident := lab.Case{Placement: lab.InFrontOfServer, Profile: "incident"}
+	forger := lab.Case{Placement: lab.InFrontOfServer, Profile: "ttl-forge"}
+	acts := []act{
+		{title: "1) without rstguard", c: incident, wantExit: curlExitRecv,
+			ok:  "curl fails as the customer's did: the server obeyed the forged RST, then reset the client's retransmission",
+			bad: "the customer saw exit 56"},
+		{title: "2) with rstguard run --mode drop on the gateway", c: incident,
+			ok:  "curl succeeds: the forged RST never reached the server; the client's retransmission did",
+			bad: "the connection should have survived"},
+		{title: "3) a better injector: it copies the client's TTL, IP-ID and sequence (ttl-forge), against --mode drop",
+			c: forger, wantExit: curlExitRecv,
+			ok:  "curl fails: no header gives this RST away, so drop mode lets it through (it is proven forged only afterwards)",
+			bad: "drop mode was expected to let this forgery through"},
+		{title: "4) the same injector against --mode hold", c: forger,
+			ok:  "curl succeeds: the gateway held the RST and asked the client, which was alive",
+			bad: "hold mode should have stopped the forgery"},
 	}
-	printCurl(w, o1)
-	ok1 := o1.Exit == curlExitRecv
-	if ok1 {
-		fmt.Fprintln(w, "   -> curl fails as the customer's did: the server obeyed the forged RST, then reset the client's retransmission")
-	} else {
-		fmt.Fprintf(w, "   -> UNEXPECTED: the customer saw exit %d\n", curlExitRecv)
+	modes := []string{"off", "drop", "drop", "hold"}
+	all := true
+	for i, a := range acts {
+		a.c.Mode, a.c.Name = modes[i], fmt.Sprintf("demo-%d-%s-%s", i+1, a.c.Profile, modes[i])
+		fmt.Fprintf(w, "\n%s\n", a.title)
+		o, err := l.Run(ctx, a.c)
+		if err != nil {
+			return false, err
+		}
+		printCurl(w, o)
+		if o.Exit == a.wantExit {
+			fmt.Fprintf(w, "   -> %s\n", a.ok)
+		} else {
+			fmt.Fprintf(w, "   -> UNEXPECTED (exit %d): %s\n", o.Exit, a.bad)
+			all = false
+		}
+		if a.c.Mode == "off" {
+			continue
+		}
+		fmt.Fprintln(w, "   what rstguard saw on the gateway:")
+		narrate(w, o.Records)
+		fmt.Fprintf(w, "   evidence pcap: %s   (tcpdump -r it)\n   event log:     %s   (rstguard events --file it)\n",
+			strings.Join(o.Evidence, " "), strings.Join(o.Events, " "))
 	}
-
-	fmt.Fprintln(w, "\n2) with rstguard run --mode drop on the gateway")
-	o2, err := l.Run(ctx, with)
-	if err != nil {
-		return false, err
-	}
-	printCurl(w, o2)
-	ok2 := o2.Exit == 0
-	if ok2 {
-		fmt.Fprintln(w, "   -> curl succeeds: the forged RST never reached the server; the client's retransmission did")
-	} else {
-		fmt.Fprintln(w, "   -> UNEXPECTED: the connection should have survived")
-	}
-
-	fmt.Fprintln(w, "\nwhat rstguard saw on the gateway:")
-	narrate(w, o2.Records)
-	fmt.Fprintf(w, "\nevidence pcap: %s   (tcpdump -r it)\nevent log:     %s   (rstguard events --file it)\n",
-		strings.Join(o2.Evidence, " "), strings.Join(o2.Events, " "))
-	if ok1 && ok2 {
+	if all {
 		fmt.Fprintln(w, "\ndemo: OK")
 	} else {
 		fmt.Fprintln(w, "\ndemo: FAILED")
 	}
-	return ok1 && ok2, nil
+	return all, nil
 }
 
 func printCurl(w interface{ Write([]byte) (int, error) }, o lab.Outcome) {
@@ -95,6 +113,28 @@ func narrate(w interface{ Write([]byte) (int, error) }, recs []report.Record) {
 			if r.Hops != nil {
 				fmt.Fprintf(w, "   the sender of that RST sits ~%d hop(s) from the gateway, the real client ~%d: an on-path device\n",
 					r.Hops.Injector, r.Hops.RealSender)
+			}
+		case r.Kind == "rst" && r.Verdict == "valid" && r.Action == "pass":
+			told = true
+			fmt.Fprintf(w, "   a RST %s > %s seq %d arrived with TTL %d, the client's own TTL: verdict valid, passed\n",
+				r.Src, r.Dst, r.Seq, r.TTL)
+		case r.Kind == "rst" && r.Action == "hold":
+			told = true
+			fmt.Fprintf(w, "   a RST %s > %s seq %d arrived with TTL %d, the client's own TTL: verdict %s, no header gives it away\n",
+				r.Src, r.Dst, r.Seq, r.TTL, r.Verdict)
+			fmt.Fprintln(w, "   hold mode parked it and asked the client, in the server's name, whether its connection was alive")
+		case r.Kind == "hold" && r.Hold != nil:
+			told = true
+			h := r.Hold
+			switch h.Outcome {
+			case dataplane.HoldAnsweredACK:
+				fmt.Fprintf(w, "   the client answered the probe (seq %d ack %d) with an ACK after %s: alive, so the RST was forged: dropped\n",
+					h.ProbeSeq, h.ProbeAck, h.Waited.Round(time.Microsecond))
+			case dataplane.HoldData:
+				fmt.Fprintf(w, "   the client sent data in sequence after %s: alive, so the RST was forged: dropped\n",
+					h.Waited.Round(time.Microsecond))
+			default:
+				fmt.Fprintf(w, "   the hold ended %s after %s: the RST was released\n", h.Outcome, h.Waited.Round(time.Microsecond))
 			}
 		case r.Kind == "data_after_rst":
 			told = true

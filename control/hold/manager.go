@@ -23,6 +23,10 @@ type Manager struct {
 	log     *slog.Logger
 	report  func(dataplane.Event)
 	sockets []*dataplane.Socket
+	pfds    []unix.PollFd
+	// ended are holds decided this turn: the program's records go in one
+	// batch at the end of the turn.
+	ended []xdp.RstguardFlowKey
 	// tx is the socket that sends out of each interface (its queue 0).
 	tx map[int]*dataplane.Socket
 
@@ -53,11 +57,12 @@ type held struct {
 }
 
 // decided remembers a hold's end for a moment, so that a RST of the flow
-// still in flight gets the same fate.
+// redirected before the end gets the same fate; a RST that began a new hold
+// since (the program's record is newer) begins its own.
 type decided struct {
 	forged bool
 	hold   dataplane.Hold
-	first  dataplane.Segment
+	held   uint64 // the program's clock when the decided hold began
 	until  time.Time
 }
 
@@ -162,41 +167,67 @@ func (m *Manager) DataSeen(e dataplane.Event) {
 // (fail open) and closes the sockets.
 func (m *Manager) Run(ctx context.Context) {
 	defer m.close()
-	pfds := make([]unix.PollFd, len(m.sockets))
-	for i, s := range m.sockets {
-		pfds[i] = unix.PollFd{Fd: int32(s.FD()), Events: unix.POLLIN}
+	if len(m.sockets) == 0 {
+		<-ctx.Done()
+		return
 	}
 	for ctx.Err() == nil {
-		if len(pfds) == 0 {
-			<-ctx.Done()
-			return
-		}
-		if _, err := unix.Poll(pfds, m.pollTimeout(time.Now())); err != nil && !errors.Is(err, unix.EINTR) {
-			m.log.Error("poll AF_XDP sockets", "err", err)
-			time.Sleep(10 * time.Millisecond)
-		}
-		now := time.Now()
+		m.serve(m.pollTimeout(time.Now()))
+	}
+}
+
+// serve waits up to timeout milliseconds for frames, then handles what
+// arrived, the nudges and the deadlines: one turn of Run's loop.
+func (m *Manager) serve(timeout int) {
+	if len(m.pfds) != len(m.sockets) {
+		m.pfds = make([]unix.PollFd, len(m.sockets))
 		for i, s := range m.sockets {
-			if pfds[i].Revents&unix.POLLIN != 0 {
-				s.Receive(func(f []byte) { m.frame(s, f, now) })
-			}
+			m.pfds[i] = unix.PollFd{Fd: int32(s.FD()), Events: unix.POLLIN}
 		}
-		for more := true; more; {
-			select {
-			case key := <-m.nudges:
-				if h := m.pending[key]; h != nil && m.dataSeen(h) {
-					m.decide(h, dataplane.HoldData, nil, now)
-				}
-			default:
-				more = false
-			}
+	}
+	if _, err := unix.Poll(m.pfds, timeout); err != nil && !errors.Is(err, unix.EINTR) {
+		m.log.Error("poll AF_XDP sockets", "err", err)
+		time.Sleep(10 * time.Millisecond)
+	}
+	now := time.Now()
+	for i, s := range m.sockets {
+		if m.pfds[i].Revents&unix.POLLIN != 0 {
+			s.Receive(func(f []byte) { m.frame(s, f, now) })
 		}
-		m.expire(now)
-		if now.Sub(m.policyAt) > time.Second {
-			if err := m.refreshPolicy(now); err != nil {
-				m.log.Error("read policy", "err", err)
+	}
+	for more := true; more; {
+		select {
+		case key := <-m.nudges:
+			if h := m.pending[key]; h != nil && m.dataSeen(h) {
+				m.decide(h, dataplane.HoldData, nil, now)
 			}
+		default:
+			more = false
 		}
+	}
+	m.expire(now)
+	m.flush()
+	if now.Sub(m.policyAt) > time.Second {
+		if err := m.refreshPolicy(now); err != nil {
+			m.log.Error("read policy", "err", err)
+		}
+	}
+}
+
+// flush sends what this turn queued and removes the records of the holds it
+// decided: one system call each, however many holds the turn decided.
+func (m *Manager) flush() {
+	for _, s := range m.sockets {
+		if err := s.Flush(); err != nil {
+			m.releaseErrors.Add(1)
+			m.log.Warn("AF_XDP transmit", "err", err)
+		}
+	}
+	if len(m.ended) > 0 {
+		if err := m.dp.EndHolds(m.ended); err != nil {
+			m.log.Error("end holds", "err", err)
+		}
+		m.ended = m.ended[:0]
 	}
 }
 
@@ -249,13 +280,21 @@ func (m *Manager) frame(s *dataplane.Socket, f []byte, now time.Time) {
 	}
 	frame := append([]byte(nil), f...)
 	if h == nil {
-		if d, ok := m.recent[key]; ok && now.Before(d.until) {
+		hd, ok, err := m.dp.LookupHold(key)
+		if d, late := m.recent[key]; late && now.Before(d.until) && !(ok && hd.Held > d.held) {
+			// Redirected before its hold was decided: the same fate.
 			if !d.forged {
 				m.release(frame, seg, d.hold)
 			}
 			return
 		}
-		m.start(s, key, seg, frame, now)
+		if err != nil || !ok {
+			// Redirected without a record: nothing says where it was going.
+			m.releaseErrors.Add(1)
+			m.log.Error("held RST without a hold record: lost", "src", seg.Src, "dst", seg.Dst, "err", err)
+			return
+		}
+		m.start(s, key, hd, seg, frame, now)
 		return
 	}
 	// The probe was sent when the hold began: an answer comes no sooner
@@ -273,15 +312,8 @@ func (m *Manager) frame(s *dataplane.Socket, f []byte, now time.Time) {
 	m.setHeld(m.heldFrames + 1)
 }
 
-// start begins a hold: read what the program recorded, send the probe.
-func (m *Manager) start(s *dataplane.Socket, key xdp.RstguardFlowKey, seg dataplane.Segment, frame []byte, now time.Time) {
-	hd, ok, err := m.dp.LookupHold(key)
-	if err != nil || !ok {
-		// Redirected without a record: nothing says where it was going.
-		m.releaseErrors.Add(1)
-		m.log.Error("held RST without a hold record: lost", "src", seg.Src, "dst", seg.Dst, "err", err)
-		return
-	}
+// start begins a hold on what the program recorded: send the probe.
+func (m *Manager) start(s *dataplane.Socket, key xdp.RstguardFlowKey, hd dataplane.Hold, seg dataplane.Segment, frame []byte, now time.Time) {
 	h := &held{key: key, hold: hd, first: seg, frames: [][]byte{frame}, start: now}
 	m.pending[key] = h
 	m.setHeld(m.heldFrames + 1)
@@ -293,7 +325,7 @@ func (m *Manager) start(s *dataplane.Socket, key xdp.RstguardFlowKey, seg datapl
 		m.decide(h, dataplane.HoldRateLimited, nil, now)
 		return
 	}
-	if err := s.Transmit(Probe(frame, seg, hd.ProbeSeq, hd.ProbeAck)); err != nil {
+	if err := transmit(s, Probe(frame, seg, hd.ProbeSeq, hd.ProbeAck)); err != nil {
 		m.log.Warn("probe not sent: releasing", "src", seg.Src, "err", err)
 		m.decide(h, dataplane.HoldRateLimited, nil, now)
 		return
@@ -341,9 +373,7 @@ func (m *Manager) expire(now time.Time) {
 func (m *Manager) decide(h *held, o dataplane.HoldOutcome, answer []byte, now time.Time) {
 	delete(m.pending, h.key)
 	m.setHeld(m.heldFrames - len(h.frames))
-	if err := m.dp.EndHold(h.key); err != nil {
-		m.log.Error("end hold", "err", err)
-	}
+	m.ended = append(m.ended, h.key)
 	if !o.Forged() {
 		for _, f := range h.frames {
 			if seg, err := dataplane.ParseSegment(f); err == nil {
@@ -351,7 +381,7 @@ func (m *Manager) decide(h *held, o dataplane.HoldOutcome, answer []byte, now ti
 			}
 		}
 	}
-	m.recent[h.key] = decided{forged: o.Forged(), hold: h.hold, first: h.first, until: now.Add(lateRSTs)}
+	m.recent[h.key] = decided{forged: o.Forged(), hold: h.hold, held: h.hold.Held, until: now.Add(lateRSTs)}
 	waited := now.Sub(h.start)
 	m.count(o, waited)
 
@@ -402,10 +432,18 @@ func (m *Manager) forward(frame []byte, seg dataplane.Segment, hd dataplane.Hold
 	if tx == nil {
 		return fmt.Errorf("no AF_XDP socket on egress ifindex %d", hd.Egress)
 	}
-	for range 3 {
-		if err = tx.Transmit(out); !errors.Is(err, dataplane.ErrTxFull) {
+	return transmit(tx, out)
+}
+
+// transmit queues a frame on a socket, sending what is queued first when
+// the ring is full.
+func transmit(s *dataplane.Socket, frame []byte) error {
+	err := s.Transmit(frame)
+	if errors.Is(err, dataplane.ErrTxFull) {
+		if err := s.Flush(); err != nil {
 			return err
 		}
+		err = s.Transmit(frame)
 	}
 	return err
 }
@@ -425,6 +463,7 @@ func (m *Manager) close() {
 	for _, h := range m.pending {
 		m.decide(h, dataplane.HoldTimeout, nil, now)
 	}
+	m.flush()
 	for _, s := range m.sockets {
 		s.Close()
 	}
