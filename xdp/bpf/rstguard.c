@@ -162,6 +162,7 @@ volatile __u64 clock_override_ns;
 
 #define AF_INET 2
 #define AF_INET6 10
+#define EEXIST 17
 
 /* What one parse of a frame yields. */
 struct packet {
@@ -210,6 +211,12 @@ static __always_inline __u64 now_coarse_ns(void)
 	__u64 t = clock_override_ns;
 
 	return t ? t : bpf_ktime_get_coarse_ns();
+}
+
+/* A time32 duration in nanoseconds, saturating at 4.29 s instead of wrapping. */
+static __always_inline __u32 ns_of(__u32 t32)
+{
+	return t32 > (0xffffffffU >> 10) ? 0xffffffffU : t32 << 10;
 }
 
 static __always_inline __u32 time32(__u64 ns)
@@ -921,6 +928,7 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 	const struct dir_state *rcv = &f->dir[!p->dir];
 	struct hold h = {};
 	__u32 *s;
+	long err;
 
 	if (f->flags & FLOW_HELD) {
 		struct hold *held = bpf_map_lookup_elem(&holds, &p->key);
@@ -953,14 +961,21 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 	h.held_ns = now;
 	h.probe_seq = rcv->next_seq - 1;
 	h.probe_ack = snd->next_seq;
-	h.rtt_ns = snd->rtt << 10;
+	h.rtt_ns = ns_of(snd->rtt);
 	h.ingress_ifindex = p->ifindex;
 	h.from_hi = p->dir;
-	if (bpf_map_update_elem(&holds, &p->key, &h, BPF_NOEXIST)) {
+	err = bpf_map_update_elem(&holds, &p->key, &h, BPF_NOEXIST);
+	if (err && err != -EEXIST) {
 		count(CNT_HOLD_TABLE_FULL);
 		return ACTION_PASS;
 	}
 	f->flags |= FLOW_HELD;
+	if (err) {
+		/* Held already: FLOW_HELD was lost to the other direction's
+		 * concurrent update of the flow's flags. Join that hold. */
+		count(CNT_HOLD_JOINED);
+		return ACTION_HOLD;
+	}
 	count(CNT_HOLD_STARTED);
 	return ACTION_HOLD;
 no_socket:
@@ -1088,7 +1103,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 				e->exp_ttl = (snd->flags & DIR_SEEN) ? snd->ttl : 0;
 				e->exp_window = f->dir[!p->dir].window;
 				e->ipid_model = snd->ipid_model;
-				e->rtt_ns = snd->rtt << 10;
+				e->rtt_ns = ns_of(snd->rtt);
 				event_submit(e);
 			}
 		}
@@ -1182,7 +1197,7 @@ static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, s
 	e->rst_ttl = f->rst_ttl;
 	e->rst_verdict = f->rst_verdict;
 	e->ipid_model = snd->ipid_model;
-	e->rtt_ns = snd->rtt << 10;
+	e->rtt_ns = ns_of(snd->rtt);
 	event_submit(e);
 }
 
