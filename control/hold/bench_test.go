@@ -96,7 +96,6 @@ func inject(b *testing.B, prog *ebpf.Program, frame []byte, ifindex int) {
 	}
 }
 
-
 // BenchmarkHold measures hold mode end to end on one core: RSTs arrive (the
 // program judges each valid, looks its route up and redirects it), the
 // manager records them and sends the probes, the answers arrive (the
