@@ -166,6 +166,7 @@ const (
 	RstguardFlowFlagFLOW_RST_FROM_HI RstguardFlowFlag = 8
 	RstguardFlowFlagFLOW_CONFIRMED   RstguardFlowFlag = 16
 	RstguardFlowFlagFLOW_HELD        RstguardFlowFlag = 32
+	RstguardFlowFlagFLOW_RST_HELD    RstguardFlowFlag = 64
 )
 
 type RstguardFlowKey struct {

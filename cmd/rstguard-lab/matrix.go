@@ -112,6 +112,11 @@ func matrix(ctx context.Context, l *lab.Lab, path string, only *regexp.Regexp) (
 	return all, nil
 }
 
+// afterFINOnly is the goal where the client sends nothing after the forged
+// RST but a FIN when curl gives up: a FIN without payload proves nothing
+// (docs/SIGNALS.md), so no confirmation may come of it; hold mode stops it.
+const afterFINOnly = "not confirmed by the client's FIN alone (no proof); stopped in hold mode"
+
 // errSkipped: a case --only leaves out.
 var errSkipped = errors.New("skipped")
 
@@ -148,16 +153,24 @@ func judgeAttack(c lab.Case, o, off lab.Outcome) row {
 	case "monitor":
 		r.goal = "every forged RST reported"
 		r.met = reported >= sent
-		if strings.HasPrefix(c.Profile, "ttl-forge") {
+		switch c.Profile {
+		case "ttl-forge":
 			r.goal = "reported, at least after the fact"
 			r.met = reported >= sent || confirmed >= 1
+		case "ttl-forge-race":
+			r.goal = afterFINOnly
+			r.met = confirmed == 0
 		}
 		r.comment = fmt.Sprintf("%d sent, %d judged suspect/spoofed, %d proven after the fact", sent, reported, confirmed)
 	case "drop":
-		if strings.HasPrefix(c.Profile, "ttl-forge") {
+		switch {
+		case c.Profile == "ttl-forge":
 			r.goal = "confirmed forged after the fact"
 			r.met = confirmed >= 1
-		} else {
+		case c.Profile == "ttl-forge-race":
+			r.goal = afterFINOnly
+			r.met = confirmed == 0
+		default:
 			r.goal = "stopped: the connection survives"
 			r.met = o.Exit == 0
 		}

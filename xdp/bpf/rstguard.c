@@ -1086,8 +1086,8 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		f->rst_t = now32;
 		f->rst_ttl = p->ttl;
 		f->rst_verdict = j.verdict;
-		f->flags = (f->flags & ~(FLOW_RST_FROM_HI | FLOW_CONFIRMED)) | FLOW_RST_PENDING |
-			   (p->dir ? FLOW_RST_FROM_HI : 0);
+		f->flags = (f->flags & ~(FLOW_RST_FROM_HI | FLOW_CONFIRMED | FLOW_RST_HELD)) | FLOW_RST_PENDING |
+			   (p->dir ? FLOW_RST_FROM_HI : 0) | (action == ACTION_HOLD ? FLOW_RST_HELD : 0);
 		if (action == ACTION_PASS && kind != EVENT_COLLATERAL_RESET)
 			f->state = STATE_RESET;
 
@@ -1190,7 +1190,7 @@ static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, s
 		return;
 	e->verdict = VERDICT_SPOOFED;
 	e->action = f->rst_verdict == VERDICT_SPOOFED && cfg->mode != MODE_MONITOR ? ACTION_DROP :
-		    (f->flags & FLOW_HELD)                                         ? ACTION_HOLD :
+		    (f->flags & FLOW_RST_HELD)                                     ? ACTION_HOLD :
 											     ACTION_PASS;
 	e->exp_ttl = (snd->flags & DIR_SEEN) ? snd->ttl : p->ttl;
 	e->rst_seq = f->rst_seq;

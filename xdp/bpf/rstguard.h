@@ -189,6 +189,7 @@ enum flow_flag {
 	FLOW_RST_FROM_HI = 1 << 3, /* that RST came from the addr_hi side */
 	FLOW_CONFIRMED = 1 << 4,   /* that RST was confirmed forged */
 	FLOW_HELD = 1 << 5,        /* a hold entry may exist: look it up */
+	FLOW_RST_HELD = 1 << 6,    /* the RST in rst_* was held (hold mode) */
 };
 
 /* Events allowed per one-second window. */
