@@ -231,7 +231,7 @@ func judgeLegit(c lab.Case, o, off lab.Outcome, doc string) row {
 func render(rows []row) string {
 	var b strings.Builder
 	b.WriteString("# Detection matrix\n\n")
-	b.WriteString("Written by `make e2e` (`rstguard-lab matrix`): every injector profile in each mode, and every\n")
+	b.WriteString("Written by `make matrix` (`rstguard-lab matrix`): every injector profile in each mode, and every\n")
 	b.WriteString("legitimate reset without and with rstguard (drop and hold modes), through namespaces with real Linux TCP,\n")
 	b.WriteString("real `curl` and a Go net/http server. The client's outcome is curl's exit code (0: the request\n")
 	b.WriteString("succeeded; 56: failure receiving data, the incident's; 7: refused; 28: timed out; for `stale`,\n")
