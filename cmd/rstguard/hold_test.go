@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/rstguard/rstguard/bench/frames"
 	"github.com/rstguard/rstguard/bench/inject"
@@ -158,6 +161,38 @@ func TestHoldMode(t *testing.T) {
 		}
 		if n < 4 { // two holds, each the RST and its answer
 			t.Errorf("%d frames in the evidence, want at least 4", n)
+		}
+	})
+
+	t.Run("metrics count each outcome and the wait; report counts outcomes", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		out, err := g.gw.Command(ctx, "curl", "-sS", "http://127.0.0.1:19742/metrics").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		families, err := parser.TextToMetricFamilies(bytes.NewReader(out))
+		if err != nil {
+			t.Fatalf("parse metrics: %v", err)
+		}
+		outcomes := map[string]float64{}
+		for _, m := range families["rstguard_hold_outcomes_total"].GetMetric() {
+			for _, l := range m.Label {
+				if l.GetName() == "outcome" {
+					outcomes[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+		if outcomes["probe_answered_ack"] != 1 || outcomes["probe_answered_rst"] != 1 || len(outcomes) != 6 {
+			t.Errorf("outcomes %v", outcomes)
+		}
+		if h := families["rstguard_hold_wait_seconds"].GetMetric(); len(h) != 1 || h[0].GetHistogram().GetSampleCount() != 2 {
+			t.Errorf("wait histogram %v", h)
+		}
+		rep := g.mustRstguard("report", "--file", g.events)
+		if !strings.Contains(rep, "held RSTs, by outcome") || !strings.Contains(rep, "probe_answered_ack") {
+			t.Errorf("report:\n%s", rep)
 		}
 	})
 

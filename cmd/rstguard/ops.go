@@ -307,7 +307,7 @@ func printStatus(w io.Writer, r statusReport) {
 	row("  joined a hold", c.HoldJoined, "")
 	row("  probe answers", c.HoldAnswers, "")
 	row("  not held: no socket", c.HoldNoSocket, "")
-	row("  not held: not forwarded", c.HoldUnrouted, "")
+	row("  not held: not forwarded (for this box itself, or no route)", c.HoldUnrouted, "")
 	row("  not held: table full", c.HoldTableFull, "")
 	row("confirmed forged", c.Confirmed, "")
 	row("collateral resets", c.Collateral, "")
