@@ -14,6 +14,7 @@ type Counters struct {
 	ParseErrors     uint64 `json:"parse_errors"`
 	Fragments       uint64 `json:"fragments"`
 	IPv6ExtLimit    uint64 `json:"ipv6_ext_limit"`
+	TinyFragments   uint64 `json:"tiny_fragments"`
 	FlowInserts     uint64 `json:"flow_inserts"`
 	FlowInsertFails uint64 `json:"flow_insert_fails"`
 	Midstream       uint64 `json:"flows_midstream"`
@@ -62,6 +63,7 @@ func countersFrom(raw []uint64) Counters {
 		ParseErrors:     at(xdp.RstguardCounterCNT_PARSE_ERROR),
 		Fragments:       at(xdp.RstguardCounterCNT_FRAGMENT),
 		IPv6ExtLimit:    at(xdp.RstguardCounterCNT_IPV6EXT_LIMIT),
+		TinyFragments:   at(xdp.RstguardCounterCNT_TINY_FRAGMENT),
 		FlowInserts:     at(xdp.RstguardCounterCNT_FLOW_INSERT),
 		FlowInsertFails: at(xdp.RstguardCounterCNT_FLOW_INSERT_FAIL),
 		Midstream:       at(xdp.RstguardCounterCNT_MIDSTREAM),
@@ -84,7 +86,7 @@ func countersFrom(raw []uint64) Counters {
 		Actions:         map[string]uint64{},
 		Signals:         map[string]uint64{},
 	}
-	c.Packets = c.TCP + c.NotTCP + c.ParseErrors + c.Fragments + c.IPv6ExtLimit
+	c.Packets = c.TCP + c.NotTCP + c.ParseErrors + c.Fragments + c.IPv6ExtLimit + c.TinyFragments
 	for _, v := range Verdicts {
 		c.Verdicts[v.String()] = raw[int(xdp.RstguardCounterCNT_VERDICT_BASE)+int(v)]
 	}

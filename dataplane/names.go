@@ -102,6 +102,8 @@ const (
 	EventConfirmed  = EventKind(xdp.RstguardEventKindEVENT_DATA_AFTER_RST)   // an earlier RST proven forged
 	EventCollateral = EventKind(xdp.RstguardEventKindEVENT_COLLATERAL_RESET) // the victim reset the real sender
 	EventHold       = EventKind(xdp.RstguardEventKindEVENT_HOLD)             // how a held RST was decided
+	// EventTinyFragment is a first fragment too short for the TCP header (RFC 1858).
+	EventTinyFragment = EventKind(xdp.RstguardEventKindEVENT_TINY_FRAGMENT)
 )
 
 func (k EventKind) String() string { return nameOf(eventKindNames, int(k), "kind") }

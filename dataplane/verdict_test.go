@@ -26,7 +26,8 @@ type rstFixture struct {
 	name    string
 	mode    Mode
 	v6      bool
-	setup   func(h *harness, c *frames.Conn)    // defaults to established()
+	conn    func(client, server netip.AddrPort) *frames.Conn // defaults to linuxPair
+	setup   func(h *harness, c *frames.Conn)                 // defaults to established()
 	rst     func(c *frames.Conn) frames.Segment // the RST under judgement
 	gap     time.Duration                       // before the RST; 10 ms when zero
 	verdict Verdict
@@ -65,8 +66,9 @@ var rstFixtures = []rstFixture{
 			return s
 		},
 		verdict: VerdictValid, action: ActionPass,
-		has:   sig(xdp.RstguardSignalSIG_SEQ_EXACT, xdp.RstguardSignalSIG_TS_MISSING),
-		lacks: sig(xdp.RstguardSignalSIG_IPID_OFF_MODEL),
+		has: sig(xdp.RstguardSignalSIG_SEQ_EXACT),
+		// A plain RST is a stateless reply: missing timestamps are its nature.
+		lacks: sig(xdp.RstguardSignalSIG_IPID_OFF_MODEL, xdp.RstguardSignalSIG_TS_MISSING),
 	},
 	{
 		name: "connection refused: RST/ACK to a SYN",
@@ -332,6 +334,150 @@ var rstFixtures = []rstFixture{
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
 	},
+	// Real traffic the rules once convicted (issue 7): each must stay not spoofed.
+	{
+		name: "an old stack's RST after its short record and FIN were lost before the gateway: not spoofed",
+		mode: ModeDrop,
+		setup: func(h *harness, c *frames.Conn) {
+			established(h, c)
+			// The server closes with a record and FIN that never reach the
+			// gateway (nor the client, which sends more).
+			h.sendAll(c.Data(frames.Client, []byte("GET /next HTTP/1.1\r\n\r\n")))
+		},
+		rst: func(c *frames.Conn) frames.Segment {
+			// A plain RST at the server's real next sequence, ahead of what
+			// the gateway saw by the lost record and FIN; its usual window, no
+			// timestamps, and an IP-ID jumped as after idle time.
+			s := c.Segment(frames.Server, frames.RST, nil)
+			s.Seq += uint32(len("bye\r\n")) + 1
+			s.Window, s.TS, s.IPID = c.Peer(frames.Server).Window, false, c.Peer(frames.Server).IPID+3000
+			return s
+		},
+		verdict: VerdictSuspect, action: ActionPass,
+		has:   sig(xdp.RstguardSignalSIG_SEQ_IN_WINDOW),
+		lacks: sig(xdp.RstguardSignalSIG_WINDOW_NONZERO, xdp.RstguardSignalSIG_TS_MISSING),
+	},
+	{
+		name: "a host's stateless RSTs to late segments after both FINs, TTL 64 against its sockets' 128: valid",
+		mode: ModeDrop, conn: ttl128Server,
+		setup: func(h *harness, c *frames.Conn) {
+			established(h, c)
+			h.sendAll(c.FIN(frames.Server), c.ACK(frames.Client), c.FIN(frames.Client), c.ACK(frames.Server))
+			// A late segment from the client, and the server kernel's answer.
+			late := c.Segment(frames.Client, frames.ACK, nil)
+			late.Ack--
+			h.sendAll(late.MustFrame(), lateAnswer(c, late).MustFrame())
+			// The client's next late segment acknowledges more.
+			h.sendAll(c.Segment(frames.Client, frames.ACK, nil).MustFrame())
+		},
+		rst: func(c *frames.Conn) frames.Segment {
+			return lateAnswer(c, c.Segment(frames.Client, frames.ACK, nil))
+		},
+		verdict: VerdictValid, action: ActionPass,
+		has:   sig(xdp.RstguardSignalSIG_SEQ_EXACT),
+		lacks: sig(xdp.RstguardSignalSIG_TTL_OFF, xdp.RstguardSignalSIG_RST_BURST, xdp.RstguardSignalSIG_SEQ_OUT_OF_WINDOW),
+	},
+	{
+		name: "the same over IPv6, with the control socket's own flow label: valid",
+		mode: ModeDrop, v6: true, conn: ttl128Server,
+		setup: func(h *harness, c *frames.Conn) {
+			established(h, c)
+			h.sendAll(c.FIN(frames.Server), c.ACK(frames.Client), c.FIN(frames.Client), c.ACK(frames.Server))
+			late := c.Segment(frames.Client, frames.ACK, nil)
+			h.sendAll(late.MustFrame())
+		},
+		rst: func(c *frames.Conn) frames.Segment {
+			s := lateAnswer(c, c.Segment(frames.Client, frames.ACK, nil))
+			s.FlowLabel = 0x5eed
+			return s
+		},
+		verdict: VerdictValid, action: ActionPass,
+		lacks: sig(xdp.RstguardSignalSIG_TTL_OFF),
+	},
+	{
+		name: "weak signals adding up: constant IP-IDs on both sides, equal windows, a stateless RST: valid",
+		mode: ModeDrop, conn: constantIDs,
+		setup: func(h *harness, c *frames.Conn) {
+			established(h, c)
+		},
+		rst: func(c *frames.Conn) frames.Segment {
+			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s.TS = false
+			return s
+		},
+		verdict: VerdictValid, action: ActionPass,
+		lacks: sig(xdp.RstguardSignalSIG_IPID_MIRRORED, xdp.RstguardSignalSIG_WINDOW_MIRRORED),
+	},
+	{
+		name: "a TCP-MD5 option the connection never negotiated: an insertion decoy, never scored",
+		mode: ModeDrop,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := forgedFromClient(c)
+			s.MD5 = true
+			return s
+		},
+		verdict: VerdictUnknown, action: ActionPass,
+		has:   sig(xdp.RstguardSignalSIG_AUTH_DECOY),
+		lacks: sig(xdp.RstguardSignalSIG_TTL_OFF),
+	},
+	{
+		name: "TCP-MD5 negotiated in the handshake: a signed forgery is judged as any",
+		mode: ModeDrop,
+		conn: func(client, server netip.AddrPort) *frames.Conn {
+			c := linuxPair(client, server)
+			cl, sv := c.Peer(frames.Client), c.Peer(frames.Server)
+			// Linux leaves timestamps out when MD5 takes the option space.
+			cl.MD5, sv.MD5, cl.TS, sv.TS = true, true, false, false
+			return frames.NewConn(cl, sv)
+		},
+		rst:     forgedFromClient,
+		verdict: VerdictSpoofed, action: ActionDrop,
+		has:   sig(xdp.RstguardSignalSIG_TTL_OFF),
+		lacks: sig(xdp.RstguardSignalSIG_AUTH_DECOY),
+	},
+	{
+		name: "Karn's rule: a SYN/ACK after a retransmitted SYN times nothing, so an abort soon after data is valid",
+		mode: ModeDrop,
+		setup: func(h *harness, c *frames.Conn) {
+			syn := c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil))
+			h.send(syn, 0)
+			h.send(syn, time.Second) // the first SYN was lost beyond the gateway
+			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 80*time.Millisecond)
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), 80*time.Millisecond)
+			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), time.Millisecond)
+		},
+		gap: 5 * time.Millisecond,
+		rst: func(c *frames.Conn) frames.Segment {
+			return c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+		},
+		verdict: VerdictValid, action: ActionPass,
+		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
+	},
+	{
+		name: "a data segment with the RST bit and a bad checksum, longer than one checksum chunk: not a RST",
+		mode: ModeDrop,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := forgedFromClient(c)
+			s.Payload, s.BadChecksum = make([]byte, 1200), true
+			return s
+		},
+		verdict: VerdictUnknown, action: ActionPass,
+		has: sig(xdp.RstguardSignalSIG_BAD_CHECKSUM),
+	},
+	{
+		name: "a RST with 1,400 bytes of payload and a right checksum: verified in chunks, judged",
+		mode: ModeDrop,
+		rst: func(c *frames.Conn) frames.Segment {
+			s := forgedFromClient(c)
+			s.Payload = make([]byte, 1400)
+			for i := range s.Payload {
+				s.Payload[i] = byte(i * 7)
+			}
+			return s
+		},
+		verdict: VerdictSpoofed, action: ActionDrop,
+		lacks: sig(xdp.RstguardSignalSIG_BAD_CHECKSUM),
+	},
 	{
 		name:    "no flow: nothing to judge against",
 		mode:    ModeDrop,
@@ -339,6 +485,37 @@ var rstFixtures = []rstFixture{
 		rst:     forgedFromClient,
 		verdict: VerdictUnknown, action: ActionPass,
 	},
+}
+
+// lateAnswer is a Linux host's answer to a segment for a socket that is gone,
+// from its per-namespace control socket (tcp_v4_send_reset): a plain RST at
+// seq = the segment's ACK, the system's default TTL 64 (the application's
+// sockets here send with 128, so both arrive the same hop count away), DF
+// with IP-ID 0, window 0, no timestamps.
+func lateAnswer(c *frames.Conn, late frames.Segment) frames.Segment {
+	hops := 128 - c.Peer(frames.Server).TTL
+	s := c.Segment(frames.Server, frames.RST, nil)
+	s.Seq, s.TTL = late.Ack, 64-hops
+	return s
+}
+
+// ttl128Server is linuxPair with a server whose application sockets send with
+// TTL 128 (IP_TTL), 12 hops away.
+func ttl128Server(client, server netip.AddrPort) *frames.Conn {
+	c := linuxPair(client, server)
+	cl, sv := c.Peer(frames.Client), c.Peer(frames.Server)
+	sv.TTL = 128 - 12
+	return frames.NewConn(cl, sv)
+}
+
+// constantIDs is a pair of stacks that both send one constant IP-ID and the
+// same window.
+func constantIDs(client, server netip.AddrPort) *frames.Conn {
+	c := linuxPair(client, server)
+	cl, sv := c.Peer(frames.Client), c.Peer(frames.Server)
+	cl.IPID, cl.IPIDStep, sv.IPID, sv.IPIDStep = 4660, 0, 4660, 0
+	sv.Window = cl.Window
+	return frames.NewConn(cl, sv)
 }
 
 // tagged is a handshake segment inside two VLAN tags.
@@ -352,9 +529,13 @@ func TestRSTVerdicts(t *testing.T) {
 	for _, fx := range rstFixtures {
 		t.Run(fx.name, func(t *testing.T) {
 			h := newHarness(t, fx.mode)
-			c := linuxPair(clientAddr, serverAddr)
+			pair := fx.conn
+			if pair == nil {
+				pair = linuxPair
+			}
+			c := pair(clientAddr, serverAddr)
 			if fx.v6 {
-				c = linuxPair(client6, server6)
+				c = pair(client6, server6)
 			}
 			if fx.setup != nil {
 				fx.setup(h, c)
@@ -623,4 +804,190 @@ func setPartialChecksum(t *testing.T, f []byte) {
 		sum = sum&0xffff + sum>>16
 	}
 	f[l4+16], f[l4+17] = byte(sum>>8), byte(sum)
+}
+
+// A confirmation (data_after_rst) is proof that a RST was forged: only the
+// claimed sender's payload going on from the RST's seq, soon, with its own
+// TTL and IP-ID model, or a SYN/ACK after a RST that refused its SYN.
+func TestConfirmationIsProof(t *testing.T) {
+	request := []byte("HEAD / HTTP/1.1\r\nHost: www.testaaa.com\r\n\r\n")
+	for _, tc := range []struct {
+		name    string
+		rst     func(c *frames.Conn) frames.Segment
+		after   func(c *frames.Conn) frames.Segment
+		gap     time.Duration
+		confirm bool
+	}{
+		{"the client's retransmission with payload: proof", forgedFromClient,
+			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, frames.PSH|frames.ACK, request) },
+			240 * time.Millisecond, true},
+		{"a pure ACK: no proof (it may have crossed the RST)", forgedFromClient,
+			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, frames.ACK, nil) },
+			10 * time.Millisecond, false},
+		{"a FIN without payload: no proof", forgedFromClient,
+			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, frames.FIN|frames.ACK, nil) },
+			10 * time.Millisecond, false},
+		{"payload 15 s later (a scanner reusing the port): no proof", forgedFromClient,
+			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, frames.PSH|frames.ACK, request) },
+			15 * time.Second, false},
+		{"payload from a raw-socket tool on the client, TTL 64 and a random IP-ID: no proof", forgedFromClient,
+			func(c *frames.Conn) frames.Segment {
+				s := c.Segment(frames.Client, frames.PSH|frames.ACK, request)
+				s.TTL, s.IPID = 64, 31337
+				return s
+			}, 10 * time.Millisecond, false},
+		{"payload that does not reach the RST's seq: no proof", forgedFromClient,
+			func(c *frames.Conn) frames.Segment {
+				s := c.Segment(frames.Client, frames.PSH|frames.ACK, request)
+				s.Seq -= 1000
+				return s
+			}, 240 * time.Millisecond, false},
+		{"payload acknowledging data the server never sent: no proof", forgedFromClient,
+			func(c *frames.Conn) frames.Segment {
+				s := c.Segment(frames.Client, frames.PSH|frames.ACK, request)
+				s.Ack += 100000
+				return s
+			}, 240 * time.Millisecond, false},
+		{"payload after a RST with a bad checksum (judged unknown): no proof",
+			func(c *frames.Conn) frames.Segment {
+				s := forgedFromClient(c)
+				s.BadChecksum = true
+				return s
+			},
+			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, frames.PSH|frames.ACK, request) },
+			240 * time.Millisecond, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, ModeMonitor)
+			c := linuxPair(clientAddr, serverAddr)
+			h.sendAll(c.Handshake()...)
+			h.send(tc.rst(c).MustFrame(), 10*time.Millisecond)
+			h.send(tc.after(c).MustFrame(), tc.gap)
+			confirmed := 0
+			for _, e := range h.drain() {
+				if e.Kind == EventConfirmed {
+					confirmed++
+				}
+			}
+			if got := confirmed == 1; got != tc.confirm || confirmed > 1 {
+				t.Errorf("%d confirmations, want confirmed=%v", confirmed, tc.confirm)
+			}
+		})
+	}
+
+	t.Run("a SYN/ACK after a RST that refused the SYN: proof (rst-inject-rae.pcap)", func(t *testing.T) {
+		h := newHarness(t, ModeMonitor)
+		c := linuxPair(clientAddr, serverAddr)
+		h.sendAll(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)))
+		refusal := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+		refusal.Seq, refusal.Ack, refusal.TTL = 0, c.Peer(frames.Client).ISN, 46 // ack = ISN, not ISN+1
+		h.send(refusal.MustFrame(), 5*time.Millisecond)
+		h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), time.Second)
+		evs := h.drain()
+		if len(evs) != 2 || evs[1].Kind != EventConfirmed {
+			t.Errorf("events %+v", evs)
+		}
+	})
+}
+
+
+// firstFragment4 makes an untagged IPv4 frame the first fragment of its
+// datagram (MF, offset 0), the last cut bytes of its segment left for the
+// next fragment: the TCP checksum no longer adds up in this one.
+func firstFragment4(f []byte, cut int) []byte {
+	out := append([]byte(nil), f[:len(f)-cut]...)
+	total := int(out[16])<<8 | int(out[17]) - cut
+	out[16], out[17] = byte(total>>8), byte(total)
+	out[20], out[21] = 0x20, 0 // MF, offset 0
+	return out
+}
+
+// firstFragment6 puts an IPv6 fragment header (offset 0, more fragments)
+// between an untagged frame's IPv6 and TCP headers, the last cut bytes of
+// the segment left for the next fragment.
+func firstFragment6(f []byte, cut int) []byte {
+	out := append([]byte(nil), f[:54]...)
+	out[20] = 44 // next header: fragment
+	plen := int(out[18])<<8 | int(out[19]) + 8 - cut
+	out[18], out[19] = byte(plen>>8), byte(plen)
+	out = append(out, 6, 0, 0, 1, 0, 0, 0x12, 0x34) // TCP, offset 0, M, id
+	return append(out, f[54:len(f)-cut]...)
+}
+
+// tinyFirstFragment cuts an untagged IPv4 frame to its first 8 bytes of TCP
+// (no flags), as a first fragment (MF, offset 0): RFC 1858's tiny fragment.
+func tinyFirstFragment(f []byte) []byte {
+	out := append([]byte(nil), f[:14+20+8]...)
+	out[16], out[17] = 0, 28 // total length
+	out[20], out[21] = 0x20, 0 // MF, offset 0
+	return out
+}
+
+// First fragments: one holding the whole TCP header is judged; one too short
+// for it (RFC 1858, RFC 3128) is counted, reported, and dropped outside
+// monitor mode. A non-first fragment always passes.
+func TestFragments(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		client   netip.AddrPort
+		fragment func(f []byte, cut int) []byte
+	}{
+		{"IPv4", clientAddr, firstFragment4},
+		{"IPv6", client6, firstFragment6},
+	} {
+		t.Run(tc.name+": a forged RST in a first fragment is judged, and dropped with its datagram", func(t *testing.T) {
+			h := newHarness(t, ModeDrop)
+			server := serverAddr
+			if tc.client.Addr().Is6() {
+				server = server6
+			}
+			c := linuxPair(tc.client, server)
+			established(h, c)
+			h.drain()
+			s := c.Segment(frames.Client, frames.RST, nil)
+			s.TTL, s.Payload = 40, make([]byte, 24)
+			if ret := h.send(tc.fragment(s.MustFrame(), 16), time.Millisecond); ret != XDPDrop {
+				t.Errorf("XDP %d, want drop", ret)
+			}
+			evs := h.drain()
+			if len(evs) != 1 || evs[0].Verdict != VerdictSpoofed || evs[0].Signals.Has(Signal(xdp.RstguardSignalSIG_BAD_CHECKSUM)) {
+				t.Errorf("events %+v", evs)
+			}
+		})
+	}
+	for _, mode := range []Mode{ModeMonitor, ModeDrop, ModeHold} {
+		t.Run("a tiny first fragment in "+mode.String()+" mode", func(t *testing.T) {
+			h := newHarness(t, mode)
+			c := linuxPair(clientAddr, serverAddr)
+			established(h, c)
+			h.drain()
+			want := uint32(XDPDrop)
+			if mode == ModeMonitor {
+				want = XDPPass
+			}
+			before := h.counters()
+			if ret := h.send(tinyFirstFragment(forgedFromClient(c).MustFrame()), time.Millisecond); ret != want {
+				t.Errorf("XDP %d, want %d", ret, want)
+			}
+			after := h.counters()
+			if after.TinyFragments-before.TinyFragments != 1 || after.Packets-before.Packets != 1 {
+				t.Errorf("tiny %d packets %d", after.TinyFragments-before.TinyFragments, after.Packets-before.Packets)
+			}
+			if evs := h.drain(); len(evs) != 1 || evs[0].Kind != EventTinyFragment || evs[0].Src.Addr() != clientAddr.Addr() {
+				t.Errorf("events %+v", evs)
+			}
+		})
+	}
+	t.Run("a non-first fragment passes, counted", func(t *testing.T) {
+		h := newHarness(t, ModeDrop)
+		f := tinyFirstFragment(forgedFromClient(linuxPair(clientAddr, serverAddr)).MustFrame())
+		f[20], f[21] = 0, 3 // offset 24 bytes, last fragment
+		before := h.counters()
+		if ret := h.send(f, time.Millisecond); ret != XDPPass {
+			t.Errorf("XDP %d, want pass", ret)
+		}
+		if d := h.counters().Fragments - before.Fragments; d != 1 {
+			t.Errorf("fragments %d", d)
+		}
+	})
 }

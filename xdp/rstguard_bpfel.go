@@ -54,40 +54,42 @@ const (
 	RstguardCounterCNT_PARSE_ERROR      RstguardCounter = 2
 	RstguardCounterCNT_FRAGMENT         RstguardCounter = 3
 	RstguardCounterCNT_IPV6EXT_LIMIT    RstguardCounter = 4
-	RstguardCounterCNT_FLOW_INSERT      RstguardCounter = 5
-	RstguardCounterCNT_FLOW_INSERT_FAIL RstguardCounter = 6
-	RstguardCounterCNT_MIDSTREAM        RstguardCounter = 7
-	RstguardCounterCNT_RST              RstguardCounter = 8
-	RstguardCounterCNT_RST_NO_FLOW      RstguardCounter = 9
-	RstguardCounterCNT_CSUM_UNCHECKED   RstguardCounter = 10
-	RstguardCounterCNT_CONFIRMED        RstguardCounter = 11
-	RstguardCounterCNT_COLLATERAL       RstguardCounter = 12
-	RstguardCounterCNT_EVENT_SENT       RstguardCounter = 13
-	RstguardCounterCNT_EVENT_LOST       RstguardCounter = 14
-	RstguardCounterCNT_EVENT_SUPPRESSED RstguardCounter = 15
-	RstguardCounterCNT_HOLD_STARTED     RstguardCounter = 16
-	RstguardCounterCNT_HOLD_JOINED      RstguardCounter = 17
-	RstguardCounterCNT_HOLD_NO_SOCKET   RstguardCounter = 18
-	RstguardCounterCNT_HOLD_UNROUTED    RstguardCounter = 19
-	RstguardCounterCNT_HOLD_TABLE_FULL  RstguardCounter = 20
-	RstguardCounterCNT_HOLD_ANSWER      RstguardCounter = 21
-	RstguardCounterCNT_HOLD_DATA        RstguardCounter = 22
-	RstguardCounterCNT_VERDICT_BASE     RstguardCounter = 23
-	RstguardCounterCNT_ACTION_BASE      RstguardCounter = 27
-	RstguardCounterCNT_SIGNAL_BASE      RstguardCounter = 30
-	RstguardCounterCNT_MAX              RstguardCounter = 50
+	RstguardCounterCNT_TINY_FRAGMENT    RstguardCounter = 5
+	RstguardCounterCNT_FLOW_INSERT      RstguardCounter = 6
+	RstguardCounterCNT_FLOW_INSERT_FAIL RstguardCounter = 7
+	RstguardCounterCNT_MIDSTREAM        RstguardCounter = 8
+	RstguardCounterCNT_RST              RstguardCounter = 9
+	RstguardCounterCNT_RST_NO_FLOW      RstguardCounter = 10
+	RstguardCounterCNT_CSUM_UNCHECKED   RstguardCounter = 11
+	RstguardCounterCNT_CONFIRMED        RstguardCounter = 12
+	RstguardCounterCNT_COLLATERAL       RstguardCounter = 13
+	RstguardCounterCNT_EVENT_SENT       RstguardCounter = 14
+	RstguardCounterCNT_EVENT_LOST       RstguardCounter = 15
+	RstguardCounterCNT_EVENT_SUPPRESSED RstguardCounter = 16
+	RstguardCounterCNT_HOLD_STARTED     RstguardCounter = 17
+	RstguardCounterCNT_HOLD_JOINED      RstguardCounter = 18
+	RstguardCounterCNT_HOLD_NO_SOCKET   RstguardCounter = 19
+	RstguardCounterCNT_HOLD_UNROUTED    RstguardCounter = 20
+	RstguardCounterCNT_HOLD_TABLE_FULL  RstguardCounter = 21
+	RstguardCounterCNT_HOLD_ANSWER      RstguardCounter = 22
+	RstguardCounterCNT_HOLD_DATA        RstguardCounter = 23
+	RstguardCounterCNT_VERDICT_BASE     RstguardCounter = 24
+	RstguardCounterCNT_ACTION_BASE      RstguardCounter = 28
+	RstguardCounterCNT_SIGNAL_BASE      RstguardCounter = 31
+	RstguardCounterCNT_MAX              RstguardCounter = 51
 )
 
 type RstguardDirFlag uint32
 
 const (
-	RstguardDirFlagDIR_SEEN   RstguardDirFlag = 1
-	RstguardDirFlagDIR_SYN    RstguardDirFlag = 2
-	RstguardDirFlagDIR_ACKED  RstguardDirFlag = 4
-	RstguardDirFlagDIR_TS     RstguardDirFlag = 8
-	RstguardDirFlagDIR_WSCALE RstguardDirFlag = 16
-	RstguardDirFlagDIR_DF     RstguardDirFlag = 32
-	RstguardDirFlagDIR_AUTH   RstguardDirFlag = 64
+	RstguardDirFlagDIR_SEEN        RstguardDirFlag = 1
+	RstguardDirFlagDIR_SYN         RstguardDirFlag = 2
+	RstguardDirFlagDIR_ACKED       RstguardDirFlag = 4
+	RstguardDirFlagDIR_TS          RstguardDirFlag = 8
+	RstguardDirFlagDIR_WSCALE      RstguardDirFlag = 16
+	RstguardDirFlagDIR_DF          RstguardDirFlag = 32
+	RstguardDirFlagDIR_AUTH        RstguardDirFlag = 64
+	RstguardDirFlagDIR_SYN_RETRANS RstguardDirFlag = 128
 )
 
 type RstguardDirState struct {
@@ -155,6 +157,7 @@ const (
 	RstguardEventKindEVENT_DATA_AFTER_RST   RstguardEventKind = 1
 	RstguardEventKindEVENT_COLLATERAL_RESET RstguardEventKind = 2
 	RstguardEventKindEVENT_HOLD             RstguardEventKind = 3
+	RstguardEventKindEVENT_TINY_FRAGMENT    RstguardEventKind = 4
 )
 
 type RstguardFlowFlag uint32

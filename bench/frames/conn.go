@@ -27,6 +27,8 @@ type Peer struct {
 	TSval uint32
 	// FlowLabel is the IPv6 flow label the peer keeps for the connection.
 	FlowLabel uint32
+	// MD5 makes the peer sign every segment with TCP-MD5 (RFC 2385).
+	MD5 bool
 
 	next  uint32 // next sequence number to send
 	acked uint32 // next sequence number expected from the other end
@@ -57,6 +59,7 @@ func (c *Conn) Segment(s Side, flags uint8, payload []byte) Segment {
 	seg := Segment{
 		Src: me.Addr, Dst: them.Addr, Seq: me.next, Flags: flags,
 		Window: me.Window, TTL: me.TTL, IPID: me.IPID, DF: true, Payload: payload, FlowLabel: me.FlowLabel,
+		MD5: me.MD5,
 	}
 	if flags&ACK != 0 {
 		seg.Ack = me.acked

@@ -41,11 +41,15 @@ type Segment struct {
 	// TS adds NOP, NOP, TS(TSval, TSecr), the layout Linux uses on every segment.
 	TS           bool
 	TSval, TSecr uint32
-	Payload      []byte
+	// MD5 adds a TCP-MD5 signature option (RFC 2385; the signature is zeros).
+	MD5     bool
+	Payload []byte
 	// VLANs are 802.1Q tags, outermost first.
 	VLANs []uint16
 	// IPOptions are raw IPv4 options, padded to 4 bytes.
 	IPOptions []byte
+	// MoreFragments marks an IPv4 datagram's first fragment (MF, offset 0).
+	MoreFragments bool
 	// IPv6HopByHop adds an empty hop-by-hop options header (IPv6).
 	IPv6HopByHop bool
 	// BadChecksum corrupts the TCP checksum.
@@ -103,6 +107,9 @@ func (s Segment) Frame() ([]byte, error) {
 		}
 		if s.DF {
 			ip.Flags = layers.IPv4DontFragment
+		}
+		if s.MoreFragments {
+			ip.Flags = layers.IPv4MoreFragments
 		}
 		if len(s.IPOptions) > 0 {
 			ip.Options = []layers.IPv4Option{{OptionType: s.IPOptions[0], OptionLength: uint8(len(s.IPOptions)),
@@ -166,6 +173,10 @@ func (s Segment) options() []layers.TCPOption {
 			layers.TCPOption{OptionType: layers.TCPOptionKindNop},
 			layers.TCPOption{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10,
 				OptionData: binary.BigEndian.AppendUint32(data, s.TSecr)})
+	}
+	if s.MD5 {
+		opts = append(opts, layers.TCPOption{OptionType: 19, OptionLength: 18, OptionData: make([]byte, 16)},
+			layers.TCPOption{OptionType: layers.TCPOptionKindNop}, layers.TCPOption{OptionType: layers.TCPOptionKindNop})
 	}
 	if s.WScale != 0 && s.Flags&SYN != 0 {
 		opts = append(opts, layers.TCPOption{OptionType: layers.TCPOptionKindNop},

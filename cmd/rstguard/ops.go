@@ -317,6 +317,7 @@ func printStatus(w io.Writer, r statusReport) {
 	row("not tcp", c.NotTCP, "")
 	row("parse errors", c.ParseErrors, "")
 	row("fragments", c.Fragments, "")
+	row("tiny first fragments", c.TinyFragments, "")
 	row("events sent", c.EventsSent, "")
 	row("events lost", c.EventsLost, "")
 	row("events suppressed", c.EventsSuppress, "")

@@ -93,6 +93,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.packets, cnt.ParseErrors, "parse_error")
 	counter(c.packets, cnt.Fragments, "fragment")
 	counter(c.packets, cnt.IPv6ExtLimit, "ipv6_ext_limit")
+	counter(c.packets, cnt.TinyFragments, "tiny_fragment")
 	for k, v := range cnt.Verdicts {
 		counter(c.verdicts, v, k)
 	}

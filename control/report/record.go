@@ -125,6 +125,9 @@ func (r Record) Text() string {
 		default:
 			b.WriteString(" -> released")
 		}
+	case "tiny_fragment":
+		fmt.Fprintf(&b, "TINY FRAGMENT %s > %s: a first fragment too short for the TCP header (RFC 1858) -> %s",
+			hostOf(r.Src), hostOf(r.Dst), r.Action)
 	case "data_after_rst":
 		fmt.Fprintf(&b, "CONFIRMED FORGED: %s > %s kept sending after a RST in its name ([%s] seq %d ttl %d after the RST seq %d ttl %d, judged %s then)",
 			r.Src, r.Dst, r.Flags, r.Seq, r.TTL, r.RST.Seq, r.RST.TTL, r.RST.VerdictThen)

@@ -65,7 +65,8 @@ struct {
 	__uint(max_entries, 1 << 22);
 } events SEC(".maps");
 
-#define CSUM_MAX 512 /* bpf_csum_diff takes at most 512 bytes per call */
+#define CSUM_MAX 512  /* bpf_csum_diff takes at most 512 bytes per call */
+#define CSUM_CHUNKS 3 /* 1536 bytes: any segment of a 1500-byte MTU */
 
 struct scratch {
 	__u8 buf[CSUM_MAX + 4];
@@ -157,6 +158,14 @@ volatile __u64 clock_override_ns;
 #define TH_RST 0x04
 #define TH_ACK 0x10
 
+/* IPv4 frag_off (RFC 791) and IPv6 fragment header (RFC 8200 4.5) fields. */
+#define IP_DF 0x4000
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+#define IP6_OFFSET 0xfff8
+#define IP6_MF 0x0001
+#define IP6_FLOWLABEL 0xfffff
+
 #define TCPOPT_MD5SIG 19 /* RFC 2385 */
 #define TCPOPT_AO 29     /* RFC 5925 */
 
@@ -187,6 +196,8 @@ struct packet {
 	__u8 pad[3];
 	__u32 ifindex; /* where it arrived: interface and RX queue */
 	__u32 queue;
+	__u8 first_fragment; /* the first fragment of a datagram: payload incomplete */
+	__u8 pad2[3];
 };
 
 static __always_inline void count(__u32 idx)
@@ -253,6 +264,7 @@ enum parse_result {
 	PARSE_ERROR = CNT_PARSE_ERROR,
 	PARSE_FRAGMENT = CNT_FRAGMENT,
 	PARSE_IPV6_EXT_LIMIT = CNT_IPV6_EXT_LIMIT,
+	PARSE_TINY_FRAGMENT = CNT_TINY_FRAGMENT,
 };
 
 struct vlan_hdr {
@@ -339,7 +351,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 			return PARSE_ERROR;
 		if (iph->protocol != IPPROTO_TCP)
 			return PARSE_NOT_TCP;
-		if (iph->frag_off & bpf_htons(0x1fff))
+		if (iph->frag_off & bpf_htons(IP_OFFSET))
 			return PARSE_FRAGMENT;
 		l3_len = bpf_ntohs(iph->tot_len);
 		if (l3_len < ihl)
@@ -350,17 +362,24 @@ static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 		__builtin_memset(p, 0, sizeof(*p));
 		p->ttl = iph->ttl;
 		p->ip_id = bpf_ntohs(iph->id);
-		p->df = !!(iph->frag_off & bpf_htons(0x4000));
+		p->df = !!(iph->frag_off & bpf_htons(IP_DF));
+		p->first_fragment = !!(iph->frag_off & bpf_htons(IP_MF));
 		pos += ihl;
 		if (pos > data_end)
 			return PARSE_ERROR;
 		struct tcphdr *th = pos;
 
-		if ((void *)(th + 1) > data_end)
-			return PARSE_ERROR;
+		if ((void *)(th + 1) > data_end || l3_len < sizeof(*th)) {
+			if (!p->first_fragment)
+				return PARSE_ERROR;
+			set_key(p, src, dst, 0, 0);
+			p->frame_len = data_end - data;
+			return PARSE_TINY_FRAGMENT;
+		}
 		set_key(p, src, dst, th->source, th->dest);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6h = pos;
+		__u8 first = 0;
 
 		if ((void *)(ip6h + 1) > data_end)
 			return PARSE_ERROR;
@@ -381,8 +400,9 @@ static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 			if ((void *)(ext + 8) > data_end)
 				return PARSE_ERROR;
 			if (l4_proto == IPPROTO_FRAGMENT) {
-				if (*(__be16 *)(ext + 2) & bpf_htons(0xfff8))
+				if (*(__be16 *)(ext + 2) & bpf_htons(IP6_OFFSET))
 					return PARSE_FRAGMENT;
+				first = !!(*(__be16 *)(ext + 2) & bpf_htons(IP6_MF));
 				len = 8;
 			} else if (l4_proto == IPPROTO_AH) {
 				len = (ext[1] + 2) * 4;
@@ -403,12 +423,18 @@ static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 			return PARSE_NOT_TCP;
 		struct tcphdr *th = pos;
 
-		if ((void *)(th + 1) > data_end)
-			return PARSE_ERROR;
 		__builtin_memset(p, 0, sizeof(*p));
 		p->ttl = ip6h->hop_limit;
 		p->ipv6 = 1;
-		p->flow_label = bpf_ntohl(*(__be32 *)ip6h) & 0xfffff;
+		p->flow_label = bpf_ntohl(*(__be32 *)ip6h) & IP6_FLOWLABEL;
+		p->first_fragment = first;
+		if ((void *)(th + 1) > data_end || l3_len < sizeof(*th)) {
+			if (!first)
+				return PARSE_ERROR;
+			set_key(p, (__u32 *)&ip6h->saddr, (__u32 *)&ip6h->daddr, 0, 0);
+			p->frame_len = data_end - data;
+			return PARSE_TINY_FRAGMENT;
+		}
 		set_key(p, (__u32 *)&ip6h->saddr, (__u32 *)&ip6h->daddr, th->source, th->dest);
 	} else {
 		return PARSE_NOT_TCP;
@@ -419,12 +445,14 @@ static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 	if ((void *)(th + 1) > data_end)
 		return PARSE_ERROR;
 	p->tcp_hdr_len = th->doff * 4;
-	if (p->tcp_hdr_len < sizeof(*th) || l3_len < p->tcp_hdr_len)
+	p->frame_len = data_end - data;
+	if (p->tcp_hdr_len < sizeof(*th))
 		return PARSE_ERROR;
+	if (l3_len < p->tcp_hdr_len)
+		return p->first_fragment ? PARSE_TINY_FRAGMENT : PARSE_ERROR;
 	p->l4_off = pos - data;
 	p->l4_len = l3_len;
 	p->payload_len = l3_len - p->tcp_hdr_len;
-	p->frame_len = data_end - data;
 	p->seq = bpf_ntohl(th->seq);
 	p->ack = bpf_ntohl(th->ack_seq);
 	p->window = bpf_ntohs(th->window);
@@ -631,10 +659,13 @@ static __always_inline const struct config *get_config(void)
 
 /* ------------------------------------------------------------ judging */
 
-/* Weights: weak 1, medium 2, strong 4. A RST is spoofed at a score of 4 or
- * more that includes at least one signal stronger than weak; suspect from 2.
- * Weaver et al. prefer false negatives to false positives, and so do we: no
- * single weak deviation convicts. */
+/* Weights: weak 1, medium 2, strong 4. A RST is spoofed when its medium and
+ * strong signals alone reach 4 (one strong, or two medium); suspect when all
+ * its signals reach 2. Weak signals never convict, however many: each has an
+ * innocent cause that real traffic shows together with the others (a stateless
+ * RST has no timestamps, a new IP-ID and window 0; two hosts share a window by
+ * chance). Weaver et al. prefer false negatives to false positives, and so do
+ * we. */
 #define WEAK 1
 #define MEDIUM 2
 #define STRONG 4
@@ -643,8 +674,8 @@ struct judgement {
 	__u32 signals;
 	__u32 exp_seq;
 	__u32 exp_ack;
-	__u8 score;
-	__u8 strongest;
+	__u8 score;   /* every signal */
+	__u8 hard;    /* medium and strong signals only */
 	__u8 verdict;
 };
 
@@ -652,9 +683,10 @@ static __always_inline void flag(struct judgement *j, enum signal sig, __u8 weig
 {
 	j->signals |= 1U << sig;
 	j->score += weight;
-	if (weight > j->strongest)
-		j->strongest = weight;
+	if (weight >= MEDIUM)
+		j->hard += weight;
 }
+
 
 /* Is the TCP checksum right? Partial checksums (TX offload on a sending host
  * or a veth: only the pseudo-header sum is filled in) count as right. A wrong
@@ -662,30 +694,27 @@ static __always_inline void flag(struct judgement *j, enum signal sig, __u8 weig
  * will discard anyway: reported, never scored. Returns 1 when wrong. */
 static __noinline int bad_checksum(struct xdp_md *ctx, const struct packet *p)
 {
-	__u32 zero = 0, pseudo[10] = {}, pseudo_len, len = p->l4_len, padded, sum;
+	__u32 zero = 0, pseudo[10] = {}, pseudo_len, len = p->l4_len, sum;
 	struct scratch *s = bpf_map_lookup_elem(&csum_scratch, &zero);
 	const __u8 *src = p->dir ? p->key.addr_hi : p->key.addr_lo;
 	const __u8 *dst = p->dir ? p->key.addr_lo : p->key.addr_hi;
-	__u16 check, pseudo_folded;
+	__u16 check = 0, pseudo_folded;
 	__s64 r;
+	int i;
 
 	if (!s)
 		return 0;
-	if (len > CSUM_MAX || p->l4_off + len > p->frame_len) {
+	/* A first fragment holds part of the segment: its checksum covers bytes
+	 * this box does not have. Jumbo segments are beyond CSUM_CHUNKS. Both
+	 * are judged without it, and the latter counted. */
+	if (p->first_fragment)
+		return 0;
+	if (len > CSUM_MAX * CSUM_CHUNKS || p->l4_off + len > p->frame_len) {
 		count(CNT_CSUM_UNCHECKED);
 		return 0;
 	}
-	/* Two separate checks: clang would fold a range check into one compare
-	 * on a temporary, and the verifier would lose len's bounds. */
-	barrier_var(len);
 	if (len < sizeof(struct tcphdr))
 		return 0;
-	if (bpf_xdp_load_bytes(ctx, p->l4_off, s->buf, len))
-		return 0;
-	s->buf[len] = 0;
-	s->buf[len + 1] = 0;
-	s->buf[len + 2] = 0;
-	padded = (len + 3) & ~3U;
 
 	if (p->ipv6) {
 		__builtin_memcpy(&pseudo[0], src, 16);
@@ -705,21 +734,69 @@ static __noinline int bad_checksum(struct xdp_md *ctx, const struct packet *p)
 	sum = (__u32)r;
 	pseudo_folded = (sum & 0xffff) + (sum >> 16);
 	pseudo_folded = (pseudo_folded & 0xffff) + (pseudo_folded >> 16);
-	r = bpf_csum_diff(0, 0, (void *)s->buf, padded, sum);
-	if (r < 0)
-		return 0;
-	sum = (__u32)r;
+
+	/* The segment in chunks of CSUM_MAX, each summed onto the last; only the
+	 * last can be short, and only it is padded. */
+#pragma unroll
+	for (i = 0; i < CSUM_CHUNKS; i++) {
+		__u32 off = i * CSUM_MAX, n, padded;
+
+		if (off >= len)
+			break;
+		n = len - off;
+		if (n > CSUM_MAX)
+			n = CSUM_MAX;
+		/* Two separate checks: clang would fold a range check into one
+		 * compare on a temporary, and the verifier would lose n's bounds. */
+		barrier_var(n);
+		if (n < 1)
+			return 0;
+		if (bpf_xdp_load_bytes(ctx, p->l4_off + off, s->buf, n))
+			return 0;
+		s->buf[n] = 0;
+		s->buf[n + 1] = 0;
+		s->buf[n + 2] = 0;
+		padded = (n + 3) & ~3U;
+		if (i == 0)
+			check = *(__u16 *)&s->buf[16];
+		r = bpf_csum_diff(0, 0, (void *)s->buf, padded, sum);
+		if (r < 0)
+			return 0;
+		sum = (__u32)r;
+	}
 	sum = (sum & 0xffff) + (sum >> 16);
 	sum = (sum & 0xffff) + (sum >> 16);
 	if (sum == 0xffff)
 		return 0;
-	check = *(__u16 *)&s->buf[16];
 	return check != pseudo_folded;
 }
 
 static __always_inline __u8 abs_diff(__u8 a, __u8 b)
 {
 	return a > b ? a - b : b - a;
+}
+
+/* The initial TTL a sender most likely used: the nearest common one at or
+ * above what arrived (32, 64, 128, 255). */
+static __always_inline __u8 initial_ttl(__u8 ttl)
+{
+	return ttl <= 32 ? 32 : ttl <= 64 ? 64 : ttl <= 128 ? 128 : 255;
+}
+
+/* How far a RST's TTL is from its sender's. Where both arrived from the same
+ * initial TTL, the difference; where not, the difference in hop counts: Linux
+ * sends stateless RSTs from a per-namespace control socket with the system's
+ * default TTL (64) while an application may send with its own (IP_TTL 128,
+ * or another OS's default): the same distance, another start. An injector at
+ * another distance still differs; one that picks another initial TTL at the
+ * sender's own distance is missed. */
+static __always_inline __u8 ttl_distance(__u8 rst, __u8 baseline)
+{
+	__u8 a = initial_ttl(rst), b = initial_ttl(baseline);
+
+	if (a == b)
+		return abs_diff(rst, baseline);
+	return abs_diff(a - rst, b - baseline);
 }
 
 /* Does p's IPv4 ID step off its sender's model (learn_ipid)? */
@@ -787,7 +864,7 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 		/* TTL / hop limit off the sender's baseline: the injector sits at
 		 * another hop count (Weaver et al. 2009; Cloudflare 2023). ECMP and
 		 * route changes move it by 1-2 hops: weak within the tolerance. */
-		__u8 d = abs_diff(p->ttl, snd->ttl);
+		__u8 d = ttl_distance(p->ttl, snd->ttl);
 
 		if (d > cfg->ttl_tolerance)
 			flag(j, SIG_TTL_OFF, STRONG);
@@ -810,20 +887,24 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	}
 
 	/* Fields copied from the trigger, the packet the other side sent last
-	 * (zeek rst-inject-rae.pcap). IP-ID 0 and window 0 are too common to count. */
-	if (!p->ipv6 && p->ip_id && p->ip_id == rcv->ip_id)
+	 * (zeek rst-inject-rae.pcap). IP-ID 0 and window 0 are too common to
+	 * count, and so is a value the sender uses itself: two stacks that both
+	 * send one constant IP-ID, or the same window, mirror nothing. */
+	if (!p->ipv6 && p->ip_id && p->ip_id == rcv->ip_id && p->ip_id != snd->ip_id)
 		flag(j, SIG_IPID_MIRRORED, MEDIUM);
-	if (p->window && p->window == rcv->window)
+	if (p->window && p->window == rcv->window && p->window != snd->window)
 		flag(j, SIG_WINDOW_MIRRORED, WEAK);
 
 	/* Real stacks send a plain RST with window 0; GFW type-1/2 RSTs do not
-	 * (Wang et al. 2017; INTANG). */
-	if (!has_ack && p->window)
+	 * (Wang et al. 2017; INTANG). Some old stacks put their own receive
+	 * window on RSTs: the sender's usual window is no signal. */
+	if (!has_ack && p->window && p->window != snd->window)
 		flag(j, SIG_WINDOW_NONZERO, WEAK);
 
-	/* Negotiated timestamps but none on the RST (Zeek qi_internet trace).
-	 * Weak: Linux's stateless RSTs carry none either. */
-	if ((snd->flags & DIR_TS) && (rcv->flags & DIR_TS) && !p->has_ts)
+	/* Negotiated timestamps but none on a RST/ACK, which a socket's abort
+	 * sends with its options (Zeek qi_internet trace). A plain RST is a
+	 * stateless reply (Linux tcp_v4_send_reset), which never carries any. */
+	if (has_ack && (snd->flags & DIR_TS) && (rcv->flags & DIR_TS) && !p->has_ts)
 		flag(j, SIG_TS_MISSING, WEAK);
 
 	/* Timing (net4people #285): a RST/ACK that acknowledges the other side's
@@ -838,12 +919,16 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 
 	/* Several RSTs for one event with differing seq or TTL: the GFW's volleys
 	 * (Clayton et al. 2006, Wang et al. 2017, net4people #285), Weaver's
-	 * RST SEQ CHANGE. A real stack answers each segment with the same seq. */
+	 * RST SEQ CHANGE. A real stack's RSTs differ in seq only where each
+	 * answers a later segment of the peer, at seq = that segment's ACK
+	 * (RFC 9293 3.10.7.1): a seq equal to the peer's latest ACK is no change. */
 	if ((f->flags & FLOW_RST_PENDING) && !!(f->flags & FLOW_RST_FROM_HI) == p->dir &&
-	    now32 - f->rst_t < ONE_SECOND_T32 && (f->rst_seq != p->seq || f->rst_ttl != p->ttl))
+	    now32 - f->rst_t < ONE_SECOND_T32 &&
+	    ((f->rst_seq != p->seq && !((rcv->flags & DIR_ACKED) && p->seq == rcv->max_ack)) ||
+	     f->rst_ttl != p->ttl))
 		flag(j, SIG_RST_BURST, MEDIUM);
 
-	if (j->score >= STRONG && j->strongest >= MEDIUM)
+	if (j->hard >= STRONG)
 		return VERDICT_SPOOFED;
 	if (j->score >= MEDIUM)
 		return VERDICT_SUSPECT;
@@ -1239,10 +1324,14 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 	read_options(ctx, p, &opts);
 
 	if (!(p->tcp_flags & TH_ACK)) {
-		/* A retransmitted SYN keeps the entry; any other SYN starts a connection. */
+		/* A retransmitted SYN keeps the entry; any other SYN starts a
+		 * connection. Karn's rule (RFC 6298 section 3): a SYN/ACK after a
+		 * retransmission answers one of several SYNs, so it times nothing. */
 		if (f && f->state == STATE_SYN_SENT && (f->dir[p->dir & 1].flags & DIR_SYN) &&
-		    f->dir[p->dir & 1].isn == p->seq)
+		    f->dir[p->dir & 1].isn == p->seq) {
+			f->dir[p->dir & 1].flags |= DIR_SYN_RETRANS;
 			return XDP_PASS;
+		}
 		learn_syn(&fresh.dir[p->dir & 1], p, &opts, now32);
 		fresh.state = STATE_SYN_SENT;
 		fresh.flags = p->dir ? FLOW_INIT_HI : 0;
@@ -1263,7 +1352,7 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 	if (f->state == STATE_SYN_SENT || f->state == STATE_RESET) {
 		const struct dir_state *init = &f->dir[!p->dir];
 
-		if (init->last_data_t && !(s->flags & DIR_SYN))
+		if (init->last_data_t && !(s->flags & DIR_SYN) && !(init->flags & DIR_SYN_RETRANS))
 			s->rtt = now32 - init->last_data_t;
 		f->state = STATE_SYN_RCVD;
 	}
@@ -1304,6 +1393,29 @@ static __noinline int flow_events(struct xdp_md *ctx, struct packet *p, struct f
 	return XDP_PASS;
 }
 
+/* A first fragment too short to hold the whole TCP header keeps the flags
+ * from every filter that judges first fragments: the tiny-fragment attack
+ * (RFC 1858 section 3.1; RFC 3128). No stack sends one. Reported, and dropped
+ * outside monitor mode: dropping it drops the datagram. */
+static __noinline int tiny_fragment(struct xdp_md *ctx, struct packet *p)
+{
+	const struct config *cfg = get_config();
+	__u8 action = cfg->mode == MODE_MONITOR ? ACTION_PASS : ACTION_DROP;
+	__u32 zero = 0;
+	struct event_budget *b = bpf_map_lookup_elem(&no_flow_budget, &zero);
+	__u64 now = now_ns();
+	struct event *e;
+
+	if (b && event_allowed(b, NO_FLOW_EVENT_BUDGET, now)) {
+		e = event_start(ctx, p, EVENT_TINY_FRAGMENT, now);
+		if (e) {
+			e->action = action;
+			event_submit(e);
+		}
+	}
+	return xdp_code(action, 0);
+}
+
 SEC("xdp")
 int rstguard(struct xdp_md *ctx)
 {
@@ -1320,11 +1432,13 @@ int rstguard(struct xdp_md *ctx)
 
 	r = parse(ctx, &p);
 	count(r);
-	if (r != PARSE_TCP)
+	if (r != PARSE_TCP && r != PARSE_TINY_FRAGMENT)
 		return XDP_PASS;
 
 	p.ifindex = ifindex;
 	p.queue = queue;
+	if (r == PARSE_TINY_FRAGMENT)
+		return tiny_fragment(ctx, &p);
 	f = bpf_map_lookup_elem(&flows, &p.key);
 	if (p.tcp_flags & TH_RST)
 		return handle_rst(ctx, &p, f);

@@ -68,6 +68,7 @@ enum event_kind {
 	EVENT_DATA_AFTER_RST = 1, /* the claimed sender of an earlier RST kept talking: it was forged */
 	EVENT_COLLATERAL_RESET = 2,/* the victim endpoint reset the real sender after a forged RST */
 	EVENT_HOLD = 3,      /* written by the daemon: how a held RST was decided */
+	EVENT_TINY_FRAGMENT = 4, /* a first fragment too short for the TCP header (RFC 1858) */
 };
 
 /* How a hold ended; the daemon decides and reports, the names are here so
@@ -112,13 +113,14 @@ enum ipid_model {
 #define IPID_GLOBAL_STEP 4096
 
 /* Per-CPU counters, one array slot each. Every frame lands in exactly one of
- * the first five, so their sum is the frame count at one increment a frame. */
+ * the first six, so their sum is the frame count at one increment a frame. */
 enum counter {
-	CNT_TCP = 0,          /* TCP segments parsed */
+	CNT_TCP = 0,          /* TCP segments parsed (first fragments too) */
 	CNT_NOT_TCP,          /* other ethertype or IP protocol: passed */
 	CNT_PARSE_ERROR,      /* truncated or malformed: passed */
 	CNT_FRAGMENT,         /* non-first fragment: passed */
 	CNT_IPV6_EXT_LIMIT,   /* more IPv6 extension headers than we walk: passed */
+	CNT_TINY_FRAGMENT,    /* first fragment without the whole TCP header: dropped outside monitor */
 	CNT_FLOW_INSERT,
 	CNT_FLOW_INSERT_FAIL, /* table update failed: passed, flow untracked */
 	CNT_MIDSTREAM,        /* flows picked up without a handshake */
@@ -161,6 +163,7 @@ enum dir_flag {
 	DIR_WSCALE = 1 << 4, /* it sent the window scale option in its SYN */
 	DIR_DF = 1 << 5,     /* its last packet had DF */
 	DIR_AUTH = 1 << 6,   /* its SYN carried TCP-MD5 (RFC 2385) or TCP-AO (RFC 5925) */
+	DIR_SYN_RETRANS = 1 << 7, /* it retransmitted its SYN: the SYN/ACK times nothing (Karn) */
 };
 
 /* What one side of a connection has shown us. Written only by that side's
