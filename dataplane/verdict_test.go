@@ -28,8 +28,8 @@ type rstFixture struct {
 	v6      bool
 	conn    func(client, server netip.AddrPort) *frames.Conn // defaults to linuxPair
 	setup   func(h *harness, c *frames.Conn)                 // defaults to established()
-	rst     func(c *frames.Conn) frames.Segment // the RST under judgement
-	gap     time.Duration                       // before the RST; 10 ms when zero
+	rst     func(c *frames.Conn) frames.Segment              // the RST under judgement
+	gap     time.Duration                                    // before the RST; 10 ms when zero
 	verdict Verdict
 	action  Action
 	has     []Signal // must be present
@@ -890,7 +890,6 @@ func TestConfirmationIsProof(t *testing.T) {
 	})
 }
 
-
 // firstFragment4 makes an untagged IPv4 frame the first fragment of its
 // datagram (MF, offset 0), the last cut bytes of its segment left for the
 // next fragment: the TCP checksum no longer adds up in this one.
@@ -918,7 +917,7 @@ func firstFragment6(f []byte, cut int) []byte {
 // (no flags), as a first fragment (MF, offset 0): RFC 1858's tiny fragment.
 func tinyFirstFragment(f []byte) []byte {
 	out := append([]byte(nil), f[:14+20+8]...)
-	out[16], out[17] = 0, 28 // total length
+	out[16], out[17] = 0, 28   // total length
 	out[20], out[21] = 0x20, 0 // MF, offset 0
 	return out
 }
