@@ -17,6 +17,7 @@ type Counters struct {
 	TinyFragments   uint64 `json:"tiny_fragments"`
 	FlowInserts     uint64 `json:"flow_inserts"`
 	FlowInsertFails uint64 `json:"flow_insert_fails"`
+	FlowPromoted    uint64 `json:"flows_promoted"` // from the embryonic table to the flow table
 	Midstream       uint64 `json:"flows_midstream"`
 	RSTs            uint64 `json:"rsts"`
 	RSTsNoFlow      uint64 `json:"rsts_no_flow"`
@@ -66,6 +67,7 @@ func countersFrom(raw []uint64) Counters {
 		TinyFragments:   at(xdp.RstguardCounterCNT_TINY_FRAGMENT),
 		FlowInserts:     at(xdp.RstguardCounterCNT_FLOW_INSERT),
 		FlowInsertFails: at(xdp.RstguardCounterCNT_FLOW_INSERT_FAIL),
+		FlowPromoted:    at(xdp.RstguardCounterCNT_FLOW_PROMOTED),
 		Midstream:       at(xdp.RstguardCounterCNT_MIDSTREAM),
 		RSTs:            at(xdp.RstguardCounterCNT_RST),
 		RSTsNoFlow:      at(xdp.RstguardCounterCNT_RST_NO_FLOW),

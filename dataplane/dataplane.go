@@ -15,6 +15,10 @@ import (
 // DefaultFlowTableSize is the flow table's size when Options leave it unset.
 const DefaultFlowTableSize = 1 << 20
 
+// EmbryonicTableSize is the size of the table of flows not yet established
+// that goes with a flow table: a quarter of it, and at least 1,024 entries.
+func EmbryonicTableSize(flows uint32) uint32 { return max(flows/4, 1024) }
+
 // ABI is the version of the map layouts in xdp/rstguard.h. Pinned maps of
 // another ABI are refused rather than reused.
 const ABI = uint32(xdp.RstguardAbiRSTGUARD_ABI)
@@ -47,6 +51,7 @@ func Load(opts Options) (*Dataplane, error) {
 		size = DefaultFlowTableSize
 	}
 	spec.Maps["flows"].MaxEntries = size
+	spec.Maps["embryonic"].MaxEntries = EmbryonicTableSize(size)
 	// A new policy map is born with the default policy, so that readers of
 	// freshly pinned maps never see it empty. A reused pinned map keeps its
 	// own: cilium/ebpf would write Contents into it too.

@@ -18,6 +18,9 @@ type Flow struct {
 	Server    netip.AddrPort `json:"server"`
 	State     FlowState      `json:"state"`
 	Midstream bool           `json:"midstream"` // picked up without a handshake
+	// Embryonic: not yet established (no completed handshake or two-way
+	// exchange seen), so in the table a flood of half-open flows evicts from.
+	Embryonic bool `json:"embryonic"`
 	// ClientSide and ServerSide are what each side has shown this box.
 	ClientSide Baseline `json:"client_side"`
 	ServerSide Baseline `json:"server_side"`
@@ -57,7 +60,8 @@ func has[T ~uint32](flags uint8, f T) bool { return uint32(flags)&uint32(f) != 0
 func decodeFlow(k *xdp.RstguardFlowKey, v *xdp.RstguardFlowValue, now32 uint32) Flow {
 	lo := netip.AddrPortFrom(netip.AddrFrom16(k.AddrLo).Unmap(), ntohs(k.PortLo))
 	hi := netip.AddrPortFrom(netip.AddrFrom16(k.AddrHi).Unmap(), ntohs(k.PortHi))
-	f := Flow{State: FlowState(v.State), Midstream: has(v.Flags, xdp.RstguardFlowFlagFLOW_MIDSTREAM)}
+	f := Flow{State: FlowState(v.State), Midstream: has(v.Flags, xdp.RstguardFlowFlagFLOW_MIDSTREAM),
+		Embryonic: has(v.Flags, xdp.RstguardFlowFlagFLOW_EMBRYONIC)}
 	// dir[0] is sent by the lo side. Without a handshake, the side with the
 	// lower port is taken for the server.
 	initHi := has(v.Flags, xdp.RstguardFlowFlagFLOW_INIT_HI)
@@ -100,19 +104,21 @@ func baseline(d *xdp.RstguardDirState, now32 uint32) Baseline {
 
 func ntohs(v uint16) uint16 { return v<<8 | v>>8 }
 
-// Flows calls fn for each flow in the table until fn returns false.
+// Flows calls fn for each flow, established ones first, until fn returns false.
 func (d *Dataplane) Flows(fn func(Flow) bool) error {
 	var k xdp.RstguardFlowKey
 	var v xdp.RstguardFlowValue
 	now32 := uint32(monotonicNow() >> 10)
-	it := d.objs.Flows.Iterate()
-	for it.Next(&k, &v) {
-		if !fn(decodeFlow(&k, &v, now32)) {
-			return nil
+	for _, m := range []*ebpf.Map{d.objs.Flows, d.objs.Embryonic} {
+		it := m.Iterate()
+		for it.Next(&k, &v) {
+			if !fn(decodeFlow(&k, &v, now32)) {
+				return nil
+			}
 		}
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("read flow table: %w", err)
+		if err := it.Err(); err != nil {
+			return fmt.Errorf("read flow table: %w", err)
+		}
 	}
 	return nil
 }
@@ -120,21 +126,25 @@ func (d *Dataplane) Flows(fn func(Flow) bool) error {
 // flowBatch is how many entries one batch syscall copies while counting.
 const flowBatch = 4096
 
-// FlowTable reports the flow table's capacity and how many flows it holds.
+// FlowTable reports the capacity of the flow and embryonic tables together,
+// and how many flows they hold.
 // Counting walks the table in batches: about a second per million flows.
 func (d *Dataplane) FlowTable() (capacity, used int, err error) {
-	capacity = int(d.objs.Flows.MaxEntries())
 	keys := make([]xdp.RstguardFlowKey, flowBatch)
 	vals := make([]xdp.RstguardFlowValue, flowBatch)
-	var cursor ebpf.MapBatchCursor
-	for {
-		n, err := d.objs.Flows.BatchLookup(&cursor, keys, vals, nil)
-		used += n
-		if errors.Is(err, ebpf.ErrKeyNotExist) {
-			return capacity, used, nil
-		}
-		if err != nil {
-			return capacity, used, fmt.Errorf("count flows: %w", err)
+	for _, m := range []*ebpf.Map{d.objs.Flows, d.objs.Embryonic} {
+		capacity += int(m.MaxEntries())
+		var cursor ebpf.MapBatchCursor
+		for {
+			n, err := m.BatchLookup(&cursor, keys, vals, nil)
+			used += n
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				break
+			}
+			if err != nil {
+				return capacity, used, fmt.Errorf("count flows: %w", err)
+			}
 		}
 	}
+	return capacity, used, nil
 }

@@ -9,12 +9,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-// pinnedMaps are the maps that outlive the daemon: flows so that a restart
-// keeps every tracked connection, policy and counters so that `rstguard set`
+// pinnedMaps are the maps that outlive the daemon: flows and embryonic so
+// that a restart keeps every tracked connection, policy and counters so that `rstguard set`
 // and `rstguard status` work without it, events so that a new reader can
 // attach to the running program, allow with the policy, holds and xsk_slots
 // so that `rstguard status` shows what hold mode holds and where.
-var pinnedMaps = []string{"flows", "policy", "counters", "events", "allow", "holds", "xsk_slots"}
+var pinnedMaps = []string{"flows", "embryonic", "policy", "counters", "events", "allow", "holds", "xsk_slots"}
 
 func pinned(dir, name string) bool {
 	_, err := os.Stat(filepath.Join(dir, name))
@@ -59,7 +59,7 @@ func checkPinnedLayout(dir string, spec *ebpf.CollectionSpec) error {
 func OpenPinned(dir string) (*Dataplane, error) {
 	var d Dataplane
 	targets := map[string]**ebpf.Map{
-		"flows": &d.objs.Flows, "policy": &d.objs.Policy, "counters": &d.objs.Counters,
+		"flows": &d.objs.Flows, "embryonic": &d.objs.Embryonic, "policy": &d.objs.Policy, "counters": &d.objs.Counters,
 		"events": &d.objs.Events, "allow": &d.objs.Allow, "holds": &d.objs.Holds, "xsk_slots": &d.objs.XskSlots,
 	}
 	for _, name := range pinnedMaps {

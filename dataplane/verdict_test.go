@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -989,4 +990,42 @@ func TestFragments(t *testing.T) {
 			t.Errorf("fragments %d", d)
 		}
 	})
+}
+
+// A flood of half-open flows (spoofed SYN and ACK pairs, or one-way packets
+// of made-up flows) lands in the embryonic table and cannot evict the
+// connections the gateway saw open: a forged RST against one is still judged.
+func TestHalfOpenFloodCannotEvict(t *testing.T) {
+	h := newHarness(t, ModeDrop) // a 4,096-flow table, 1,024 embryonic
+	victim := linuxPair(clientAddr, serverAddr)
+	established(h, victim)
+	midstream := linuxPair(netip.MustParseAddrPort("192.0.2.11:40001"), serverAddr)
+	h.sendAll(midstream.Data(frames.Client, []byte("GET /")), midstream.Data(frames.Server, []byte("HTTP/1.1 200")),
+		midstream.ACK(frames.Client))
+	if c := h.counters(); c.FlowPromoted != 2 {
+		t.Fatalf("%d flows promoted, want the handshake and the two-way exchange", c.FlowPromoted)
+	}
+	for i := range 10000 {
+		var a [4]byte
+		binary.BigEndian.PutUint32(a[:], 0x0b000000+uint32(i))
+		c := linuxPair(netip.AddrPortFrom(netip.AddrFrom4(a), uint16(1024+i%60000)), serverAddr)
+		syn := c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil))
+		ack := c.Segment(frames.Client, frames.ACK, nil)
+		ack.Ack = 12345
+		h.send(syn, time.Microsecond)
+		h.send(ack.MustFrame(), time.Microsecond)
+		if i < 4000 {
+			oneWay := linuxPair(netip.AddrPortFrom(netip.AddrFrom4(a), 9), serverAddr)
+			h.send(oneWay.Data(frames.Client, []byte("x")), time.Microsecond)
+		}
+	}
+	h.drain()
+	if c := h.counters(); c.FlowPromoted != 2 {
+		t.Errorf("the flood promoted %d flows", c.FlowPromoted-2)
+	}
+	for _, c := range []*frames.Conn{victim, midstream} {
+		if ret := h.send(forgedFromClient(c).MustFrame(), time.Millisecond); ret != XDPDrop {
+			t.Errorf("forged RST after the flood: XDP %d, want drop (flow evicted?)", ret)
+		}
+	}
 }

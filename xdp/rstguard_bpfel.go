@@ -57,26 +57,27 @@ const (
 	RstguardCounterCNT_TINY_FRAGMENT    RstguardCounter = 5
 	RstguardCounterCNT_FLOW_INSERT      RstguardCounter = 6
 	RstguardCounterCNT_FLOW_INSERT_FAIL RstguardCounter = 7
-	RstguardCounterCNT_MIDSTREAM        RstguardCounter = 8
-	RstguardCounterCNT_RST              RstguardCounter = 9
-	RstguardCounterCNT_RST_NO_FLOW      RstguardCounter = 10
-	RstguardCounterCNT_CSUM_UNCHECKED   RstguardCounter = 11
-	RstguardCounterCNT_CONFIRMED        RstguardCounter = 12
-	RstguardCounterCNT_COLLATERAL       RstguardCounter = 13
-	RstguardCounterCNT_EVENT_SENT       RstguardCounter = 14
-	RstguardCounterCNT_EVENT_LOST       RstguardCounter = 15
-	RstguardCounterCNT_EVENT_SUPPRESSED RstguardCounter = 16
-	RstguardCounterCNT_HOLD_STARTED     RstguardCounter = 17
-	RstguardCounterCNT_HOLD_JOINED      RstguardCounter = 18
-	RstguardCounterCNT_HOLD_NO_SOCKET   RstguardCounter = 19
-	RstguardCounterCNT_HOLD_UNROUTED    RstguardCounter = 20
-	RstguardCounterCNT_HOLD_TABLE_FULL  RstguardCounter = 21
-	RstguardCounterCNT_HOLD_ANSWER      RstguardCounter = 22
-	RstguardCounterCNT_HOLD_DATA        RstguardCounter = 23
-	RstguardCounterCNT_VERDICT_BASE     RstguardCounter = 24
-	RstguardCounterCNT_ACTION_BASE      RstguardCounter = 28
-	RstguardCounterCNT_SIGNAL_BASE      RstguardCounter = 31
-	RstguardCounterCNT_MAX              RstguardCounter = 51
+	RstguardCounterCNT_FLOW_PROMOTED    RstguardCounter = 8
+	RstguardCounterCNT_MIDSTREAM        RstguardCounter = 9
+	RstguardCounterCNT_RST              RstguardCounter = 10
+	RstguardCounterCNT_RST_NO_FLOW      RstguardCounter = 11
+	RstguardCounterCNT_CSUM_UNCHECKED   RstguardCounter = 12
+	RstguardCounterCNT_CONFIRMED        RstguardCounter = 13
+	RstguardCounterCNT_COLLATERAL       RstguardCounter = 14
+	RstguardCounterCNT_EVENT_SENT       RstguardCounter = 15
+	RstguardCounterCNT_EVENT_LOST       RstguardCounter = 16
+	RstguardCounterCNT_EVENT_SUPPRESSED RstguardCounter = 17
+	RstguardCounterCNT_HOLD_STARTED     RstguardCounter = 18
+	RstguardCounterCNT_HOLD_JOINED      RstguardCounter = 19
+	RstguardCounterCNT_HOLD_NO_SOCKET   RstguardCounter = 20
+	RstguardCounterCNT_HOLD_UNROUTED    RstguardCounter = 21
+	RstguardCounterCNT_HOLD_TABLE_FULL  RstguardCounter = 22
+	RstguardCounterCNT_HOLD_ANSWER      RstguardCounter = 23
+	RstguardCounterCNT_HOLD_DATA        RstguardCounter = 24
+	RstguardCounterCNT_VERDICT_BASE     RstguardCounter = 25
+	RstguardCounterCNT_ACTION_BASE      RstguardCounter = 29
+	RstguardCounterCNT_SIGNAL_BASE      RstguardCounter = 32
+	RstguardCounterCNT_MAX              RstguardCounter = 52
 )
 
 type RstguardDirFlag uint32
@@ -170,6 +171,7 @@ const (
 	RstguardFlowFlagFLOW_CONFIRMED   RstguardFlowFlag = 16
 	RstguardFlowFlagFLOW_HELD        RstguardFlowFlag = 32
 	RstguardFlowFlagFLOW_RST_HELD    RstguardFlowFlag = 64
+	RstguardFlowFlagFLOW_EMBRYONIC   RstguardFlowFlag = 128
 )
 
 type RstguardFlowKey struct {
@@ -327,6 +329,7 @@ const (
 	RstguardMapAllow           = "allow"
 	RstguardMapCounters        = "counters"
 	RstguardMapCsumScratch     = "csum_scratch"
+	RstguardMapEmbryonic       = "embryonic"
 	RstguardMapEvents          = "events"
 	RstguardMapFlows           = "flows"
 	RstguardMapHolds           = "holds"
@@ -391,6 +394,7 @@ type RstguardMapSpecs struct {
 	Allow        *ebpf.MapSpec `ebpf:"allow"`
 	Counters     *ebpf.MapSpec `ebpf:"counters"`
 	CsumScratch  *ebpf.MapSpec `ebpf:"csum_scratch"`
+	Embryonic    *ebpf.MapSpec `ebpf:"embryonic"`
 	Events       *ebpf.MapSpec `ebpf:"events"`
 	Flows        *ebpf.MapSpec `ebpf:"flows"`
 	Holds        *ebpf.MapSpec `ebpf:"holds"`
@@ -431,6 +435,7 @@ type RstguardMaps struct {
 	Allow        *ebpf.Map `ebpf:"allow"`
 	Counters     *ebpf.Map `ebpf:"counters"`
 	CsumScratch  *ebpf.Map `ebpf:"csum_scratch"`
+	Embryonic    *ebpf.Map `ebpf:"embryonic"`
 	Events       *ebpf.Map `ebpf:"events"`
 	Flows        *ebpf.Map `ebpf:"flows"`
 	Holds        *ebpf.Map `ebpf:"holds"`
@@ -445,6 +450,7 @@ func (m *RstguardMaps) Close() error {
 		m.Allow,
 		m.Counters,
 		m.CsumScratch,
+		m.Embryonic,
 		m.Events,
 		m.Flows,
 		m.Holds,

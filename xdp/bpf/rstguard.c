@@ -25,13 +25,28 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* The flow table: one entry per connection, both directions. Size set at load time. */
+/* The flow table: one entry per connection, both directions, for
+ * connections whose handshake this box saw complete (or, picked up
+ * mid-stream, whose two sides each acknowledged the other's data). Size set
+ * at load time. Only such connections compete for its room: a flood of
+ * half-open flows cannot evict them. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1 << 20);
 	__type(key, struct flow_key);
 	__type(value, struct flow_value);
 } flows SEC(".maps");
+
+/* Flows that have not yet shown a completed handshake or a two-way
+ * exchange: SYN-opened and mid-stream entries, promoted to flows when they
+ * do. A flood of SYNs, or of packets of made-up flows, evicts only these.
+ * Size set at load time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1 << 18);
+	__type(key, struct flow_key);
+	__type(value, struct flow_value);
+} embryonic SEC(".maps");
 
 /* Per-CPU counters indexed by enum counter; readers sum over CPUs. */
 struct {
@@ -114,6 +129,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_HOLDS);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* held flows are few: allocate as they come */
 	__type(key, struct flow_key);
 	__type(value, struct hold);
 } holds SEC(".maps");
@@ -1288,10 +1304,17 @@ static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, s
 
 /* ------------------------------------------------------------ flows */
 
-/* Adds a flow; a failed insert leaves it untracked (fail open). */
-static __always_inline int insert_flow(const struct flow_key *key, const struct flow_value *fresh, __u64 flags)
+/* Adds a flow to the embryonic table; a failed insert leaves it untracked
+ * (fail open). A SYN that starts a new connection on an address and port
+ * pair the flow table holds ends the old connection's entry there: the
+ * pair was reused, as real stacks do, and the old state would misjudge the
+ * new connection. */
+static __always_inline int insert_flow(const struct flow_key *key, struct flow_value *fresh, __u64 flags)
 {
-	if (bpf_map_update_elem(&flows, key, fresh, flags)) {
+	fresh->flags |= FLOW_EMBRYONIC;
+	if (flags == BPF_ANY)
+		bpf_map_delete_elem(&flows, key);
+	if (bpf_map_update_elem(&embryonic, key, fresh, flags)) {
 		count(CNT_FLOW_INSERT_FAIL);
 		return XDP_PASS;
 	}
@@ -1358,6 +1381,27 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 	}
 	learn_syn(s, p, &opts, now32);
 	return XDP_PASS;
+}
+
+/* Moves a flow from the embryonic table to the flow table once it shows
+ * what a flood cannot: a handshake completed from both sides, or, picked up
+ * mid-stream, each side acknowledging all the other sent. */
+static __noinline void promote(const struct packet *p, struct flow_value *f)
+{
+	const struct dir_state *a = &f->dir[0], *b = &f->dir[1];
+	int handshake = (a->flags & DIR_SYN) && (b->flags & DIR_SYN) && f->state >= STATE_ESTABLISHED;
+	int exchange = (a->flags & DIR_ACKED) && (b->flags & DIR_ACKED) && (a->flags & DIR_SEEN) &&
+		       (b->flags & DIR_SEEN) && a->max_ack == b->next_seq && b->max_ack == a->next_seq;
+
+	if (!handshake && !exchange)
+		return;
+	f->flags &= ~FLOW_EMBRYONIC;
+	if (bpf_map_update_elem(&flows, &p->key, f, BPF_ANY)) {
+		f->flags |= FLOW_EMBRYONIC;
+		return;
+	}
+	bpf_map_delete_elem(&embryonic, &p->key);
+	count(CNT_FLOW_PROMOTED);
 }
 
 /* The first packet of a flow we never saw open: learn what can be learnt. */
@@ -1440,6 +1484,8 @@ int rstguard(struct xdp_md *ctx)
 	if (r == PARSE_TINY_FRAGMENT)
 		return tiny_fragment(ctx, &p);
 	f = bpf_map_lookup_elem(&flows, &p.key);
+	if (!f)
+		f = bpf_map_lookup_elem(&embryonic, &p.key);
 	if (p.tcp_flags & TH_RST)
 		return handle_rst(ctx, &p, f);
 	if (p.tcp_flags & TH_SYN)
@@ -1475,5 +1521,7 @@ int rstguard(struct xdp_md *ctx)
 		if (sample > 0 && (!s->rtt || (__u32)sample < s->rtt))
 			s->rtt = sample;
 	}
+	if (f->flags & FLOW_EMBRYONIC)
+		promote(&p, f);
 	return XDP_PASS;
 }

@@ -121,8 +121,9 @@ enum counter {
 	CNT_FRAGMENT,         /* non-first fragment: passed */
 	CNT_IPV6_EXT_LIMIT,   /* more IPv6 extension headers than we walk: passed */
 	CNT_TINY_FRAGMENT,    /* first fragment without the whole TCP header: dropped outside monitor */
-	CNT_FLOW_INSERT,
+	CNT_FLOW_INSERT,      /* into the embryonic table */
 	CNT_FLOW_INSERT_FAIL, /* table update failed: passed, flow untracked */
+	CNT_FLOW_PROMOTED,    /* moved from the embryonic table to the flow table */
 	CNT_MIDSTREAM,        /* flows picked up without a handshake */
 	CNT_RST,
 	CNT_RST_NO_FLOW,
@@ -193,6 +194,7 @@ enum flow_flag {
 	FLOW_CONFIRMED = 1 << 4,   /* that RST was confirmed forged */
 	FLOW_HELD = 1 << 5,        /* a hold entry may exist: look it up */
 	FLOW_RST_HELD = 1 << 6,    /* the RST in rst_* was held (hold mode) */
+	FLOW_EMBRYONIC = 1 << 7,   /* lives in the embryonic table, not yet in flows */
 };
 
 /* Events allowed per one-second window. */
