@@ -36,6 +36,9 @@ type Options struct {
 // Dataplane is a loaded rstguard program and its maps.
 type Dataplane struct {
 	objs xdp.RstguardObjects
+	// zones is what SetZones wrote, for ZoneOf: hold mode keys held frames
+	// without a map lookup.
+	zones map[ZoneKey]uint16
 }
 
 // Load loads the XDP program and its maps into the kernel. With

@@ -20,6 +20,7 @@ type Event struct {
 	Kind    EventKind
 	Src     netip.AddrPort // the claimed sender
 	Dst     netip.AddrPort
+	Zone    uint16 // the address space (0 unless zones are configured)
 	Flags   uint8 // TCP flags
 	Seq     uint32
 	Ack     uint32
@@ -98,6 +99,7 @@ func DecodeEvent(raw []byte, clock func(ns uint64) time.Time) (Event, error) {
 		Kind:    EventKind(r.Kind),
 		Src:     netip.AddrPortFrom(netip.AddrFrom16(r.Saddr).Unmap(), r.Sport),
 		Dst:     netip.AddrPortFrom(netip.AddrFrom16(r.Daddr).Unmap(), r.Dport),
+		Zone:    r.Zone,
 		Flags:   r.TcpFlags,
 		Seq:     r.Seq,
 		Ack:     r.Ack,

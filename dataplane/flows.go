@@ -16,6 +16,7 @@ import (
 type Flow struct {
 	Client    netip.AddrPort `json:"client"`
 	Server    netip.AddrPort `json:"server"`
+	Zone      uint16         `json:"zone,omitempty"`
 	State     FlowState      `json:"state"`
 	Midstream bool           `json:"midstream"` // picked up without a handshake
 	// Embryonic: not yet established (no completed handshake or two-way
@@ -60,7 +61,7 @@ func has[T ~uint32](flags uint8, f T) bool { return uint32(flags)&uint32(f) != 0
 func decodeFlow(k *xdp.RstguardFlowKey, v *xdp.RstguardFlowValue, now32 uint32) Flow {
 	lo := netip.AddrPortFrom(netip.AddrFrom16(k.AddrLo).Unmap(), ntohs(k.PortLo))
 	hi := netip.AddrPortFrom(netip.AddrFrom16(k.AddrHi).Unmap(), ntohs(k.PortHi))
-	f := Flow{State: FlowState(v.State), Midstream: has(v.Flags, xdp.RstguardFlowFlagFLOW_MIDSTREAM),
+	f := Flow{State: FlowState(v.State), Zone: k.Zone, Midstream: has(v.Flags, xdp.RstguardFlowFlagFLOW_MIDSTREAM),
 		Embryonic: has(v.Flags, xdp.RstguardFlowFlagFLOW_EMBRYONIC)}
 	// dir[0] is sent by the lo side. Without a handshake, the side with the
 	// lower port is taken for the server.

@@ -178,7 +178,7 @@ func TestHoldDatapath(t *testing.T) {
 
 		c := open(clientAddr)
 		forged, rst := forgedRST(c)
-		key, fromHi := mustSegment(t, rst).Key()
+		key, fromHi := mustSegment(t, rst).Key(0)
 
 		run("no socket where the kernel would forward it: passed, counted", func(t *testing.T) {
 			before := h.counters()

@@ -18,7 +18,8 @@ type Segment struct {
 	Flags      uint8 // TCP flags
 	TTL        uint8
 	IPv6       bool
-	L3Off      int // where the IP header starts (after Ethernet and VLAN tags)
+	VLAN       uint16 // the outer VLAN ID; 0 untagged
+	L3Off      int    // where the IP header starts (after Ethernet and VLAN tags)
 	L4Off      int // where the TCP header starts
 	L4Len      int // TCP header and payload, from the IP length
 	PayloadLen int
@@ -43,12 +44,15 @@ func ParseSegment(f []byte) (Segment, error) {
 		return s, ErrNotTCP
 	}
 	off, etype := 14, binary.BigEndian.Uint16(f[12:])
-	for range 2 {
+	for i := range 2 {
 		if etype != 0x8100 && etype != 0x88a8 {
 			break
 		}
 		if len(f) < off+4 {
 			return s, ErrNotTCP
+		}
+		if i == 0 {
+			s.VLAN = binary.BigEndian.Uint16(f[off:]) & 0x0fff
 		}
 		etype, off = binary.BigEndian.Uint16(f[off+2:]), off+4
 	}
@@ -91,9 +95,10 @@ func ParseSegment(f []byte) (Segment, error) {
 	return s, nil
 }
 
-// Key is the flow's key in the program's tables, and whether the segment's
-// sender is the key's addr_hi side (set_key() in rstguard.c).
-func (s Segment) Key() (key xdp.RstguardFlowKey, fromHi bool) {
+// Key is the flow's key in the program's tables in a zone, and whether the
+// segment's sender is the key's addr_hi side (set_key() in rstguard.c).
+func (s Segment) Key(zone uint16) (key xdp.RstguardFlowKey, fromHi bool) {
+	key.Zone = zone
 	src, dst := s.Src.Addr().As16(), s.Dst.Addr().As16()
 	srcIsLo := bytes.Compare(src[:], dst[:]) < 0 || (src == dst && s.Src.Port() <= s.Dst.Port())
 	lo, hi := s.Src, s.Dst

@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"runtime"
 	"slices"
@@ -1027,5 +1028,67 @@ func TestHalfOpenFloodCannotEvict(t *testing.T) {
 		if ret := h.send(forgedFromClient(c).MustFrame(), time.Millisecond); ret != XDPDrop {
 			t.Errorf("forged RST after the flood: XDP %d, want drop (flow evicted?)", ret)
 		}
+	}
+}
+
+// withVLAN tags an untagged frame with one 802.1Q tag.
+func withVLAN(f []byte, id uint16) []byte {
+	out := append([]byte(nil), f[:12]...)
+	out = append(out, 0x81, 0x00, byte(id>>8), byte(id))
+	return append(out, f[12:]...)
+}
+
+// Two tenants behind one gateway use the same addresses and ports (VRFs or
+// VLANs with overlapping address space): in two zones they are two
+// connections, and one tenant's real RST is judged against its own state.
+func TestZonesKeepOverlappingTenantsApart(t *testing.T) {
+	for _, zoned := range []bool{false, true} {
+		name := "without zones: the tenants share one entry, and a real RST is convicted"
+		if zoned {
+			name = "with zones: each tenant its own entry, the real RST valid"
+		}
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, ModeDrop)
+			if zoned {
+				// BPF_PROG_TEST_RUN runs frames as from the loopback device.
+				lo, err := net.InterfaceByName("lo")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := h.dp.SetZones(map[ZoneKey]uint16{{lo.Index, 100}: 1, {lo.Index, 200}: 2}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			a := linuxPair(clientAddr, serverAddr)
+			b := frames.NewConn(
+				frames.Peer{Addr: clientAddr, TTL: 45, ISN: 900000, IPID: 50, IPIDStep: 1, Window: 1000},
+				frames.Peer{Addr: serverAddr, TTL: 40, ISN: 77777777, IPID: 9000, IPIDStep: 1, Window: 2000})
+			tag := func(vlan uint16, fs ...[]byte) [][]byte {
+				for i := range fs {
+					fs[i] = withVLAN(fs[i], vlan)
+				}
+				return fs
+			}
+			h.sendAll(tag(100, a.Handshake()...)...)
+			h.sendAll(tag(100, a.Data(frames.Client, []byte("GET /")), a.ACK(frames.Server))...)
+			h.sendAll(tag(200, b.Handshake()...)...)
+			h.drain()
+			abort := withVLAN(a.Segment(frames.Server, frames.RST|frames.ACK, nil).MustFrame(), 100)
+			ret := h.send(abort, time.Millisecond)
+			evs := h.drain()
+			if len(evs) != 1 {
+				t.Fatalf("events %+v", evs)
+			}
+			if zoned {
+				if ret != XDPPass || evs[0].Verdict != VerdictValid || evs[0].Zone != 1 {
+					t.Errorf("XDP %d, %s in zone %d (%v), want a valid RST in zone 1", ret, evs[0].Verdict, evs[0].Zone, evs[0].Signals.Names())
+				}
+				if _, used, _ := h.dp.FlowTable(); used != 2 {
+					t.Errorf("%d flows, want one per tenant", used)
+				}
+			} else if evs[0].Verdict != VerdictSpoofed {
+				t.Errorf("without zones the real RST was %s: this test no longer shows why zones matter", evs[0].Verdict)
+			}
+		})
 	}
 }

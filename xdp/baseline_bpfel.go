@@ -19,6 +19,8 @@ type BaselineFlowKey struct {
 	AddrHi [16]uint8
 	PortLo uint16
 	PortHi uint16
+	Zone   uint16
+	Pad    uint16
 }
 
 type BaselineFlowValue struct {

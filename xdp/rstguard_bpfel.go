@@ -141,7 +141,10 @@ type RstguardEvent struct {
 	RstVerdict uint8
 	Pad        uint8
 	RstSeq     uint32
+	Zone       uint16
+	Pad2       uint16
 	Pkt        [128]uint8
+	_          [4]byte
 }
 
 type RstguardEventBudget struct {
@@ -180,6 +183,8 @@ type RstguardFlowKey struct {
 	AddrHi [16]uint8
 	PortLo uint16
 	PortHi uint16
+	Zone   uint16
+	Pad    uint16
 }
 
 type RstguardFlowState uint32
@@ -322,6 +327,12 @@ type RstguardXskSlot struct {
 	Zerocopy uint32
 }
 
+type RstguardZoneKey struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Vlan    uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -337,9 +348,11 @@ const (
 	RstguardMapPolicy          = "policy"
 	RstguardMapXskSlots        = "xsk_slots"
 	RstguardMapXsks            = "xsks"
+	RstguardMapZones           = "zones"
 	RstguardProgRstguard       = "rstguard"
 	RstguardVarClockOverrideNs = "clock_override_ns"
 	RstguardVarUnusedBtfAnchor = "unused_btf_anchor"
+	RstguardVarZonesInUse      = "zones_in_use"
 )
 
 // LoadRstguard returns the embedded CollectionSpec for Rstguard.
@@ -402,6 +415,7 @@ type RstguardMapSpecs struct {
 	Policy       *ebpf.MapSpec `ebpf:"policy"`
 	XskSlots     *ebpf.MapSpec `ebpf:"xsk_slots"`
 	Xsks         *ebpf.MapSpec `ebpf:"xsks"`
+	Zones        *ebpf.MapSpec `ebpf:"zones"`
 }
 
 // RstguardVariableSpecs contains global variables before they are loaded into the kernel.
@@ -410,6 +424,7 @@ type RstguardMapSpecs struct {
 type RstguardVariableSpecs struct {
 	ClockOverrideNs *ebpf.VariableSpec `ebpf:"clock_override_ns"`
 	UnusedBtfAnchor *ebpf.VariableSpec `ebpf:"unused_btf_anchor"`
+	ZonesInUse      *ebpf.VariableSpec `ebpf:"zones_in_use"`
 }
 
 // RstguardObjects contains all objects after they have been loaded into the kernel.
@@ -443,6 +458,7 @@ type RstguardMaps struct {
 	Policy       *ebpf.Map `ebpf:"policy"`
 	XskSlots     *ebpf.Map `ebpf:"xsk_slots"`
 	Xsks         *ebpf.Map `ebpf:"xsks"`
+	Zones        *ebpf.Map `ebpf:"zones"`
 }
 
 func (m *RstguardMaps) Close() error {
@@ -458,6 +474,7 @@ func (m *RstguardMaps) Close() error {
 		m.Policy,
 		m.XskSlots,
 		m.Xsks,
+		m.Zones,
 	)
 }
 
@@ -467,6 +484,7 @@ func (m *RstguardMaps) Close() error {
 type RstguardVariables struct {
 	ClockOverrideNs *ebpf.Variable `ebpf:"clock_override_ns"`
 	UnusedBtfAnchor *ebpf.Variable `ebpf:"unused_btf_anchor"`
+	ZonesInUse      *ebpf.Variable `ebpf:"zones_in_use"`
 }
 
 // RstguardPrograms contains all programs after they have been loaded into the kernel.

@@ -659,3 +659,19 @@ func newTestFlagSet() *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	return fs
 }
+
+// A flag given twice accumulates: -i eth0 -i eth1 watches both.
+func TestRepeatedFlagsAccumulate(t *testing.T) {
+	fs := newTestFlagSet()
+	s := defaultSettings()
+	daemonFlags(fs, &s)
+	if err := fs.Parse([]string{"-i", "eth0", "-i", "eth1,eth2", "--zone", "eth0=1", "--zone", "eth1.100=2", "--allow", "10.0.0.0/8", "--allow", "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(s.Interfaces, " ") != "eth0 eth1 eth2" || len(s.Zones) != 2 || len(s.Allow) != 2 {
+		t.Errorf("interfaces %v zones %v allow %v", s.Interfaces, s.Zones, s.Allow)
+	}
+	if err := fs.Parse([]string{"--zone", "eth0.9999=1"}); err == nil {
+		t.Error("a bad zone was accepted")
+	}
+}

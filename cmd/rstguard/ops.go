@@ -41,10 +41,13 @@ Flags left out keep the pinned policy.`,
 			if err := privilege.Require(privilege.CapBPF, privilege.CapNetAdmin, privilege.CapSysAdmin); err != nil {
 				return err
 			}
+			ifaces := map[string]int{}
 			for _, name := range cfg.Interfaces {
-				if _, err := attach.Link(name); err != nil {
+				link, err := attach.Link(name)
+				if err != nil {
 					return err
 				}
+				ifaces[name] = link.Attrs().Index
 			}
 			dp, err := daemon.LoadPinned(cfg.PinDir, cfg.FlowTableSize)
 			if err != nil {
@@ -53,6 +56,9 @@ Flags left out keep the pinned policy.`,
 			defer dp.Close()
 			pol, err := dp.UpdatePolicy(cfg.Policy)
 			if err != nil {
+				return err
+			}
+			if err := daemon.SetZones(dp, cfg.Zones, ifaces); err != nil {
 				return err
 			}
 			if s.explicit["allow"] {

@@ -28,6 +28,7 @@ type settings struct {
 	Pcap          string   `json:"pcap"`
 	Metrics       string   `json:"metrics"`
 	Allow         []string `json:"allow"`
+	Zones         []string `json:"zones"`
 	Host          string   `json:"host"`
 	PinDir        string   `json:"pin_dir"`
 	FlowTableSize uint32   `json:"flow_table_size"`
@@ -75,8 +76,8 @@ func (l listFlag) String() string {
 	return strings.Join(*l.v, ",")
 }
 
+// Set adds to the list: a flag given twice accumulates (-i eth0 -i eth1).
 func (l listFlag) Set(s string) error {
-	*l.v = nil
 	for _, part := range strings.Split(s, ",") {
 		if part = strings.TrimSpace(part); part != "" {
 			*l.v = append(*l.v, part)
@@ -105,6 +106,13 @@ func daemonFlags(fs *flag.FlagSet, s *settings) {
 			return err
 		}
 		_, err := parsePrefixes(s.Allow)
+		return err
+	})
+	fs.Func("zone", "IFACE[.VLAN]=N: the zone of an interface or one of its VLANs, for overlapping address spaces, comma-separated or repeated (an interface in a VRF takes the VRF's table)", func(v string) error {
+		if err := (listFlag{&s.Zones}).Set(v); err != nil {
+			return err
+		}
+		_, err := parseZones(s.Zones)
 		return err
 	})
 	fs.StringVar(&s.PinDir, "pin-dir", s.PinDir, "bpffs directory for the pinned maps (kept across restarts)")
@@ -209,6 +217,7 @@ func withConfigFile(fs *flag.FlagSet, fromFlags settings, path string) (settings
 		"mode":            func() { merged.Mode = fromFlags.Mode },
 		"xdp-mode":        func() { merged.XDPMode = fromFlags.XDPMode },
 		"allow":           func() { merged.Allow = fromFlags.Allow },
+		"zone":            func() { merged.Zones = fromFlags.Zones },
 		"pin-dir":         func() { merged.PinDir = fromFlags.PinDir },
 		"flow-table-size": func() { merged.FlowTableSize = fromFlags.FlowTableSize },
 		"ttl-tolerance":   func() { merged.TTLTolerance = fromFlags.TTLTolerance },
@@ -244,6 +253,10 @@ func (s settings) resolve() (daemon.Config, error) {
 		return daemon.Config{}, err
 	}
 	allow, err := parsePrefixes(s.Allow)
+	if err != nil {
+		return daemon.Config{}, err
+	}
+	zones, err := parseZones(s.Zones)
 	if err != nil {
 		return daemon.Config{}, err
 	}
@@ -286,8 +299,20 @@ func (s settings) resolve() (daemon.Config, error) {
 	}
 	return daemon.Config{
 		Interfaces: s.Interfaces, Policy: policy, XDPMode: xdpMode, Events: s.Events, Pcap: s.Pcap,
-		Metrics: s.Metrics, Allow: allow, Host: s.Host, PinDir: s.PinDir, FlowTableSize: s.FlowTableSize,
+		Metrics: s.Metrics, Allow: allow, Zones: zones, Host: s.Host, PinDir: s.PinDir, FlowTableSize: s.FlowTableSize,
 	}, nil
+}
+
+func parseZones(list []string) ([]daemon.ZoneSpec, error) {
+	var out []daemon.ZoneSpec
+	for _, s := range list {
+		z, err := daemon.ParseZone(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, z)
+	}
+	return out, nil
 }
 
 func parsePrefixes(list []string) ([]netip.Prefix, error) {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/control/attach"
@@ -47,6 +48,9 @@ type Config struct {
 	// Metrics is the address of the Prometheus endpoint; "" for none.
 	Metrics       string
 	Allow         []netip.Prefix
+	// Zones are --zone IFACE[.VLAN]=N; interfaces in a VRF without one
+	// take the VRF's table.
+	Zones         []ZoneSpec
 	Host          string
 	PinDir        string
 	FlowTableSize uint32
@@ -113,6 +117,9 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		d.log.Info("policy changed", "from", fmt.Sprintf("%+v", before), "to", fmt.Sprintf("%+v", pol))
 	}
 	if err := dp.SetAllow(cfg.Allow); err != nil {
+		return err
+	}
+	if err := SetZones(dp, cfg.Zones, d.known); err != nil {
 		return err
 	}
 
@@ -220,6 +227,16 @@ func lockPinDir(dir string) (func(), error) {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
 	return func() { f.Close() }, nil
+}
+
+// SetZones resolves the zones of the watched interfaces (name to ifindex)
+// and gives them to the program.
+func SetZones(dp *dataplane.Dataplane, specs []ZoneSpec, ifaces map[string]int) error {
+	z, err := zones(specs, ifaces, netlink.LinkByIndex)
+	if err != nil {
+		return err
+	}
+	return dp.SetZones(z)
 }
 
 // LoadPinned loads the program with its maps pinned in pinDir, mounting

@@ -156,7 +156,7 @@ func (m *Manager) Collectors() []prometheus.Collector {
 // claimed sender alive (an EventConfirmed), so that its hold ends now rather
 // than at its deadline. It never blocks; a missed nudge only delays.
 func (m *Manager) DataSeen(e dataplane.Event) {
-	key, _ := dataplane.Segment{Src: e.Src, Dst: e.Dst}.Key()
+	key, _ := dataplane.Segment{Src: e.Src, Dst: e.Dst}.Key(e.Zone)
 	select {
 	case m.nudges <- key:
 	default:
@@ -266,7 +266,7 @@ func (m *Manager) frame(s *dataplane.Socket, f []byte, now time.Time) {
 		m.unparsed.Add(1)
 		return
 	}
-	key, fromHi := seg.Key()
+	key, fromHi := seg.Key(m.dp.ZoneOf(s.Ifindex, seg.VLAN))
 	h := m.pending[key]
 	if seg.Flags&dataplane.FlagRST == 0 {
 		// The program redirects only answers to a pending probe; one that
@@ -386,7 +386,7 @@ func (m *Manager) decide(h *held, o dataplane.HoldOutcome, answer []byte, now ti
 	m.count(o, waited)
 
 	e := dataplane.Event{
-		Time: now, Kind: dataplane.EventHold, Src: h.first.Src, Dst: h.first.Dst, Flags: h.first.Flags,
+		Time: now, Kind: dataplane.EventHold, Src: h.first.Src, Dst: h.first.Dst, Zone: h.key.Zone, Flags: h.first.Flags,
 		Seq: h.first.Seq, Ack: h.first.Ack, TTL: h.first.TTL, Ifindex: uint32(h.hold.IngressIfindex),
 		Action: dataplane.ActionPass, Frame: h.frames[0], FrameLen: len(h.frames[0]),
 		Hold: &dataplane.HoldResult{Outcome: o, Waited: waited, Frames: len(h.frames), Answer: answer},

@@ -19,6 +19,7 @@ type Record struct {
 	Iface    string             `json:"iface,omitempty"`
 	Src      string             `json:"src"`
 	Dst      string             `json:"dst"`
+	Zone     uint16             `json:"zone,omitempty"`
 	Flags    string             `json:"flags"`
 	Seq      uint32             `json:"seq"`
 	Ack      uint32             `json:"ack"`
@@ -73,7 +74,7 @@ func hopsFrom(ttl uint8) int {
 func FromEvent(e dataplane.Event, iface, host string) Record {
 	r := Record{
 		Time: e.Time, Kind: e.Kind.String(), Host: host, Iface: iface,
-		Src: e.Src.String(), Dst: e.Dst.String(), Flags: Flags(e.Flags),
+		Src: e.Src.String(), Dst: e.Dst.String(), Zone: e.Zone, Flags: Flags(e.Flags),
 		Seq: e.Seq, Ack: e.Ack, TTL: e.TTL, IPID: e.IPID, Window: e.Window,
 		Verdict: e.Verdict.String(), Signals: e.Signals.Names(), Action: e.Action.String(),
 		Score: e.Score, Expected: e.Expected, RST: e.RST, Hold: e.Hold,

@@ -134,6 +134,18 @@ struct {
 	__type(value, struct hold);
 } holds SEC(".maps");
 
+/* Zones, set by the daemon (--zone, VRF masters); consulted only while
+ * zones_in_use, so that a gateway without overlapping address spaces pays
+ * no lookup on the common path. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct zone_key);
+	__type(value, __u16);
+} zones SEC(".maps");
+
+volatile __u32 zones_in_use;
+
 /* Puts the shared types in BTF so that bpf2go generates their Go twins:
  * Go then never restates a layout or an enum value by hand. */
 struct btf_anchor {
@@ -141,6 +153,7 @@ struct btf_anchor {
 	struct allow_key allow_key;
 	struct xsk_key xsk_key;
 	struct xsk_slot xsk_slot;
+	struct zone_key zone_key;
 	struct hold hold;
 	enum hold_outcome hold_outcome;
 	enum hold_evidence hold_evidence;
@@ -181,6 +194,7 @@ volatile __u64 clock_override_ns;
 #define IP6_OFFSET 0xfff8
 #define IP6_MF 0x0001
 #define IP6_FLOWLABEL 0xfffff
+#define VLAN_VID_MASK 0x0fff
 
 #define TCPOPT_MD5SIG 19 /* RFC 2385 */
 #define TCPOPT_AO 29     /* RFC 5925 */
@@ -213,7 +227,8 @@ struct packet {
 	__u32 ifindex; /* where it arrived: interface and RX queue */
 	__u32 queue;
 	__u8 first_fragment; /* the first fragment of a datagram: payload incomplete */
-	__u8 pad2[3];
+	__u8 pad2;
+	__u16 vlan;          /* the outer VLAN ID; 0 untagged */
 };
 
 static __always_inline void count(__u32 idx)
@@ -333,7 +348,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 	void *data_end = (void *)(long)ctx->data_end;
 	void *pos = data;
 	struct ethhdr *eth = pos;
-	__u16 proto;
+	__u16 proto, vlan = 0;
 	__u32 l3_len;
 	__u8 l4_proto;
 	int i;
@@ -351,6 +366,8 @@ static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 			break;
 		if ((void *)(vh + 1) > data_end)
 			return PARSE_ERROR;
+		if (!i)
+			vlan = bpf_ntohs(vh->tci) & VLAN_VID_MASK;
 		proto = vh->proto;
 		pos = vh + 1;
 	}
@@ -376,6 +393,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 		src[3] = iph->saddr;
 		dst[3] = iph->daddr;
 		__builtin_memset(p, 0, sizeof(*p));
+		p->vlan = vlan;
 		p->ttl = iph->ttl;
 		p->ip_id = bpf_ntohs(iph->id);
 		p->df = !!(iph->frag_off & bpf_htons(IP_DF));
@@ -440,6 +458,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 		struct tcphdr *th = pos;
 
 		__builtin_memset(p, 0, sizeof(*p));
+		p->vlan = vlan;
 		p->ttl = ip6h->hop_limit;
 		p->ipv6 = 1;
 		p->flow_label = bpf_ntohl(*(__be32 *)ip6h) & IP6_FLOWLABEL;
@@ -637,6 +656,7 @@ static __always_inline struct event *event_start(struct xdp_md *ctx, const struc
 	__builtin_memcpy(e->daddr, p->dir ? p->key.addr_lo : p->key.addr_hi, 16);
 	e->sport = bpf_ntohs(p->dir ? p->key.port_hi : p->key.port_lo);
 	e->dport = bpf_ntohs(p->dir ? p->key.port_lo : p->key.port_hi);
+	e->zone = p->key.zone;
 	e->seq = p->seq;
 	e->ack = p->ack;
 	e->window = p->window;
@@ -1437,6 +1457,20 @@ static __noinline int flow_events(struct xdp_md *ctx, struct packet *p, struct f
 	return XDP_PASS;
 }
 
+/* The zone of a frame: its interface and outer VLAN's, else its
+ * interface's, else 0. */
+static __noinline __u16 zone_of(__u32 ifindex, __u16 vlan)
+{
+	struct zone_key k = {.ifindex = ifindex, .vlan = vlan};
+	__u16 *z = bpf_map_lookup_elem(&zones, &k);
+
+	if (!z && vlan) {
+		k.vlan = 0;
+		z = bpf_map_lookup_elem(&zones, &k);
+	}
+	return z ? *z : 0;
+}
+
 /* A first fragment too short to hold the whole TCP header keeps the flags
  * from every filter that judges first fragments: the tiny-fragment attack
  * (RFC 1858 section 3.1; RFC 3128). No stack sends one. Reported, and dropped
@@ -1481,6 +1515,8 @@ int rstguard(struct xdp_md *ctx)
 
 	p.ifindex = ifindex;
 	p.queue = queue;
+	if (zones_in_use)
+		p.key.zone = zone_of(ifindex, p.vlan);
 	if (r == PARSE_TINY_FRAGMENT)
 		return tiny_fragment(ctx, &p);
 	f = bpf_map_lookup_elem(&flows, &p.key);

@@ -147,12 +147,22 @@ enum counter {
 };
 
 /* Both directions of a connection share one key: the lower (address, port)
- * pair first. IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d). */
+ * pair first. IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d). The
+ * zone tells apart address spaces that overlap (VRFs, VLANs), as Linux
+ * conntrack zones do: 0 unless the daemon maps the interface and VLAN. */
 struct flow_key {
 	__u8 addr_lo[16];
 	__u8 addr_hi[16];
 	__u16 port_lo; /* network order */
 	__u16 port_hi;
+	__u16 zone;
+	__u16 pad;
+};
+
+/* Which zone an interface, or a VLAN on it, carries (vlan 0: untagged). */
+struct zone_key {
+	__u32 ifindex;
+	__u32 vlan;
 };
 
 /* dir_state.flags */
@@ -321,6 +331,8 @@ struct event {
 	__u8 rst_verdict;     /* CONFIRMED: the verdict the RST got when it passed */
 	__u8 pad;
 	__u32 rst_seq;        /* CONFIRMED: sequence number of the forged RST */
+	__u16 zone;
+	__u16 pad2;
 	__u8 pkt[EVENT_PKT_MAX];
 };
 
