@@ -21,7 +21,7 @@ type Event struct {
 	Src     netip.AddrPort // the claimed sender
 	Dst     netip.AddrPort
 	Zone    uint16 // the address space (0 unless zones are configured)
-	Flags   uint8 // TCP flags
+	Flags   uint8  // TCP flags
 	Seq     uint32
 	Ack     uint32
 	TTL     uint8

@@ -20,8 +20,8 @@ type Segment struct {
 	IPv6       bool
 	VLAN       uint16 // the outer VLAN ID; 0 untagged
 	L3Off      int    // where the IP header starts (after Ethernet and VLAN tags)
-	L4Off      int // where the TCP header starts
-	L4Len      int // TCP header and payload, from the IP length
+	L4Off      int    // where the TCP header starts
+	L4Len      int    // TCP header and payload, from the IP length
 	PayloadLen int
 }
 

@@ -46,8 +46,8 @@ type Config struct {
 	// Pcap receives every suspect or spoofed RST as evidence; "" for none.
 	Pcap string
 	// Metrics is the address of the Prometheus endpoint; "" for none.
-	Metrics       string
-	Allow         []netip.Prefix
+	Metrics string
+	Allow   []netip.Prefix
 	// Zones are --zone IFACE[.VLAN]=N; interfaces in a VRF without one
 	// take the VRF's table.
 	Zones         []ZoneSpec
