@@ -1092,3 +1092,19 @@ func TestZonesKeepOverlappingTenantsApart(t *testing.T) {
 		})
 	}
 }
+
+// A leg RTT above 4.3 s saturates in the event instead of wrapping to a
+// small, wrong one.
+func TestEventRTTSaturates(t *testing.T) {
+	h := newHarness(t, ModeMonitor)
+	c := linuxPair(clientAddr, serverAddr)
+	h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
+	h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 6*time.Second)
+	h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), time.Millisecond)
+	h.drain()
+	h.send(c.Segment(frames.Server, frames.RST|frames.ACK, nil).MustFrame(), time.Millisecond)
+	evs := h.drain()
+	if len(evs) != 1 || evs[0].Expected.RTT != time.Duration(0xffffffff) {
+		t.Errorf("events %+v, want rtt_ns saturated at %d", evs, uint32(0xffffffff))
+	}
+}
