@@ -1,29 +1,35 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/rstguard/rstguard/control/privilege"
 )
 
 // Exit codes: scripts rely on them.
 const (
-	exitOK      = 0
-	exitUsage   = 1
-	exitFailure = 2
+	exitOK          = 0
+	exitUsage       = 1
+	exitFailure     = 2
+	exitInterrupted = 130 // SIGINT or SIGTERM, as shells report 128 + SIGINT
 )
 
 // env is what commands touch outside themselves, so tests can run them
 // in-process.
 type env struct {
 	stdout, stderr io.Writer
-	// stop closes when the daemon should stop (SIGINT, SIGTERM; a test).
-	stop <-chan struct{}
+	// ctx ends on SIGINT or SIGTERM (or when a test ends it).
+	ctx context.Context
+	// hup receives SIGHUP, for the daemon; nil: run asks for it itself.
+	hup <-chan struct{}
 }
 
 // command is one verb or noun of the CLI.
@@ -33,6 +39,9 @@ type command struct {
 	summary string
 	// run declares its flags on fs, parses args and does the work.
 	run func(e *env, fs *flag.FlagSet, args []string) error
+	// stops: run returns by itself soon after e.ctx ends (it has something
+	// to finish, as the daemon has). Any other command is abandoned at once.
+	stops bool
 }
 
 // usageError is a mistake in the command line: exit 1 with the usage.
@@ -75,7 +84,11 @@ func run(args []string, e *env) int {
 			fmt.Fprintf(fs.Output(), "usage: rstguard %s %s\n\n%s\n\nflags:\n", c.name, c.args, c.summary)
 			fs.PrintDefaults()
 		}
-		err := c.run(e, fs, args[1:])
+		err, interrupted := runUntilInterrupted(e, c, fs, args[1:])
+		if interrupted {
+			fmt.Fprintf(e.stderr, "rstguard %s: interrupted\n", c.name)
+			return exitInterrupted
+		}
 		var uerr usageError
 		switch {
 		case err == nil:
@@ -100,6 +113,23 @@ func run(args []string, e *env) int {
 	fmt.Fprintf(e.stderr, "rstguard: unknown command %q\n\n", args[0])
 	printUsage(e.stderr, cmds)
 	return exitUsage
+}
+
+// runUntilInterrupted runs c until it returns or, for a command that does not stop by
+// itself, until e.ctx ends: a command blocked in a read of a FIFO or a slow
+// device must not outlive Ctrl-C.
+func runUntilInterrupted(e *env, c command, fs *flag.FlagSet, args []string) (err error, interrupted bool) {
+	if c.stops || e.ctx == nil {
+		return c.run(e, fs, args), false
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.run(e, fs, args) }()
+	select {
+	case err := <-done:
+		return err, e.ctx.Err() != nil
+	case <-e.ctx.Done():
+		return nil, true
+	}
 }
 
 // errAlreadyReported: the command printed its own errors; exit 2.
@@ -135,8 +165,33 @@ func printUsage(w io.Writer, cmds []command) {
 	}
 }
 
+// newEnv is the process's env. The first SIGINT or SIGTERM ends its
+// context and gives the signals back to their default: a second one kills a
+// shutdown that hangs.
 func newEnv() *env {
-	return &env{stdout: os.Stdout, stderr: os.Stderr, stop: signalStop()}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	return &env{stdout: os.Stdout, stderr: os.Stderr, ctx: ctx}
+}
+
+// notifyHUP delivers SIGHUP on a channel (and so stops it from killing the
+// process): the daemon's "reopen your files".
+func notifyHUP() <-chan struct{} {
+	sigs := make(chan os.Signal, 1)
+	hup := make(chan struct{}, 1)
+	signal.Notify(sigs, syscall.SIGHUP)
+	go func() {
+		for range sigs {
+			select {
+			case hup <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return hup
 }
 
 // requireBPF checks for what loading and running the program needs.

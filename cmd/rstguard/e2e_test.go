@@ -517,11 +517,11 @@ func TestEventsFollow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.jsonl")
 	line := `{"time":"2026-11-26T09:24:37Z","kind":"rst","src":"192.0.2.10:40000","dst":"198.51.100.80:80","flags":"R","seq":1,"ack":0,"ttl":55,"ip_id":1,"window":0,"verdict":"spoofed","signals":["ttl_off"],"action":"drop","score":4,"expected":{"ttl":61,"peer_window":0,"ip_id_model":"per_flow"}}` + "\n"
 	os.WriteFile(path, []byte(line), 0o600)
-	stop := make(chan struct{})
+	ctx, stop := context.WithCancel(context.Background())
 	out := &lab.Output{}
 	done := make(chan int)
 	go func() {
-		done <- run([]string{"events", "--follow", "--file", path}, &env{stdout: out, stderr: out, stop: stop})
+		done <- run([]string{"events", "--follow", "--file", path}, &env{stdout: out, stderr: out, ctx: ctx})
 	}()
 	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString(strings.Replace(line, `"seq":1,`, `"seq":2,`, 1))
@@ -530,9 +530,9 @@ func TestEventsFollow(t *testing.T) {
 	for strings.Count(out.String(), "spoofed") < 2 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	close(stop)
-	if code := <-done; code != exitOK {
-		t.Errorf("exit %d", code)
+	stop()
+	if code := <-done; code != exitInterrupted {
+		t.Errorf("exit %d, want %d (interrupted)", code, exitInterrupted)
 	}
 	if !strings.Contains(out.String(), "seq 1 ") || !strings.Contains(out.String(), "seq 2 ") {
 		t.Errorf("followed output:\n%s", out.String())
@@ -561,18 +561,18 @@ func TestWrongInterfaceExitsTwo(t *testing.T) {
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
 	code := run([]string{"run", "-i", "nosuch0", "--pin-dir", "/sys/fs/bpf/rstguard-test-none",
-		"--events", filepath.Join(dir, "e"), "--metrics", ""}, &env{stdout: &out, stderr: &errOut, stop: make(chan struct{})})
+		"--events", filepath.Join(dir, "e"), "--metrics", ""}, &env{stdout: &out, stderr: &errOut, ctx: context.Background()})
 	if code != exitFailure || !strings.Contains(errOut.String(), "nosuch0: no such interface") {
 		t.Errorf("exit %d, stderr %q", code, errOut.String())
 	}
 	for _, bad := range [][]string{{"--mode", "explode"}, {"--xdp-mode", "turbo"}, {"--allow", "10.0.0.0/33"}} {
 		errOut.Reset()
-		code = run(append([]string{"run", "-i", "lo"}, bad...), &env{stdout: &out, stderr: &errOut, stop: make(chan struct{})})
+		code = run(append([]string{"run", "-i", "lo"}, bad...), &env{stdout: &out, stderr: &errOut, ctx: context.Background()})
 		if code != exitUsage || !strings.Contains(errOut.String(), bad[1]) {
 			t.Errorf("run %v: exit %d, stderr %q", bad, code, errOut.String())
 		}
 	}
-	code = run([]string{"detach", "-i", "nosuch0"}, &env{stdout: &out, stderr: &errOut, stop: make(chan struct{})})
+	code = run([]string{"detach", "-i", "nosuch0"}, &env{stdout: &out, stderr: &errOut, ctx: context.Background()})
 	if code != exitFailure {
 		t.Errorf("detach of a missing interface: exit %d", code)
 	}
@@ -598,7 +598,7 @@ func TestMissingCapabilitiesNamed(t *testing.T) {
 func TestHelpForEveryCommand(t *testing.T) {
 	for _, c := range commands() {
 		var out, errOut bytes.Buffer
-		e := &env{stdout: &out, stderr: &errOut, stop: make(chan struct{})}
+		e := &env{stdout: &out, stderr: &errOut, ctx: context.Background()}
 		if code := run([]string{c.name, "-h"}, e); code != exitOK {
 			t.Errorf("%s -h: exit %d", c.name, code)
 		}

@@ -53,7 +53,7 @@ func eventsCommand() command {
 			if !*follow {
 				return nil
 			}
-			return tail(f, e.stop, print)
+			return tail(f, e.ctx.Done(), print)
 		},
 	}
 }
@@ -73,7 +73,7 @@ func readEventLog(path string) (*os.File, []report.Record, int, error) {
 	return f, recs, bad, nil
 }
 
-// tail prints records appended to f until stop closes.
+// tail prints records appended to f until stop closes (Ctrl-C).
 func tail(f *os.File, stop <-chan struct{}, print func(report.Record) error) error {
 	rd := bufio.NewReader(f)
 	var partial []byte

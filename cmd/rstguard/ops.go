@@ -237,10 +237,7 @@ apart, for per-second rates (as xdp-bench's live view).`,
 			}
 			r.Counters = before
 			if *interval > 0 {
-				select {
-				case <-time.After(*interval):
-				case <-e.stop:
-				}
+				time.Sleep(*interval) // Ctrl-C abandons the command (runUntilInterrupted)
 				if r.Counters, err = dp.Counters(); err != nil {
 					return err
 				}

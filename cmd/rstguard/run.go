@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -26,6 +25,9 @@ type settings struct {
 	XDPMode       string   `json:"xdp_mode"`
 	Events        string   `json:"events"`
 	Pcap          string   `json:"pcap"`
+	PcapMaxSize   int64    `json:"pcap_max_size"`
+	PcapMaxFiles  int      `json:"pcap_max_files"`
+	EventsRate    int      `json:"events_rate"`
 	Metrics       string   `json:"metrics"`
 	Allow         []string `json:"allow"`
 	Zones         []string `json:"zones"`
@@ -59,6 +61,7 @@ func defaultSettings() settings {
 	p := dataplane.DefaultPolicy()
 	return settings{
 		Mode: "monitor", XDPMode: "auto", Events: daemon.DefaultEvents, Pcap: daemon.DefaultPcap,
+		PcapMaxSize: daemon.DefaultPcapMaxSize, PcapMaxFiles: daemon.DefaultPcapMaxFiles, EventsRate: daemon.DefaultEventsRate,
 		Metrics: daemon.DefaultMetrics, Host: host, PinDir: bpffs.DefaultDir,
 		FlowTableSize: dataplane.DefaultFlowTableSize, TTLTolerance: p.TTLTolerance, EventBudget: p.EventBudget,
 		HoldMin: duration(p.HoldMin), HoldMax: duration(p.HoldMax), HoldFrames: p.HoldFrames, ProbeRate: p.ProbeRate,
@@ -157,6 +160,9 @@ attached and judging: traffic keeps flowing; rstguard detach cleans up.`,
 			daemonFlags(fs, &s)
 			fs.StringVar(&s.Events, "events", s.Events, "event log, JSON lines; - for standard output")
 			fs.StringVar(&s.Pcap, "pcap", s.Pcap, "evidence pcap of suspect and spoofed RSTs; empty for none")
+			fs.Int64Var(&s.PcapMaxSize, "pcap-max-size", s.PcapMaxSize, "rotate the evidence pcap at this many bytes; 0 never")
+			fs.IntVar(&s.PcapMaxFiles, "pcap-max-files", s.PcapMaxFiles, "rotated evidence files kept (FILE.1 newest)")
+			fs.IntVar(&s.EventsRate, "events-rate", s.EventsRate, "events written per second at most (a flood's log growth); more are counted, not written")
 			fs.StringVar(&s.Metrics, "metrics", s.Metrics, "Prometheus endpoint address; empty for none")
 			fs.StringVar(&s.Host, "host", s.Host, "this gateway's name on every event and metric")
 			configPath := fs.String("config", "", "JSON file of settings (keys as the flags, e.g. \"xdp_mode\"); flags override it")
@@ -180,14 +186,13 @@ attached and judging: traffic keeps flowing; rstguard detach cleans up.`,
 			if err := privilege.Require(privilege.CapBPF, privilege.CapNetAdmin, privilege.CapSysAdmin); err != nil {
 				return err
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			go func() {
-				<-e.stop
-				cancel()
-			}()
-			return daemon.Run(ctx, cfg, e.stderr)
+			hup := e.hup
+			if hup == nil {
+				hup = notifyHUP()
+			}
+			return daemon.Run(e.ctx, cfg, e.stderr, hup)
 		},
+		stops: true,
 	}
 }
 
@@ -223,6 +228,9 @@ func withConfigFile(fs *flag.FlagSet, fromFlags settings, path string) (settings
 		"ttl-tolerance":   func() { merged.TTLTolerance = fromFlags.TTLTolerance },
 		"events":          func() { merged.Events = fromFlags.Events },
 		"pcap":            func() { merged.Pcap = fromFlags.Pcap },
+		"pcap-max-size":   func() { merged.PcapMaxSize = fromFlags.PcapMaxSize },
+		"pcap-max-files":  func() { merged.PcapMaxFiles = fromFlags.PcapMaxFiles },
+		"events-rate":     func() { merged.EventsRate = fromFlags.EventsRate },
 		"metrics":         func() { merged.Metrics = fromFlags.Metrics },
 		"host":            func() { merged.Host = fromFlags.Host },
 		"hold-min":        func() { merged.HoldMin = fromFlags.HoldMin },
@@ -266,6 +274,9 @@ func (s settings) resolve() (daemon.Config, error) {
 	if s.EventBudget == 0 {
 		return daemon.Config{}, fmt.Errorf("event budget must be at least 1")
 	}
+	if s.EventsRate < 1 || s.PcapMaxSize < 0 || s.PcapMaxFiles < 0 {
+		return daemon.Config{}, fmt.Errorf("events-rate must be at least 1, pcap-max-size and pcap-max-files at least 0")
+	}
 	if s.HoldMin <= 0 || s.HoldMax < s.HoldMin || time.Duration(s.HoldMax) > 10*time.Second {
 		return daemon.Config{}, fmt.Errorf("hold window %s to %s: want 0 < hold-min <= hold-max <= 10s",
 			time.Duration(s.HoldMin), time.Duration(s.HoldMax))
@@ -299,6 +310,7 @@ func (s settings) resolve() (daemon.Config, error) {
 	}
 	return daemon.Config{
 		Interfaces: s.Interfaces, Policy: policy, XDPMode: xdpMode, Events: s.Events, Pcap: s.Pcap,
+		PcapMaxSize: s.PcapMaxSize, PcapMaxFiles: s.PcapMaxFiles, EventsRate: s.EventsRate,
 		Metrics: s.Metrics, Allow: allow, Zones: zones, Host: s.Host, PinDir: s.PinDir, FlowTableSize: s.FlowTableSize,
 	}, nil
 }

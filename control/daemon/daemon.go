@@ -15,7 +15,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +28,7 @@ import (
 	"github.com/rstguard/rstguard/control/bpffs"
 	"github.com/rstguard/rstguard/control/capture"
 	"github.com/rstguard/rstguard/control/hold"
+	"github.com/rstguard/rstguard/control/logfile"
 	"github.com/rstguard/rstguard/control/metrics"
 	"github.com/rstguard/rstguard/control/report"
 	"github.com/rstguard/rstguard/dataplane"
@@ -44,7 +44,12 @@ type Config struct {
 	// Events is the JSON-lines event log; "-" is standard output.
 	Events string
 	// Pcap receives every suspect or spoofed RST as evidence; "" for none.
-	Pcap string
+	// It rotates at PcapMaxSize bytes (0: never), keeping PcapMaxFiles.
+	Pcap         string
+	PcapMaxSize  int64
+	PcapMaxFiles int
+	// EventsRate caps events written per second (a flood's log growth).
+	EventsRate int
 	// Metrics is the address of the Prometheus endpoint; "" for none.
 	Metrics string
 	Allow   []netip.Prefix
@@ -61,6 +66,11 @@ const (
 	DefaultEvents  = "/var/log/rstguard/events.jsonl"
 	DefaultPcap    = "/var/log/rstguard/evidence.pcap"
 	DefaultMetrics = "127.0.0.1:9742"
+	// The evidence rotates at 100 MB, ten files kept: 1.1 GB at most.
+	DefaultPcapMaxSize  = 100 << 20
+	DefaultPcapMaxFiles = 10
+	// At most 1,000 events a second reach the log: under 1 MB/s of JSON.
+	DefaultEventsRate = 1000
 )
 
 type daemon struct {
@@ -69,18 +79,19 @@ type daemon struct {
 	dp  *dataplane.Dataplane
 
 	hold *hold.Manager
+	sink *eventSink
 
 	mu      sync.Mutex
 	ifnames map[int]string // ifindex -> name, for events
 	known   map[string]int // watched name -> ifindex
 
-	written, decodeErrors atomic.Uint64
+	decodeErrors atomic.Uint64
 }
 
 // Run runs until ctx ends, then detaches (pinned maps stay for a restart).
 // Errors before the program is attached are returned at once; later trouble
 // is logged and the daemon keeps going.
-func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
+func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{}) error {
 	d := &daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(logOut, nil)).With("host", cfg.Host),
 		ifnames: map[int]string{}, known: map[string]int{}}
 
@@ -123,11 +134,12 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		return err
 	}
 
-	sink, err := newEventSink(cfg)
+	sink, err := newEventSink(cfg, d.log)
 	if err != nil {
 		return err
 	}
 	defer sink.Close()
+	d.sink = sink
 	events, err := dp.NewEventReader(dataplane.MonotonicClock)
 	if err != nil {
 		return err
@@ -202,6 +214,12 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer) error {
 		case <-ctx.Done():
 			d.log.Info("stopping: detaching, pinned maps stay", "pins", cfg.PinDir)
 			return nil
+		case <-hup:
+			if err := sink.reopen(); err != nil {
+				d.log.Error("SIGHUP: reopen files", "err", err)
+			} else {
+				d.log.Info("SIGHUP: event log and evidence reopened", "events", cfg.Events, "evidence", cfg.Pcap)
+			}
 		case c := <-changes:
 			d.linkChanged(c)
 		}
@@ -325,7 +343,8 @@ func (d *daemon) readEvents(rd *dataplane.EventReader, sink *eventSink) {
 
 func (d *daemon) serveMetrics() (*http.Server, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.New(d.dp, d.cfg.Host, d.interfaceStates, d.written.Load, d.decodeErrors.Load))
+	reg.MustRegister(metrics.New(d.dp, d.cfg.Host, d.interfaceStates, d.sink.written.Load, d.decodeErrors.Load,
+		d.sink.suppressed.Load))
 	for _, c := range d.hold.Collectors() {
 		reg.MustRegister(prometheus.WrapCollectorWith(prometheus.Labels{"host": d.cfg.Host}, c))
 	}
@@ -355,39 +374,88 @@ func (d *daemon) interfaceStates() []attach.State {
 }
 
 // eventSink writes the event log and the evidence pcap, for the ring-buffer
-// reader and hold mode alike.
+// reader and hold mode alike. Its rate cap bounds how fast the log grows
+// whatever the program emits (docs/DEPLOYMENT.md gives the bound).
 type eventSink struct {
 	mu       sync.Mutex
+	path     string // "" for standard output
 	out      io.WriteCloser
 	enc      *json.Encoder
 	evidence *capture.Writer
+	limit    rate
+	// written and suppressed count events the log took, and those the rate
+	// cap kept out of it.
+	written, suppressed atomic.Uint64
 }
 
-func newEventSink(cfg Config) (*eventSink, error) {
-	s := &eventSink{}
-	if cfg.Events == "-" {
-		s.out = nopCloser{os.Stdout}
+// rate is a token bucket of perSecond tokens, a second's worth deep.
+type rate struct {
+	perSecond float64
+	tokens    float64
+	at        time.Time
+}
+
+func (r *rate) take(now time.Time) bool {
+	if r.at.IsZero() {
+		r.tokens = r.perSecond
 	} else {
-		f, err := openPrivate(cfg.Events, os.O_APPEND)
-		if err != nil {
-			return nil, fmt.Errorf("event log: %w", err)
-		}
-		s.out = f
+		r.tokens = min(r.perSecond, r.tokens+now.Sub(r.at).Seconds()*r.perSecond)
 	}
-	s.enc = json.NewEncoder(s.out)
+	r.at = now
+	if r.tokens < 1 {
+		return false
+	}
+	r.tokens--
+	return true
+}
+
+func newEventSink(cfg Config, log *slog.Logger) (*eventSink, error) {
+	s := &eventSink{limit: rate{perSecond: float64(cfg.EventsRate)}}
+	if cfg.Events != "-" {
+		s.path = cfg.Events
+	}
+	if err := s.openLog(); err != nil {
+		return nil, err
+	}
 	if cfg.Pcap != "" {
-		if err := os.MkdirAll(filepath.Dir(cfg.Pcap), 0o700); err != nil {
-			s.Close()
-			return nil, fmt.Errorf("evidence pcap: %w", err)
-		}
-		w, err := capture.Create(cfg.Pcap)
+		w, err := capture.OpenWriter(cfg.Pcap, cfg.PcapMaxSize, cfg.PcapMaxFiles)
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("evidence pcap: %w", err)
+		}
+		if w.SetAside != "" {
+			log.Warn("the evidence file was not a pcap of rstguard's: set aside, not overwritten",
+				"file", cfg.Pcap, "now", w.SetAside)
 		}
 		s.evidence = w
 	}
 	return s, nil
+}
+
+func (s *eventSink) openLog() error {
+	if s.path == "" {
+		s.out = nopCloser{os.Stdout}
+	} else {
+		f, err := logfile.Open(s.path)
+		if err != nil {
+			return fmt.Errorf("event log: %w", err)
+		}
+		s.out = f
+	}
+	s.enc = json.NewEncoder(s.out)
+	return nil
+}
+
+// reopen closes and opens both files again: logrotate has moved them.
+func (s *eventSink) reopen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.out.Close()
+	errs := []error{s.openLog()}
+	if s.evidence != nil {
+		errs = append(errs, s.evidence.Reopen())
+	}
+	return errors.Join(errs...)
 }
 
 func (s *eventSink) writeEvent(d *daemon, e dataplane.Event) {
@@ -395,15 +463,19 @@ func (s *eventSink) writeEvent(d *daemon, e dataplane.Event) {
 		d.log.Error("write event", "err", err)
 		return
 	}
-	d.written.Add(1)
 }
 
 func (s *eventSink) write(e dataplane.Event, iface, host string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.limit.take(time.Now()) {
+		s.suppressed.Add(1)
+		return nil
+	}
 	if err := s.enc.Encode(report.FromEvent(e, iface, host)); err != nil {
 		return err
 	}
+	s.written.Add(1)
 	if s.evidence == nil {
 		return nil
 	}
@@ -435,11 +507,3 @@ func (s *eventSink) Close() error {
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
-
-// openPrivate opens path for writing, mode 0600, creating its directory 0700.
-func openPrivate(path string, flag int) (*os.File, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, err
-	}
-	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|flag, 0o600)
-}

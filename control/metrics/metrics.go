@@ -25,7 +25,7 @@ type Collector struct {
 	src        Source
 	interfaces func() []attach.State
 	// Written and DecodeErrors count what the daemon did with events.
-	written, decodeErrors func() uint64
+	written, decodeErrors, suppressed func() uint64
 
 	mu        sync.Mutex
 	flowsAt   time.Time
@@ -35,6 +35,7 @@ type Collector struct {
 	packets, verdicts, actions, signals, events          *prometheus.Desc
 	flows, capacity, inserts, evictions, insertFails     *prometheus.Desc
 	confirmed, collateral, attached, written2, decodeErr *prometheus.Desc
+	capped                                               *prometheus.Desc
 }
 
 // flowCountTTL bounds how often a scrape walks the whole flow table.
@@ -42,13 +43,13 @@ const flowCountTTL = 10 * time.Second
 
 // New builds a collector. host labels every series; interfaces reports the
 // attach state; written and decodeErrors count the daemon's event handling.
-func New(src Source, host string, interfaces func() []attach.State, written, decodeErrors func() uint64) *Collector {
+func New(src Source, host string, interfaces func() []attach.State, written, decodeErrors, suppressed func() uint64) *Collector {
 	labels := prometheus.Labels{"host": host}
 	d := func(name, help string, vars ...string) *prometheus.Desc {
 		return prometheus.NewDesc("rstguard_"+name, help, vars, labels)
 	}
 	return &Collector{
-		src: src, interfaces: interfaces, written: written, decodeErrors: decodeErrors,
+		src: src, interfaces: interfaces, written: written, decodeErrors: decodeErrors, suppressed: suppressed,
 		packets:     d("packets_total", "Frames seen by the XDP program, by how far it parsed them.", "class"),
 		verdicts:    d("rst_verdicts_total", "RSTs judged, by verdict.", "verdict"),
 		actions:     d("rst_actions_total", "RSTs passed or dropped.", "action"),
@@ -63,6 +64,7 @@ func New(src Source, host string, interfaces func() []attach.State, written, dec
 		collateral:  d("collateral_resets_total", "Resets of a real sender by the victim of a forged RST."),
 		attached:    d("attached", "1 when rstguard is attached to the interface.", "iface", "xdp_mode"),
 		written2:    d("events_written_total", "Events written to the event log."),
+		capped:      d("events_rate_capped_total", "Events the event log's rate cap (--events-rate) left out."),
 		decodeErr:   d("event_decode_errors_total", "Ring-buffer records that could not be decoded."),
 	}
 }
@@ -70,7 +72,8 @@ func New(src Source, host string, interfaces func() []attach.State, written, dec
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.verdicts, c.actions, c.signals, c.events, c.flows,
-		c.capacity, c.inserts, c.insertFails, c.evictions, c.confirmed, c.collateral, c.attached, c.written2, c.decodeErr} {
+		c.capacity, c.inserts, c.insertFails, c.evictions, c.confirmed, c.collateral, c.attached, c.written2, c.decodeErr,
+		c.capped} {
 		ch <- d
 	}
 }
@@ -125,6 +128,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.written2, c.written())
 	counter(c.decodeErr, c.decodeErrors())
+	counter(c.capped, c.suppressed())
 }
 
 func (c *Collector) flowCount() (used, capacity int) {
