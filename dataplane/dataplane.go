@@ -93,3 +93,14 @@ func (d *Dataplane) Close() error {
 func (d *Dataplane) Program() *ebpf.Program {
 	return d.objs.Rstguard
 }
+
+// FlowsMapID is the kernel's ID of the flow table: programs that use it
+// belong to this pin directory.
+func (d *Dataplane) FlowsMapID() uint32 {
+	info, err := d.objs.Flows.Info()
+	if err != nil {
+		return 0
+	}
+	id, _ := info.ID()
+	return uint32(id)
+}

@@ -30,7 +30,7 @@ type harness struct {
 func newHarness(tb testing.TB, mode Mode) *harness {
 	tb.Helper()
 	requireRoot(tb)
-	dp, err := Load(Options{FlowTableSize: 4096})
+	dp, err := Load(Options{FlowTableSize: 16384})
 	if err != nil {
 		tb.Fatal(err)
 	}

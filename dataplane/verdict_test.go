@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -740,19 +741,33 @@ func TestEventBudget(t *testing.T) {
 
 // A blind flood of RSTs for flows nobody opened: every one is counted, but
 // their events stay within the per-CPU budget for RSTs of no flow.
-func TestNoFlowEventBudget(t *testing.T) {
-	// The budget is per CPU: keep every test run on one.
+// onOneCPU keeps the calling goroutine on the CPU it runs on now, for tests
+// of per-CPU budgets, and undoes it at the end of the test.
+func onOneCPU(t *testing.T) {
+	t.Helper()
 	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	var all, one unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &all); err != nil {
 		t.Fatal(err)
 	}
-	defer unix.SchedSetaffinity(0, &all)
-	one.Set(0)
+	var cpu uint32
+	if _, _, errno := unix.RawSyscall(unix.SYS_GETCPU, uintptr(unsafe.Pointer(&cpu)), 0, 0); errno != 0 {
+		t.Fatal(errno)
+	}
+	one.Set(int(cpu))
 	if err := unix.SchedSetaffinity(0, &one); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		unix.SchedSetaffinity(0, &all)
+		runtime.UnlockOSThread()
+	})
+}
+
+// A blind flood of RSTs for flows nobody opened: every one is counted, but
+// their events stay within the per-CPU budget for RSTs of no flow.
+func TestNoFlowEventBudget(t *testing.T) {
+	onOneCPU(t)
 	h := newHarness(t, ModeDrop)
 	const flood = 1000
 	for i := range flood {
@@ -763,12 +778,48 @@ func TestNoFlowEventBudget(t *testing.T) {
 	}
 	cnt := h.counters()
 	evs := h.drain()
-	const budget = 256 // NO_FLOW_EVENT_BUDGET
+	budget := int(xdp.RstguardEventBudgetsNO_FLOW_EVENT_BUDGET)
 	if cnt.RSTsNoFlow != flood || cnt.Verdicts["unknown"] != flood {
 		t.Errorf("no-flow %d unknown %d, want %d", cnt.RSTsNoFlow, cnt.Verdicts["unknown"], flood)
 	}
-	if len(evs) != budget || cnt.EventsSuppress != flood-budget {
+	if len(evs) != budget || cnt.EventsSuppress != uint64(flood-budget) {
 		t.Errorf("%d events, %d suppressed; want %d and %d", len(evs), cnt.EventsSuppress, budget, flood-budget)
+	}
+}
+
+// A flood of forged RSTs spread over many flows, each within its own
+// budget: the per-CPU budget for all events still bounds what reaches the
+// ring buffer, and counts the rest.
+func TestGlobalEventBudget(t *testing.T) {
+	onOneCPU(t)
+	h := newHarness(t, ModeDrop)
+	const flows = 6000
+	var rsts [][]byte
+	for i := range flows {
+		var a [4]byte
+		binary.BigEndian.PutUint32(a[:], 0x0a000000+uint32(i))
+		c := linuxPair(netip.AddrPortFrom(netip.AddrFrom4(a), 40000), serverAddr)
+		for _, f := range c.Handshake() {
+			h.send(f, time.Microsecond)
+		}
+		rsts = append(rsts, forgedFromClient(c).MustFrame())
+	}
+	h.drain()
+	before := h.counters()
+	for _, f := range rsts {
+		if ret := h.send(f, time.Microsecond); ret != XDPDrop {
+			t.Fatalf("forged RST: XDP %d", ret)
+		}
+	}
+	cnt := h.counters()
+	evs := h.drain()
+	budget := int(xdp.RstguardEventBudgetsGLOBAL_EVENT_BUDGET)
+	if len(evs) != budget || cnt.EventsSuppress-before.EventsSuppress != uint64(flows-budget) {
+		t.Errorf("%d events, %d suppressed; want %d and %d", len(evs), cnt.EventsSuppress-before.EventsSuppress,
+			budget, flows-budget)
+	}
+	if cnt.Actions["drop"]-before.Actions["drop"] != flows {
+		t.Errorf("dropped %d of %d", cnt.Actions["drop"]-before.Actions["drop"], flows)
 	}
 }
 
@@ -997,7 +1048,7 @@ func TestFragments(t *testing.T) {
 // of made-up flows) lands in the embryonic table and cannot evict the
 // connections the gateway saw open: a forged RST against one is still judged.
 func TestHalfOpenFloodCannotEvict(t *testing.T) {
-	h := newHarness(t, ModeDrop) // a 4,096-flow table, 1,024 embryonic
+	h := newHarness(t, ModeDrop) // a 16,384-flow table, 4,096 embryonic
 	victim := linuxPair(clientAddr, serverAddr)
 	established(h, victim)
 	midstream := linuxPair(netip.MustParseAddrPort("192.0.2.11:40001"), serverAddr)
@@ -1006,7 +1057,7 @@ func TestHalfOpenFloodCannotEvict(t *testing.T) {
 	if c := h.counters(); c.FlowPromoted != 2 {
 		t.Fatalf("%d flows promoted, want the handshake and the two-way exchange", c.FlowPromoted)
 	}
-	for i := range 10000 {
+	for i := range 20000 {
 		var a [4]byte
 		binary.BigEndian.PutUint32(a[:], 0x0b000000+uint32(i))
 		c := linuxPair(netip.AddrPortFrom(netip.AddrFrom4(a), uint16(1024+i%60000)), serverAddr)

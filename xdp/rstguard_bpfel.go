@@ -154,6 +154,13 @@ type RstguardEventBudget struct {
 	Pad     uint16
 }
 
+type RstguardEventBudgets uint32
+
+const (
+	RstguardEventBudgetsNO_FLOW_EVENT_BUDGET RstguardEventBudgets = 256
+	RstguardEventBudgetsGLOBAL_EVENT_BUDGET  RstguardEventBudgets = 4096
+)
+
 type RstguardEventKind uint32
 
 const (
@@ -339,12 +346,12 @@ type RstguardZoneKey struct {
 const (
 	RstguardMapAllow           = "allow"
 	RstguardMapCounters        = "counters"
+	RstguardMapCpuBudgets      = "cpu_budgets"
 	RstguardMapCsumScratch     = "csum_scratch"
 	RstguardMapEmbryonic       = "embryonic"
 	RstguardMapEvents          = "events"
 	RstguardMapFlows           = "flows"
 	RstguardMapHolds           = "holds"
-	RstguardMapNoFlowBudget    = "no_flow_budget"
 	RstguardMapPolicy          = "policy"
 	RstguardMapXskSlots        = "xsk_slots"
 	RstguardMapXsks            = "xsks"
@@ -404,18 +411,18 @@ type RstguardProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type RstguardMapSpecs struct {
-	Allow        *ebpf.MapSpec `ebpf:"allow"`
-	Counters     *ebpf.MapSpec `ebpf:"counters"`
-	CsumScratch  *ebpf.MapSpec `ebpf:"csum_scratch"`
-	Embryonic    *ebpf.MapSpec `ebpf:"embryonic"`
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	Flows        *ebpf.MapSpec `ebpf:"flows"`
-	Holds        *ebpf.MapSpec `ebpf:"holds"`
-	NoFlowBudget *ebpf.MapSpec `ebpf:"no_flow_budget"`
-	Policy       *ebpf.MapSpec `ebpf:"policy"`
-	XskSlots     *ebpf.MapSpec `ebpf:"xsk_slots"`
-	Xsks         *ebpf.MapSpec `ebpf:"xsks"`
-	Zones        *ebpf.MapSpec `ebpf:"zones"`
+	Allow       *ebpf.MapSpec `ebpf:"allow"`
+	Counters    *ebpf.MapSpec `ebpf:"counters"`
+	CpuBudgets  *ebpf.MapSpec `ebpf:"cpu_budgets"`
+	CsumScratch *ebpf.MapSpec `ebpf:"csum_scratch"`
+	Embryonic   *ebpf.MapSpec `ebpf:"embryonic"`
+	Events      *ebpf.MapSpec `ebpf:"events"`
+	Flows       *ebpf.MapSpec `ebpf:"flows"`
+	Holds       *ebpf.MapSpec `ebpf:"holds"`
+	Policy      *ebpf.MapSpec `ebpf:"policy"`
+	XskSlots    *ebpf.MapSpec `ebpf:"xsk_slots"`
+	Xsks        *ebpf.MapSpec `ebpf:"xsks"`
+	Zones       *ebpf.MapSpec `ebpf:"zones"`
 }
 
 // RstguardVariableSpecs contains global variables before they are loaded into the kernel.
@@ -447,30 +454,30 @@ func (o *RstguardObjects) Close() error {
 //
 // It can be passed to LoadRstguardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type RstguardMaps struct {
-	Allow        *ebpf.Map `ebpf:"allow"`
-	Counters     *ebpf.Map `ebpf:"counters"`
-	CsumScratch  *ebpf.Map `ebpf:"csum_scratch"`
-	Embryonic    *ebpf.Map `ebpf:"embryonic"`
-	Events       *ebpf.Map `ebpf:"events"`
-	Flows        *ebpf.Map `ebpf:"flows"`
-	Holds        *ebpf.Map `ebpf:"holds"`
-	NoFlowBudget *ebpf.Map `ebpf:"no_flow_budget"`
-	Policy       *ebpf.Map `ebpf:"policy"`
-	XskSlots     *ebpf.Map `ebpf:"xsk_slots"`
-	Xsks         *ebpf.Map `ebpf:"xsks"`
-	Zones        *ebpf.Map `ebpf:"zones"`
+	Allow       *ebpf.Map `ebpf:"allow"`
+	Counters    *ebpf.Map `ebpf:"counters"`
+	CpuBudgets  *ebpf.Map `ebpf:"cpu_budgets"`
+	CsumScratch *ebpf.Map `ebpf:"csum_scratch"`
+	Embryonic   *ebpf.Map `ebpf:"embryonic"`
+	Events      *ebpf.Map `ebpf:"events"`
+	Flows       *ebpf.Map `ebpf:"flows"`
+	Holds       *ebpf.Map `ebpf:"holds"`
+	Policy      *ebpf.Map `ebpf:"policy"`
+	XskSlots    *ebpf.Map `ebpf:"xsk_slots"`
+	Xsks        *ebpf.Map `ebpf:"xsks"`
+	Zones       *ebpf.Map `ebpf:"zones"`
 }
 
 func (m *RstguardMaps) Close() error {
 	return _RstguardClose(
 		m.Allow,
 		m.Counters,
+		m.CpuBudgets,
 		m.CsumScratch,
 		m.Embryonic,
 		m.Events,
 		m.Flows,
 		m.Holds,
-		m.NoFlowBudget,
 		m.Policy,
 		m.XskSlots,
 		m.Xsks,

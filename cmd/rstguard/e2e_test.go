@@ -298,7 +298,7 @@ func TestGatewayDaemon(t *testing.T) {
 	t.Run("a second daemon on the same maps is refused", func(t *testing.T) {
 		_, errOut, code := g.rstguard("run", "-i", lab.ClientSide, "--pin-dir", g.pinDir, "--events", "-", "--metrics", "",
 			"--flow-table-size", "4096")
-		if code != exitFailure || !strings.Contains(errOut, "another rstguard run is using") {
+		if code != exitFailure || !strings.Contains(errOut, "a daemon (rstguard run) is using --pin-dir "+g.pinDir) {
 			t.Errorf("exit %d: %s", code, errOut)
 		}
 	})

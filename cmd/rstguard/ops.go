@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"text/tabwriter"
@@ -49,10 +50,11 @@ Flags left out keep the pinned policy.`,
 				}
 				ifaces[name] = link.Attrs().Index
 			}
-			dp, err := daemon.LoadPinned(cfg.PinDir, cfg.FlowTableSize)
+			dp, unlock, err := daemon.LoadPinned(cfg.PinDir, cfg.FlowTableSize)
 			if err != nil {
 				return err
 			}
+			defer unlock()
 			defer dp.Close()
 			pol, err := dp.UpdatePolicy(cfg.Policy)
 			if err != nil {
@@ -67,7 +69,7 @@ Flags left out keep the pinned policy.`,
 				}
 			}
 			for _, name := range cfg.Interfaces {
-				used, err := attach.Attach(name, dp.Program(), cfg.XDPMode)
+				used, err := attach.Attach(name, dp.Program(), cfg.XDPMode, dp.FlowsMapID())
 				if err != nil {
 					return err
 				}
@@ -116,6 +118,15 @@ maps too (the flow table is lost).`,
 				fmt.Fprintf(e.stdout, "detached from %s\n", name)
 			}
 			if *purge {
+				unlock, err := bpffs.Lock(*pinDir)
+				if errors.Is(err, os.ErrNotExist) {
+					fmt.Fprintf(e.stdout, "no pinned maps in %s\n", *pinDir)
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				defer unlock()
 				if err := dataplane.Unpin(*pinDir); err != nil {
 					return err
 				}

@@ -11,6 +11,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+
+	"github.com/rstguard/rstguard/control/bpffs"
 )
 
 // ProgramName is the XDP program's name in the kernel; it marks ours.
@@ -45,6 +47,39 @@ var ErrNoInterface = errors.New("no such interface")
 
 // ErrForeignProgram means another XDP program holds the interface.
 var ErrForeignProgram = errors.New("another XDP program is attached")
+
+// ErrOtherPinDir means rstguard holds the interface, but with another flow
+// table: another daemon's, on another pin directory.
+var ErrOtherPinDir = errors.New("carries rstguard from another pin directory")
+
+// mapIDs lists the maps a program uses.
+func mapIDs(progID uint32) []uint32 {
+	p, err := ebpf.NewProgramFromID(ebpf.ProgramID(progID))
+	if err != nil {
+		return nil
+	}
+	defer p.Close()
+	info, err := p.Info()
+	if err != nil {
+		return nil
+	}
+	ids, _ := info.MapIDs()
+	out := make([]uint32, len(ids))
+	for i, id := range ids {
+		out[i] = uint32(id)
+	}
+	return out
+}
+
+// ownedBy reports whether the program uses the flow table flowsMap.
+func ownedBy(progID, flowsMap uint32) bool {
+	for _, id := range mapIDs(progID) {
+		if id == flowsMap {
+			return true
+		}
+	}
+	return false
+}
 
 // Link finds an interface by name.
 func Link(ifname string) (netlink.Link, error) {
@@ -117,9 +152,10 @@ func Attached() ([]State, error) {
 
 // Attach puts prog on the interface and returns the mode it runs in. With
 // ModeAuto it tries native XDP and falls back to generic; the caller should
-// announce a fallback. It replaces an older rstguard program but refuses to
-// replace anyone else's.
-func Attach(ifname string, prog *ebpf.Program, mode Mode) (Mode, error) {
+// announce a fallback. It replaces an earlier rstguard program that uses the
+// same flow table (flowsMap, the ID of the pinned flows map: an earlier run
+// on the same pin directory), and refuses to replace anyone else's.
+func Attach(ifname string, prog *ebpf.Program, mode Mode, flowsMap uint32) (Mode, error) {
 	link, err := Link(ifname)
 	if err != nil {
 		return 0, err
@@ -128,6 +164,14 @@ func Attach(ifname string, prog *ebpf.Program, mode Mode) (Mode, error) {
 	if cur.ProgID != 0 && !cur.Ours {
 		return 0, fmt.Errorf("%s: %w (id %d): remove it first (ip link set dev %s xdp off)",
 			ifname, ErrForeignProgram, cur.ProgID, ifname)
+	}
+	if cur.Ours && !ownedBy(cur.ProgID, flowsMap) {
+		owner := bpffs.OwnerOf(mapIDs(cur.ProgID))
+		if owner == "" {
+			owner = "unknown: its pins are gone"
+		}
+		return 0, fmt.Errorf("%s %w (%s): stop that daemon and run `rstguard detach -i %s --pin-dir %s`, "+
+			"or run this one with --pin-dir %s", ifname, ErrOtherPinDir, owner, ifname, owner, owner)
 	}
 	// A program attached in the other mode must go before the new one comes.
 	if cur.Ours && ((cur.Mode == "native" && mode == ModeGeneric) || (cur.Mode == "generic" && mode == ModeNative)) {
@@ -179,6 +223,102 @@ func Detach(ifname string) error {
 	if err != nil {
 		return err
 	}
+	return detachLink(link)
+}
+
+// DetachIndex is Detach by interface index: an interface renamed since it
+// was attached is still found.
+func DetachIndex(index int) error {
+	link, err := netlink.LinkByIndex(index)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return fmt.Errorf("ifindex %d: %w", index, ErrNoInterface)
+	}
+	if err != nil {
+		return fmt.Errorf("look up ifindex %d: %w", index, err)
+	}
+	return detachLink(link)
+}
+
+// StateOfIndex reads back the XDP attachment of the interface with this index.
+func StateOfIndex(index int) (State, error) {
+	link, err := netlink.LinkByIndex(index)
+	if err != nil {
+		return State{Index: index}, fmt.Errorf("look up ifindex %d: %w", index, err)
+	}
+	return StateOf(link), nil
+}
+
+// Snapshot is what interfaces carried before an attach, kept so that a start
+// that fails can put it back: the programs it holds stay loaded meanwhile.
+type Snapshot struct {
+	states []State
+	progs  map[uint32]*ebpf.Program
+}
+
+// Take records the XDP programs on the interfaces (by index).
+func Take(indexes []int) (*Snapshot, error) {
+	s := &Snapshot{progs: map[uint32]*ebpf.Program{}}
+	for _, i := range indexes {
+		st, err := StateOfIndex(i)
+		if err != nil {
+			s.Release()
+			return nil, err
+		}
+		if st.ProgID != 0 {
+			p, err := ebpf.NewProgramFromID(ebpf.ProgramID(st.ProgID))
+			if err != nil {
+				s.Release()
+				return nil, fmt.Errorf("hold %s's program: %w", st.Ifname, err)
+			}
+			s.progs[st.ProgID] = p
+		}
+		s.states = append(s.states, st)
+	}
+	return s, nil
+}
+
+// Restore puts every interface back as it was when the snapshot was taken.
+func (s *Snapshot) Restore() error {
+	var errs []error
+	for _, st := range s.states {
+		link, err := netlink.LinkByIndex(st.Index)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		cur := StateOf(link)
+		if cur.ProgID == st.ProgID {
+			continue
+		}
+		if cur.ProgID != 0 {
+			if err := detach(link, cur); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		if p := s.progs[st.ProgID]; p != nil {
+			flags := nl.XDP_FLAGS_DRV_MODE
+			if st.Mode == "generic" {
+				flags = nl.XDP_FLAGS_SKB_MODE
+			}
+			if err := netlink.LinkSetXdpFdWithFlags(link, p.FD(), flags); err != nil {
+				errs = append(errs, fmt.Errorf("put back %s's program: %w", st.Ifname, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Release lets go of the programs the snapshot held.
+func (s *Snapshot) Release() {
+	for _, p := range s.progs {
+		p.Close()
+	}
+}
+
+func detachLink(link netlink.Link) error {
+	ifname := link.Attrs().Name
 	cur := StateOf(link)
 	if cur.ProgID == 0 {
 		return nil

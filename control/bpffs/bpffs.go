@@ -40,3 +40,49 @@ func IsBPFFS(path string) bool {
 	var st unix.Statfs_t
 	return unix.Statfs(path, &st) == nil && st.Type == unix.BPF_FS_MAGIC
 }
+
+// ErrLocked means a daemon (rstguard run) holds the pin directory.
+var ErrLocked = errors.New("a daemon (rstguard run) is using")
+
+// Lock takes the pin directory's exclusive lock, without waiting: one
+// rstguard at a time loads, changes or removes its maps. The kernel drops
+// the lock when the process dies, even by kill -9. unlock releases it.
+func Lock(dir string) (unlock func(), err error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w --pin-dir %s: stop it first, or give this one another --pin-dir", ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// OwnerOf finds the pin directory, among the directories of bpffs's root,
+// whose pinned flow table is one of mapIDs (a program's maps): which
+// rstguard owns an attached program. "" when none does.
+func OwnerOf(mapIDs []uint32) string {
+	dirs, err := os.ReadDir(DefaultRoot)
+	if err != nil {
+		return ""
+	}
+	for _, d := range dirs {
+		if !d.IsDir() {
+			continue
+		}
+		id, err := PinnedMapID(filepath.Join(DefaultRoot, d.Name(), "flows"))
+		if err != nil {
+			continue
+		}
+		for _, m := range mapIDs {
+			if m == id {
+				return filepath.Join(DefaultRoot, d.Name())
+			}
+		}
+	}
+	return ""
+}

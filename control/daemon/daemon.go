@@ -22,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/control/attach"
 	"github.com/rstguard/rstguard/control/bpffs"
@@ -81,9 +80,11 @@ type daemon struct {
 	hold *hold.Manager
 	sink *eventSink
 
-	mu      sync.Mutex
-	ifnames map[int]string // ifindex -> name, for events
-	known   map[string]int // watched name -> ifindex
+	mu sync.Mutex
+	// ifnames are the interfaces the daemon attached to, by index (their
+	// names follow renames); known the names it watches, for their return.
+	ifnames map[int]string
+	known   map[string]int
 
 	decodeErrors atomic.Uint64
 }
@@ -104,18 +105,13 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 		d.known[name] = link.Attrs().Index
 		d.ifnames[link.Attrs().Index] = name
 	}
-	dp, err := LoadPinned(cfg.PinDir, cfg.FlowTableSize)
-	if err != nil {
-		return err
-	}
-	defer dp.Close()
-	d.dp = dp
-	// Before touching the policy or any interface.
-	unlock, err := lockPinDir(cfg.PinDir)
+	dp, unlock, err := LoadPinned(cfg.PinDir, cfg.FlowTableSize)
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	defer dp.Close()
+	d.dp = dp
 	before, err := dp.Policy()
 	if err != nil {
 		return err
@@ -169,9 +165,22 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 		defer srv.Close()
 	}
 
+	// Every check that can fail has passed; what the interfaces carry now
+	// is put back if attaching fails halfway (a restart after kill -9 must
+	// not leave the old program's interfaces bare).
+	snap, err := attach.Take(ifindexes)
+	if err != nil {
+		stopHold()
+		holdDone.Wait()
+		events.Close()
+		return err
+	}
+	defer snap.Release()
 	for _, name := range cfg.Interfaces {
 		if err := d.attach(name); err != nil {
-			d.detachAll()
+			if rerr := snap.Restore(); rerr != nil {
+				d.log.Error("put the interfaces back", "err", rerr)
+			}
 			stopHold()
 			holdDone.Wait()
 			events.Close()
@@ -226,27 +235,6 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 	}
 }
 
-// ErrRunning means another daemon already uses the pin directory.
-var ErrRunning = errors.New("another rstguard run is using")
-
-// lockPinDir takes an exclusive lock on the pin directory for as long as
-// the daemon runs: two daemons on one set of maps would fight over the
-// interfaces. The kernel drops the lock when the process dies, even by kill -9.
-func lockPinDir(dir string) (func(), error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w %s: stop it first, or give this one another --pin-dir", ErrRunning, dir)
-		}
-		return nil, fmt.Errorf("lock %s: %w", dir, err)
-	}
-	return func() { f.Close() }, nil
-}
-
 // SetZones resolves the zones of the watched interfaces (name to ifindex)
 // and gives them to the program.
 func SetZones(dp *dataplane.Dataplane, specs []ZoneSpec, ifaces map[string]int) error {
@@ -257,17 +245,27 @@ func SetZones(dp *dataplane.Dataplane, specs []ZoneSpec, ifaces map[string]int) 
 	return dp.SetZones(z)
 }
 
-// LoadPinned loads the program with its maps pinned in pinDir, mounting
-// bpffs first when needed; maps pinned by an earlier run are reused.
-func LoadPinned(pinDir string, flowTableSize uint32) (*dataplane.Dataplane, error) {
+// LoadPinned mounts bpffs where needed, takes the pin directory's lock
+// (nothing pinned is loaded or changed without it), and loads the program
+// with its maps pinned there, reusing an earlier run's. unlock releases the
+// lock; the caller keeps it for as long as it uses the maps.
+func LoadPinned(pinDir string, flowTableSize uint32) (dp *dataplane.Dataplane, unlock func(), err error) {
 	if err := bpffs.Ensure(pinDir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return dataplane.Load(dataplane.Options{FlowTableSize: flowTableSize, PinDir: pinDir})
+	if unlock, err = bpffs.Lock(pinDir); err != nil {
+		return nil, nil, err
+	}
+	dp, err = dataplane.Load(dataplane.Options{FlowTableSize: flowTableSize, PinDir: pinDir})
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return dp, unlock, nil
 }
 
 func (d *daemon) attach(name string) error {
-	used, err := attach.Attach(name, d.dp.Program(), d.cfg.XDPMode)
+	used, err := attach.Attach(name, d.dp.Program(), d.cfg.XDPMode, d.dp.FlowsMapID())
 	if err != nil {
 		return err
 	}
@@ -278,20 +276,20 @@ func (d *daemon) attach(name string) error {
 	return nil
 }
 
-// watched lists the interfaces the daemon looks after.
-func (d *daemon) watched() []string {
+// attached lists the interfaces the daemon attached to: index and name.
+func (d *daemon) attached() map[int]string {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	names := make([]string, 0, len(d.known))
-	for n := range d.known {
-		names = append(names, n)
+	out := make(map[int]string, len(d.ifnames))
+	for i, n := range d.ifnames {
+		out[i] = n
 	}
-	return names
+	return out
 }
 
 func (d *daemon) detachAll() {
-	for _, n := range d.watched() {
-		if err := attach.Detach(n); err != nil && !errors.Is(err, attach.ErrNoInterface) {
+	for i, n := range d.attached() {
+		if err := attach.DetachIndex(i); err != nil && !errors.Is(err, attach.ErrNoInterface) {
 			d.log.Error("detach", "iface", n, "err", err)
 		}
 	}
@@ -306,6 +304,8 @@ func (d *daemon) linkChanged(c attach.LinkChange) {
 		d.ifnames[c.Index] = c.Ifname
 	case "renamed":
 		d.ifnames[c.Index] = c.Ifname
+	case "removed":
+		delete(d.ifnames, c.Index)
 	}
 	d.mu.Unlock()
 	if c.What == "returned" {
@@ -362,13 +362,12 @@ func (d *daemon) serveMetrics() (*http.Server, error) {
 
 func (d *daemon) interfaceStates() []attach.State {
 	var out []attach.State
-	for _, n := range d.watched() {
-		link, err := attach.Link(n)
+	for i, n := range d.attached() {
+		st, err := attach.StateOfIndex(i)
 		if err != nil {
-			out = append(out, attach.State{Ifname: n})
-			continue
+			st = attach.State{Ifname: n, Index: i}
 		}
-		out = append(out, attach.StateOf(link))
+		out = append(out, st)
 	}
 	return out
 }

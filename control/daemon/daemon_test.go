@@ -20,24 +20,31 @@ func TestLoadPinnedChecksLayout(t *testing.T) {
 	dir := bpffs.DefaultRoot + "/rstguard-test-layout"
 	t.Cleanup(func() { dataplane.Unpin(dir) })
 
-	dp, err := LoadPinned(dir, 1024)
+	dp, unlock, err := LoadPinned(dir, 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dp.SetPolicy(dataplane.Policy{Mode: dataplane.ModeDrop, TTLTolerance: 3, EventBudget: 5}); err != nil {
+	pol := dataplane.DefaultPolicy()
+	pol.Mode, pol.TTLTolerance, pol.EventBudget = dataplane.ModeDrop, 3, 5
+	if err := dp.SetPolicy(pol); err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := LoadPinned(dir, 1024); !errors.Is(err, bpffs.ErrLocked) || !strings.Contains(err.Error(), dir) {
+		t.Errorf("a second load while the first holds the lock: %v", err)
+	}
 	dp.Close()
+	unlock()
 
-	_, err = LoadPinned(dir, 2048)
+	_, _, err = LoadPinned(dir, 2048)
 	if !errors.Is(err, dataplane.ErrIncompatiblePin) || !strings.Contains(err.Error(), "purge") {
 		t.Fatalf("other table size: %v", err)
 	}
 
-	dp, err = LoadPinned(dir, 1024)
+	dp, unlock, err = LoadPinned(dir, 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer unlock()
 	defer dp.Close()
 	p, err := dp.Policy()
 	if err != nil || p.Mode != dataplane.ModeDrop || p.TTLTolerance != 3 {

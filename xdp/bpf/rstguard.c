@@ -87,13 +87,14 @@ struct scratch {
 	__u8 buf[CSUM_MAX + 4];
 };
 
-/* Event budget for RSTs of no tracked flow, per CPU. */
+/* Event budgets per CPU: [0] for RSTs of no tracked flow, [1] for all events. */
+enum { BUDGET_NO_FLOW = 0, BUDGET_GLOBAL = 1 };
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, struct event_budget);
-} no_flow_budget SEC(".maps");
+} cpu_budgets SEC(".maps");
 
 /* Room to copy a RST's TCP segment for checksum verification. */
 struct {
@@ -158,6 +159,7 @@ struct btf_anchor {
 	enum hold_outcome hold_outcome;
 	enum hold_evidence hold_evidence;
 	enum policy_default policy_default;
+	enum event_budgets event_budgets;
 	enum signal signal;
 	enum verdict verdict;
 	enum action action;
@@ -641,9 +643,13 @@ static __always_inline int event_allowed(struct event_budget *b, __u32 limit, __
 static __always_inline struct event *event_start(struct xdp_md *ctx, const struct packet *p,
 						 __u8 kind, __u64 now)
 {
-	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	__u32 cap;
+	__u32 global = BUDGET_GLOBAL, cap;
+	struct event_budget *b = bpf_map_lookup_elem(&cpu_budgets, &global);
+	struct event *e;
 
+	if (b && !event_allowed(b, GLOBAL_EVENT_BUDGET, now))
+		return 0;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(CNT_EVENT_LOST);
 		return 0;
@@ -1229,8 +1235,8 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 			}
 		}
 	} else {
-		__u32 zero = 0;
-		struct event_budget *b = bpf_map_lookup_elem(&no_flow_budget, &zero);
+		__u32 no_flow = BUDGET_NO_FLOW;
+		struct event_budget *b = bpf_map_lookup_elem(&cpu_budgets, &no_flow);
 
 		if (b && event_allowed(b, NO_FLOW_EVENT_BUDGET, now)) {
 			e = event_start(ctx, p, kind, now);
@@ -1479,8 +1485,8 @@ static __noinline int tiny_fragment(struct xdp_md *ctx, struct packet *p)
 {
 	const struct config *cfg = get_config();
 	__u8 action = cfg->mode == MODE_MONITOR ? ACTION_PASS : ACTION_DROP;
-	__u32 zero = 0;
-	struct event_budget *b = bpf_map_lookup_elem(&no_flow_budget, &zero);
+	__u32 no_flow = BUDGET_NO_FLOW;
+	struct event_budget *b = bpf_map_lookup_elem(&cpu_budgets, &no_flow);
 	__u64 now = now_ns();
 	struct event *e;
 

@@ -227,9 +227,14 @@ struct flow_value {
 	__u8 rst_verdict;
 };
 
-/* Events per second per CPU for RSTs that match no flow: a blind flood must
- * not crowd out the events of tracked flows. */
-#define NO_FLOW_EVENT_BUDGET 256
+/* Events per second per CPU, besides each flow's budget (policy): for RSTs
+ * that match no flow, so that a blind flood cannot crowd out the events of
+ * tracked flows; and for all events, so that a flood spread over many flows
+ * cannot grow the event log without bound. Go reads these. */
+enum event_budgets {
+	NO_FLOW_EVENT_BUDGET = 256,
+	GLOBAL_EVENT_BUDGET = 4096,
+};
 
 /* Allow-list entry: an IPv4-mapped or IPv6 prefix. */
 struct allow_key {
