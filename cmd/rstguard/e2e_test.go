@@ -136,8 +136,11 @@ func (g *gateway) startDaemon(mode string, extraIfaces ...string) {
 	ifaces := append([]string{lab.ClientSide, lab.ServerSide}, extraIfaces...)
 	g.logs = &bytes.Buffer{}
 	args := append([]string{"run", "-i", strings.Join(ifaces, ","),
-		"--mode", mode, "--pin-dir", g.pinDir, "--events", g.events, "--pcap", g.pcap,
+		"--pin-dir", g.pinDir, "--events", g.events, "--pcap", g.pcap,
 		"--metrics", "127.0.0.1:19742", "--host", "gw-test", "--flow-table-size", "4096"}, g.runArgs...)
+	if mode != "" { // "": the pinned policy's
+		args = append(args, "--mode", mode)
+	}
 	g.daemon = g.gw.Command(context.Background(), rstguardBin, args...)
 	g.daemon.Stdout, g.daemon.Stderr = g.logs, g.logs
 	if err := g.daemon.Start(); err != nil {
