@@ -651,6 +651,15 @@ func TestConfigFile(t *testing.T) {
 	if _, err := merged.resolve(); err == nil || !strings.Contains(err.Error(), "explode") {
 		t.Errorf("bad mode in config: %v", err)
 	}
+	os.WriteFile(path, []byte(`{"mode":"drop"}{"mode":"monitor"}`), 0o600)
+	if _, err := withConfigFile(newTestFlagSet(), defaultSettings(), path); err == nil || !strings.Contains(err.Error(), "trailing data") {
+		t.Errorf("two objects in a config file: %v", err)
+	}
+	fs = newTestFlagSet()
+	daemonFlags(fs, &merged)
+	if err := fs.Parse([]string{"--flow-table-size", "0"}); err == nil {
+		t.Error("--flow-table-size 0 accepted")
+	}
 	os.WriteFile(path, []byte(`{"moed": "drop"}`), 0o600)
 	if _, err := withConfigFile(newTestFlagSet(), defaultSettings(), path); err == nil || !strings.Contains(err.Error(), "moed") {
 		t.Errorf("unknown key in config: %v", err)

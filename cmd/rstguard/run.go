@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"strings"
@@ -120,8 +122,13 @@ func daemonFlags(fs *flag.FlagSet, s *settings) {
 	})
 	fs.StringVar(&s.PinDir, "pin-dir", s.PinDir, "bpffs directory for the pinned maps (kept across restarts)")
 	fs.Func("flow-table-size", fmt.Sprintf("flows tracked at once (default %d)", s.FlowTableSize), func(v string) error {
-		_, err := fmt.Sscan(v, &s.FlowTableSize)
-		return err
+		if _, err := fmt.Sscan(v, &s.FlowTableSize); err != nil {
+			return err
+		}
+		if s.FlowTableSize == 0 {
+			return errors.New("must be at least 1")
+		}
+		return nil
 	})
 	fs.Func("ttl-tolerance", fmt.Sprintf("TTL difference still counted as weak (default %d)", s.TTLTolerance), func(v string) error {
 		_, err := fmt.Sscan(v, &s.TTLTolerance)
@@ -208,6 +215,9 @@ func withConfigFile(fs *flag.FlagSet, fromFlags settings, path string) (settings
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&merged); err != nil {
 		return fromFlags, fmt.Errorf("config %s: %w", path, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fromFlags, fmt.Errorf("config %s: trailing data after the JSON object", path)
 	}
 	var keys map[string]json.RawMessage
 	json.Unmarshal(data, &keys)

@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/rstguard/rstguard/control/capture"
 	"github.com/rstguard/rstguard/control/report"
@@ -112,6 +113,7 @@ func file(path string, opts Options, sum *Summary) error {
 
 	enc := json.NewEncoder(opts.Out)
 	var readErr error
+	unreadable := map[string]int{} // link type: frames
 	for {
 		fr, err := r.Next()
 		if errors.Is(err, io.EOF) {
@@ -125,6 +127,9 @@ func file(path string, opts Options, sum *Summary) error {
 			break
 		}
 		sum.Frames++
+		if fr.Unreadable {
+			unreadable[fr.Skipped]++
+		}
 		if fr.Skipped != "" {
 			sum.Skipped++
 			continue
@@ -156,6 +161,16 @@ func file(path string, opts Options, sum *Summary) error {
 		return err
 	}
 	sum.add(c)
+	if readErr == nil && len(unreadable) > 0 {
+		// Nothing judged is not "nothing found": say so, and fail.
+		var kinds []string
+		for lt, n := range unreadable {
+			kinds = append(kinds, fmt.Sprintf("%d frames of %s", n, lt))
+		}
+		slices.Sort(kinds)
+		readErr = fmt.Errorf("%s: %s, which rstguard cannot read (it reads Ethernet, raw IP, Linux cooked and BSD loopback): not judged",
+			path, strings.Join(kinds, ", "))
+	}
 	return readErr
 }
 

@@ -24,6 +24,33 @@ type Frame struct {
 	// Skipped says why a frame carries no data: a link type or family this
 	// reader cannot turn into Ethernet. Such frames are counted, not judged.
 	Skipped string
+	// Unreadable: the capture's link type is none this reader knows
+	// (Skipped names it), so no frame of it can be judged.
+	Unreadable bool
+}
+
+// ErrRecordTooLong means a record claims more bytes than any frame has:
+// a corrupt or hostile capture. Reading stops there.
+var ErrRecordTooLong = errors.New("record longer than 16 MiB: corrupt capture")
+
+// maxRecordBytes bounds what is read for one frame, whatever the record's
+// header claims: a stream that claims gigabytes costs no more than this.
+const maxRecordBytes = 16 << 20
+
+// recordGuard fails a read once maxRecordBytes were read since the last
+// frame was returned.
+type recordGuard struct {
+	r    io.Reader
+	left int
+}
+
+func (g *recordGuard) Read(p []byte) (int, error) {
+	if g.left <= 0 {
+		return 0, ErrRecordTooLong
+	}
+	n, err := g.r.Read(p[:min(len(p), g.left)])
+	g.left -= n
+	return n, err
 }
 
 // ErrNotCapture means the input is neither pcap nor pcapng.
@@ -36,6 +63,7 @@ type packetSource interface {
 // Reader reads frames from a pcap or pcapng file.
 type Reader struct {
 	f        *os.File
+	guard    *recordGuard
 	src      packetSource
 	linkType func(ci gopacket.CaptureInfo) layers.LinkType
 }
@@ -64,7 +92,8 @@ func Open(path string) (*Reader, error) {
 }
 
 func newReader(in io.Reader) (*Reader, error) {
-	br := bufio.NewReaderSize(in, 1<<16)
+	guard := &recordGuard{r: in, left: maxRecordBytes}
+	br := bufio.NewReaderSize(guard, 1<<16)
 	magic, err := br.Peek(4)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %d bytes", ErrNotCapture, len(magic))
@@ -75,7 +104,7 @@ func newReader(in io.Reader) (*Reader, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read pcapng header: %w", err)
 		}
-		return &Reader{src: ng, linkType: func(ci gopacket.CaptureInfo) layers.LinkType {
+		return &Reader{guard: guard, src: ng, linkType: func(ci gopacket.CaptureInfo) layers.LinkType {
 			if iface, err := ng.Interface(ci.InterfaceIndex); err == nil {
 				return iface.LinkType
 			}
@@ -87,7 +116,7 @@ func newReader(in io.Reader) (*Reader, error) {
 			return nil, fmt.Errorf("read pcap header: %w", err)
 		}
 		lt := p.LinkType()
-		return &Reader{src: p, linkType: func(gopacket.CaptureInfo) layers.LinkType { return lt }}, nil
+		return &Reader{guard: guard, src: p, linkType: func(gopacket.CaptureInfo) layers.LinkType { return lt }}, nil
 	}
 	return nil, fmt.Errorf("%w: magic %x", ErrNotCapture, magic)
 }
@@ -102,8 +131,9 @@ func (r *Reader) Next() (Frame, error) {
 		}
 		return Frame{}, fmt.Errorf("read frame: %w", err)
 	}
+	r.guard.left = maxRecordBytes
 	fr := Frame{Time: ci.Timestamp}
-	fr.Data, fr.Skipped = toEthernet(r.linkType(ci), data)
+	fr.Data, fr.Skipped, fr.Unreadable = toEthernet(r.linkType(ci), data)
 	return fr, nil
 }
 
@@ -132,41 +162,41 @@ func withEthernet(etherType uint16, payload []byte) []byte {
 }
 
 // toEthernet rewrites one frame of the given link type as Ethernet, or says
-// why it cannot.
-func toEthernet(lt layers.LinkType, data []byte) ([]byte, string) {
+// why it cannot, and whether that is because the link type is unknown here.
+func toEthernet(lt layers.LinkType, data []byte) ([]byte, string, bool) {
 	switch lt {
 	case layers.LinkTypeEthernet:
-		return data, ""
+		return data, "", false
 	case layers.LinkTypeRaw, 12, 14, layers.LinkTypeIPv4, layers.LinkTypeIPv6:
 		// Raw IP: the version nibble says which.
 		if len(data) == 0 {
-			return nil, "empty raw IP frame"
+			return nil, "empty raw IP frame", false
 		}
 		switch data[0] >> 4 {
 		case 4:
-			return withEthernet(etherTypeIPv4, data), ""
+			return withEthernet(etherTypeIPv4, data), "", false
 		case 6:
-			return withEthernet(etherTypeIPv6, data), ""
+			return withEthernet(etherTypeIPv6, data), "", false
 		}
-		return nil, fmt.Sprintf("raw frame of IP version %d", data[0]>>4)
+		return nil, fmt.Sprintf("raw frame of IP version %d", data[0]>>4), false
 	case layers.LinkTypeLinuxSLL:
 		// 16 bytes: packet type, ARPHRD, address length, address(8), protocol.
 		if len(data) < 16 {
-			return nil, "short Linux cooked header"
+			return nil, "short Linux cooked header", false
 		}
-		return withEthernet(binary.BigEndian.Uint16(data[14:]), data[16:]), ""
+		return withEthernet(binary.BigEndian.Uint16(data[14:]), data[16:]), "", false
 	case layers.LinkTypeLinuxSLL2:
 		// 20 bytes: protocol, reserved, ifindex, ARPHRD, packet type, address length, address(8).
 		if len(data) < 20 {
-			return nil, "short Linux cooked v2 header"
+			return nil, "short Linux cooked v2 header", false
 		}
-		return withEthernet(binary.BigEndian.Uint16(data[0:]), data[20:]), ""
+		return withEthernet(binary.BigEndian.Uint16(data[0:]), data[20:]), "", false
 	case layers.LinkTypeNull, layers.LinkTypeLoop:
 		// BSD loopback: a 4-byte address family, in the capturing host's byte
 		// order for NULL and in network order for LOOP. IPv6's family differs
 		// between BSDs (24, 28, 30).
 		if len(data) < 4 {
-			return nil, "short loopback header"
+			return nil, "short loopback header", false
 		}
 		family := binary.LittleEndian.Uint32(data)
 		if family > 0xffff {
@@ -174,11 +204,11 @@ func toEthernet(lt layers.LinkType, data []byte) ([]byte, string) {
 		}
 		switch family {
 		case 2:
-			return withEthernet(etherTypeIPv4, data[4:]), ""
+			return withEthernet(etherTypeIPv4, data[4:]), "", false
 		case 24, 28, 30:
-			return withEthernet(etherTypeIPv6, data[4:]), ""
+			return withEthernet(etherTypeIPv6, data[4:]), "", false
 		}
-		return nil, fmt.Sprintf("loopback family %d", family)
+		return nil, fmt.Sprintf("loopback family %d", family), false
 	}
-	return nil, fmt.Sprintf("link type %s (%d)", lt, int(lt))
+	return nil, fmt.Sprintf("link type %s (%d)", lt, int(lt)), true
 }

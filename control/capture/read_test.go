@@ -1,10 +1,17 @@
 package capture
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
+	"runtime"
 	"testing"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 )
 
 // "-" reads a capture from standard input, as from tcpdump -w -.
@@ -45,4 +52,52 @@ func TestOpenStdin(t *testing.T) {
 	if n != 6 {
 		t.Errorf("%d frames, want 6", n)
 	}
+}
+
+// A record whose header claims gigabytes costs at most maxRecordBytes of
+// reading and memory, and stops the read with an error.
+func TestHugeRecordIsBounded(t *testing.T) {
+	var f bytes.Buffer
+	w := pcapgo.NewWriter(&f)
+	w.WriteFileHeader(0xffffffff, layers.LinkTypeEthernet) // a hostile snap length
+	w.WritePacket(gopacket.CaptureInfo{CaptureLength: 60, Length: 60}, make([]byte, 60))
+	hdr := make([]byte, 16)
+	binary.LittleEndian.PutUint32(hdr[8:], 0xf0000000)  // captured length: 3.75 GiB
+	binary.LittleEndian.PutUint32(hdr[12:], 0xf0000000) // original length
+	f.Write(hdr)
+	body := &countingReader{n: 64 << 20} // 64 MiB of stream behind the header
+	r, err := newReader(io.MultiReader(&f, body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Next(); err != nil {
+		t.Fatalf("first frame: %v", err)
+	}
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err = r.Next()
+	if !errors.Is(err, ErrRecordTooLong) {
+		t.Fatalf("second frame: %v, want ErrRecordTooLong", err)
+	}
+	if body.read > maxRecordBytes+(1<<16) {
+		t.Errorf("read %d bytes of the stream for one record", body.read)
+	}
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 4*maxRecordBytes {
+		t.Errorf("allocated %d bytes for one record", grew)
+	}
+}
+
+// countingReader yields n zero bytes and counts what was read.
+type countingReader struct{ n, read int }
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if c.read >= c.n {
+		return 0, io.EOF
+	}
+	k := min(len(p), c.n-c.read)
+	clear(p[:k])
+	c.read += k
+	return k, nil
 }
