@@ -66,6 +66,15 @@ func NewHost(name string) (*Host, error) {
 		h.Close()
 		return nil, fmt.Errorf("%s: bring lo up: %w", name, err)
 	}
+	// No duplicate address detection on the links to come: a tentative
+	// link-local address delays neighbour discovery by a second or more, and
+	// a lab's addresses are unique by construction.
+	for _, conf := range []string{"all", "default"} {
+		if err := h.Sysctl("net.ipv6.conf."+conf+".accept_dad", "0"); err != nil {
+			h.Close()
+			return nil, err
+		}
+	}
 	return h, nil
 }
 

@@ -67,7 +67,7 @@ func realStackResets(t *testing.T, clientIP, serverIP netip.Addr, bits int) {
 
 	dial := func(port uint16) (c *net.TCPConn, err error) {
 		err = client.Do(func() error {
-			conn, err := net.DialTimeout("tcp", netip.AddrPortFrom(serverIP, port).String(), 2*time.Second)
+			conn, err := net.DialTimeout("tcp", netip.AddrPortFrom(serverIP, port).String(), 5*time.Second)
 			if err == nil {
 				c = conn.(*net.TCPConn)
 			}
