@@ -53,13 +53,13 @@ func Load(opts Options) (*Dataplane, error) {
 	if size == 0 {
 		size = DefaultFlowTableSize
 	}
-	spec.Maps["flows"].MaxEntries = size
-	spec.Maps["embryonic"].MaxEntries = EmbryonicTableSize(size)
+	spec.Maps[xdp.RstguardMapFlows].MaxEntries = size
+	spec.Maps[xdp.RstguardMapEmbryonic].MaxEntries = EmbryonicTableSize(size)
 	// A new policy map is born with the default policy, so that readers of
 	// freshly pinned maps never see it empty. A reused pinned map keeps its
 	// own: cilium/ebpf would write Contents into it too.
-	if opts.PinDir == "" || !pinned(opts.PinDir, "policy") {
-		spec.Maps["policy"].Contents = []ebpf.MapKV{{Key: uint32(0), Value: configOf(DefaultPolicy())}}
+	if opts.PinDir == "" || !pinned(opts.PinDir, xdp.RstguardMapPolicy) {
+		spec.Maps[xdp.RstguardMapPolicy].Contents = []ebpf.MapKV{{Key: uint32(0), Value: configOf(DefaultPolicy())}}
 	}
 
 	collOpts := &ebpf.CollectionOptions{}

@@ -24,11 +24,19 @@ var (
 	flowStateNames   = enumNames("flow_state", "STATE_")
 	modeNames        = enumNames("mode", "MODE_")
 	holdOutcomeNames = enumNames("hold_outcome", "HOLD_")
+	signalWeights    = enumValues("signal_weight", "SIGW_")
 )
 
-// enumNames lists a dense C enum's names by value, prefix trimmed and lower
-// case; a trailing *_COUNT is the enum's size, not a name.
-func enumNames(enum, prefix string) []string {
+// enumValues maps a C enum's names, prefix trimmed and lower case, to their values.
+func enumValues(enum, prefix string) map[string]int {
+	out := map[string]int{}
+	for _, v := range btfEnum(enum).Values {
+		out[strings.ToLower(strings.TrimPrefix(v.Name, prefix))] = int(v.Value)
+	}
+	return out
+}
+
+func btfEnum(enum string) *btf.Enum {
 	spec, err := xdp.LoadRstguard()
 	if err != nil {
 		panic(fmt.Sprintf("read embedded program: %v", err)) // the build embeds it: cannot happen
@@ -37,8 +45,14 @@ func enumNames(enum, prefix string) []string {
 	if err := spec.Types.TypeByName(enum, &e); err != nil {
 		panic(fmt.Sprintf("enum %s not in the program's BTF: %v", enum, err))
 	}
+	return e
+}
+
+// enumNames lists a dense C enum's names by value, prefix trimmed and lower
+// case; a trailing *_COUNT is the enum's size, not a name.
+func enumNames(enum, prefix string) []string {
 	var names []string
-	for _, v := range e.Values {
+	for _, v := range btfEnum(enum).Values {
 		if strings.HasSuffix(v.Name, "_COUNT") {
 			continue
 		}
@@ -124,6 +138,10 @@ type Signal uint8
 const SignalCount = int(xdp.RstguardSignalSIG_COUNT)
 
 func (s Signal) String() string { return nameOf(signalNames, int(s), "signal") }
+
+// Weight is how much the signal counts toward a verdict (enum signal_weight):
+// 0 for informational ones, 1 weak, 2 medium, 4 strong.
+func (s Signal) Weight() int { return signalWeights[s.String()] }
 
 // Signals is a set of signals, one bit each.
 type Signals uint32

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/rstguard/rstguard/xdp"
 )
 
 // pinnedMaps are the maps that outlive the daemon: flows and embryonic so
@@ -14,7 +16,8 @@ import (
 // and `rstguard status` work without it, events so that a new reader can
 // attach to the running program, allow with the policy, holds and xsk_slots
 // so that `rstguard status` shows what hold mode holds and where.
-var pinnedMaps = []string{"flows", "embryonic", "policy", "counters", "events", "allow", "holds", "xsk_slots"}
+var pinnedMaps = []string{xdp.RstguardMapFlows, xdp.RstguardMapEmbryonic, xdp.RstguardMapPolicy,
+	xdp.RstguardMapCounters, xdp.RstguardMapEvents, xdp.RstguardMapAllow, xdp.RstguardMapHolds, xdp.RstguardMapXskSlots}
 
 func pinned(dir, name string) bool {
 	_, err := os.Stat(filepath.Join(dir, name))
@@ -59,8 +62,10 @@ func checkPinnedLayout(dir string, spec *ebpf.CollectionSpec) error {
 func OpenPinned(dir string) (*Dataplane, error) {
 	var d Dataplane
 	targets := map[string]**ebpf.Map{
-		"flows": &d.objs.Flows, "embryonic": &d.objs.Embryonic, "policy": &d.objs.Policy, "counters": &d.objs.Counters,
-		"events": &d.objs.Events, "allow": &d.objs.Allow, "holds": &d.objs.Holds, "xsk_slots": &d.objs.XskSlots,
+		xdp.RstguardMapFlows: &d.objs.Flows, xdp.RstguardMapEmbryonic: &d.objs.Embryonic,
+		xdp.RstguardMapPolicy: &d.objs.Policy, xdp.RstguardMapCounters: &d.objs.Counters,
+		xdp.RstguardMapEvents: &d.objs.Events, xdp.RstguardMapAllow: &d.objs.Allow,
+		xdp.RstguardMapHolds: &d.objs.Holds, xdp.RstguardMapXskSlots: &d.objs.XskSlots,
 	}
 	for _, name := range pinnedMaps {
 		m, err := ebpf.LoadPinnedMap(filepath.Join(dir, name), nil)

@@ -312,6 +312,42 @@ const (
 	RstguardSignalSIG_COUNT             RstguardSignal = 20
 )
 
+type RstguardSignalWeight uint32
+
+const (
+	RstguardSignalWeightSIGW_SEQ_EXACT         RstguardSignalWeight = 0
+	RstguardSignalWeightSIGW_SEQ_IN_WINDOW     RstguardSignalWeight = 2
+	RstguardSignalWeightSIGW_SEQ_OUT_OF_WINDOW RstguardSignalWeight = 2
+	RstguardSignalWeightSIGW_ACK_MISMATCH      RstguardSignalWeight = 2
+	RstguardSignalWeightSIGW_TTL_OFF           RstguardSignalWeight = 4
+	RstguardSignalWeightSIGW_TTL_DRIFT         RstguardSignalWeight = 1
+	RstguardSignalWeightSIGW_IPID_OFF_MODEL    RstguardSignalWeight = 1
+	RstguardSignalWeightSIGW_IPID_MIRRORED     RstguardSignalWeight = 2
+	RstguardSignalWeightSIGW_WINDOW_MIRRORED   RstguardSignalWeight = 1
+	RstguardSignalWeightSIGW_WINDOW_NONZERO    RstguardSignalWeight = 1
+	RstguardSignalWeightSIGW_TS_MISSING        RstguardSignalWeight = 1
+	RstguardSignalWeightSIGW_TS_BACKWARDS      RstguardSignalWeight = 2
+	RstguardSignalWeightSIGW_TOO_SOON          RstguardSignalWeight = 2
+	RstguardSignalWeightSIGW_RST_BURST         RstguardSignalWeight = 2
+	RstguardSignalWeightSIGW_BAD_CHECKSUM      RstguardSignalWeight = 0
+	RstguardSignalWeightSIGW_FLOWLABEL_OFF     RstguardSignalWeight = 1
+	RstguardSignalWeightSIGW_MIDSTREAM         RstguardSignalWeight = 0
+	RstguardSignalWeightSIGW_COLLATERAL        RstguardSignalWeight = 0
+	RstguardSignalWeightSIGW_ALLOWED           RstguardSignalWeight = 0
+	RstguardSignalWeightSIGW_AUTH_DECOY        RstguardSignalWeight = 0
+)
+
+type RstguardTcpFlag uint32
+
+const (
+	RstguardTcpFlagTH_FIN RstguardTcpFlag = 1
+	RstguardTcpFlagTH_SYN RstguardTcpFlag = 2
+	RstguardTcpFlagTH_RST RstguardTcpFlag = 4
+	RstguardTcpFlagTH_PSH RstguardTcpFlag = 8
+	RstguardTcpFlagTH_ACK RstguardTcpFlag = 16
+	RstguardTcpFlagTH_URG RstguardTcpFlag = 32
+)
+
 type RstguardVerdict uint32
 
 const (

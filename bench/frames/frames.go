@@ -11,15 +11,17 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/rstguard/rstguard/xdp"
 )
 
-// TCP flags.
+// TCP flags, from xdp/rstguard.h.
 const (
-	FIN = 0x01
-	SYN = 0x02
-	RST = 0x04
-	PSH = 0x08
-	ACK = 0x10
+	FIN = uint8(xdp.RstguardTcpFlagTH_FIN)
+	SYN = uint8(xdp.RstguardTcpFlagTH_SYN)
+	RST = uint8(xdp.RstguardTcpFlagTH_RST)
+	PSH = uint8(xdp.RstguardTcpFlagTH_PSH)
+	ACK = uint8(xdp.RstguardTcpFlagTH_ACK)
 )
 
 // Segment describes one TCP segment and the headers around it.

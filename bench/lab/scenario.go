@@ -343,14 +343,14 @@ func nft(ctx context.Context, h *Host, rules string) error {
 func (o Outcome) Verdicts() []string {
 	var out []string
 	for _, r := range o.Records {
-		v := r.Verdict
+		v := r.Verdict.String()
 		switch {
-		case r.Kind == "hold" && r.Hold != nil:
+		case r.Kind == dataplane.EventHold && r.Hold != nil:
 			v = "hold:" + r.Hold.Outcome.String()
-		case r.Kind != "rst":
-			v = r.Kind
+		case r.Kind != dataplane.EventRST:
+			v = r.Kind.String()
 		}
-		out = append(out, v+"/"+r.Action)
+		out = append(out, v+"/"+r.Action.String())
 	}
 	return out
 }

@@ -103,7 +103,7 @@ func narrate(w interface{ Write([]byte) (int, error) }, recs []report.Record) {
 	told := false
 	for _, r := range recs {
 		switch {
-		case r.Kind == "rst" && (r.Verdict == "spoofed" || r.Verdict == "suspect"):
+		case r.Kind == dataplane.EventRST && (r.Verdict == dataplane.VerdictSpoofed || r.Verdict == dataplane.VerdictSuspect):
 			told = true
 			fmt.Fprintf(w, "   a RST %s > %s seq %d arrived with TTL %d;", r.Src, r.Dst, r.Seq, r.TTL)
 			if r.Expected.TTL != 0 {
@@ -114,16 +114,16 @@ func narrate(w interface{ Write([]byte) (int, error) }, recs []report.Record) {
 				fmt.Fprintf(w, "   the sender of that RST sits ~%d hop(s) from the gateway, the real client ~%d: an on-path device\n",
 					r.Hops.Injector, r.Hops.RealSender)
 			}
-		case r.Kind == "rst" && r.Verdict == "valid" && r.Action == "pass":
+		case r.Kind == dataplane.EventRST && r.Verdict == dataplane.VerdictValid && r.Action == dataplane.ActionPass:
 			told = true
 			fmt.Fprintf(w, "   a RST %s > %s seq %d arrived with TTL %d, the client's own TTL: verdict valid, passed\n",
 				r.Src, r.Dst, r.Seq, r.TTL)
-		case r.Kind == "rst" && r.Action == "hold":
+		case r.Kind == dataplane.EventRST && r.Action == dataplane.ActionHold:
 			told = true
 			fmt.Fprintf(w, "   a RST %s > %s seq %d arrived with TTL %d, the client's own TTL: verdict %s, no header gives it away\n",
 				r.Src, r.Dst, r.Seq, r.TTL, r.Verdict)
 			fmt.Fprintln(w, "   hold mode parked it and asked the client, in the server's name, whether its connection was alive")
-		case r.Kind == "hold" && r.Hold != nil:
+		case r.Kind == dataplane.EventHold && r.Hold != nil:
 			told = true
 			h := r.Hold
 			switch h.Outcome {
@@ -136,7 +136,7 @@ func narrate(w interface{ Write([]byte) (int, error) }, recs []report.Record) {
 			default:
 				fmt.Fprintf(w, "   the hold ended %s after %s: the RST was released\n", h.Outcome, h.Waited.Round(time.Microsecond))
 			}
-		case r.Kind == "data_after_rst":
+		case r.Kind == dataplane.EventConfirmed:
 			told = true
 			fmt.Fprintf(w, "   then %s kept sending (%s seq %d, TTL %d) after the RST in its name: proven forged\n",
 				r.Src, r.Flags, r.Seq, r.TTL)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/rstguard/rstguard/bench/inject"
 	"github.com/rstguard/rstguard/bench/lab"
+	"github.com/rstguard/rstguard/dataplane"
 )
 
 // profilePlacement puts each injector where a gateway sees its RSTs: those
@@ -130,9 +131,9 @@ func forged(o lab.Outcome) (sent, reported, confirmed int) {
 	}
 	for _, r := range o.Records {
 		switch {
-		case r.Kind == "data_after_rst":
+		case r.Kind == dataplane.EventConfirmed:
 			confirmed++
-		case r.Kind == "rst" && (r.Verdict == "spoofed" || r.Verdict == "suspect"):
+		case r.Kind == dataplane.EventRST && (r.Verdict == dataplane.VerdictSpoofed || r.Verdict == dataplane.VerdictSuspect):
 			reported++
 		}
 	}
@@ -179,10 +180,10 @@ func judgeAttack(c lab.Case, o, off lab.Outcome) row {
 		r.goal = "every forged RST stopped: the connection survives"
 		passed := 0
 		for _, rec := range o.Records {
-			if rec.Kind == "rst" && rec.Action == "pass" {
+			if rec.Kind == dataplane.EventRST && rec.Action == dataplane.ActionPass {
 				passed++
 			}
-			if rec.Kind == "hold" && !rec.Hold.Outcome.Forged() {
+			if rec.Kind == dataplane.EventHold && !rec.Hold.Outcome.Forged() {
 				passed++
 			}
 		}
@@ -196,7 +197,7 @@ func judgeAttack(c lab.Case, o, off lab.Outcome) row {
 func holds(o lab.Outcome) string {
 	var parts []string
 	for _, rec := range o.Records {
-		if rec.Kind == "hold" && rec.Hold != nil {
+		if rec.Kind == dataplane.EventHold && rec.Hold != nil {
 			parts = append(parts, fmt.Sprintf("%s after %s", rec.Hold.Outcome, rec.Hold.Waited.Round(10*time.Microsecond)))
 		}
 	}
@@ -215,7 +216,7 @@ func judgeLegit(c lab.Case, o, off lab.Outcome, doc string) row {
 	r.goal = "ends as without rstguard; never dropped or spoofed"
 	r.met = o.Exit == off.Exit
 	for _, rec := range o.Records {
-		if rec.Verdict == "spoofed" || rec.Action == "drop" {
+		if rec.Verdict == dataplane.VerdictSpoofed || rec.Action == dataplane.ActionDrop {
 			r.met = false
 		}
 	}

@@ -39,7 +39,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	rstguardBin = filepath.Join(dir, "rstguard")
-	if out, err := exec.Command("go", "build", "-o", rstguardBin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-buildvcs=false", "-o", rstguardBin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "build rstguard: %v\n%s", err, out)
 		os.Exit(1)
 	}

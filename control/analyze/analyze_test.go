@@ -48,7 +48,7 @@ func analyzeJSON(t *testing.T, paths ...string) ([]report.Record, Summary, error
 func judged(recs []report.Record) []string {
 	out := make([]string, len(recs))
 	for i, r := range recs {
-		out[i] = r.Kind + ":" + r.Verdict
+		out[i] = r.Kind.String() + ":" + r.Verdict.String()
 	}
 	return out
 }
@@ -98,7 +98,7 @@ func TestRaeForgedRSTDetails(t *testing.T) {
 			t.Errorf("signal %s missing: %v", s, f.Signals)
 		}
 	}
-	if f.Src != "1.2.0.3:6649" || f.TTL != 46 || f.IPID != 5461 || f.Window != 16384 {
+	if f.Src.String() != "1.2.0.3:6649" || f.TTL != 46 || f.IPID != 5461 || f.Window != 16384 {
 		t.Errorf("forged RST %+v", f)
 	}
 	c := recs[1]

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rstguard/rstguard/bench/lab"
+	"github.com/rstguard/rstguard/dataplane"
 )
 
 // Real Linux TCP between two namespaces, over IPv4 and IPv6, captured by
@@ -125,7 +126,7 @@ func realStackResets(t *testing.T, clientIP, serverIP netip.Addr, bits int) {
 	}
 	for _, r := range recs {
 		t.Logf("%s rtt %v", r.Text(), r.Expected.RTT)
-		if r.Verdict == "spoofed" || r.Kind != "rst" {
+		if r.Verdict == dataplane.VerdictSpoofed || r.Kind != dataplane.EventRST {
 			t.Errorf("real reset misjudged: %s", r.Text())
 		}
 	}

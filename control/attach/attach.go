@@ -13,10 +13,11 @@ import (
 	"github.com/vishvananda/netlink/nl"
 
 	"github.com/rstguard/rstguard/control/bpffs"
+	"github.com/rstguard/rstguard/xdp"
 )
 
 // ProgramName is the XDP program's name in the kernel; it marks ours.
-const ProgramName = "rstguard"
+const ProgramName = xdp.RstguardProgRstguard
 
 // Mode is how XDP runs on an interface.
 type Mode int

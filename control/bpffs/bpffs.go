@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/rstguard/rstguard/xdp"
 )
 
 // DefaultRoot is where Linux distributions mount bpffs.
@@ -74,7 +76,7 @@ func OwnerOf(mapIDs []uint32) string {
 		if !d.IsDir() {
 			continue
 		}
-		id, err := PinnedMapID(filepath.Join(DefaultRoot, d.Name(), "flows"))
+		id, err := PinnedMapID(filepath.Join(DefaultRoot, d.Name(), xdp.RstguardMapFlows))
 		if err != nil {
 			continue
 		}

@@ -101,3 +101,41 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	c.read += k
 	return k, nil
 }
+
+// Every link type the reader knows becomes the Ethernet frame the program
+// sees; others are named and marked unreadable.
+func TestToEthernet(t *testing.T) {
+	ip4 := []byte{0x45, 0, 0, 20}
+	ip6 := []byte{0x60, 0, 0, 0}
+	sll := append(make([]byte, 14), 0x08, 0x00)
+	sll2 := append([]byte{0x86, 0xdd}, make([]byte, 18)...)
+	null := []byte{2, 0, 0, 0}
+	loop := []byte{0, 0, 0, 24}
+	for _, tc := range []struct {
+		name      string
+		lt        layers.LinkType
+		data      []byte
+		etherType uint16
+		skip      bool
+		unknown   bool
+	}{
+		{"raw IPv4", layers.LinkTypeRaw, ip4, 0x0800, false, false},
+		{"raw IPv6 (229)", layers.LinkTypeIPv6, ip6, 0x86dd, false, false},
+		{"Linux cooked", layers.LinkTypeLinuxSLL, append(sll, ip4...), 0x0800, false, false},
+		{"Linux cooked v2", layers.LinkTypeLinuxSLL2, append(sll2, ip6...), 0x86dd, false, false},
+		{"BSD loopback, host order", layers.LinkTypeNull, append(null, ip4...), 0x0800, false, false},
+		{"OpenBSD loopback, network order", layers.LinkTypeLoop, append(loop, ip6...), 0x86dd, false, false},
+		{"raw IP of version 5", layers.LinkTypeRaw, []byte{0x50}, 0, true, false},
+		{"short cooked header", layers.LinkTypeLinuxSLL, []byte{1, 2}, 0, true, false},
+		{"802.11", layers.LinkTypeIEEE802_11, ip4, 0, true, true},
+	} {
+		f, skip, unknown := toEthernet(tc.lt, tc.data)
+		if (skip != "") != tc.skip || unknown != tc.unknown {
+			t.Errorf("%s: skipped %q, unknown %v", tc.name, skip, unknown)
+			continue
+		}
+		if !tc.skip && (len(f) < 14 || binary.BigEndian.Uint16(f[12:]) != tc.etherType) {
+			t.Errorf("%s: frame %x", tc.name, f)
+		}
+	}
+}

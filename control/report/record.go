@@ -5,6 +5,7 @@ package report
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -13,24 +14,24 @@ import (
 
 // Record is one event as JSON. Keys are a scripting interface: add, never rename.
 type Record struct {
-	Time     time.Time          `json:"time"`
-	Kind     string             `json:"kind"`
-	Host     string             `json:"host,omitempty"`
-	Iface    string             `json:"iface,omitempty"`
-	Src      string             `json:"src"`
-	Dst      string             `json:"dst"`
-	Zone     uint16             `json:"zone,omitempty"`
-	Flags    string             `json:"flags"`
-	Seq      uint32             `json:"seq"`
-	Ack      uint32             `json:"ack"`
-	TTL      uint8              `json:"ttl"`
-	IPID     uint16             `json:"ip_id"`
-	Window   uint16             `json:"window"`
-	Verdict  string             `json:"verdict"`
-	Signals  []string           `json:"signals"`
-	Action   string             `json:"action"`
-	Score    uint8              `json:"score"`
-	Expected dataplane.Expected `json:"expected"`
+	Time     time.Time           `json:"time"`
+	Kind     dataplane.EventKind `json:"kind"`
+	Host     string              `json:"host,omitempty"`
+	Iface    string              `json:"iface,omitempty"`
+	Src      netip.AddrPort      `json:"src"`
+	Dst      netip.AddrPort      `json:"dst"`
+	Zone     uint16              `json:"zone,omitempty"`
+	Flags    string              `json:"flags"`
+	Seq      uint32              `json:"seq"`
+	Ack      uint32              `json:"ack"`
+	TTL      uint8               `json:"ttl"`
+	IPID     uint16              `json:"ip_id"`
+	Window   uint16              `json:"window"`
+	Verdict  dataplane.Verdict   `json:"verdict"`
+	Signals  []string            `json:"signals"`
+	Action   dataplane.Action    `json:"action"`
+	Score    uint8               `json:"score"`
+	Expected dataplane.Expected  `json:"expected"`
 	// RST is, for kind data_after_rst, the RST proven forged; the other
 	// fields then describe the real sender's packet that proved it.
 	RST *dataplane.ForgedRST `json:"rst,omitempty"`
@@ -73,10 +74,10 @@ func hopsFrom(ttl uint8) int {
 // FromEvent builds the record of one event; iface and host may be empty.
 func FromEvent(e dataplane.Event, iface, host string) Record {
 	r := Record{
-		Time: e.Time, Kind: e.Kind.String(), Host: host, Iface: iface,
-		Src: e.Src.String(), Dst: e.Dst.String(), Zone: e.Zone, Flags: Flags(e.Flags),
+		Time: e.Time, Kind: e.Kind, Host: host, Iface: iface,
+		Src: e.Src, Dst: e.Dst, Zone: e.Zone, Flags: Flags(e.Flags),
 		Seq: e.Seq, Ack: e.Ack, TTL: e.TTL, IPID: e.IPID, Window: e.Window,
-		Verdict: e.Verdict.String(), Signals: e.Signals.Names(), Action: e.Action.String(),
+		Verdict: e.Verdict, Signals: e.Signals.Names(), Action: e.Action,
 		Score: e.Score, Expected: e.Expected, RST: e.RST, Hold: e.Hold,
 	}
 	switch {
@@ -97,7 +98,8 @@ func Flags(f uint8) string {
 	for _, x := range []struct {
 		bit  uint8
 		name byte
-	}{{0x02, 'S'}, {0x01, 'F'}, {0x04, 'R'}, {0x08, 'P'}, {0x20, 'U'}, {0x10, '.'}} {
+	}{{dataplane.FlagSYN, 'S'}, {dataplane.FlagFIN, 'F'}, {dataplane.FlagRST, 'R'}, {dataplane.FlagPSH, 'P'},
+		{dataplane.FlagURG, 'U'}, {dataplane.FlagACK, '.'}} {
 		if f&x.bit != 0 {
 			b.WriteByte(x.name)
 		}
@@ -116,7 +118,7 @@ func (r Record) Text() string {
 		fmt.Fprintf(&b, "%s ", r.Iface)
 	}
 	switch r.Kind {
-	case "hold":
+	case dataplane.EventHold:
 		h := r.Hold
 		fmt.Fprintf(&b, "HOLD %s > %s [%s] seq %d ttl %d: %s after %s (%d held)", r.Src, r.Dst, r.Flags, r.Seq, r.TTL,
 			h.Outcome, h.Waited.Round(time.Microsecond), h.Frames)
@@ -126,10 +128,10 @@ func (r Record) Text() string {
 		default:
 			b.WriteString(" -> released")
 		}
-	case "tiny_fragment":
+	case dataplane.EventTinyFragment:
 		fmt.Fprintf(&b, "TINY FRAGMENT %s > %s: a first fragment too short for the TCP header (RFC 1858) -> %s",
-			hostOf(r.Src), hostOf(r.Dst), r.Action)
-	case "data_after_rst":
+			r.Src.Addr(), r.Dst.Addr(), r.Action)
+	case dataplane.EventConfirmed:
 		fmt.Fprintf(&b, "CONFIRMED FORGED: %s > %s kept sending after a RST in its name ([%s] seq %d ttl %d after the RST seq %d ttl %d, judged %s then)",
 			r.Src, r.Dst, r.Flags, r.Seq, r.TTL, r.RST.Seq, r.RST.TTL, r.RST.VerdictThen)
 	default:
@@ -142,7 +144,7 @@ func (r Record) Text() string {
 			fmt.Fprintf(&b, " (%s)", strings.Join(r.Signals, ","))
 		}
 		fmt.Fprintf(&b, " -> %s", r.Action)
-		if x := r.Expected; r.Verdict != "unknown" {
+		if x := r.Expected; r.Verdict != dataplane.VerdictUnknown {
 			b.WriteString("; expected")
 			if x.Seq != nil {
 				fmt.Fprintf(&b, " seq %d", *x.Seq)
@@ -154,7 +156,7 @@ func (r Record) Text() string {
 				fmt.Fprintf(&b, " ttl %d ip-id %s", x.TTL, x.IPIDModel)
 			}
 		}
-		if r.Kind == "collateral_reset" {
+		if r.Kind == dataplane.EventCollateral {
 			b.WriteString("; collateral: the victim resets the real sender after a forged RST")
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/rstguard/rstguard/dataplane"
 )
 
 // ReadRecords reads a JSON-lines event log. Lines that do not parse are
@@ -75,11 +77,11 @@ func Summarize(recs []Record, top int) Summary {
 	for _, r := range recs {
 		s.Events++
 		switch r.Kind {
-		case "data_after_rst":
+		case dataplane.EventConfirmed:
 			s.Confirmed++
-		case "collateral_reset":
+		case dataplane.EventCollateral:
 			s.Collateral++
-		case "hold":
+		case dataplane.EventHold:
 			if r.Hold == nil {
 				continue
 			}
@@ -89,19 +91,19 @@ func Summarize(recs []Record, top int) Summary {
 			}
 			continue
 		}
-		if r.Kind != "data_after_rst" {
-			s.Verdicts[r.Verdict]++
+		if r.Kind != dataplane.EventConfirmed {
+			s.Verdicts[r.Verdict.String()]++
 			for _, sig := range r.Signals {
 				s.Signals[sig]++
 			}
-			if r.Action == "drop" {
+			if r.Action == dataplane.ActionDrop {
 				s.Dropped++
 			}
 		}
-		if r.Verdict == "suspect" || r.Verdict == "spoofed" {
-			flows[flowKey(r.Src, r.Dst)]++
-			if r.Kind != "data_after_rst" {
-				targets[hostOf(r.Dst)]++
+		if r.Verdict == dataplane.VerdictSuspect || r.Verdict == dataplane.VerdictSpoofed {
+			flows[flowKey(r.Src.String(), r.Dst.String())]++
+			if r.Kind != dataplane.EventConfirmed {
+				targets[r.Dst.Addr().String()]++
 			}
 		}
 		if r.Hops != nil {
@@ -125,13 +127,6 @@ func flowKey(a, b string) string {
 		a, b = b, a
 	}
 	return a + " <> " + b
-}
-
-func hostOf(addrPort string) string {
-	if i := strings.LastIndex(addrPort, ":"); i > 0 {
-		return strings.Trim(addrPort[:i], "[]")
-	}
-	return addrPort
 }
 
 func topN(m map[string]int, n int) []Count {

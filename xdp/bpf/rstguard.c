@@ -159,6 +159,8 @@ struct btf_anchor {
 	enum hold_outcome hold_outcome;
 	enum hold_evidence hold_evidence;
 	enum policy_default policy_default;
+	enum signal_weight signal_weight;
+	enum tcp_flag tcp_flag;
 	enum event_budgets event_budgets;
 	enum signal signal;
 	enum verdict verdict;
@@ -184,10 +186,6 @@ volatile __u64 clock_override_ns;
 #define ONE_SECOND_T32 (1000000000ULL >> 10)
 #define MIN_TIMING_RTT_T32 (1000000ULL >> 10) /* 1 ms */
 
-#define TH_FIN 0x01
-#define TH_SYN 0x02
-#define TH_RST 0x04
-#define TH_ACK 0x10
 
 /* IPv4 frag_off (RFC 791) and IPv6 fragment header (RFC 8200 4.5) fields. */
 #define IP_DF 0x4000
@@ -701,16 +699,13 @@ static __always_inline const struct config *get_config(void)
 
 /* ------------------------------------------------------------ judging */
 
-/* Weights: weak 1, medium 2, strong 4. A RST is spoofed when its medium and
- * strong signals alone reach 4 (one strong, or two medium); suspect when all
- * its signals reach 2. Weak signals never convict, however many: each has an
+/* Weights (enum signal_weight): weak 1, medium 2, strong 4. A RST is spoofed
+ * when its medium and strong signals alone reach 4 (one strong, or two
+ * medium); suspect when all its signals reach 2. Weak signals never convict, however many: each has an
  * innocent cause that real traffic shows together with the others (a stateless
  * RST has no timestamps, a new IP-ID and window 0; two hosts share a window by
  * chance). Weaver et al. prefer false negatives to false positives, and so do
  * we. */
-#define WEAK 1
-#define MEDIUM 2
-#define STRONG 4
 
 struct judgement {
 	__u32 signals;
@@ -725,9 +720,12 @@ static __always_inline void flag(struct judgement *j, enum signal sig, __u8 weig
 {
 	j->signals |= 1U << sig;
 	j->score += weight;
-	if (weight >= MEDIUM)
+	if (weight >= WEIGHT_MEDIUM)
 		j->hard += weight;
 }
+
+/* FLAG(j, TTL_OFF) raises SIG_TTL_OFF with its weight, SIGW_TTL_OFF. */
+#define FLAG(j, name) flag(j, SIG_##name, SIGW_##name)
 
 
 /* Is the TCP checksum right? Partial checksums (TX offload on a sending host
@@ -872,7 +870,7 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	if (!(rcv->flags & DIR_SEEN) || !((rcv->flags & DIR_SYN) || (f->flags & FLOW_MIDSTREAM)))
 		return VERDICT_UNKNOWN;
 	if (f->flags & FLOW_MIDSTREAM)
-		flag(j, SIG_MIDSTREAM, 0);
+		FLAG(j, MIDSTREAM);
 
 	/* Sequence, RFC 5961 section 3.2: only seq == RCV.NXT resets. RCV.NXT is
 	 * what the receiver last acknowledged, or the sender's next sequence. */
@@ -884,11 +882,11 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 
 		j->exp_seq = snd->next_seq;
 		if (p->seq == snd->next_seq || p->seq == rcv_nxt)
-			flag(j, SIG_SEQ_EXACT, 0);
+			FLAG(j, SEQ_EXACT);
 		else if (!seq_before(p->seq, rcv_nxt) && seq_before(p->seq, rcv_nxt + wnd))
-			flag(j, SIG_SEQ_IN_WINDOW, MEDIUM);
+			FLAG(j, SEQ_IN_WINDOW);
 		else
-			flag(j, SIG_SEQ_OUT_OF_WINDOW, MEDIUM);
+			FLAG(j, SEQ_OUT_OF_WINDOW);
 	}
 
 	/* ACK field, RFC 9293 3.10.7.3 and Wang et al. 2017 Table 3: a real RST/ACK
@@ -899,7 +897,7 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 		if (seq_after(p->ack, rcv->next_seq) ||
 		    ((rcv->flags & DIR_SYN) && !seq_after(p->ack, rcv->isn)) ||
 		    ((snd->flags & DIR_ACKED) && seq_before(p->ack, snd->max_ack)))
-			flag(j, SIG_ACK_MISMATCH, MEDIUM);
+			FLAG(j, ACK_MISMATCH);
 	}
 
 	if (snd->flags & DIR_SEEN) {
@@ -909,23 +907,23 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 		__u8 d = ttl_distance(p->ttl, snd->ttl);
 
 		if (d > cfg->ttl_tolerance)
-			flag(j, SIG_TTL_OFF, STRONG);
+			FLAG(j, TTL_OFF);
 		else if (d)
-			flag(j, SIG_TTL_DRIFT, WEAK);
+			FLAG(j, TTL_DRIFT);
 
 		/* IP-ID off the sender's model (GFW write-ups, net4people #46).
 		 * Weak: stateless RSTs (ID 0 with DF) legitimately leave it. */
 		if (!(p->ip_id == 0 && p->df) && ipid_off_model(snd, p))
-			flag(j, SIG_IPID_OFF_MODEL, WEAK);
+			FLAG(j, IPID_OFF_MODEL);
 
 		/* IPv6 flow label: a stack keeps one label per connection (RFC 6437). */
 		if (p->ipv6 && snd->flow_label && p->flow_label != snd->flow_label)
-			flag(j, SIG_FLOWLABEL_OFF, WEAK);
+			FLAG(j, FLOWLABEL_OFF);
 
 		/* Timestamps going backwards (RFC 7323 section 5): the sender's clock
 		 * does not run back. */
 		if (p->has_ts && (snd->flags & DIR_TS) && seq_before(p->tsval, snd->tsval))
-			flag(j, SIG_TS_BACKWARDS, MEDIUM);
+			FLAG(j, TS_BACKWARDS);
 	}
 
 	/* Fields copied from the trigger, the packet the other side sent last
@@ -933,21 +931,21 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	 * count, and so is a value the sender uses itself: two stacks that both
 	 * send one constant IP-ID, or the same window, mirror nothing. */
 	if (!p->ipv6 && p->ip_id && p->ip_id == rcv->ip_id && p->ip_id != snd->ip_id)
-		flag(j, SIG_IPID_MIRRORED, MEDIUM);
+		FLAG(j, IPID_MIRRORED);
 	if (p->window && p->window == rcv->window && p->window != snd->window)
-		flag(j, SIG_WINDOW_MIRRORED, WEAK);
+		FLAG(j, WINDOW_MIRRORED);
 
 	/* Real stacks send a plain RST with window 0; GFW type-1/2 RSTs do not
 	 * (Wang et al. 2017; INTANG). Some old stacks put their own receive
 	 * window on RSTs: the sender's usual window is no signal. */
 	if (!has_ack && p->window && p->window != snd->window)
-		flag(j, SIG_WINDOW_NONZERO, WEAK);
+		FLAG(j, WINDOW_NONZERO);
 
 	/* Negotiated timestamps but none on a RST/ACK, which a socket's abort
 	 * sends with its options (Zeek qi_internet trace). A plain RST is a
 	 * stateless reply (Linux tcp_v4_send_reset), which never carries any. */
 	if (has_ack && (snd->flags & DIR_TS) && (rcv->flags & DIR_TS) && !p->has_ts)
-		flag(j, SIG_TS_MISSING, WEAK);
+		FLAG(j, TS_MISSING);
 
 	/* Timing (net4people #285): a RST/ACK that acknowledges the other side's
 	 * latest data sooner than half the sender's measured RTT after that data
@@ -957,7 +955,7 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	 * anyway acks data microseconds after it arrived. */
 	if (has_ack && snd->rtt >= MIN_TIMING_RTT_T32 && rcv->last_data_t && p->ack == rcv->next_seq &&
 	    now32 - rcv->last_data_t < snd->rtt / 2)
-		flag(j, SIG_TOO_SOON, MEDIUM);
+		FLAG(j, TOO_SOON);
 
 	/* Several RSTs for one event with differing seq or TTL: the GFW's volleys
 	 * (Clayton et al. 2006, Wang et al. 2017, net4people #285), Weaver's
@@ -968,11 +966,11 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	    now32 - f->rst_t < ONE_SECOND_T32 &&
 	    ((f->rst_seq != p->seq && !((rcv->flags & DIR_ACKED) && p->seq == rcv->max_ack)) ||
 	     f->rst_ttl != p->ttl))
-		flag(j, SIG_RST_BURST, MEDIUM);
+		FLAG(j, RST_BURST);
 
-	if (j->hard >= STRONG)
+	if (j->hard >= WEIGHT_STRONG)
 		return VERDICT_SPOOFED;
-	if (j->score >= MEDIUM)
+	if (j->score >= WEIGHT_MEDIUM)
 		return VERDICT_SUSPECT;
 	return VERDICT_VALID;
 }
@@ -1166,7 +1164,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		count(CNT_RST_NO_FLOW);
 		j.verdict = VERDICT_UNKNOWN;
 	} else if (bad_checksum(ctx, p)) {
-		flag(&j, SIG_BAD_CHECKSUM, 0);
+		FLAG(&j, BAD_CHECKSUM);
 		j.verdict = VERDICT_UNKNOWN;
 	} else {
 		if (p->tcp_hdr_len > sizeof(struct tcphdr))
@@ -1177,7 +1175,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 			 * RFC 5925 section 7.7; Linux counts TCPMD5Unexpected), so it
 			 * is an evasion tool's insertion decoy (Geneva, INTANG), not
 			 * an injection: reported, never scored. */
-			flag(&j, SIG_AUTH_DECOY, 0);
+			FLAG(&j, AUTH_DECOY);
 			j.verdict = VERDICT_UNKNOWN;
 		} else {
 			j.verdict = judge_rst(p, f, cfg, now32, &j);
@@ -1187,7 +1185,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		if (j.verdict != VERDICT_UNKNOWN && (f->flags & FLOW_RST_PENDING) &&
 		    !!(f->flags & FLOW_RST_FROM_HI) != p->dir &&
 		    ((f->flags & FLOW_CONFIRMED) || f->rst_verdict == VERDICT_SPOOFED)) {
-			flag(&j, SIG_COLLATERAL, 0);
+			FLAG(&j, COLLATERAL);
 			count(CNT_COLLATERAL);
 			kind = EVENT_COLLATERAL_RESET;
 		}
@@ -1195,7 +1193,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 
 	if (j.verdict == VERDICT_SPOOFED && cfg->mode != MODE_MONITOR) {
 		if (allowed(p))
-			flag(&j, SIG_ALLOWED, 0);
+			FLAG(&j, ALLOWED);
 		else
 			action = ACTION_DROP;
 	} else if (cfg->mode == MODE_HOLD && f && j.verdict != VERDICT_UNKNOWN) {

@@ -38,7 +38,8 @@ enum action {
 	ACTION_COUNT,
 };
 
-/* Signals, one bit each. Weights and sources live beside judge_rst() in rstguard.c. */
+/* Signals, one bit each. Their weights are in enum signal_weight below, their
+ * sources beside judge_rst() in rstguard.c and in docs/SIGNALS.md. */
 enum signal {
 	SIG_SEQ_EXACT = 0,        /* informational: seq == RCV.NXT */
 	SIG_SEQ_IN_WINDOW = 1,    /* in window, not exact */
@@ -61,6 +62,50 @@ enum signal {
 	SIG_ALLOWED = 18,         /* an endpoint is allow-listed: reported, never dropped */
 	SIG_AUTH_DECOY = 19,      /* TCP-MD5 or TCP-AO option never negotiated: insertion, never scored */
 	SIG_COUNT,
+};
+
+/* How much a signal counts (docs/SIGNALS.md, "Verdicts"): informational
+ * signals and insertion markers count nothing; weak ones never convict. */
+enum weight {
+	WEIGHT_INFO = 0,
+	WEIGHT_WEAK = 1,
+	WEIGHT_MEDIUM = 2,
+	WEIGHT_STRONG = 4,
+};
+
+/* Every signal's weight, by the signal's name: the one place it is set.
+ * docs/SIGNALS.md's table shows the same, and a test ties the two. */
+enum signal_weight {
+	SIGW_SEQ_EXACT = WEIGHT_INFO,
+	SIGW_SEQ_IN_WINDOW = WEIGHT_MEDIUM,
+	SIGW_SEQ_OUT_OF_WINDOW = WEIGHT_MEDIUM,
+	SIGW_ACK_MISMATCH = WEIGHT_MEDIUM,
+	SIGW_TTL_OFF = WEIGHT_STRONG,
+	SIGW_TTL_DRIFT = WEIGHT_WEAK,
+	SIGW_IPID_OFF_MODEL = WEIGHT_WEAK,
+	SIGW_IPID_MIRRORED = WEIGHT_MEDIUM,
+	SIGW_WINDOW_MIRRORED = WEIGHT_WEAK,
+	SIGW_WINDOW_NONZERO = WEIGHT_WEAK,
+	SIGW_TS_MISSING = WEIGHT_WEAK,
+	SIGW_TS_BACKWARDS = WEIGHT_MEDIUM,
+	SIGW_TOO_SOON = WEIGHT_MEDIUM,
+	SIGW_RST_BURST = WEIGHT_MEDIUM,
+	SIGW_BAD_CHECKSUM = WEIGHT_INFO,
+	SIGW_FLOWLABEL_OFF = WEIGHT_WEAK,
+	SIGW_MIDSTREAM = WEIGHT_INFO,
+	SIGW_COLLATERAL = WEIGHT_INFO,
+	SIGW_ALLOWED = WEIGHT_INFO,
+	SIGW_AUTH_DECOY = WEIGHT_INFO,
+};
+
+/* TCP header flag bits (RFC 9293 section 3.1). */
+enum tcp_flag {
+	TH_FIN = 0x01,
+	TH_SYN = 0x02,
+	TH_RST = 0x04,
+	TH_PSH = 0x08,
+	TH_ACK = 0x10,
+	TH_URG = 0x20,
 };
 
 enum event_kind {

@@ -1,0 +1,43 @@
+package inject
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/rstguard/rstguard/bench/frames"
+)
+
+// Every profile forges RSTs in the names the placement expects, each a
+// frame a stack would parse.
+func TestProfiles(t *testing.T) {
+	tr := Trigger{Client: netip.MustParseAddrPort("10.99.0.1:40000"), Server: netip.MustParseAddrPort("10.99.5.2:80"),
+		Seq: 1000, Ack: 5000, PayloadLen: 40, TTL: 61, IPID: 300, Window: 502, ClientISN: 999}
+	for _, name := range ProfileNames() {
+		p := Profiles[name]
+		segs := p.Forge(tr, 64)
+		if len(segs) == 0 || p.Doc == "" || p.Name != name {
+			t.Errorf("%s: %d segments, doc %q", name, len(segs), p.Doc)
+			continue
+		}
+		for _, s := range segs {
+			if s.Flags&frames.RST == 0 {
+				t.Errorf("%s: forges a segment without RST: %+v", name, s)
+			}
+			if s.Src != tr.Client && s.Src != tr.Server {
+				t.Errorf("%s: in nobody's name: %s", name, s.Src)
+			}
+			if _, err := s.Frame(); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	}
+	// ttl-forge copies what the gateway checks: the client's TTL as the
+	// trigger leaves the injector's router, the next IP-ID, exact seq.
+	s := Profiles["ttl-forge"].Forge(tr, 64)[0]
+	if s.Src != tr.Client || s.TTL != tr.TTL-1 || s.IPID != tr.IPID+1 || s.Seq != tr.Seq || !s.DF {
+		t.Errorf("ttl-forge: %+v", s)
+	}
+	if ProfileHelp() == "" {
+		t.Error("no profile help")
+	}
+}

@@ -1,0 +1,54 @@
+package dataplane
+
+import (
+	"os"
+	"regexp"
+	"testing"
+
+	"github.com/rstguard/rstguard/xdp"
+)
+
+// docs/SIGNALS.md's table lists every signal the program has, with the
+// weight xdp/rstguard.h gives it, and nothing else: the header is the one
+// source, the page its reader's view.
+func TestSignalsDocMatchesHeader(t *testing.T) {
+	doc, err := os.ReadFile("../docs/SIGNALS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	weights := map[string]int{"info": 0, "never scored": 0, "weak": 1, "medium": 2, "strong": 4}
+	row := regexp.MustCompile("(?m)^\\| `([a-z_0-9]+)` \\| (info|never scored|weak|medium|strong) \\|")
+	documented := map[string]int{}
+	for _, m := range row.FindAllStringSubmatch(string(doc), -1) {
+		documented[m[1]] = weights[m[2]]
+	}
+	for i := range SignalCount {
+		s := Signal(i)
+		w, ok := documented[s.String()]
+		switch {
+		case !ok:
+			t.Errorf("signal %s is not in docs/SIGNALS.md's table", s)
+		case w != s.Weight():
+			t.Errorf("signal %s: weight %d in the docs, %d in rstguard.h", s, w, s.Weight())
+		}
+		delete(documented, s.String())
+	}
+	for name := range documented {
+		t.Errorf("docs/SIGNALS.md lists %s, which the program does not have", name)
+	}
+}
+
+// Every signal has a weight of its own in the header's table.
+func TestEverySignalHasAWeight(t *testing.T) {
+	if len(signalWeights) != SignalCount {
+		t.Errorf("%d weights for %d signals", len(signalWeights), SignalCount)
+	}
+	for i := range SignalCount {
+		if _, ok := signalWeights[Signal(i).String()]; !ok {
+			t.Errorf("signal %s has no SIGW_ entry in rstguard.h", Signal(i))
+		}
+	}
+	if len(verdictNames) != int(xdp.RstguardVerdictVERDICT_COUNT) || len(actionNames) != int(xdp.RstguardActionACTION_COUNT) {
+		t.Errorf("verdict or action names out of step with rstguard.h")
+	}
+}
