@@ -25,6 +25,66 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* ------------------------------------------------------------ constants
+ *
+ * Every number the program judges or parses by, in one place (as katran's
+ * balancer_consts.h). Times are time32: nanoseconds >> 10. */
+
+/* Parsing: how deep, and the header fields read by mask. */
+#define MAX_VLAN 2          /* 802.1Q / 802.1ad tags walked */
+#define MAX_IPV6_EXT 4      /* IPv6 extension headers walked; more: passed, counted */
+#define TCP_OPT_MAX 40      /* the TCP option space (RFC 9293 3.1) */
+#define TCP_FLAGS_OFFSET 13 /* the flags byte in the TCP header */
+#define IP_DF 0x4000        /* IPv4 frag_off (RFC 791) */
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
+#define IP6_OFFSET 0xfff8   /* IPv6 fragment header (RFC 8200 4.5) */
+#define IP6_MF 0x0001
+#define IP6_FLOWLABEL 0xfffff
+#define VLAN_VID_MASK 0x0fff
+#define TCPOPT_MD5SIG 19    /* RFC 2385 */
+#define TCPOPT_AO 29        /* RFC 5925 */
+#define TCPOPT_NOP_NOP_TS 0x0101080a /* NOP, NOP, timestamps (RFC 7323 Appendix A layout) */
+#define AF_INET 2           /* bpf_fib_lookup families */
+#define AF_INET6 10
+#define EEXIST 17
+
+/* Checksums: bpf_csum_diff takes at most 512 bytes a call; three calls cover
+ * any segment of a 1500-byte MTU. */
+#define CSUM_MAX 512
+#define CSUM_CHUNKS 3
+
+/* Timing. */
+#define ONE_SECOND_T32 (1000000000ULL >> 10)
+#define MIN_TIMING_RTT_T32 (1000000ULL >> 10) /* 1 ms: below, hosts, not paths, make the RTT */
+/* How long after a RST the claimed sender's data still proves it alive: its
+ * retransmission timer starts at 200 ms (RFC 6298 section 2.4 with Linux's
+ * TCP_RTO_MIN) and doubles, so a few seconds cover the first backoffs, and a
+ * few RTTs more on long paths. A port a scanner reuses 15 s later proves
+ * nothing. */
+#define CONFIRM_WINDOW_FLOOR_T32 (3000000000ULL >> 10)
+#define CONFIRM_WINDOW_RTTS 8
+
+/* Hold mode: the XSKMAP's slots (interfaces times RX queues). */
+#define MAX_XSK 256
+
+/* ------------------------------------------------------------ verifier notes
+ *
+ * - The RST, SYN and rare per-flow paths are __noinline BPF-to-BPF calls:
+ *   each is verified once. Inlined into the main function, their branches
+ *   multiply with the parser's and the program passes the verifier's limit.
+ * - TCP options are copied to the stack with bpf_xdp_load_bytes() and walked
+ *   in a bpf_loop() callback, and signals are counted in one: a bounded loop
+ *   over packet pointers cost 875,000 of the 1,000,000 instructions
+ *   (platform notes); the callbacks cost a few thousand.
+ * - barrier_var() keeps clang from folding a two-sided bounds check into one
+ *   compare on a temporary, after which the verifier has lost the bound.
+ * - ctx fields are read once, at the top of the program: clang may merge
+ *   reads from several branches into a modified ctx pointer, which the
+ *   verifier rejects.
+ * - TestVerifierBudget keeps the verified instruction count under 200,000.
+ */
+
 /* The flow table: one entry per connection, both directions, for
  * connections whose handshake this box saw complete (or, picked up
  * mid-stream, whose two sides each acknowledged the other's data). Size set
@@ -80,9 +140,6 @@ struct {
 	__uint(max_entries, 1 << 22);
 } events SEC(".maps");
 
-#define CSUM_MAX 512  /* bpf_csum_diff takes at most 512 bytes per call */
-#define CSUM_CHUNKS 3 /* 1536 bytes: any segment of a 1500-byte MTU */
-
 struct scratch {
 	__u8 buf[CSUM_MAX + 4];
 };
@@ -106,7 +163,6 @@ struct {
 
 /* The daemon's AF_XDP sockets (hold mode), by slot. A socket leaves the map
  * when it closes, so a dead daemon's slots redirect nothing. */
-#define MAX_XSK 256
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
 	__uint(max_entries, MAX_XSK);
@@ -180,29 +236,6 @@ const struct btf_anchor *unused_btf_anchor __attribute__((unused));
  * timing signal; 0 on a live interface. */
 volatile __u64 clock_override_ns;
 
-#define MAX_VLAN 2
-#define MAX_IPV6_EXT 4
-#define TCP_OPT_MAX 40
-#define ONE_SECOND_T32 (1000000000ULL >> 10)
-#define MIN_TIMING_RTT_T32 (1000000ULL >> 10) /* 1 ms */
-
-
-/* IPv4 frag_off (RFC 791) and IPv6 fragment header (RFC 8200 4.5) fields. */
-#define IP_DF 0x4000
-#define IP_MF 0x2000
-#define IP_OFFSET 0x1fff
-#define IP6_OFFSET 0xfff8
-#define IP6_MF 0x0001
-#define IP6_FLOWLABEL 0xfffff
-#define VLAN_VID_MASK 0x0fff
-
-#define TCPOPT_MD5SIG 19 /* RFC 2385 */
-#define TCPOPT_AO 29     /* RFC 5925 */
-
-#define AF_INET 2
-#define AF_INET6 10
-#define EEXIST 17
-
 /* What one parse of a frame yields. */
 struct packet {
 	struct flow_key key;
@@ -275,6 +308,12 @@ static __always_inline __u32 clock32(__u32 *cached)
 	return *cached;
 }
 
+/* Does the flow remember a RST sent by the side dir (0: addr_lo's)? */
+static __always_inline int rst_pending(const struct flow_value *f, __u8 dir)
+{
+	return (f->flags & FLOW_RST_PENDING) && !!(f->flags & FLOW_RST_FROM_HI) == dir;
+}
+
 /* Sequence-space comparisons, wrap-aware (RFC 9293 3.4). */
 static __always_inline int seq_before(__u32 a, __u32 b)
 {
@@ -334,7 +373,7 @@ static __always_inline void fast_timestamp(struct packet *p, struct tcphdr *th, 
 
 	if (p->tcp_hdr_len != 32 || (void *)(opt + 3) > data_end)
 		return;
-	if (opt[0] != bpf_htonl(0x0101080a))
+	if (opt[0] != bpf_htonl(TCPOPT_NOP_NOP_TS))
 		return;
 	p->has_ts = 1;
 	p->tsval = bpf_ntohl(opt[1]);
@@ -491,7 +530,7 @@ static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 	p->seq = bpf_ntohl(th->seq);
 	p->ack = bpf_ntohl(th->ack_seq);
 	p->window = bpf_ntohs(th->window);
-	p->tcp_flags = ((__u8 *)th)[13];
+	p->tcp_flags = ((__u8 *)th)[TCP_FLAGS_OFFSET];
 	fast_timestamp(p, th, data_end);
 	return PARSE_TCP;
 }
@@ -638,14 +677,29 @@ static __always_inline int event_allowed(struct event_budget *b, __u32 limit, __
 	return 1;
 }
 
-static __always_inline struct event *event_start(struct xdp_md *ctx, const struct packet *p,
-						 __u8 kind, __u64 now)
+/* The per-CPU budget of events that belong to no flow: RSTs of no flow and
+ * tiny fragments. */
+static __always_inline struct event_budget *no_flow_budget(void)
+{
+	__u32 no_flow = BUDGET_NO_FLOW;
+
+	return bpf_map_lookup_elem(&cpu_budgets, &no_flow);
+}
+
+/* Reserves an event about p, charged to budget b (limit a second: the
+ * flow's, or no_flow_budget()) and to the CPU's budget for all events. NULL
+ * when a budget is spent or the ring buffer full; either is counted. The
+ * caller fills in the rest and calls event_submit(). */
+static __always_inline struct event *event_start(struct xdp_md *ctx, const struct packet *p, __u8 kind,
+						 __u64 now, struct event_budget *b, __u32 limit)
 {
 	__u32 global = BUDGET_GLOBAL, cap;
-	struct event_budget *b = bpf_map_lookup_elem(&cpu_budgets, &global);
+	struct event_budget *g = bpf_map_lookup_elem(&cpu_budgets, &global);
 	struct event *e;
 
-	if (b && !event_allowed(b, GLOBAL_EVENT_BUDGET, now))
+	if (!b || !event_allowed(b, limit, now))
+		return 0;
+	if (g && !event_allowed(g, GLOBAL_EVENT_BUDGET, now))
 		return 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -726,7 +780,6 @@ static __always_inline void flag(struct judgement *j, enum signal sig, __u8 weig
 
 /* FLAG(j, TTL_OFF) raises SIG_TTL_OFF with its weight, SIGW_TTL_OFF. */
 #define FLAG(j, name) flag(j, SIG_##name, SIGW_##name)
-
 
 /* Is the TCP checksum right? Partial checksums (TX offload on a sending host
  * or a veth: only the pseudo-header sum is filled in) count as right. A wrong
@@ -962,8 +1015,7 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	 * RST SEQ CHANGE. A real stack's RSTs differ in seq only where each
 	 * answers a later segment of the peer, at seq = that segment's ACK
 	 * (RFC 9293 3.10.7.1): a seq equal to the peer's latest ACK is no change. */
-	if ((f->flags & FLOW_RST_PENDING) && !!(f->flags & FLOW_RST_FROM_HI) == p->dir &&
-	    now32 - f->rst_t < ONE_SECOND_T32 &&
+	if (rst_pending(f, p->dir) && now32 - f->rst_t < ONE_SECOND_T32 &&
 	    ((f->rst_seq != p->seq && !((rcv->flags & DIR_ACKED) && p->seq == rcv->max_ack)) ||
 	     f->rst_ttl != p->ttl))
 		FLAG(j, RST_BURST);
@@ -1182,8 +1234,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		}
 		/* The victim endpoint answering the real sender after a forged RST
 		 * (the incident's last packet): legitimate, and worth reporting. */
-		if (j.verdict != VERDICT_UNKNOWN && (f->flags & FLOW_RST_PENDING) &&
-		    !!(f->flags & FLOW_RST_FROM_HI) != p->dir &&
+		if (j.verdict != VERDICT_UNKNOWN && rst_pending(f, !p->dir) &&
 		    ((f->flags & FLOW_CONFIRMED) || f->rst_verdict == VERDICT_SPOOFED)) {
 			FLAG(&j, COLLATERAL);
 			count(CNT_COLLATERAL);
@@ -1216,44 +1267,29 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		if (action == ACTION_PASS && kind != EVENT_COLLATERAL_RESET)
 			f->state = STATE_RESET;
 
-		if (event_allowed(&f->budget, cfg->event_budget, now)) {
-			e = event_start(ctx, p, kind, now);
-			if (e) {
-				e->verdict = j.verdict;
-				e->action = action;
-				e->signals = j.signals;
-				e->score = j.score;
-				e->exp_seq = j.exp_seq;
-				e->exp_ack = j.exp_ack;
-				e->exp_ttl = (snd->flags & DIR_SEEN) ? snd->ttl : 0;
-				e->exp_window = f->dir[!p->dir].window;
-				e->ipid_model = snd->ipid_model;
-				e->rtt_ns = ns_of(snd->rtt);
-				event_submit(e);
-			}
+		e = event_start(ctx, p, kind, now, &f->budget, cfg->event_budget);
+		if (e) {
+			e->verdict = j.verdict;
+			e->action = action;
+			e->signals = j.signals;
+			e->score = j.score;
+			e->exp_seq = j.exp_seq;
+			e->exp_ack = j.exp_ack;
+			e->exp_ttl = (snd->flags & DIR_SEEN) ? snd->ttl : 0;
+			e->exp_window = f->dir[!p->dir].window;
+			e->ipid_model = snd->ipid_model;
+			e->rtt_ns = ns_of(snd->rtt);
+			event_submit(e);
 		}
 	} else {
-		__u32 no_flow = BUDGET_NO_FLOW;
-		struct event_budget *b = bpf_map_lookup_elem(&cpu_budgets, &no_flow);
-
-		if (b && event_allowed(b, NO_FLOW_EVENT_BUDGET, now)) {
-			e = event_start(ctx, p, kind, now);
-			if (e) {
-				e->verdict = j.verdict;
-				event_submit(e);
-			}
+		e = event_start(ctx, p, kind, now, no_flow_budget(), NO_FLOW_EVENT_BUDGET);
+		if (e) {
+			e->verdict = j.verdict;
+			event_submit(e);
 		}
 	}
 	return xdp_code(action, slot);
 }
-
-/* How long after a RST the claimed sender's data still proves it alive: its
- * retransmission timer starts at 200 ms (RFC 6298 section 2.4 with Linux's
- * TCP_RTO_MIN) and doubles, so a few seconds cover the first backoffs, and a
- * few RTTs more on long paths. A port a scanner reuses 15 s later proves
- * nothing. */
-#define CONFIRM_WINDOW_FLOOR_T32 (3000000000ULL >> 10)
-#define CONFIRM_WINDOW_RTTS 8
 
 /* Weaver et al.'s DATA SEQ RST, held to proof: the claimed sender of a RST
  * sends payload that goes on from the RST's seq, with an acceptable ACK,
@@ -1308,9 +1344,7 @@ static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, s
 			count(CNT_HOLD_DATA);
 		}
 	}
-	if (!event_allowed(&f->budget, cfg->event_budget, now))
-		return;
-	e = event_start(ctx, p, EVENT_DATA_AFTER_RST, now);
+	e = event_start(ctx, p, EVENT_DATA_AFTER_RST, now, &f->budget, cfg->event_budget);
 	if (!e)
 		return;
 	e->verdict = VERDICT_SPOOFED;
@@ -1393,8 +1427,7 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 		return insert_flow(&p->key, &fresh, BPF_NOEXIST);
 	}
 	s = &f->dir[p->dir & 1];
-	if ((f->flags & FLOW_RST_PENDING) && !(f->flags & FLOW_CONFIRMED) &&
-	    !!(f->flags & FLOW_RST_FROM_HI) == p->dir)
+	if (rst_pending(f, p->dir) && !(f->flags & FLOW_CONFIRMED))
 		confirm_after_rst(ctx, p, f);
 	if (f->state == STATE_SYN_SENT || f->state == STATE_RESET) {
 		const struct dir_state *init = &f->dir[!p->dir];
@@ -1455,8 +1488,7 @@ static __noinline int flow_events(struct xdp_md *ctx, struct packet *p, struct f
 		f->state = STATE_ESTABLISHED;
 	if ((p->tcp_flags & TH_FIN) && f->state != STATE_RESET)
 		f->state = STATE_CLOSING;
-	if ((f->flags & FLOW_RST_PENDING) && !(f->flags & FLOW_CONFIRMED) &&
-	    !!(f->flags & FLOW_RST_FROM_HI) == p->dir)
+	if (rst_pending(f, p->dir) && !(f->flags & FLOW_CONFIRMED))
 		confirm_after_rst(ctx, p, f);
 	return XDP_PASS;
 }
@@ -1483,17 +1515,11 @@ static __noinline int tiny_fragment(struct xdp_md *ctx, struct packet *p)
 {
 	const struct config *cfg = get_config();
 	__u8 action = cfg->mode == MODE_MONITOR ? ACTION_PASS : ACTION_DROP;
-	__u32 no_flow = BUDGET_NO_FLOW;
-	struct event_budget *b = bpf_map_lookup_elem(&cpu_budgets, &no_flow);
-	__u64 now = now_ns();
-	struct event *e;
+	struct event *e = event_start(ctx, p, EVENT_TINY_FRAGMENT, now_ns(), no_flow_budget(), NO_FLOW_EVENT_BUDGET);
 
-	if (b && event_allowed(b, NO_FLOW_EVENT_BUDGET, now)) {
-		e = event_start(ctx, p, EVENT_TINY_FRAGMENT, now);
-		if (e) {
-			e->action = action;
-			event_submit(e);
-		}
+	if (e) {
+		e->action = action;
+		event_submit(e);
 	}
 	return xdp_code(action, 0);
 }
