@@ -198,3 +198,15 @@ func notifyHUP() <-chan struct{} {
 func requireBPF() error {
 	return privilege.Require(privilege.CapBPF, privilege.CapNetAdmin)
 }
+
+// parseNoArgs parses flags and refuses positional arguments.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	rest, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return usagef("unexpected argument %q", rest[0])
+	}
+	return nil
+}

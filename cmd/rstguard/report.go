@@ -1,0 +1,38 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+
+	"github.com/rstguard/rstguard/control/daemon"
+	"github.com/rstguard/rstguard/control/report"
+)
+
+func reportCommand() command {
+	return command{
+		name: "report",
+		args: "[--json] [--top N] [--file PATH]",
+		summary: `a summary to act on: verdicts, signals, most attacked flows and hosts, where the injector sits
+Reads the event log. For forged RSTs whose real sender's TTL is known, turns
+the TTL difference into an estimate of the injector's hop distance.`,
+		run: func(e *env, fs *flag.FlagSet, args []string) error {
+			asJSON := fs.Bool("json", false, "JSON output")
+			top := fs.Int("top", 10, "length of the top lists")
+			path := fs.String("file", daemon.DefaultEvents, "event log written by rstguard run --events")
+			if err := parseNoArgs(fs, args); err != nil {
+				return err
+			}
+			f, recs, _, err := readEventLog(*path)
+			if err != nil {
+				return err
+			}
+			f.Close()
+			s := report.Summarize(recs, *top)
+			if *asJSON {
+				return json.NewEncoder(e.stdout).Encode(s)
+			}
+			s.Print(e.stdout)
+			return nil
+		},
+	}
+}
