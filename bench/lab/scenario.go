@@ -184,22 +184,25 @@ func (l *Lab) startRstguard(ctx context.Context, h *Host, role, prefix string, c
 	base := filepath.Join(l.Dir, fmt.Sprintf("%s-%s", sanitize(c.Name), role))
 	events, evidence := base+"-events.jsonl", base+"-evidence.pcap"
 	os.Remove(events)
+	os.Remove(evidence)
+	ready, err := NewNotify()
+	if err != nil {
+		return nil, "", "", err
+	}
+	defer ready.Close()
 	cmd := h.Command(context.Background(), l.Rstguard, "run", "-i", ClientSide+","+ServerSide, "--mode", c.Mode,
 		"--pin-dir", pinDir(prefix, role), "--events", events, "--pcap", evidence, "--metrics", "", "--host", role,
 		"--flow-table-size", "65536")
+	cmd.Env = append(os.Environ(), ready.Env())
 	logs := &Output{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		return nil, "", "", fmt.Errorf("start rstguard on %s: %w", role, err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), "msg=running") {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
-			return nil, "", "", fmt.Errorf("rstguard on %s did not start:\n%s", role, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := ready.Wait("READY=1", 10*time.Second); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, "", "", fmt.Errorf("rstguard on %s did not start: %w\n%s", role, err, logs.String())
 	}
 	return cmd, events, evidence, nil
 }

@@ -63,6 +63,8 @@ type gateway struct {
 	pcap   string
 	daemon *exec.Cmd
 	logs   *bytes.Buffer
+	// ready hears the daemon's sd_notify states.
+	ready *lab.Notify
 	// runArgs are more flags for `rstguard run`.
 	runArgs []string
 }
@@ -141,17 +143,23 @@ func (g *gateway) startDaemon(mode string, extraIfaces ...string) {
 	if mode != "" { // "": the pinned policy's
 		args = append(args, "--mode", mode)
 	}
+	if g.ready == nil {
+		ready, err := lab.NewNotify()
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		g.ready = ready
+		g.t.Cleanup(func() { ready.Close() })
+	}
 	g.daemon = g.gw.Command(context.Background(), rstguardBin, args...)
+	g.daemon.Env = append(os.Environ(), g.ready.Env())
 	g.daemon.Stdout, g.daemon.Stderr = g.logs, g.logs
 	if err := g.daemon.Start(); err != nil {
 		g.t.Fatal(err)
 	}
-	// Until the daemon has pinned every map, status may fail: keep asking.
-	g.waitFor("daemon attached", func() bool {
-		out, _, code := g.rstguard("status", "--json", "--interval", "0", "--pin-dir", g.pinDir)
-		var st statusReport
-		return code == 0 && json.Unmarshal([]byte(out), &st) == nil && len(st.Interfaces) == len(ifaces)
-	})
+	if err := g.ready.Wait("READY=1", 10*time.Second); err != nil {
+		g.t.Fatalf("%v; daemon log:\n%s", err, g.logs.String())
+	}
 }
 
 func (g *gateway) stopDaemon(sig syscall.Signal) {

@@ -109,7 +109,7 @@ func TestHoldMode(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer ln.Close()
-		readErr := make(chan error, 1)
+		readErr, greeted := make(chan error, 1), make(chan struct{})
 		go func() {
 			c, err := ln.Accept()
 			if err != nil {
@@ -118,6 +118,11 @@ func TestHoldMode(t *testing.T) {
 			}
 			defer c.Close()
 			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
+				readErr <- err
+				return
+			}
+			close(greeted)
 			_, err = io.Copy(io.Discard, c)
 			readErr <- err
 		}()
@@ -129,7 +134,7 @@ func TestHoldMode(t *testing.T) {
 			t.Fatal(err)
 		}
 		io.WriteString(c, "hello")
-		time.Sleep(20 * time.Millisecond)
+		<-greeted // the server has it, and its stack acknowledged it
 		before := len(g.holdOutcomes())
 		c.(*net.TCPConn).SetLinger(0)
 		c.Close() // RST/ACK

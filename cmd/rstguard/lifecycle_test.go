@@ -83,7 +83,14 @@ func TestDaemonLifecycle(t *testing.T) {
 		os.Rename(g.events, g.events+".1")
 		os.Rename(g.pcap, g.pcap+".1")
 		g.daemon.Process.Signal(syscall.SIGHUP)
-		g.waitFor("reopen logged", func() bool { return strings.Contains(g.logs.String(), "SIGHUP: event log and evidence reopened") })
+		for _, state := range []string{"RELOADING=1", "READY=1"} {
+			if err := g.ready.Wait(state, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !strings.Contains(g.logs.String(), "SIGHUP: event log and evidence reopened") {
+			t.Errorf("reopen not logged:\n%s", g.logs.String())
+		}
 		g.forgeClientRST(h) // spoofed, passed in monitor mode
 		g.waitFor("the event in the new log", func() bool { return g.countRecords("rst", "spoofed") == 1 })
 		if n := pcapFrames(t, g.pcap); n != 1 {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -189,6 +190,8 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 	}
 	d.log.Info("running", "mode", pol.Mode.String(), "interfaces", cfg.Interfaces, "pins", cfg.PinDir,
 		"events", cfg.Events, "evidence", cfg.Pcap, "metrics", cfg.Metrics, "hold_sockets", len(d.hold.Sockets()))
+	d.notify(fmt.Sprintf("READY=1\nSTATUS=judging RSTs on %s in %s mode\nMAINPID=%d",
+		strings.Join(cfg.Interfaces, ","), pol.Mode, os.Getpid()))
 
 	var wg sync.WaitGroup
 	wg.Go(func() { d.readEvents(events, sink) })
@@ -221,14 +224,17 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 	for {
 		select {
 		case <-ctx.Done():
+			d.notify("STOPPING=1")
 			d.log.Info("stopping: detaching, pinned maps stay", "pins", cfg.PinDir)
 			return nil
 		case <-hup:
+			d.notify("RELOADING=1")
 			if err := sink.reopen(); err != nil {
 				d.log.Error("SIGHUP: reopen files", "err", err)
 			} else {
 				d.log.Info("SIGHUP: event log and evidence reopened", "events", cfg.Events, "evidence", cfg.Pcap)
 			}
+			d.notify("READY=1")
 		case c := <-changes:
 			d.linkChanged(c)
 		}
@@ -312,6 +318,13 @@ func (d *daemon) linkChanged(c attach.LinkChange) {
 		if err := d.attach(c.Ifname); err != nil {
 			d.log.Error("re-attach failed", "iface", c.Ifname, "err", err)
 		}
+	}
+}
+
+// notify tells the service manager (sd_notify), logging a failure.
+func (d *daemon) notify(state string) {
+	if err := notify(state); err != nil {
+		d.log.Warn("sd_notify", "err", err)
 	}
 }
 
