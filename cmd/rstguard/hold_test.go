@@ -134,7 +134,11 @@ func TestHoldMode(t *testing.T) {
 			t.Fatal(err)
 		}
 		io.WriteString(c, "hello")
-		<-greeted // the server has it, and its stack acknowledged it
+		select { // the server has it, and its stack acknowledged it
+		case <-greeted:
+		case err := <-readErr:
+			t.Fatalf("server: %v", err)
+		}
 		before := len(g.holdOutcomes())
 		c.(*net.TCPConn).SetLinger(0)
 		c.Close() // RST/ACK
