@@ -5,7 +5,7 @@ CLANG   ?= clang-19
 BINS    := bin/rstguard bin/rstguard-inject bin/rstguard-lab
 GOFILES := $(shell find . -name '*.go' -not -path './.git/*')
 
-.PHONY: all build generate check-generate test e2e matrix bench lint demo deps clean
+.PHONY: all build generate check-generate test e2e matrix bench fuzz lint demo deps clean
 
 all: build
 
@@ -27,12 +27,20 @@ lint:
 	@out=$$(gofmt -l $(GOFILES)); if [ -n "$$out" ]; then echo "gofmt needed:" $$out >&2; exit 1; fi
 	$(GO) vet ./...
 
-# Everything CI runs: generated-code freshness, lint, unit and kernel tests,
-# every benchmark once, and the detection matrix.
+# Everything CI runs: generated-code freshness, lint, unit and kernel tests
+# (the committed fuzz corpus among them), every benchmark once, a short fuzz
+# run, and the detection matrix.
 test: deps check-generate lint build
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./...
+	$(MAKE) fuzz FUZZTIME=15s
 	$(MAKE) e2e
+
+# Fuzzes the program with arbitrary frames (dataplane.FuzzFrames). Inputs
+# that find something land in dataplane/testdata/fuzz/: commit them.
+FUZZTIME ?= 2m
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzFrames -fuzztime $(FUZZTIME) ./dataplane
 
 # The detection matrix: every injector profile and legitimate reset through
 # the namespace lab; writes lab-output/detection-matrix.md (the working tree

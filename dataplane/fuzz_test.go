@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/binary"
 	"testing"
 	"time"
 
@@ -9,18 +10,17 @@ import (
 
 // FuzzFrames feeds arbitrary frames, and sequences of them, through the real
 // program: it must never drop a frame that is not a TCP RST or a tiny first
-// fragment (RFC 1858), and never fail.
-// The input is split into frames at 0xffff 0xffff markers.
+// fragment (RFC 1858), never fail, and count every frame in exactly one of
+// the parse counters. The input is a sequence of frames, each a big-endian
+// 16-bit length and that many bytes (any byte value can appear in a frame,
+// broadcast addresses' 0xff included); a short last frame takes what is left.
 func FuzzFrames(f *testing.F) {
 	c := linuxPair(clientAddr, serverAddr)
-	var seq []byte
-	for _, fr := range c.Handshake() {
-		seq = append(append(seq, fr...), 0xff, 0xff, 0xff, 0xff)
-	}
-	f.Add(append(seq, forgedFromClient(c).MustFrame()...))
-	f.Add(linuxPair(client6, server6).Segment(frames.Client, frames.SYN, nil).MustFrame())
-	f.Add(ipv6ExtChain(3))
-	f.Add(arpFrame())
+	f.Add(joinFrames(append(c.Handshake(), forgedFromClient(c).MustFrame())...))
+	f.Add(joinFrames(linuxPair(client6, server6).Segment(frames.Client, frames.SYN, nil).MustFrame()))
+	f.Add(joinFrames(ipv6ExtChain(3)))
+	f.Add(joinFrames(arpFrame()))
+	f.Add(joinFrames(tinyFirstFragment(forgedFromClient(c).MustFrame())))
 
 	requireRoot(f)
 	h := newHarness(f, ModeDrop)
@@ -29,12 +29,23 @@ func FuzzFrames(f *testing.F) {
 			if len(fr) < MinFrame {
 				continue
 			}
+			before, err := h.dp.Counters()
+			if err != nil {
+				t.Fatal(err)
+			}
 			ret, err := h.dp.Run(fr, h.now.Add(time.Millisecond))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if ret != XDPPass && !(ret == XDPDrop && droppable(fr)) {
 				t.Fatalf("verdict %d for a frame that is not a RST: %x", ret, fr)
+			}
+			after, err := h.dp.Counters()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := after.Packets - before.Packets; got != 1 {
+				t.Fatalf("the frame moved the parse counters by %d, want 1: %x", got, fr)
 			}
 		}
 		if _, err := h.events.Drain(); err != nil {
@@ -43,17 +54,27 @@ func FuzzFrames(f *testing.F) {
 	})
 }
 
+// joinFrames writes frames in FuzzFrames's input format.
+func joinFrames(fs ...[]byte) []byte {
+	var out []byte
+	for _, f := range fs {
+		out = binary.BigEndian.AppendUint16(out, uint16(len(f)))
+		out = append(out, f...)
+	}
+	return out
+}
+
+// splitFrames reads FuzzFrames's input format.
 func splitFrames(data []byte) [][]byte {
 	var out [][]byte
-	start := 0
-	for i := 0; i+4 <= len(data); i++ {
-		if data[i] == 0xff && data[i+1] == 0xff && data[i+2] == 0xff && data[i+3] == 0xff {
-			out = append(out, data[start:i])
-			start = i + 4
-			i += 3
-		}
+	for len(data) >= 2 {
+		n := int(binary.BigEndian.Uint16(data))
+		data = data[2:]
+		n = min(n, len(data))
+		out = append(out, data[:n])
+		data = data[n:]
 	}
-	return append(out, data[start:])
+	return out
 }
 
 // droppable decodes a frame independently of the program: Ethernet, up to
