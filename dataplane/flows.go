@@ -31,14 +31,17 @@ type Flow struct {
 
 // Baseline is one side's learnt behaviour.
 type Baseline struct {
-	Seen       bool          `json:"seen"`
-	TTL        uint8         `json:"ttl"`
-	IPIDModel  IPIDModel     `json:"ip_id_model"`
-	Window     uint16        `json:"window"`
-	WScale     *uint8        `json:"wscale,omitempty"`
-	Timestamps bool          `json:"timestamps"`
-	NextSeq    uint32        `json:"next_seq"`
-	RTT        time.Duration `json:"rtt_ns,omitempty"` // how long it took to answer in the handshake
+	Seen       bool      `json:"seen"`
+	TTL        uint8     `json:"ttl"`
+	IPIDModel  IPIDModel `json:"ip_id_model"`
+	Window     uint16    `json:"window"`
+	WScale     *uint8    `json:"wscale,omitempty"`
+	Timestamps bool      `json:"timestamps"`
+	NextSeq    uint32    `json:"next_seq"`
+	// RTT is how long this side takes to answer at this box: measured in the
+	// handshake (not after a retransmitted SYN), then the smallest later
+	// sample (the first ACK covering all of the peer's data).
+	RTT time.Duration `json:"rtt_ns,omitempty"`
 	// LastData is how long ago this side last sent new sequence space (data,
 	// SYN, FIN) through this box; zero when it never did. The program reads a
 	// clock only for that, not for every ACK.

@@ -67,8 +67,7 @@ func (d *Dataplane) run(frame []byte, at time.Time, md *xdpMD) (uint32, error) {
 // Inject runs one frame through the program as if it had arrived on the
 // interface (RX queue 0), with BPF_F_TEST_XDP_LIVE_FRAMES: what the program
 // does with it really happens (a redirect reaches the AF_XDP socket, a pass
-// goes up that interface's stack). Benchmarks and the packet generator drive
-// the program with it.
+// goes up that interface's stack). Benchmarks drive the program with it.
 func (d *Dataplane) Inject(frame []byte, ifindex int) error {
 	if err := d.objs.ClockOverrideNs.Set(uint64(0)); err != nil {
 		return fmt.Errorf("set program clock: %w", err)

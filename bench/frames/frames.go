@@ -1,5 +1,5 @@
 // Package frames builds real Ethernet frames carrying TCP over IPv4 or IPv6,
-// for fixture tests, the packet generator and the lab's injector. gopacket's
+// for fixture tests, benchmarks and the lab's injector. gopacket's
 // layers serialise them, so lengths and checksums are those of a real stack.
 package frames
 
