@@ -6,7 +6,9 @@ import (
 	"github.com/rstguard/rstguard/xdp"
 )
 
-// Counters are the program's per-CPU counters, summed over CPUs.
+// Counters are the program's per-CPU counters, summed over CPUs. Their JSON
+// (status --json, analyze's summary) is a scripting interface: add keys,
+// never rename them; TestCountersJSONGolden pins it.
 type Counters struct {
 	Packets         uint64 `json:"packets"` // every frame the program saw
 	TCP             uint64 `json:"tcp"`
@@ -39,6 +41,22 @@ type Counters struct {
 	Verdicts map[string]uint64 `json:"verdicts"`
 	Actions  map[string]uint64 `json:"actions"`
 	Signals  map[string]uint64 `json:"signals"`
+
+	raw []uint64 // by enum counter: what Add sums
+}
+
+// Add adds another reading (another capture's, another box's) to c.
+func (c *Counters) Add(o Counters) {
+	raw := make([]uint64, xdp.RstguardCounterCNT_MAX)
+	for i := range raw {
+		if i < len(c.raw) {
+			raw[i] += c.raw[i]
+		}
+		if i < len(o.raw) {
+			raw[i] += o.raw[i]
+		}
+	}
+	*c = countersFrom(raw)
 }
 
 // Counters reads and sums the per-CPU counters.
@@ -89,6 +107,7 @@ func countersFrom(raw []uint64) Counters {
 		Signals:         map[string]uint64{},
 	}
 	c.Packets = c.TCP + c.NotTCP + c.ParseErrors + c.Fragments + c.IPv6ExtLimit + c.TinyFragments
+	c.raw = raw
 	for _, v := range Verdicts {
 		c.Verdicts[v.String()] = raw[int(xdp.RstguardCounterCNT_VERDICT_BASE)+int(v)]
 	}

@@ -28,45 +28,23 @@ type Options struct {
 	Out  io.Writer
 }
 
-// Summary counts what the analysis saw, over one file or several.
+// Summary is what the analysis saw, over one file or several: the files and
+// frames read, and the program's own counters summed over them (their JSON
+// keys at the top level, as dataplane.Counters names them).
 type Summary struct {
-	Files       int               `json:"files"`
-	Unreadable  int               `json:"unreadable"`
-	Frames      uint64            `json:"frames"`
-	Skipped     uint64            `json:"skipped_frames"` // link types we cannot judge, frames too short
-	Truncated   bool              `json:"truncated,omitempty"`
-	RSTs        uint64            `json:"rsts"`
-	Verdicts    map[string]uint64 `json:"verdicts"`
-	Actions     map[string]uint64 `json:"actions"`
-	Confirmed   uint64            `json:"confirmed_forged"`
-	Collateral  uint64            `json:"collateral_resets"`
-	ParseErrors uint64            `json:"parse_errors"`
-	NotTCP      uint64            `json:"not_tcp"`
+	Files      int    `json:"files"`
+	Unreadable int    `json:"unreadable"`
+	Frames     uint64 `json:"frames"`
+	Skipped    uint64 `json:"skipped_frames"` // link types we cannot judge, frames too short
+	Truncated  bool   `json:"truncated,omitempty"`
+	dataplane.Counters
 }
 
 // NewSummary is an empty summary with every verdict and action present.
 func NewSummary() Summary {
-	s := Summary{Verdicts: map[string]uint64{}, Actions: map[string]uint64{}}
-	for _, v := range dataplane.Verdicts {
-		s.Verdicts[v.String()] = 0
-	}
-	s.Actions[dataplane.ActionPass.String()] = 0
-	s.Actions[dataplane.ActionDrop.String()] = 0
+	var s Summary
+	s.Counters.Add(dataplane.Counters{})
 	return s
-}
-
-func (s *Summary) add(c dataplane.Counters) {
-	s.RSTs += c.RSTs
-	for k, v := range c.Verdicts {
-		s.Verdicts[k] += v
-	}
-	for k, v := range c.Actions {
-		s.Actions[k] += v
-	}
-	s.Confirmed += c.Confirmed
-	s.Collateral += c.Collateral
-	s.ParseErrors += c.ParseErrors
-	s.NotTCP += c.NotTCP
 }
 
 // Files analyses each capture with its own fresh flow table and prints as it
@@ -160,7 +138,7 @@ func file(path string, opts Options, sum *Summary) error {
 	if err != nil {
 		return err
 	}
-	sum.add(c)
+	sum.Counters.Add(c)
 	if readErr == nil && len(unreadable) > 0 {
 		// Nothing judged is not "nothing found": say so, and fail.
 		var kinds []string
