@@ -380,160 +380,195 @@ static __always_inline void fast_timestamp(struct packet *p, struct tcphdr *th, 
 	p->tsval = bpf_ntohl(opt[1]);
 }
 
-/* Fills p for TCP only: frames that are not TCP leave it untouched, so they
- * do not pay for clearing it. */
-static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
+/* Where parsing stands: the next header and the frame's end (xdp-tools'
+ * struct hdr_cursor). Each parse_* step checks its header's bounds once and
+ * moves the cursor past it. */
+struct cursor {
+	void *pos;
+	void *end;
+};
+
+static __always_inline int is_vlan(__u16 proto)
 {
-	void *data = (void *)(long)ctx->data;
-	void *data_end = (void *)(long)ctx->data_end;
-	void *pos = data;
-	struct ethhdr *eth = pos;
-	__u16 proto, vlan = 0;
-	__u32 l3_len;
-	__u8 l4_proto;
+	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD);
+}
+
+/* Hop-by-hop, routing, destination options, fragment and AH (RFC 8200 4.1). */
+static __always_inline int is_ipv6_ext(__u8 proto)
+{
+	return proto == IPPROTO_HOPOPTS || proto == IPPROTO_ROUTING || proto == IPPROTO_DSTOPTS ||
+	       proto == IPPROTO_FRAGMENT || proto == IPPROTO_AH;
+}
+
+/* Ethernet and up to MAX_VLAN tags (the outer tag's ID in *vlan). Returns
+ * the next protocol, network order, or -1 when the frame is cut short. */
+static __always_inline int parse_eth(struct cursor *c, __u16 *vlan)
+{
+	struct ethhdr *eth = c->pos;
+	__u16 proto;
 	int i;
 
-	if ((void *)(eth + 1) > data_end)
-		return PARSE_ERROR;
+	if ((void *)(eth + 1) > c->end)
+		return -1;
 	proto = eth->h_proto;
-	pos = eth + 1;
-
+	c->pos = eth + 1;
 #pragma unroll
 	for (i = 0; i < MAX_VLAN; i++) {
-		struct vlan_hdr *vh = pos;
+		struct vlan_hdr *vh = c->pos;
 
-		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+		if (!is_vlan(proto))
 			break;
-		if ((void *)(vh + 1) > data_end)
-			return PARSE_ERROR;
+		if ((void *)(vh + 1) > c->end)
+			return -1;
 		if (!i)
-			vlan = bpf_ntohs(vh->tci) & VLAN_VID_MASK;
+			*vlan = bpf_ntohs(vh->tci) & VLAN_VID_MASK;
 		proto = vh->proto;
-		pos = vh + 1;
+		c->pos = vh + 1;
 	}
+	return proto;
+}
 
-	if (proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *iph = pos;
-		__u32 src[4] = {0, 0, bpf_htonl(0xffff)}, dst[4] = {0, 0, bpf_htonl(0xffff)};
-		__u32 ihl;
+/* IPv4 to the TCP header: clears p (a TCP frame's only) and fills its IP
+ * fields; the addresses IPv4-mapped in src and dst, the TCP length (header
+ * and payload, from the IP length: GSO-safe) in *l4_len. */
+static __always_inline int parse_ipv4(struct cursor *c, struct packet *p, __u32 *src, __u32 *dst, __u32 *l4_len)
+{
+	struct iphdr *iph = c->pos;
+	__u32 ihl, len;
 
-		if ((void *)(iph + 1) > data_end)
-			return PARSE_ERROR;
-		ihl = iph->ihl * 4;
-		if (ihl < sizeof(*iph))
-			return PARSE_ERROR;
-		if (iph->protocol != IPPROTO_TCP)
-			return PARSE_NOT_TCP;
-		if (iph->frag_off & bpf_htons(IP_OFFSET))
-			return PARSE_FRAGMENT;
-		l3_len = bpf_ntohs(iph->tot_len);
-		if (l3_len < ihl)
-			return PARSE_ERROR;
-		l3_len -= ihl;
-		src[3] = iph->saddr;
-		dst[3] = iph->daddr;
-		__builtin_memset(p, 0, sizeof(*p));
-		p->vlan = vlan;
-		p->ttl = iph->ttl;
-		p->ip_id = bpf_ntohs(iph->id);
-		p->df = !!(iph->frag_off & bpf_htons(IP_DF));
-		p->first_fragment = !!(iph->frag_off & bpf_htons(IP_MF));
-		pos += ihl;
-		if (pos > data_end)
-			return PARSE_ERROR;
-		struct tcphdr *th = pos;
-
-		if ((void *)(th + 1) > data_end || l3_len < sizeof(*th)) {
-			if (!p->first_fragment)
-				return PARSE_ERROR;
-			set_key(p, src, dst, 0, 0);
-			p->frame_len = data_end - data;
-			return PARSE_TINY_FRAGMENT;
-		}
-		set_key(p, src, dst, th->source, th->dest);
-	} else if (proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6h = pos;
-		__u8 first = 0;
-
-		if ((void *)(ip6h + 1) > data_end)
-			return PARSE_ERROR;
-		l4_proto = ip6h->nexthdr;
-		l3_len = bpf_ntohs(ip6h->payload_len);
-		pos = ip6h + 1;
-
-		/* Hop-by-hop, routing, destination options, fragment and AH (RFC 8200 4.1). */
-#pragma unroll
-		for (i = 0; i < MAX_IPV6_EXT; i++) {
-			__u8 *ext = pos;
-			__u32 len;
-
-			if (l4_proto != IPPROTO_HOPOPTS && l4_proto != IPPROTO_ROUTING &&
-			    l4_proto != IPPROTO_DSTOPTS && l4_proto != IPPROTO_FRAGMENT &&
-			    l4_proto != IPPROTO_AH)
-				break;
-			if ((void *)(ext + 8) > data_end)
-				return PARSE_ERROR;
-			if (l4_proto == IPPROTO_FRAGMENT) {
-				if (*(__be16 *)(ext + 2) & bpf_htons(IP6_OFFSET))
-					return PARSE_FRAGMENT;
-				first = !!(*(__be16 *)(ext + 2) & bpf_htons(IP6_MF));
-				len = 8;
-			} else if (l4_proto == IPPROTO_AH) {
-				len = (ext[1] + 2) * 4;
-			} else {
-				len = (ext[1] + 1) * 8;
-			}
-			if (l3_len < len)
-				return PARSE_ERROR;
-			l3_len -= len;
-			l4_proto = ext[0];
-			pos += len;
-		}
-		if (l4_proto == IPPROTO_HOPOPTS || l4_proto == IPPROTO_ROUTING ||
-		    l4_proto == IPPROTO_DSTOPTS || l4_proto == IPPROTO_FRAGMENT ||
-		    l4_proto == IPPROTO_AH)
-			return PARSE_IPV6_EXT_LIMIT;
-		if (l4_proto != IPPROTO_TCP)
-			return PARSE_NOT_TCP;
-		struct tcphdr *th = pos;
-
-		__builtin_memset(p, 0, sizeof(*p));
-		p->vlan = vlan;
-		p->ttl = ip6h->hop_limit;
-		p->ipv6 = 1;
-		p->flow_label = bpf_ntohl(*(__be32 *)ip6h) & IP6_FLOWLABEL;
-		p->first_fragment = first;
-		if ((void *)(th + 1) > data_end || l3_len < sizeof(*th)) {
-			if (!first)
-				return PARSE_ERROR;
-			set_key(p, (__u32 *)&ip6h->saddr, (__u32 *)&ip6h->daddr, 0, 0);
-			p->frame_len = data_end - data;
-			return PARSE_TINY_FRAGMENT;
-		}
-		set_key(p, (__u32 *)&ip6h->saddr, (__u32 *)&ip6h->daddr, th->source, th->dest);
-	} else {
-		return PARSE_NOT_TCP;
-	}
-
-	struct tcphdr *th = pos;
-
-	if ((void *)(th + 1) > data_end)
+	if ((void *)(iph + 1) > c->end)
 		return PARSE_ERROR;
+	ihl = iph->ihl * 4;
+	if (ihl < sizeof(*iph))
+		return PARSE_ERROR;
+	if (iph->protocol != IPPROTO_TCP)
+		return PARSE_NOT_TCP;
+	if (iph->frag_off & bpf_htons(IP_OFFSET))
+		return PARSE_FRAGMENT;
+	len = bpf_ntohs(iph->tot_len);
+	if (len < ihl)
+		return PARSE_ERROR;
+	__builtin_memset(p, 0, sizeof(*p));
+	p->ttl = iph->ttl;
+	p->ip_id = bpf_ntohs(iph->id);
+	p->df = !!(iph->frag_off & bpf_htons(IP_DF));
+	p->first_fragment = !!(iph->frag_off & bpf_htons(IP_MF));
+	src[3] = iph->saddr;
+	dst[3] = iph->daddr;
+	*l4_len = len - ihl;
+	c->pos += ihl;
+	return PARSE_TCP;
+}
+
+/* IPv6 and its extension headers to the TCP header, as parse_ipv4; *src
+ * and *dst point into the header. */
+static __always_inline int parse_ipv6(struct cursor *c, struct packet *p, __u32 **src, __u32 **dst, __u32 *l4_len)
+{
+	struct ipv6hdr *ip6h = c->pos;
+	__u32 len;
+	__u8 next, first = 0;
+	int i;
+
+	if ((void *)(ip6h + 1) > c->end)
+		return PARSE_ERROR;
+	next = ip6h->nexthdr;
+	len = bpf_ntohs(ip6h->payload_len);
+	c->pos = ip6h + 1;
+#pragma unroll
+	for (i = 0; i < MAX_IPV6_EXT; i++) {
+		__u8 *ext = c->pos;
+		__u32 ext_len;
+
+		if (!is_ipv6_ext(next))
+			break;
+		if ((void *)(ext + 8) > c->end)
+			return PARSE_ERROR;
+		if (next == IPPROTO_FRAGMENT) {
+			if (*(__be16 *)(ext + 2) & bpf_htons(IP6_OFFSET))
+				return PARSE_FRAGMENT;
+			first = !!(*(__be16 *)(ext + 2) & bpf_htons(IP6_MF));
+			ext_len = 8;
+		} else if (next == IPPROTO_AH) {
+			ext_len = (ext[1] + 2) * 4;
+		} else {
+			ext_len = (ext[1] + 1) * 8;
+		}
+		if (len < ext_len)
+			return PARSE_ERROR;
+		len -= ext_len;
+		next = ext[0];
+		c->pos += ext_len;
+	}
+	if (is_ipv6_ext(next))
+		return PARSE_IPV6_EXT_LIMIT;
+	if (next != IPPROTO_TCP)
+		return PARSE_NOT_TCP;
+	__builtin_memset(p, 0, sizeof(*p));
+	p->ttl = ip6h->hop_limit;
+	p->ipv6 = 1;
+	p->flow_label = bpf_ntohl(*(__be32 *)ip6h) & IP6_FLOWLABEL;
+	p->first_fragment = first;
+	*src = (__u32 *)&ip6h->saddr;
+	*dst = (__u32 *)&ip6h->daddr;
+	*l4_len = len;
+	return PARSE_TCP;
+}
+
+/* The TCP header at the cursor, all its bounds checked here: a first
+ * fragment that does not hold it all is a tiny fragment (its key without
+ * ports), any other short one an error. */
+static __always_inline int parse_tcp(struct cursor *c, struct packet *p, void *data, const __u32 *src,
+				     const __u32 *dst, __u32 l4_len)
+{
+	struct tcphdr *th = c->pos;
+
+	p->frame_len = c->end - data;
+	if ((void *)(th + 1) > c->end || l4_len < sizeof(*th)) {
+		if (!p->first_fragment)
+			return PARSE_ERROR;
+		set_key(p, src, dst, 0, 0);
+		return PARSE_TINY_FRAGMENT;
+	}
+	set_key(p, src, dst, th->source, th->dest);
 	p->tcp_hdr_len = th->doff * 4;
-	p->frame_len = data_end - data;
 	if (p->tcp_hdr_len < sizeof(*th))
 		return PARSE_ERROR;
-	if (l3_len < p->tcp_hdr_len)
+	if (l4_len < p->tcp_hdr_len)
 		return p->first_fragment ? PARSE_TINY_FRAGMENT : PARSE_ERROR;
-	p->l4_off = pos - data;
-	p->l4_len = l3_len;
-	p->payload_len = l3_len - p->tcp_hdr_len;
+	p->l4_off = c->pos - data;
+	p->l4_len = l4_len;
+	p->payload_len = l4_len - p->tcp_hdr_len;
 	p->seq = bpf_ntohl(th->seq);
 	p->ack = bpf_ntohl(th->ack_seq);
 	p->window = bpf_ntohs(th->window);
 	p->tcp_flags = ((__u8 *)th)[TCP_FLAGS_OFFSET];
-	fast_timestamp(p, th, data_end);
+	fast_timestamp(p, th, c->end);
 	return PARSE_TCP;
+}
+
+/* Parses a frame down to TCP: an L3 step, then one TCP step. Fills p for
+ * TCP only: frames that are not TCP leave it untouched, so that they do not
+ * pay for clearing it. */
+static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
+{
+	void *data = (void *)(long)ctx->data;
+	struct cursor c = {.pos = data, .end = (void *)(long)ctx->data_end};
+	__u32 v4src[4] = {0, 0, bpf_htonl(0xffff)}, v4dst[4] = {0, 0, bpf_htonl(0xffff)}; /* IPv4-mapped */
+	__u32 *src = v4src, *dst = v4dst, l4_len = 0;
+	__u16 vlan = 0;
+	int proto, r;
+
+	proto = parse_eth(&c, &vlan);
+	if (proto == bpf_htons(ETH_P_IP))
+		r = parse_ipv4(&c, p, v4src, v4dst, &l4_len);
+	else if (proto == bpf_htons(ETH_P_IPV6))
+		r = parse_ipv6(&c, p, &src, &dst, &l4_len);
+	else
+		return proto < 0 ? PARSE_ERROR : PARSE_NOT_TCP;
+	if (r != PARSE_TCP)
+		return r;
+	p->vlan = vlan;
+	return parse_tcp(&c, p, data, src, dst, l4_len);
 }
 
 /* Options of SYNs and RSTs, walked in a bpf_loop callback over a stack copy:
