@@ -13,7 +13,10 @@ import (
 )
 
 // DefaultFlowTableSize is the flow table's size when Options leave it unset.
-const DefaultFlowTableSize = 1 << 20
+const DefaultFlowTableSize = uint32(xdp.RstguardPolicyDefaultDEFAULT_FLOW_TABLE_SIZE)
+
+// time32Shift turns the program's time32 units into nanoseconds.
+const time32Shift = xdp.RstguardTimeUnitTIME32SHIFT
 
 // EmbryonicTableSize is the size of the table of flows not yet established
 // that goes with a flow table: a quarter of it, and at least 1,024 entries.

@@ -94,10 +94,10 @@ func baseline(d *xdp.RstguardDirState, now32 uint32) Baseline {
 	b := Baseline{
 		Seen: has(d.Flags, xdp.RstguardDirFlagDIR_SEEN), TTL: d.Ttl, IPIDModel: IPIDModel(d.IpidModel),
 		Window: d.Window, Timestamps: has(d.Flags, xdp.RstguardDirFlagDIR_TS), NextSeq: d.NextSeq,
-		RTT: time.Duration(d.Rtt) << 10,
+		RTT: time.Duration(d.Rtt) << time32Shift,
 	}
 	if d.LastDataT != 0 {
-		b.LastData = time.Duration(now32-d.LastDataT) << 10
+		b.LastData = time.Duration(now32-d.LastDataT) << time32Shift
 	}
 	if has(d.Flags, xdp.RstguardDirFlagDIR_WSCALE) {
 		ws := d.Wscale
@@ -112,7 +112,7 @@ func ntohs(v uint16) uint16 { return v<<8 | v>>8 }
 func (d *Dataplane) Flows(fn func(Flow) bool) error {
 	var k xdp.RstguardFlowKey
 	var v xdp.RstguardFlowValue
-	now32 := uint32(monotonicNow() >> 10)
+	now32 := uint32(monotonicNow() >> time32Shift)
 	for _, m := range []*ebpf.Map{d.objs.Flows, d.objs.Embryonic} {
 		it := m.Iterate()
 		for it.Next(&k, &v) {

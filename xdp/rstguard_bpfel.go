@@ -273,12 +273,13 @@ const (
 type RstguardPolicyDefault uint32
 
 const (
-	RstguardPolicyDefaultDEFAULT_TTL_TOLERANCE RstguardPolicyDefault = 2
-	RstguardPolicyDefaultDEFAULT_EVENT_BUDGET  RstguardPolicyDefault = 16
-	RstguardPolicyDefaultDEFAULT_HOLD_MIN_US   RstguardPolicyDefault = 10000
-	RstguardPolicyDefaultDEFAULT_HOLD_MAX_US   RstguardPolicyDefault = 250000
-	RstguardPolicyDefaultDEFAULT_HOLD_FRAMES   RstguardPolicyDefault = 4096
-	RstguardPolicyDefaultDEFAULT_PROBE_RATE    RstguardPolicyDefault = 10000
+	RstguardPolicyDefaultDEFAULT_FLOW_TABLE_SIZE RstguardPolicyDefault = 1048576
+	RstguardPolicyDefaultDEFAULT_TTL_TOLERANCE   RstguardPolicyDefault = 2
+	RstguardPolicyDefaultDEFAULT_EVENT_BUDGET    RstguardPolicyDefault = 16
+	RstguardPolicyDefaultDEFAULT_HOLD_MIN_US     RstguardPolicyDefault = 10000
+	RstguardPolicyDefaultDEFAULT_HOLD_MAX_US     RstguardPolicyDefault = 250000
+	RstguardPolicyDefaultDEFAULT_HOLD_FRAMES     RstguardPolicyDefault = 4096
+	RstguardPolicyDefaultDEFAULT_PROBE_RATE      RstguardPolicyDefault = 10000
 )
 
 type RstguardScratch struct {
@@ -346,6 +347,12 @@ const (
 	RstguardTcpFlagTH_PSH RstguardTcpFlag = 8
 	RstguardTcpFlagTH_ACK RstguardTcpFlag = 16
 	RstguardTcpFlagTH_URG RstguardTcpFlag = 32
+)
+
+type RstguardTimeUnit uint32
+
+const (
+	RstguardTimeUnitTIME32SHIFT RstguardTimeUnit = 10
 )
 
 type RstguardVerdict uint32

@@ -28,7 +28,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* ------------------------------------------------------------ constants
  *
  * Every number the program judges or parses by, in one place (as katran's
- * balancer_consts.h). Times are time32: nanoseconds >> 10. */
+ * balancer_consts.h). Times are time32: nanoseconds >> TIME32_SHIFT. */
 
 /* Parsing: how deep, and the header fields read by mask. */
 #define MAX_VLAN 2          /* 802.1Q / 802.1ad tags walked */
@@ -42,6 +42,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define IP6_MF 0x0001
 #define IP6_FLOWLABEL 0xfffff
 #define VLAN_VID_MASK 0x0fff
+#define TCPOPT_EOL 0        /* TCP option kinds (RFC 9293 3.2, RFC 7323) */
+#define TCPOPT_NOP 1
+#define TCPOPT_WINDOW 3
+#define TCPOPT_TIMESTAMP 8
 #define TCPOPT_MD5SIG 19    /* RFC 2385 */
 #define TCPOPT_AO 29        /* RFC 5925 */
 #define TCPOPT_NOP_NOP_TS 0x0101080a /* NOP, NOP, timestamps (RFC 7323 Appendix A layout) */
@@ -55,14 +59,14 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define CSUM_CHUNKS 3
 
 /* Timing. */
-#define ONE_SECOND_T32 (1000000000ULL >> 10)
-#define MIN_TIMING_RTT_T32 (1000000ULL >> 10) /* 1 ms: below, hosts, not paths, make the RTT */
+#define ONE_SECOND_T32 (1000000000ULL >> TIME32_SHIFT)
+#define MIN_TIMING_RTT_T32 (1000000ULL >> TIME32_SHIFT) /* 1 ms: below, hosts, not paths, make the RTT */
 /* How long after a RST the claimed sender's data still proves it alive: its
  * retransmission timer starts at 200 ms (RFC 6298 section 2.4 with Linux's
  * TCP_RTO_MIN) and doubles, so a few seconds cover the first backoffs, and a
  * few RTTs more on long paths. A port a scanner reuses 15 s later proves
  * nothing. */
-#define CONFIRM_WINDOW_FLOOR_T32 (3000000000ULL >> 10)
+#define CONFIRM_WINDOW_FLOOR_T32 (3000000000ULL >> TIME32_SHIFT)
 #define CONFIRM_WINDOW_RTTS 8
 
 /* Hold mode: the XSKMAP's slots (interfaces times RX queues). */
@@ -93,7 +97,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * half-open flows cannot evict them. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, DEFAULT_FLOW_TABLE_SIZE);
 	__type(key, struct flow_key);
 	__type(value, struct flow_value);
 } flows SEC(".maps");
@@ -216,6 +220,7 @@ struct btf_anchor {
 	enum hold_outcome hold_outcome;
 	enum hold_evidence hold_evidence;
 	enum policy_default policy_default;
+	enum time_unit time_unit;
 	enum signal_weight signal_weight;
 	enum tcp_flag tcp_flag;
 	enum event_budgets event_budgets;
@@ -292,12 +297,12 @@ static __always_inline __u64 now_coarse_ns(void)
 /* A time32 duration in nanoseconds, saturating at 4.29 s instead of wrapping. */
 static __always_inline __u32 ns_of(__u32 t32)
 {
-	return t32 > (0xffffffffU >> 10) ? 0xffffffffU : t32 << 10;
+	return t32 > (0xffffffffU >> TIME32_SHIFT) ? 0xffffffffU : t32 << TIME32_SHIFT;
 }
 
 static __always_inline __u32 time32(__u64 ns)
 {
-	return (__u32)(ns >> 10) | 1; /* never 0: 0 means "not recorded" */
+	return (__u32)(ns >> TIME32_SHIFT) | 1; /* never 0: 0 means "not recorded" */
 }
 
 /* The data path's clock, read at most once per packet and only when asked;
@@ -592,9 +597,9 @@ static long walk_option(__u32 i, struct tcp_options *o)
 	if (pos >= o->len || pos >= TCP_OPT_MAX)
 		return 1;
 	kind = o->buf[pos];
-	if (kind == 0) /* end of option list */
+	if (kind == TCPOPT_EOL)
 		return 1;
-	if (kind == 1) { /* NOP */
+	if (kind == TCPOPT_NOP) {
 		o->pos = pos + 1;
 		return 0;
 	}
@@ -603,10 +608,10 @@ static long walk_option(__u32 i, struct tcp_options *o)
 	len = o->buf[pos + 1];
 	if (len < 2 || pos + len > o->len)
 		return 1;
-	if (kind == 3 && len == 3 && pos + 2 < TCP_OPT_MAX) {
+	if (kind == TCPOPT_WINDOW && len == 3 && pos + 2 < TCP_OPT_MAX) {
 		o->wscale = o->buf[pos + 2];
 		o->has_wscale = 1;
-	} else if (kind == 8 && len == 10 && pos + 5 < TCP_OPT_MAX) {
+	} else if (kind == TCPOPT_TIMESTAMP && len == 10 && pos + 5 < TCP_OPT_MAX) {
 		o->tsval = ((__u32)o->buf[pos + 2] << 24) | ((__u32)o->buf[pos + 3] << 16) |
 			   ((__u32)o->buf[pos + 4] << 8) | o->buf[pos + 5];
 		o->has_ts = 1;

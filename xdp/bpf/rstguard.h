@@ -300,8 +300,15 @@ struct config {
 	__u32 probe_rate;     /* probes per second, in total */
 };
 
+/* Times in maps are time32: nanoseconds >> TIME32_SHIFT (about
+ * microseconds), wrapping every 73 minutes; only differences are used. */
+enum time_unit {
+	TIME32_SHIFT = 10,
+};
+
 /* The policy a new policy map starts with; Go reads these too. */
 enum policy_default {
+	DEFAULT_FLOW_TABLE_SIZE = 1 << 20, /* flows tracked; set at load time (--flow-table-size) */
 	DEFAULT_TTL_TOLERANCE = 2,   /* INTANG's delta; Cloudflare's reset study */
 	DEFAULT_EVENT_BUDGET = 16,   /* events per flow per second */
 	DEFAULT_HOLD_MIN_US = 10000, /* a hold lasts 3 leg RTTs, at least 10 ms... */
