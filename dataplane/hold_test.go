@@ -1,20 +1,17 @@
 package dataplane
 
 import (
-	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"runtime"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/bench/netbox"
 )
 
 // inFreshNetns runs fn on a thread in a new network namespace, so that the
@@ -56,37 +53,19 @@ type holdBox struct {
 
 func newHoldBox(t *testing.T, h *harness) *holdBox {
 	t.Helper()
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
+	box, err := netbox.New(2, "198.51.100.0/24")
+	if err != nil {
+		t.Fatal(err)
 	}
-	must(netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0", NumRxQueues: 2, NumTxQueues: 2},
-		PeerName: "veth1"}))
-	// veth starts with one active RX queue whatever it was created with.
-	if out, err := exec.Command("ethtool", "-L", "veth0", "rx", "2", "tx", "2").CombinedOutput(); err != nil {
-		t.Fatalf("ethtool -L veth0 rx 2: %v: %s", err, out)
+	q1, err := OpenSocket(box.Ifindex, 1)
+	if err != nil {
+		t.Fatal(err)
 	}
-	link, err := netlink.LinkByName("veth0")
-	must(err)
-	peer, err := netlink.LinkByName("veth1")
-	must(err)
-	must(netlink.LinkSetUp(link))
-	must(netlink.LinkSetUp(peer))
-	addr, _ := netlink.ParseAddr("192.0.2.1/24")
-	must(netlink.AddrAdd(link, addr))
-	must(netlink.NeighAdd(&netlink.Neigh{LinkIndex: link.Attrs().Index, State: netlink.NUD_PERMANENT,
-		IP: net.ParseIP("192.0.2.2"), HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 0, 2}}))
-	_, dst, _ := net.ParseCIDR("198.51.100.0/24")
-	must(netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Gw: net.ParseIP("192.0.2.2")}))
-	// The namespace's own sysctl: bpf_fib_lookup answers only where forwarding is on.
-	must(os.WriteFile("/proc/sys/net/ipv4/conf/all/forwarding", []byte("1"), 0o644))
-	q1, err := OpenSocket(link.Attrs().Index, 1)
-	must(err)
 	t.Cleanup(func() { q1.Close() })
-	must(h.dp.RegisterSocket(0, q1))
-	return &holdBox{ifindex: link.Attrs().Index, q1: q1}
+	if err := h.dp.RegisterSocket(0, q1); err != nil {
+		t.Fatal(err)
+	}
+	return &holdBox{ifindex: box.Ifindex, q1: q1}
 }
 
 func mustSegment(t *testing.T, f []byte) Segment {
@@ -232,7 +211,7 @@ func TestHoldDatapath(t *testing.T) {
 			if err != nil || !ok {
 				t.Fatalf("no hold record: %v", err)
 			}
-			if hd.Egress != box.ifindex || hd.EgressDst.String() != "02:00:00:00:00:02" || hd.FromHi != fromHi {
+			if hd.Egress != box.ifindex || hd.EgressDst.String() != netbox.GatewayMAC.String() || hd.FromHi != fromHi {
 				t.Errorf("egress %d %s from_hi %v", hd.Egress, hd.EgressDst, hd.FromHi)
 			}
 			// The probe: the server's next sequence - 1, acknowledging the client's next.

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/vishvananda/netlink"
@@ -198,6 +199,24 @@ func (g *gateway) waitFor(what string, cond func() bool) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// metrics scrapes the daemon's metrics from the gateway as Prometheus would
+// and parses them with Prometheus's own parser.
+func (g *gateway) metrics(t *testing.T) map[string]*dto.MetricFamily {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := g.gw.Command(ctx, "curl", "-sS", "http://127.0.0.1:19742/metrics").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(out))
+	if err != nil {
+		t.Fatalf("parse metrics: %v\n%s", err, out)
+	}
+	return families
 }
 
 // curl fetches the server's page from the client, as the incident did.
@@ -388,20 +407,10 @@ func TestGatewayDaemon(t *testing.T) {
 	})
 
 	t.Run("metrics parse with Prometheus's parser", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		out, err := g.gw.Command(ctx, "curl", "-sS", "http://127.0.0.1:19742/metrics").Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		families, err := parser.TextToMetricFamilies(bytes.NewReader(out))
-		if err != nil {
-			t.Fatalf("parse metrics: %v\n%s", err, out)
-		}
+		families := g.metrics(t)
 		v := families["rstguard_rst_verdicts_total"]
 		if v == nil {
-			t.Fatalf("no verdict metric in\n%s", out)
+			t.Fatalf("no verdict metric in %v", families)
 		}
 		spoofed := float64(g.status().Counters.Verdicts["spoofed"])
 		for _, m := range v.Metric {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -14,8 +13,6 @@ import (
 	"time"
 
 	"github.com/gopacket/gopacket/pcapgo"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/rstguard/rstguard/bench/frames"
 	"github.com/rstguard/rstguard/bench/inject"
@@ -174,17 +171,7 @@ func TestHoldMode(t *testing.T) {
 	})
 
 	t.Run("metrics count each outcome and the wait; report counts outcomes", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		out, err := g.gw.Command(ctx, "curl", "-sS", "http://127.0.0.1:19742/metrics").Output()
-		if err != nil {
-			t.Fatal(err)
-		}
-		parser := expfmt.NewTextParser(model.UTF8Validation)
-		families, err := parser.TextToMetricFamilies(bytes.NewReader(out))
-		if err != nil {
-			t.Fatalf("parse metrics: %v", err)
-		}
+		families := g.metrics(t)
 		outcomes := map[string]float64{}
 		for _, m := range families["rstguard_hold_outcomes_total"].GetMetric() {
 			for _, l := range m.Label {

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -12,11 +11,11 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/bench/frames"
 	"github.com/rstguard/rstguard/bench/lab"
+	"github.com/rstguard/rstguard/bench/netbox"
 	"github.com/rstguard/rstguard/dataplane"
 	"github.com/rstguard/rstguard/xdp"
 )
@@ -44,27 +43,14 @@ func newHoldBench(b *testing.B) *holdBench {
 			b.Fatal(err)
 		}
 	}
-	must(netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0"}, PeerName: "veth1"}))
-	link, err := netlink.LinkByName("veth0")
+	box, err := netbox.New(1, "198.51.100.0/24")
 	must(err)
-	peer, err := netlink.LinkByName("veth1")
-	must(err)
-	must(netlink.LinkSetUp(link))
-	must(netlink.LinkSetUp(peer))
-	addr, _ := netlink.ParseAddr("10.0.0.1/8")
-	must(netlink.AddrAdd(link, addr))
-	must(netlink.NeighAdd(&netlink.Neigh{LinkIndex: link.Attrs().Index, State: netlink.NUD_PERMANENT,
-		IP: net.ParseIP("10.255.255.254"), HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 0, 2}}))
-	_, dst, _ := net.ParseCIDR("198.51.100.0/24")
-	must(netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dst, Gw: net.ParseIP("10.255.255.254")}))
-	must(os.WriteFile("/proc/sys/net/ipv4/conf/all/forwarding", []byte("1"), 0o644))
-
 	dp, err := dataplane.Load(dataplane.Options{FlowTableSize: 4096})
 	must(err)
 	b.Cleanup(func() { dp.Close() })
 	_, err = dp.UpdatePolicy(func(p *dataplane.Policy) { p.Mode = dataplane.ModeHold })
 	must(err)
-	hb := &holdBench{dp: dp, ifindex: link.Attrs().Index, outcome: map[dataplane.HoldOutcome]int{}}
+	hb := &holdBench{dp: dp, ifindex: box.Ifindex, outcome: map[dataplane.HoldOutcome]int{}}
 	hb.m, err = Open(dp, []int{hb.ifindex}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(e dataplane.Event) {
 		hb.waited = append(hb.waited, e.Hold.Waited)
 		hb.outcome[e.Hold.Outcome]++
@@ -73,7 +59,7 @@ func newHoldBench(b *testing.B) *holdBench {
 	b.Cleanup(func() { hb.m.close() })
 	for i := range holdBenchFlows {
 		var a [4]byte
-		binary.BigEndian.PutUint32(a[:], 0x0a010000+uint32(i))
+		binary.BigEndian.PutUint32(a[:], 0x0a010000+uint32(i)) // 10.1.x.x: outside the box's networks
 		c := frames.NewConn(
 			frames.Peer{Addr: netip.AddrPortFrom(netip.AddrFrom4(a), uint16(20000+i)), TTL: 61, ISN: 1000,
 				IPID: 1, IPIDStep: 1, Window: 502, WScale: 7, TS: true, TSval: 1},
