@@ -57,6 +57,9 @@ func newHoldBox(t *testing.T, h *harness) *holdBox {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if n := RxQueues("veth0"); n != 2 {
+		t.Errorf("veth0 runs %d RX queues, ethtool -L set 2", n)
+	}
 	q1, err := OpenSocket(box.Ifindex, 1)
 	if err != nil {
 		t.Fatal(err)

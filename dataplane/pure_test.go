@@ -115,3 +115,13 @@ func TestPolicyRoundTrip(t *testing.T) {
 		t.Error("ParseMode accepted block")
 	}
 }
+
+// The loopback device runs one queue; a missing interface falls back to one.
+func TestRxQueues(t *testing.T) {
+	if n := RxQueues("lo"); n != 1 {
+		t.Errorf("lo runs %d RX queues", n)
+	}
+	if n := RxQueues("nosuch0"); n != 1 {
+		t.Errorf("a missing interface: %d", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"unsafe"
 
 	afxdp "github.com/asavie/xdp"
 	"golang.org/x/sys/unix"
@@ -155,3 +156,29 @@ func (s *Socket) Dropped() uint64 {
 // XSKMAP, until the process exits: take it out first (Dataplane.ClearHolds).
 // A process that dies loses every mapping, and the kernel empties the XSKMAP.
 func (s *Socket) Close() error { return s.xsk.Close() }
+
+// RxQueues is how many RX queues the interface runs now, as `ethtool -l`
+// shows them (ETHTOOL_GCHANNELS); 1 when the driver does not say. A driver
+// may have more queues than it runs (veth: one runs of as many as CPUs), and
+// a socket bound to a queue that does not run fails.
+func RxQueues(ifname string) int {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 1
+	}
+	defer unix.Close(fd)
+	// struct ethtool_channels: cmd, then max and current rx, tx, other, combined.
+	var ch struct{ cmd, maxRx, maxTx, maxOther, maxCombined, rx, tx, other, combined uint32 }
+	ch.cmd = unix.ETHTOOL_GCHANNELS
+	var ifr struct {
+		name [unix.IFNAMSIZ]byte
+		data unsafe.Pointer // a pointer, not a uintptr: stack moves adjust it
+		_    [16]byte
+	}
+	copy(ifr.name[:], ifname)
+	ifr.data = unsafe.Pointer(&ch)
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); errno != 0 {
+		return 1
+	}
+	return max(int(ch.rx), int(ch.combined), 1)
+}

@@ -88,9 +88,8 @@ func TestDaemonLifecycle(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if !strings.Contains(g.logs.String(), "SIGHUP: event log and evidence reopened") {
-			t.Errorf("reopen not logged:\n%s", g.logs.String())
-		}
+		// The log reaches us through a pipe, after READY perhaps.
+		g.waitFor("reopen logged", func() bool { return strings.Contains(g.logs.String(), "SIGHUP: event log and evidence reopened") })
 		g.forgeClientRST(h) // spoofed, passed in monitor mode
 		g.waitFor("the event in the new log", func() bool { return g.countRecords("rst", "spoofed") == 1 })
 		if n := pcapFrames(t, g.pcap); n != 1 {

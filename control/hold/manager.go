@@ -97,8 +97,8 @@ func Open(dp *dataplane.Dataplane, ifindexes []int, log *slog.Logger, report fun
 	}
 	for _, ifindex := range ifindexes {
 		queues := 1
-		if link, err := netlink.LinkByIndex(ifindex); err == nil && link.Attrs().NumRxQueues > 1 {
-			queues = link.Attrs().NumRxQueues
+		if link, err := netlink.LinkByIndex(ifindex); err == nil {
+			queues = dataplane.RxQueues(link.Attrs().Name)
 		}
 		for q := range queues {
 			s, err := dataplane.OpenSocket(ifindex, q)
