@@ -2,7 +2,7 @@
 export PATH := $(PATH):/usr/local/go/bin
 GO      ?= go
 CLANG   ?= clang-19
-BINS    := bin/rstguard bin/rstguard-inject bin/rstguard-lab
+BINS    := bin/rstguard bin/rstguard-inject bin/rstguard-lab bin/rstguard-pktgen bin/rstguard-bench
 GOFILES := $(shell find . -name '*.go' -not -path './.git/*')
 
 .PHONY: all build generate check-generate test e2e matrix bench fuzz lint demo deps clean
@@ -28,11 +28,13 @@ lint:
 	$(GO) vet ./...
 
 # Everything CI runs: generated-code freshness, lint, unit and kernel tests
-# (the committed fuzz corpus among them), every benchmark once, a short fuzz
-# run, and the detection matrix.
+# (the committed fuzz corpus among them), every benchmark once, the live
+# benchmark suite in short mode (so that it never rots; its report goes to
+# lab-output/), a short fuzz run, and the detection matrix.
 test: deps check-generate lint build
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime=1x ./...
+	./bin/rstguard-bench --short --out lab-output/bench
 	$(MAKE) fuzz FUZZTIME=15s
 	$(MAKE) e2e
 
@@ -56,8 +58,13 @@ matrix: e2e
 demo: deps build
 	./bin/rstguard-lab demo --out lab-output
 
-bench:
+# Per-path costs through BPF_PROG_TEST_RUN (Go benchmarks), then the live
+# suite: rstguard-pktgen's gateway traffic at 1 k to 10 M flows, floods and
+# memory, against baselines in the same run. Writes bench/results/DATE.md
+# and its plots: commit them, and link the latest from docs/BENCHMARKS.md.
+bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime=5x ./dataplane
+	./bin/rstguard-bench --out bench/results
 
 # Installs what a fresh Debian machine lacks.
 deps:

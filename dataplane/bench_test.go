@@ -69,7 +69,7 @@ func BenchmarkPaths(b *testing.B) {
 	defer base.Close()
 
 	h := newHarness(b, ModeDrop)
-	var data, syn, validRST, forgedRST, data6, udp [][]byte
+	var data, syn, synACK, pureACK, fin, validRST, forgedRST, data6, udp [][]byte
 	for i := range benchFlows {
 		c := flowConn(i, false)
 		hs := c.Handshake()
@@ -82,7 +82,9 @@ func BenchmarkPaths(b *testing.B) {
 		if _, err := h.dp.Run(data[i], t0); err != nil {
 			b.Fatal(err)
 		}
-		syn = append(syn, hs[0])
+		syn, synACK = append(syn, hs[0]), append(synACK, hs[1])
+		pureACK = append(pureACK, c.ACK(frames.Server))
+		fin = append(fin, c.Segment(frames.Client, frames.FIN|frames.ACK, nil).MustFrame())
 		validRST = append(validRST, c.Segment(frames.Server, frames.RST|frames.ACK, nil).MustFrame())
 		forgedRST = append(forgedRST, forgedFromClient(c).MustFrame())
 		c6 := flowConn(i, true)
@@ -110,6 +112,10 @@ func BenchmarkPaths(b *testing.B) {
 		{"established-ipv6", data6, false},
 		{"not-tcp", udp, false},
 		{"syn", syn, true},
+		{"syn-ack", synACK, true},
+		{"pure-ack", pureACK, true},
+		// A FIN changes its flow's state once; its repeats are retransmissions.
+		{"fin", fin, true},
 		{"valid-rst", validRST, true},
 		{"forged-rst-drop", forgedRST, true},
 	}

@@ -25,8 +25,9 @@ type Socket struct {
 	// TX uses the upper half of the frames, round robin, and RX the lower
 	// half, refilled with the very frames it received: asavie's GetDescs
 	// scans every frame for free ones on each call.
-	txNext  int
-	pending []afxdp.Desc // queued by Transmit, sent by Flush
+	txNext    int
+	pending   []afxdp.Desc // queued by Transmit, sent by Flush
+	submitted uint32       // descriptors put on the TX ring, ever (its producer index)
 }
 
 // rxFrames is how many frames the fill ring gets; the rest serve TX.
@@ -124,7 +125,10 @@ func (s *Socket) Transmit(frame []byte) error {
 	return nil
 }
 
-// Flush sends every queued frame with one system call.
+// Flush sends every queued frame: one system call, more when the kernel
+// leaves frames on the TX ring (copy mode sends at most 32 a call,
+// xsk_generic_xmit's budget, and leaves the rest until the next call: a
+// burst's tail would wait for the next Flush, or forever).
 func (s *Socket) Flush() (err error) {
 	if len(s.pending) == 0 {
 		return nil
@@ -135,8 +139,21 @@ func (s *Socket) Flush() (err error) {
 		}
 		s.pending = s.pending[:0]
 	}()
-	if n := s.xsk.Transmit(s.pending); n != len(s.pending) {
+	n := s.xsk.Transmit(s.pending)
+	s.submitted += uint32(n)
+	if n != len(s.pending) {
 		return fmt.Errorf("transmit on ifindex %d: %d of %d frames: %w", s.Ifindex, n, len(s.pending), ErrTxFull)
+	}
+	// Each kick sends up to 32 more; a ring's worth of kicks at most.
+	for range socketOptions.TxRingNumDescs/32 + 1 {
+		st, err := s.xsk.Stats()
+		if err != nil {
+			return fmt.Errorf("transmit on ifindex %d: %w", s.Ifindex, err)
+		}
+		if uint32(st.Transmitted) == s.submitted {
+			return nil
+		}
+		s.xsk.Transmit(nil)
 	}
 	return nil
 }

@@ -60,6 +60,7 @@ type BaselineFlowValue struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	BaselineMapBaselineFlows = "baseline_flows"
+	BaselineProgBareDrop     = "bare_drop"
 	BaselineProgBarePass     = "bare_pass"
 	BaselineProgParseLookup  = "parse_lookup"
 )
@@ -106,6 +107,7 @@ type BaselineSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type BaselineProgramSpecs struct {
+	BareDrop    *ebpf.ProgramSpec `ebpf:"bare_drop"`
 	BarePass    *ebpf.ProgramSpec `ebpf:"bare_pass"`
 	ParseLookup *ebpf.ProgramSpec `ebpf:"parse_lookup"`
 }
@@ -162,12 +164,14 @@ type BaselineVariables struct {
 //
 // It can be passed to LoadBaselineObjects or ebpf.CollectionSpec.LoadAndAssign.
 type BaselinePrograms struct {
+	BareDrop    *ebpf.Program `ebpf:"bare_drop"`
 	BarePass    *ebpf.Program `ebpf:"bare_pass"`
 	ParseLookup *ebpf.Program `ebpf:"parse_lookup"`
 }
 
 func (p *BaselinePrograms) Close() error {
 	return _BaselineClose(
+		p.BareDrop,
 		p.BarePass,
 		p.ParseLookup,
 	)

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
  * Benchmark baselines for rstguard, measured in the same run as rstguard:
- * a bare XDP_PASS, and the least any flow tracker must do (parse Ethernet,
- * IPv4 and TCP, build the same canonical key, one LRU hash lookup).
+ * a bare XDP_PASS (and XDP_DROP, for floods), and the least any flow tracker
+ * must do (parse Ethernet, IPv4 and TCP, build rstguard's flow key, one LRU
+ * hash lookup; the table is sized at load time like rstguard's).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -28,6 +29,12 @@ SEC("xdp")
 int bare_pass(struct xdp_md *ctx)
 {
 	return XDP_PASS;
+}
+
+SEC("xdp")
+int bare_drop(struct xdp_md *ctx)
+{
+	return XDP_DROP;
 }
 
 SEC("xdp")

@@ -1,0 +1,244 @@
+package pktgen
+
+import (
+	"context"
+	"encoding/binary"
+	"net"
+	"os"
+	"runtime"
+	"testing"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/xdp"
+)
+
+var testMACs = [2][]byte{{2, 0, 0, 0, 0, 1}, {2, 0, 0, 0, 0, 2}}
+
+func TestParseMix(t *testing.T) {
+	m, err := ParseMix("data=90, rst=1,forged=1")
+	if err != nil || m.Weights[KindData] != 90 || m.Weights[KindForged] != 1 || !m.Handshake {
+		t.Errorf("ParseMix = %+v, %v", m, err)
+	}
+	if m, err := ParseMix("syn=1"); err != nil || m.Handshake {
+		t.Errorf("a SYN-only mix = %+v, %v: want no handshake", m, err)
+	}
+	for _, bad := range []string{"", "data", "data=x", "bogus=1", "data=-1", "data=0,rst=0"} {
+		if _, err := ParseMix(bad); err == nil {
+			t.Errorf("ParseMix(%q) accepted", bad)
+		}
+	}
+}
+
+// TestTraffic checks the gateway preset's frames: every kind present, sized
+// as asked, each template's share of the mix summing to 1.
+func TestTraffic(t *testing.T) {
+	for _, size := range []int{MinSize, 512, MaxSize} {
+		tr, err := BuildTraffic(Presets["gateway"], size, false, testMACs[0], testMACs[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds, sum := map[string]bool{}, 0.0
+		for i, tmpl := range tr.Mix {
+			kinds[tmpl.Kind] = true
+			sum += tr.Shares[i]
+			if len(tmpl.Frame) < size-FCS {
+				t.Errorf("size %d: %s frame of %d bytes", size, tmpl.Kind, len(tmpl.Frame))
+			}
+			if (tmpl.Kind == KindData || tmpl.Kind == KindReply) && size > MinSize && len(tmpl.Frame) != size-FCS {
+				t.Errorf("size %d: %s frame of %d bytes", size, tmpl.Kind, len(tmpl.Frame))
+			}
+		}
+		if len(kinds) != len(Kinds)-1 || sum < 0.999 || sum > 1.001 { // the gateway mix has no SYN/ACK kind
+			t.Errorf("size %d: kinds %v, shares sum to %v", size, kinds, sum)
+		}
+		if len(tr.Handshake) != 3 {
+			t.Errorf("size %d: %d handshake templates", size, len(tr.Handshake))
+		}
+	}
+	if _, err := BuildTraffic(Presets["gateway"], MinSize-1, false, testMACs[0], testMACs[1]); err == nil {
+		t.Error("a 63-byte frame size was accepted")
+	}
+}
+
+// TestRewriteMatchesProgram runs the live engine's program on each template
+// (without live frames, so that the rewritten frame comes back) and checks
+// it against Rewrite, the afxdp engine's, and both checksums from scratch.
+func TestRewriteMatchesProgram(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to load BPF programs")
+	}
+	l := &live{}
+	if err := xdp.LoadPktgenObjects(&l.objs, nil); err != nil {
+		t.Fatal(err)
+	}
+	defer l.objs.Close()
+	if err := l.objs.Flows.Set(uint32(MaxFlows)); err != nil {
+		t.Fatal(err)
+	}
+	l.objs.Ports.Set(uint32(Ports))
+	l.objs.FirstPort.Set(uint32(FirstPort))
+	for _, ipv6 := range []bool{false, true} {
+		tr, err := BuildTraffic(Presets["gateway"], 100, ipv6, testMACs[0], testMACs[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tmpl := range append(tr.Handshake, tr.Mix...) {
+			for _, flow := range []uint32{0, 1, Ports - 1, Ports, 1234567, MaxFlows - 1} {
+				if err := l.setTemplate(tmpl, flow); err != nil {
+					t.Fatal(err)
+				}
+				out := make([]byte, len(tmpl.Frame))
+				ret, err := l.objs.Pktgen.Run(&ebpf.RunOptions{Data: tmpl.Frame, DataOut: out})
+				if err != nil || ret != 4 { // XDP_REDIRECT
+					t.Fatalf("run: %d, %v", ret, err)
+				}
+				want := tmpl.Rewrite(make([]byte, MaxSize), flow)
+				if string(out) != string(want) {
+					t.Fatalf("ipv6 %v %s flow %d: the program and Rewrite differ:\n%x\n%x", ipv6, tmpl.Kind, flow, out, want)
+				}
+				addr, port := tmpl.flowAddrPort(flow)
+				if got := binary.BigEndian.Uint32(out[tmpl.addrOff:]); got != addr {
+					t.Errorf("%s flow %d: address %x, want %x", tmpl.Kind, flow, got, addr)
+				}
+				if got := binary.BigEndian.Uint16(out[tmpl.portOff:]); got != port {
+					t.Errorf("%s flow %d: port %d, want %d", tmpl.Kind, flow, got, port)
+				}
+				checkChecksums(t, out, ipv6)
+			}
+		}
+	}
+}
+
+// checkChecksums verifies a frame's IPv4 header and TCP checksums from
+// scratch (RFC 1071: the sum over the covered bytes is all ones).
+func checkChecksums(t *testing.T, f []byte, ipv6 bool) {
+	t.Helper()
+	sum := func(acc uint32, b []byte) uint32 {
+		for i := 0; i+1 < len(b); i += 2 {
+			acc += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+		if len(b)%2 == 1 {
+			acc += uint32(b[len(b)-1]) << 8
+		}
+		return acc
+	}
+	fold := func(acc uint32) uint16 {
+		for acc > 0xffff {
+			acc = acc&0xffff + acc>>16
+		}
+		return uint16(acc)
+	}
+	ip := f[14:]
+	var pseudo uint32
+	var tcp []byte
+	if ipv6 {
+		tcp = ip[40 : 40+int(binary.BigEndian.Uint16(ip[4:]))]
+		pseudo = sum(0, ip[8:40]) + uint32(len(tcp)) + 6
+	} else {
+		if fold(sum(0, ip[:20])) != 0xffff {
+			t.Errorf("bad IPv4 header checksum in %x", f)
+		}
+		tcp = ip[20:binary.BigEndian.Uint16(ip[2:])]
+		pseudo = sum(0, ip[12:20]) + uint32(len(tcp)) + 6
+	}
+	if fold(sum(pseudo, tcp)) != 0xffff {
+		t.Errorf("bad TCP checksum in %x", f)
+	}
+}
+
+// TestLiveEngineFeedsRstguard sends the gateway mix with the live engine
+// into a veth whose peer carries rstguard, and checks that rstguard saw
+// every frame and tracked every flow as established.
+func TestLiveEngineFeedsRstguard(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for namespaces and BPF")
+	}
+	runtime.LockOSThread() // never unlocked: the thread dies in the namespace
+	ns, err := netns.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "gen0"}, PeerName: "box0"}); err != nil {
+		t.Fatal(err)
+	}
+	gen, _ := netlink.LinkByName("gen0")
+	box, _ := netlink.LinkByName("box0")
+	for _, l := range []netlink.Link{gen, box} {
+		if err := netlink.LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, engine := range []string{"live", "afxdp"} {
+		feedRstguard(t, engine, box)
+	}
+}
+
+// feedRstguard sends the gateway mix with one engine into box, which
+// carries a fresh rstguard, and checks what rstguard saw.
+func feedRstguard(t *testing.T, engine string, box netlink.Link) {
+	dp, err := dataplane.Load(dataplane.Options{FlowTableSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	if err := netlink.LinkSetXdpFd(box, dp.Program().FD()); err != nil {
+		t.Fatal(err)
+	}
+
+	const flows, count = 1000, 20000
+	ifc, _ := net.InterfaceByName("gen0")
+	tr, err := BuildTraffic(Presets["gateway"], MinSize, false, ifc.HardwareAddr, testMACs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := OpenEngine(engine, ifc, flows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	st, err := Run(context.Background(), eng, tr, Config{Flows: flows, Count: count})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Handshake != 3*flows || st.Sent != count {
+		t.Errorf("%s: sent %d handshake and %d mix packets, want %d and %d", engine, st.Handshake, st.Sent, 3*flows, count)
+	}
+	// The kernel's own IPv6 neighbour discovery on the veth adds non-TCP frames.
+	c, err := dp.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TCP != st.Handshake+st.Sent {
+		t.Errorf("%s: rstguard saw %d TCP packets, the generator sent %d", engine, c.TCP, st.Handshake+st.Sent)
+	}
+	established := 0
+	err = dp.Flows(func(f dataplane.Flow) bool {
+		if !f.Embryonic && !f.Midstream {
+			established++
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if established != flows {
+		t.Errorf("%s: rstguard tracks %d flows from their handshake, want %d", engine, established, flows)
+	}
+	// The mix's legitimate resets are valid, its forged ones spoofed.
+	if c.Verdicts["valid"] == 0 || c.Verdicts["spoofed"] == 0 {
+		t.Errorf("%s: the mix's resets were not judged: %d RSTs, verdicts %v", engine, c.RSTs, c.Verdicts)
+	}
+}
+
+func TestKernelEngineSaysWhy(t *testing.T) {
+	_, err := OpenEngine("kernel", &net.Interface{Name: "lo", Index: 1}, 1)
+	if err == nil {
+		t.Fatal("the kernel engine opened")
+	}
+	t.Log(err)
+}

@@ -1,0 +1,236 @@
+package suite
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// Report is one run of the suite.
+type Report struct {
+	Date      time.Time
+	Short     bool
+	Kernel    string
+	Live      []Live
+	Generator Live
+	Flood     Flood
+	SYNFlood  SYNFlood
+}
+
+// live finds a measurement.
+func (r *Report) live(subject string, flows uint32) (Live, bool) {
+	i := slices.IndexFunc(r.Live, func(l Live) bool { return l.Subject == subject && l.Flows == flows })
+	if i < 0 {
+		return Live{}, false
+	}
+	return r.Live[i], true
+}
+
+func (r *Report) flowCounts() []uint32 {
+	var fs []uint32
+	for _, l := range r.Live {
+		if !slices.Contains(fs, l.Flows) {
+			fs = append(fs, l.Flows)
+		}
+	}
+	return fs
+}
+
+// Goal is one of issue 11's goals, as this run measured it.
+type Goal struct {
+	Name     string
+	Measured string
+	Met      bool
+}
+
+// Goals evaluates the run against the goals (docs/BENCHMARKS.md).
+func (r *Report) Goals() []Goal {
+	var gs []Goal
+	if pass, ok := r.live("pass", 100_000); ok {
+		for _, mode := range []string{"monitor", "drop"} {
+			l, _ := r.live(mode, 100_000)
+			ratio := l.PPS / pass.PPS
+			gs = append(gs, Goal{fmt.Sprintf("live throughput, %s, 100 k flows, >= 0.8x bare XDP_PASS", mode),
+				fmt.Sprintf("%.2fx", ratio), ratio >= 0.8})
+		}
+	}
+	for _, flows := range r.flowCounts() {
+		lookup, _ := r.live("lookup", flows)
+		for _, mode := range []string{"monitor", "drop"} {
+			l, _ := r.live(mode, flows)
+			ratio := l.NsPerPkt / lookup.NsPerPkt
+			gs = append(gs, Goal{fmt.Sprintf("per-packet cost, %s, %s flows, <= 1.5x parse + lookup", mode, count(flows)),
+				fmt.Sprintf("%.2fx", ratio), ratio <= 1.5})
+		}
+	}
+	f := r.Flood
+	ratio := f.Rstguard.PPS / f.BareDrop.PPS
+	gs = append(gs, Goal{"forged-RST flood dropped at >= 0.8x bare XDP_DROP's rate", fmt.Sprintf("%.2fx", ratio), ratio >= 0.8})
+	gs = append(gs, Goal{"every flood event sent, suppressed or lost is counted; no non-RST dropped",
+		fmt.Sprintf("%d sent, %d suppressed, %d lost; %d non-RST dropped", f.Events, f.Suppressed, f.Lost, f.NonRSTDropped),
+		f.NonRSTDropped == 0 && f.Events+f.Suppressed+f.Lost > 0})
+	if l, ok := r.live("monitor", 10_000_000); ok {
+		gs = append(gs, Goal{"10 M flows tracked", fmt.Sprintf("%d tracked, %.0f bytes per flow", l.Tracked, perFlow(l)),
+			l.Tracked >= 10_000_000})
+	}
+	gen := r.Generator.GenPPS
+	gs = append(gs, Goal{"generator >= 3.5 Mpps of 64-byte frames, one core", fmt.Sprintf("%.2f Mpps", gen/1e6), gen >= 3.5e6})
+	s := r.SYNFlood
+	gs = append(gs, Goal{"after a SYN flood against a full table, legitimate resets judged right",
+		fmt.Sprintf("%d of %d valid, %d spoofed", s.Valid, s.Resets, s.Spoofed),
+		s.Spoofed == 0 && s.Resets > 0 && s.Valid == s.Resets})
+	return gs
+}
+
+func perFlow(l Live) float64 {
+	if l.TableCap == 0 {
+		return 0
+	}
+	return float64(l.TableMem) / float64(l.TableCap)
+}
+
+func count(n uint32) string {
+	switch {
+	case n >= 1_000_000:
+		return fmt.Sprintf("%d M", n/1_000_000)
+	case n >= 1000:
+		return fmt.Sprintf("%d k", n/1000)
+	}
+	return fmt.Sprint(n)
+}
+
+// Write writes the report as DATE.md in dir, with its plots beside it, and
+// returns the markdown's path.
+func (r *Report) Write(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	stem := r.Date.Format("2006-01-02")
+	if r.Short {
+		stem += "-short"
+	}
+	scale, throughput := stem+"-scale.png", stem+"-throughput.png"
+	if err := r.plotScale(filepath.Join(dir, scale)); err != nil {
+		return "", err
+	}
+	if err := r.plotThroughput(filepath.Join(dir, throughput)); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, stem+".md")
+	f, err := os.Create(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	r.markdown(f, scale, throughput)
+	return path, f.Close()
+}
+
+func (r *Report) markdown(w io.Writer, scale, throughput string) {
+	fmt.Fprintf(w, "# rstguard benchmarks, %s\n\n", r.Date.Format("2006-01-02 15:04 UTC"))
+	fmt.Fprintf(w, "`make bench` (bench/suite) on kernel %s", r.Kernel)
+	if r.Short {
+		fmt.Fprintf(w, ", **short mode** (make test: small counts, figures not meaningful)")
+	}
+	fmt.Fprintf(w, ". rstguard-pktgen's live engine sends established flows' traffic (64-byte frames; every flow's "+
+		"handshake first, then client data 60%%, server data 25%%, pure ACKs 15%%) from gen0 into dut0, a veth whose end "+
+		"carries the subject: a bare XDP_PASS, the parse + lookup baseline (its table sized to the flows), or `rstguard run` "+
+		"in monitor, drop or hold mode (hold: nothing routes out of dut0, so its data path is what differs). Packets per "+
+		"second are what the subject's program ran on (bpf_stats run count over the mix's wall time); on veth the "+
+		"generator and the receiving end share the cores, so the whole receive path, not the program alone, sets them. "+
+		"ns/pkt is the program's own run time (kernel.bpf_stats_enabled). Each data frame repeats its flow's sequence "+
+		"number, so rstguard sees retransmissions: the path without the clock read a new segment costs. Compare ratios "+
+		"within one run: the machine is shared.\n\n")
+
+	fmt.Fprintf(w, "## Goals\n\n| goal | measured | met |\n|---|---|---|\n")
+	for _, g := range r.Goals() {
+		met := "**missed**"
+		if g.Met {
+			met = "met"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |\n", g.Name, g.Measured, met)
+	}
+
+	fmt.Fprintf(w, "\n## Live throughput and per-packet cost\n\n![per-packet cost by flows](%s)\n![throughput by flows](%s)\n\n", scale, throughput)
+	fmt.Fprintf(w, "| flows | subject | generator Mpps | processed Mpps | x pass | ns/pkt | x lookup |\n|---|---|---|---|---|---|---|\n")
+	for _, flows := range r.flowCounts() {
+		pass, _ := r.live("pass", flows)
+		lookup, _ := r.live("lookup", flows)
+		for _, name := range subjects {
+			l, _ := r.live(name, flows)
+			fmt.Fprintf(w, "| %s | %s | %.2f | %.2f | %.2f | %.1f | %.2f |\n", count(flows), name, l.GenPPS/1e6, l.PPS/1e6,
+				l.PPS/pass.PPS, l.NsPerPkt, l.NsPerPkt/lookup.NsPerPkt)
+		}
+	}
+
+	g := r.Generator
+	fmt.Fprintf(w, "\nThe generator alone (one data template over 100 k flows into a bare XDP_DROP): %.2f Mpps.\n", g.GenPPS/1e6)
+
+	fmt.Fprintf(w, "\n## Memory\n\n| flows | tracked after the handshakes | both flow tables (kernel's charge) | bytes per flow of capacity | daemon RSS |\n|---|---|---|---|---|\n")
+	for _, flows := range r.flowCounts() {
+		l, _ := r.live("monitor", flows)
+		fmt.Fprintf(w, "| %s | %d | %.1f MiB for %d entries | %.0f | %.1f MiB |\n", count(flows), l.Tracked,
+			float64(l.TableMem)/(1<<20), l.TableCap, perFlow(l), float64(l.RSS)/(1<<20))
+	}
+
+	f := r.Flood
+	fmt.Fprintf(w, "\n## Forged-RST flood\n\n%d established flows, then forged RSTs of every injector profile (99%%) and data (1%%) "+
+		"at the generator's full rate.\n\n| subject | processed Mpps | ns/pkt |\n|---|---|---|\n", f.Flows)
+	for _, l := range []Live{f.BareDrop, f.Rstguard} {
+		fmt.Fprintf(w, "| %s | %.2f | %.1f |\n", l.Subject, l.PPS/1e6, l.NsPerPkt)
+	}
+	fmt.Fprintf(w, "\nrstguard judged %d RSTs and dropped %d (%.1f%%); events: %d sent, %d suppressed by the budget, %d lost "+
+		"(ring full), all counted; non-RST packets dropped: %d. The daemon used %.2f CPU seconds per second of flood, "+
+		"%.1f MiB resident.\n", f.RSTs, f.Dropped, 100*float64(f.Dropped)/float64(max(f.RSTs, 1)), f.Events, f.Suppressed,
+		f.Lost, f.NonRSTDropped, f.CPU, float64(f.RSS)/(1<<20))
+
+	s := r.SYNFlood
+	fmt.Fprintf(w, "\n## SYN flood against a full table\n\nA %d-flow table filled with established flows, then %d SYNs from "+
+		"fresh sources (%d flow inserts), then the server's legitimate abort on every established flow: %d flows "+
+		"tracked after the flood (both tables: the established ones and the flood's latest half-open ones); of %d resets, %d judged valid, %d spoofed, %d other (suspect, unknown, no flow).\n",
+		s.Table, s.SYNs, s.Inserts, s.TrackedAfter, s.Resets, s.Valid, s.Spoofed, s.Other)
+}
+
+// plotScale is the per-packet cost against flows (log scale) for rstguard
+// and the parse + lookup baseline.
+func (r *Report) plotScale(path string) error {
+	p := plot.New()
+	p.Title.Text = "per-packet cost, established flows' traffic"
+	p.X.Label.Text, p.Y.Label.Text = "flows", "ns per packet (bpf_stats)"
+	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{}
+	return r.plotBy(p, path, func(l Live) float64 { return l.NsPerPkt })
+}
+
+func (r *Report) plotThroughput(path string) error {
+	p := plot.New()
+	p.Title.Text = "packets processed per second"
+	p.X.Label.Text, p.Y.Label.Text = "flows", "Mpps"
+	p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, plot.LogTicks{}
+	return r.plotBy(p, path, func(l Live) float64 { return l.PPS / 1e6 })
+}
+
+func (r *Report) plotBy(p *plot.Plot, path string, y func(Live) float64) error {
+	var lines []any
+	for _, name := range subjects {
+		var pts plotter.XYs
+		for _, flows := range r.flowCounts() {
+			if l, ok := r.live(name, flows); ok {
+				pts = append(pts, plotter.XY{X: float64(flows), Y: y(l)})
+			}
+		}
+		lines = append(lines, strings.ReplaceAll(name, "pass", "bare XDP_PASS"), pts)
+	}
+	if err := plotutil.AddLinePoints(p, lines...); err != nil {
+		return err
+	}
+	return p.Save(6*vg.Inch, 4*vg.Inch, path)
+}

@@ -1,0 +1,57 @@
+// Command rstguard-bench is `make bench`: rstguard under rstguard-pktgen's
+// gateway traffic at 1 k to 10 M flows, floods, memory, against baselines
+// measured in the same run (bench/suite). It writes bench/results/DATE.md
+// and its plots. Needs root: it builds a namespace and loads programs.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/rstguard/rstguard/bench/suite"
+)
+
+func main() {
+	fs := flag.NewFlagSet("rstguard-bench", flag.ContinueOnError)
+	out := fs.String("out", "bench/results", "directory for the dated report and its plots")
+	bin := fs.String("rstguard", "bin/rstguard", "the rstguard binary to measure")
+	short := fs.Bool("short", false, "small counts (make test's run: checks the suite works, figures are not meaningful)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: rstguard-bench [--out DIR] [--rstguard PATH] [--short]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		if err == flag.ErrHelp {
+			os.Exit(0)
+		}
+		os.Exit(1)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "rstguard-bench: unexpected argument %q\n", fs.Arg(0))
+		os.Exit(1)
+	}
+	if _, err := os.Stat(*bin); err != nil {
+		fmt.Fprintf(os.Stderr, "rstguard-bench: %v (make build)\n", err)
+		os.Exit(2)
+	}
+	r, err := suite.Run(suite.Options{Rstguard: *bin, Short: *short, Log: os.Stderr})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rstguard-bench: %v\n", err)
+		os.Exit(1)
+	}
+	path, err := r.Write(*out)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rstguard-bench: %v\n", err)
+		os.Exit(1)
+	}
+	fmt.Println(path)
+	missed := 0
+	for _, g := range r.Goals() {
+		if !g.Met {
+			missed++
+			fmt.Fprintf(os.Stderr, "goal missed: %s: %s\n", g.Name, g.Measured)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "%d goals missed\n", missed)
+}
