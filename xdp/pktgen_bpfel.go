@@ -17,6 +17,7 @@ import (
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	PktgenProgPktgen      = "pktgen"
+	PktgenVarBudget       = "budget"
 	PktgenVarClientIsDst  = "client_is_dst"
 	PktgenVarFirstPort    = "first_port"
 	PktgenVarFlows        = "flows"
@@ -85,6 +86,7 @@ type PktgenMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type PktgenVariableSpecs struct {
+	Budget       *ebpf.VariableSpec `ebpf:"budget"`
 	ClientIsDst  *ebpf.VariableSpec `ebpf:"client_is_dst"`
 	FirstPort    *ebpf.VariableSpec `ebpf:"first_port"`
 	Flows        *ebpf.VariableSpec `ebpf:"flows"`
@@ -128,6 +130,7 @@ func (m *PktgenMaps) Close() error {
 //
 // It can be passed to LoadPktgenObjects or ebpf.CollectionSpec.LoadAndAssign.
 type PktgenVariables struct {
+	Budget       *ebpf.Variable `ebpf:"budget"`
 	ClientIsDst  *ebpf.Variable `ebpf:"client_is_dst"`
 	FirstPort    *ebpf.Variable `ebpf:"first_port"`
 	Flows        *ebpf.Variable `ebpf:"flows"`

@@ -89,6 +89,9 @@ func (l *live) Send(t *Template, first uint32, n int) error {
 	if err := l.setTemplate(t, first); err != nil {
 		return err
 	}
+	if err := l.objs.Budget.Set(uint32(n)); err != nil {
+		return fmt.Errorf("live engine: %w", err)
+	}
 	// The kernel runs the program on the calling thread; keep it on one.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()

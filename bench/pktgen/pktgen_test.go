@@ -80,6 +80,7 @@ func TestRewriteMatchesProgram(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.objs.Ports.Set(uint32(Ports))
+	l.objs.Budget.Set(uint32(1 << 31))
 	l.objs.FirstPort.Set(uint32(FirstPort))
 	for _, ipv6 := range []bool{false, true} {
 		tr, err := BuildTraffic(Presets["gateway"], 100, ipv6, testMACs[0], testMACs[1])

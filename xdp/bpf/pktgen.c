@@ -38,6 +38,10 @@ volatile __u16 tmpl_tcp_check;
 /* The next flow's index. The generator sets it before each run and runs
  * one template at a time from one thread, so a plain global suffices. */
 volatile __u32 next_flow;
+/* Frames this run may still send. A signal interrupts a run (EINTR) and
+ * cilium/ebpf starts it again with the whole repeat count: past the budget,
+ * frames are dropped, so that a run sends exactly what was asked. */
+volatile __u32 budget;
 
 /* One's-complement update of a checksum for old -> new (RFC 1624 eq. 3). */
 static __always_inline __u16 csum_replace(__u16 check, __u32 old, __u32 new)
@@ -60,6 +64,9 @@ int pktgen(struct xdp_md *ctx)
 	struct tcphdr *th;
 	__be32 *ip_addr;
 
+	if (budget == 0)
+		return XDP_DROP;
+	budget--;
 	next_flow = i + 1 >= flows ? 0 : i + 1;
 	addr = bpf_htonl(bpf_ntohl(tmpl_addr) + i / ports);
 	port = bpf_htons(first_port + i % ports);
