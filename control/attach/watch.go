@@ -25,24 +25,37 @@ func (c LinkChange) String() string {
 	return fmt.Sprintf("%s (index %d) %s", c.Ifname, c.Index, c.What)
 }
 
-// Watch reports changes to the named interfaces until ctx ends. known maps
-// each watched name to its current index.
-func Watch(ctx context.Context, known map[string]int, changes chan<- LinkChange) error {
-	updates := make(chan netlink.LinkUpdate, 64)
-	done := make(chan struct{})
-	errs := make(chan error, 1)
-	err := netlink.LinkSubscribeWithOptions(updates, done, netlink.LinkSubscribeOptions{
+// Watcher is a subscription to the kernel's link changes. Subscribe before
+// telling anyone the interfaces are watched: a change between the two would
+// be lost.
+type Watcher struct {
+	updates chan netlink.LinkUpdate
+	done    chan struct{}
+	errs    chan error
+}
+
+// Subscribe starts receiving link changes; Run reports them.
+func Subscribe() (*Watcher, error) {
+	w := &Watcher{updates: make(chan netlink.LinkUpdate, 64), done: make(chan struct{}), errs: make(chan error, 1)}
+	err := netlink.LinkSubscribeWithOptions(w.updates, w.done, netlink.LinkSubscribeOptions{
 		ErrorCallback: func(err error) {
 			select {
-			case errs <- err:
+			case w.errs <- err:
 			default:
 			}
 		},
 	})
 	if err != nil {
-		return fmt.Errorf("subscribe to link changes: %w", err)
+		return nil, fmt.Errorf("subscribe to link changes: %w", err)
 	}
-	defer close(done)
+	return w, nil
+}
+
+// Run reports changes to the named interfaces until ctx ends, then ends the
+// subscription. known maps each watched name to its current index.
+func (w *Watcher) Run(ctx context.Context, known map[string]int, changes chan<- LinkChange) error {
+	updates, errs := w.updates, w.errs
+	defer close(w.done)
 
 	byIndex := map[int]string{}
 	up := map[string]bool{}

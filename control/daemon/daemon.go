@@ -188,6 +188,12 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 			return err
 		}
 	}
+	// Subscribe before READY: a service manager, or a test, may change the
+	// interfaces the moment it hears it.
+	watcher, err := attach.Subscribe()
+	if err != nil {
+		d.log.Error("link watch", "err", err)
+	}
 	d.log.Info("running", "mode", pol.Mode.String(), "interfaces", cfg.Interfaces, "pins", cfg.PinDir,
 		"events", cfg.Events, "evidence", cfg.Pcap, "metrics", cfg.Metrics, "hold_sockets", len(d.hold.Sockets()))
 	d.notify(fmt.Sprintf("READY=1\nSTATUS=judging RSTs on %s in %s mode\nMAINPID=%d",
@@ -216,11 +222,13 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 		known[k] = v
 	}
 	d.mu.Unlock()
-	wg.Go(func() {
-		if err := attach.Watch(watchCtx, known, changes); err != nil {
-			d.log.Error("link watch stopped", "err", err)
-		}
-	})
+	if watcher != nil {
+		wg.Go(func() {
+			if err := watcher.Run(watchCtx, known, changes); err != nil {
+				d.log.Error("link watch stopped", "err", err)
+			}
+		})
+	}
 	for {
 		select {
 		case <-ctx.Done():
