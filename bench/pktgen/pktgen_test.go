@@ -3,6 +3,7 @@ package pktgen
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
 	"runtime"
@@ -175,13 +176,15 @@ func TestLiveEngineFeedsRstguard(t *testing.T) {
 		}
 	}
 	for _, engine := range []string{"live", "afxdp"} {
-		feedRstguard(t, engine, box)
+		for _, ipv6 := range []bool{false, true} {
+			feedRstguard(t, engine, ipv6, box)
+		}
 	}
 }
 
 // feedRstguard sends the gateway mix with one engine into box, which
 // carries a fresh rstguard, and checks what rstguard saw.
-func feedRstguard(t *testing.T, engine string, box netlink.Link) {
+func feedRstguard(t *testing.T, engine string, ipv6 bool, box netlink.Link) {
 	dp, err := dataplane.Load(dataplane.Options{FlowTableSize: 4096})
 	if err != nil {
 		t.Fatal(err)
@@ -193,10 +196,11 @@ func feedRstguard(t *testing.T, engine string, box netlink.Link) {
 
 	const flows, count = 1000, 20000
 	ifc, _ := net.InterfaceByName("gen0")
-	tr, err := BuildTraffic(Presets["gateway"], MinSize, false, ifc.HardwareAddr, testMACs[1])
+	tr, err := BuildTraffic(Presets["gateway"], MinSize, ipv6, ifc.HardwareAddr, testMACs[1])
 	if err != nil {
 		t.Fatal(err)
 	}
+	name := fmt.Sprintf("%s ipv6=%v", engine, ipv6)
 	eng, err := OpenEngine(engine, ifc, flows)
 	if err != nil {
 		t.Fatal(err)
@@ -207,7 +211,7 @@ func feedRstguard(t *testing.T, engine string, box netlink.Link) {
 		t.Fatal(err)
 	}
 	if st.Handshake != 3*flows || st.Sent != count {
-		t.Errorf("%s: sent %d handshake and %d mix packets, want %d and %d", engine, st.Handshake, st.Sent, 3*flows, count)
+		t.Errorf("%s: sent %d handshake and %d mix packets, want %d and %d", name, st.Handshake, st.Sent, 3*flows, count)
 	}
 	// The kernel's own IPv6 neighbour discovery on the veth adds non-TCP frames.
 	c, err := dp.Counters()
@@ -215,7 +219,7 @@ func feedRstguard(t *testing.T, engine string, box netlink.Link) {
 		t.Fatal(err)
 	}
 	if c.TCP != st.Handshake+st.Sent {
-		t.Errorf("%s: rstguard saw %d TCP packets, the generator sent %d", engine, c.TCP, st.Handshake+st.Sent)
+		t.Errorf("%s: rstguard saw %d TCP packets, the generator sent %d", name, c.TCP, st.Handshake+st.Sent)
 	}
 	established := 0
 	err = dp.Flows(func(f dataplane.Flow) bool {
@@ -228,11 +232,11 @@ func feedRstguard(t *testing.T, engine string, box netlink.Link) {
 		t.Fatal(err)
 	}
 	if established != flows {
-		t.Errorf("%s: rstguard tracks %d flows from their handshake, want %d", engine, established, flows)
+		t.Errorf("%s: rstguard tracks %d flows from their handshake, want %d", name, established, flows)
 	}
 	// The mix's legitimate resets are valid, its forged ones spoofed.
 	if c.Verdicts["valid"] == 0 || c.Verdicts["spoofed"] == 0 {
-		t.Errorf("%s: the mix's resets were not judged: %d RSTs, verdicts %v", engine, c.RSTs, c.Verdicts)
+		t.Errorf("%s: the mix's resets were not judged: %d RSTs, verdicts %v", name, c.RSTs, c.Verdicts)
 	}
 }
 
