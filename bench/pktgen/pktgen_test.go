@@ -175,16 +175,27 @@ func TestLiveEngineFeedsRstguard(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	ifc, _ := net.InterfaceByName("gen0")
 	for _, engine := range []string{"live", "afxdp"} {
-		for _, ipv6 := range []bool{false, true} {
-			feedRstguard(t, engine, ipv6, box)
+		// One engine for both address families: asavie/xdp leaves a closed
+		// socket bound to its queue until the process exits.
+		eng, err := OpenEngine(engine, ifc, feedFlows)
+		if err != nil {
+			t.Fatal(err)
 		}
+		for _, ipv6 := range []bool{false, true} {
+			feedRstguard(t, fmt.Sprintf("%s ipv6=%v", engine, ipv6), eng, ipv6, box)
+		}
+		eng.Close()
 	}
 }
 
-// feedRstguard sends the gateway mix with one engine into box, which
-// carries a fresh rstguard, and checks what rstguard saw.
-func feedRstguard(t *testing.T, engine string, ipv6 bool, box netlink.Link) {
+// feedFlows is how many flows TestLiveEngineFeedsRstguard opens.
+const feedFlows = 1000
+
+// feedRstguard sends the gateway mix with an engine into box, which carries
+// a fresh rstguard, and checks what rstguard saw.
+func feedRstguard(t *testing.T, name string, eng Engine, ipv6 bool, box netlink.Link) {
 	dp, err := dataplane.Load(dataplane.Options{FlowTableSize: 4096})
 	if err != nil {
 		t.Fatal(err)
@@ -194,18 +205,12 @@ func feedRstguard(t *testing.T, engine string, ipv6 bool, box netlink.Link) {
 		t.Fatal(err)
 	}
 
-	const flows, count = 1000, 20000
+	const flows, count = feedFlows, 20000
 	ifc, _ := net.InterfaceByName("gen0")
 	tr, err := BuildTraffic(Presets["gateway"], MinSize, ipv6, ifc.HardwareAddr, testMACs[1])
 	if err != nil {
 		t.Fatal(err)
 	}
-	name := fmt.Sprintf("%s ipv6=%v", engine, ipv6)
-	eng, err := OpenEngine(engine, ifc, flows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer eng.Close()
 	st, err := Run(context.Background(), eng, tr, Config{Flows: flows, Count: count})
 	if err != nil {
 		t.Fatal(err)
