@@ -196,7 +196,10 @@ const feedFlows = 1000
 // feedRstguard sends the gateway mix with an engine into box, which carries
 // a fresh rstguard, and checks what rstguard saw.
 func feedRstguard(t *testing.T, name string, eng Engine, ipv6 bool, box netlink.Link) {
-	dp, err := dataplane.Load(dataplane.Options{FlowTableSize: 4096})
+	// Room to spare in both tables: a BPF LRU table fed from two CPUs evicts
+	// well before it is full (its per-CPU free lists), and the half-open
+	// table is a quarter of this.
+	dp, err := dataplane.Load(dataplane.Options{FlowTableSize: 16 * feedFlows})
 	if err != nil {
 		t.Fatal(err)
 	}
