@@ -255,3 +255,44 @@ func TestKernelEngineSaysWhy(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// recorder is an engine that only records what it is asked to send.
+type recorder struct {
+	sends  []string
+	byKind map[string]int
+	round  int
+}
+
+func (r *recorder) Send(t *Template, first uint32, n int) error {
+	r.sends = append(r.sends, fmt.Sprintf("%s %d+%d", t.Kind, first, n))
+	r.byKind[t.Kind] += n
+	return nil
+}
+func (r *recorder) Round() int   { return r.round }
+func (r *recorder) Close() error { return nil }
+
+// TestRunSchedule checks what Run asks of an engine: handshakes in bursts
+// (SYNs, then their SYN/ACKs, then their ACKs), then exactly the count, in
+// the mix's proportions.
+func TestRunSchedule(t *testing.T) {
+	tr, err := BuildTraffic(Mix{Weights: map[string]int{KindData: 3, KindACK: 1}, Handshake: true}, MinSize, false, testMACs[0], testMACs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &recorder{byKind: map[string]int{}, round: 1 << 20}
+	st, err := Run(context.Background(), r, tr, Config{Flows: 10, HandshakeBurst: 4, Count: 100_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"syn 0+4", "synack 0+4", "ack 0+4", "syn 4+4", "synack 4+4", "ack 4+4", "syn 8+2", "synack 8+2", "ack 8+2"}
+	if got := r.sends[:len(want)]; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("handshakes sent as %v, want %v", got, want)
+	}
+	if st.Handshake != 30 || st.Sent != 100_000 {
+		t.Errorf("sent %d handshake and %d mix packets, want 30 and 100000", st.Handshake, st.Sent)
+	}
+	data, acks := r.byKind[KindData], r.byKind[KindACK]-10
+	if data+acks != 100_000 || data < 74_000 || data > 76_000 {
+		t.Errorf("mix of %d data and %d ACKs, want 3:1", data, acks)
+	}
+}

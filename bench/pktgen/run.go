@@ -78,9 +78,12 @@ func Run(ctx context.Context, e Engine, t *Traffic, cfg Config) (Stats, error) {
 	if cfg.Count > 0 {
 		round = min(round, max(cfg.Count, cycle)) // so that a short run still has the whole mix
 	}
-	for i, share := range t.Shares {
-		counts[i] = max(1, int(math.Round(share*float64(round))))
+	setRound := func(n float64) {
+		for i, share := range t.Shares {
+			counts[i] = max(1, int(math.Round(share*n)))
+		}
 	}
+	setRound(float64(round))
 	start := time.Now()
 	lastReport := start
 	report := func(now time.Time) {
@@ -127,6 +130,12 @@ func Run(ctx context.Context, e Engine, t *Traffic, cfg Config) (Stats, error) {
 		if now.Sub(lastReport) >= time.Second {
 			lastReport = now
 			report(now)
+		}
+		// A round at full speed lasts seconds: the last one before the
+		// duration's end only fills the time left, at the rate so far.
+		if elapsed := now.Sub(start); cfg.Duration > 0 && cfg.Rate == 0 {
+			left := (cfg.Duration - elapsed).Seconds()
+			setRound(min(float64(round), left*float64(st.Sent)/elapsed.Seconds()))
 		}
 	}
 	report(time.Now())
