@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -209,6 +213,7 @@ func feedRstguard(t *testing.T, name string, eng Engine, ipv6 bool, box netlink.
 	}
 
 	const flows, count = feedFlows, 20000
+	dropsBefore := vethDrops(t, "gen0") + vethDrops(t, "box0")
 	ifc, _ := net.InterfaceByName("gen0")
 	tr, err := BuildTraffic(Presets["gateway"], MinSize, ipv6, ifc.HardwareAddr, testMACs[1])
 	if err != nil {
@@ -221,13 +226,23 @@ func feedRstguard(t *testing.T, name string, eng Engine, ipv6 bool, box netlink.
 	if st.Handshake != 3*flows || st.Sent != count {
 		t.Errorf("%s: sent %d handshake and %d mix packets, want %d and %d", name, st.Handshake, st.Sent, 3*flows, count)
 	}
-	// The kernel's own IPv6 neighbour discovery on the veth adds non-TCP frames.
-	c, err := dp.Counters()
-	if err != nil {
-		t.Fatal(err)
+	// The receiving end drains its ring after the generator returns; under
+	// load, a full ring drops frames, which veth counts. The kernel's own
+	// IPv6 neighbour discovery on the veth adds non-TCP frames.
+	var c dataplane.Counters
+	for last := uint64(1); ; last = c.Packets {
+		time.Sleep(20 * time.Millisecond)
+		if c, err = dp.Counters(); err != nil {
+			t.Fatal(err)
+		}
+		if c.Packets == last {
+			break
+		}
 	}
-	if c.TCP != st.Handshake+st.Sent {
-		t.Errorf("%s: rstguard saw %d TCP packets, the generator sent %d", name, c.TCP, st.Handshake+st.Sent)
+	dropped := vethDrops(t, "gen0") + vethDrops(t, "box0") - dropsBefore
+	sent := st.Handshake + st.Sent
+	if c.TCP+dropped != sent || dropped > sent/10 {
+		t.Errorf("%s: rstguard saw %d TCP packets and veth dropped %d, the generator sent %d", name, c.TCP, dropped, sent)
 	}
 	established := 0
 	err = dp.Flows(func(f dataplane.Flow) bool {
@@ -239,7 +254,7 @@ func feedRstguard(t *testing.T, name string, eng Engine, ipv6 bool, box netlink.
 	if err != nil {
 		t.Fatal(err)
 	}
-	if established != flows {
+	if established < flows-int(dropped) || established > flows {
 		t.Errorf("%s: rstguard tracks %d flows from their handshake, want %d", name, established, flows)
 	}
 	// The mix's legitimate resets are valid, its forged ones spoofed.
@@ -295,4 +310,23 @@ func TestRunSchedule(t *testing.T) {
 	if data+acks != 100_000 || data < 74_000 || data > 76_000 {
 		t.Errorf("mix of %d data and %d ACKs, want 3:1", data, acks)
 	}
+}
+
+// vethDrops sums what a veth counts as dropped or failed (`ethtool -S`): its
+// ring full when a redirect or an AF_XDP frame arrives faster than it drains.
+func vethDrops(t *testing.T, iface string) uint64 {
+	t.Helper()
+	out, err := exec.Command("ethtool", "-S", iface).Output() // runs in this thread's namespace
+	if err != nil {
+		t.Fatalf("ethtool -S %s: %v", iface, err)
+	}
+	var n uint64
+	for _, line := range strings.Split(string(out), "\n") {
+		name, value, ok := strings.Cut(strings.TrimSpace(line), ": ")
+		if ok && (strings.HasSuffix(name, "drops") || strings.HasSuffix(name, "errors")) {
+			v, _ := strconv.ParseUint(value, 10, 64)
+			n += v
+		}
+	}
+	return n
 }
