@@ -125,8 +125,8 @@ func (s *Socket) Transmit(frame []byte) error {
 	return nil
 }
 
-// Flush sends every queued frame: one system call, more when the kernel
-// leaves frames on the TX ring (copy mode sends at most 32 a call,
+// Flush sends every queued frame: one system call, more in copy mode when
+// the kernel leaves frames on the TX ring (it sends at most 32 a call,
 // xsk_generic_xmit's budget, and leaves the rest until the next call: a
 // burst's tail would wait for the next Flush, or forever).
 func (s *Socket) Flush() (err error) {
@@ -143,6 +143,9 @@ func (s *Socket) Flush() (err error) {
 	s.submitted += uint32(n)
 	if n != len(s.pending) {
 		return fmt.Errorf("transmit on ifindex %d: %d of %d frames: %w", s.Ifindex, n, len(s.pending), ErrTxFull)
+	}
+	if s.ZeroCopy {
+		return nil // the driver drains the ring itself; sendto only wakes it
 	}
 	// Each kick sends up to 32 more; a ring's worth of kicks at most.
 	for range socketOptions.TxRingNumDescs/32 + 1 {

@@ -142,11 +142,7 @@ func BuildTraffic(mix Mix, size int, ipv6 bool, src, dst []byte) (*Traffic, erro
 	c.Send(frames.Server, synack)
 	ack := c.Segment(frames.Client, frames.ACK, nil)
 	c.Send(frames.Client, ack)
-	t := &Traffic{}
-	for _, s := range []frames.Segment{syn, synack, ack} {
-		t.Handshake = append(t.Handshake, b.template(KindSYN, s))
-	}
-	t.Handshake[1].Kind, t.Handshake[2].Kind = KindSYNACK, KindACK
+	t := &Traffic{Handshake: []*Template{b.template(KindSYN, syn), b.template(KindSYNACK, synack), b.template(KindACK, ack)}}
 
 	headers := len(ack.MustFrame())
 	payload := make([]byte, max(size-FCS-headers, 0))

@@ -44,7 +44,7 @@ func (o Options) sizes() sizes {
 // Subjects of the live measurements: the baselines, then rstguard's modes.
 var subjects = []string{"pass", "lookup", "monitor", "drop", "hold"}
 
-// Live is one measurement: a subject on dut0 under the gateway mix.
+// Live is one measurement: a subject on dut0 under a workload.
 type Live struct {
 	Subject  string
 	Flows    uint32
@@ -79,13 +79,12 @@ var steadyMix = pktgen.Mix{Weights: map[string]int{pktgen.KindData: 60, pktgen.K
 // measure runs every flow's handshake through the subject, then the mix,
 // and reads the program's statistics over the mix.
 func measure(b *box, s subject, w workload) (Live, error) {
-	mix, flows, count := w.mix, w.flows, w.count
-	res := Live{Flows: flows}
+	res := Live{Flows: w.flows}
 	ifc, err := b.genInterface()
 	if err != nil {
 		return res, err
 	}
-	tr, err := pktgen.BuildTraffic(mix, pktgen.MinSize, false, ifc.HardwareAddr, ifc.HardwareAddr)
+	tr, err := pktgen.BuildTraffic(w.mix, pktgen.MinSize, false, ifc.HardwareAddr, ifc.HardwareAddr)
 	if err != nil {
 		return res, err
 	}
@@ -97,15 +96,15 @@ func measure(b *box, s subject, w workload) (Live, error) {
 		return res, err
 	}
 	err = b.host.Do(func() error {
-		eng, err := pktgen.OpenEngine("live", ifc, flows)
+		eng, err := pktgen.OpenEngine("live", ifc, w.flows)
 		if err != nil {
 			return err
 		}
 		defer eng.Close()
 		handshake := *tr
 		handshake.Mix = nil
-		burst := dataplane.EmbryonicTableSize(flows) / 2
-		if _, err := pktgen.Run(context.Background(), eng, &handshake, pktgen.Config{Flows: flows, HandshakeBurst: burst}); err != nil {
+		burst := dataplane.EmbryonicTableSize(w.flows) / 2
+		if _, err := pktgen.Run(context.Background(), eng, &handshake, pktgen.Config{Flows: w.flows, HandshakeBurst: burst}); err != nil {
 			return err
 		}
 		settle(prog)
@@ -119,7 +118,7 @@ func measure(b *box, s subject, w workload) (Live, error) {
 			return err
 		}
 		tr.Handshake = nil
-		st, err := pktgen.Run(context.Background(), eng, tr, pktgen.Config{Flows: flows, Count: count})
+		st, err := pktgen.Run(context.Background(), eng, tr, pktgen.Config{Flows: w.flows, Count: w.count})
 		if err != nil {
 			return err
 		}

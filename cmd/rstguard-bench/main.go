@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/rstguard/rstguard/bench/suite"
+	"github.com/rstguard/rstguard/control/privilege"
 )
 
 func main() {
@@ -30,6 +31,10 @@ func main() {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "rstguard-bench: unexpected argument %q\n", fs.Arg(0))
 		os.Exit(1)
+	}
+	if err := privilege.Require(privilege.CapBPF, privilege.CapNetAdmin, privilege.CapSysAdmin); err != nil {
+		fmt.Fprintf(os.Stderr, "rstguard-bench: %v\n", err)
+		os.Exit(2)
 	}
 	if _, err := os.Stat(*bin); err != nil {
 		fmt.Fprintf(os.Stderr, "rstguard-bench: %v (make build)\n", err)

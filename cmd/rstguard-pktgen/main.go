@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rstguard/rstguard/bench/pktgen"
+	"github.com/rstguard/rstguard/control/privilege"
 )
 
 func main() {
@@ -94,6 +94,10 @@ func run(args []string) int {
 		return usage("--dst-mac %q is not an Ethernet address", *dstMAC)
 	}
 
+	if err := privilege.Require(privilege.CapBPF, privilege.CapNetAdmin); err != nil {
+		fmt.Fprintf(os.Stderr, "rstguard-pktgen: %v\n", err)
+		return 2
+	}
 	ifc, err := net.InterfaceByName(*iface)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "rstguard-pktgen: interface %q: %v\n", *iface, err)
@@ -128,10 +132,7 @@ func run(args []string) int {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "rstguard-pktgen: %v\n", err)
-		if errors.Is(err, pktgen.ErrUnusable) {
-			return 2
-		}
-		return 1
+		return 2
 	}
 	if *asJSON {
 		out, _ := json.Marshal(struct {

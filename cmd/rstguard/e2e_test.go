@@ -276,17 +276,17 @@ func (g *gateway) flowOf(h *heldConn) (dataplane.Flow, bool) {
 	return dataplane.Flow{}, false
 }
 
-// forgeClientRST sends, from the client's namespace, a RST toward the server
-// in the held connection's name with the exact sequence number but an
-// injector's TTL: the incident's packet.
-func (g *gateway) forgeClientRST(h *heldConn) {
+// sendClientRST sends, from the client's namespace, a RST toward the server
+// in the held connection's name with the exact sequence number, shaped by
+// shape (the sender's TTL, IP-ID, DF).
+func (g *gateway) sendClientRST(h *heldConn, shape func(f dataplane.Flow, s *frames.Segment)) {
 	g.t.Helper()
 	f, ok := g.flowOf(h)
 	if !ok {
 		g.t.Fatal("held connection not in the flow table")
 	}
-	seg := frames.Segment{Src: f.Client, Dst: f.Server, Seq: f.ClientSide.NextSeq, Flags: frames.RST,
-		TTL: 40, IPID: 4242}
+	seg := frames.Segment{Src: f.Client, Dst: f.Server, Seq: f.ClientSide.NextSeq, Flags: frames.RST}
+	shape(f, &seg)
 	if err := g.client.Do(func() error {
 		s, err := inject.NewRawSender()
 		if err != nil {
@@ -297,6 +297,13 @@ func (g *gateway) forgeClientRST(h *heldConn) {
 	}); err != nil {
 		g.t.Fatal(err)
 	}
+}
+
+// forgeClientRST is the incident's packet: the exact sequence number but an
+// injector's TTL and IP-ID.
+func (g *gateway) forgeClientRST(h *heldConn) {
+	g.t.Helper()
+	g.sendClientRST(h, func(_ dataplane.Flow, s *frames.Segment) { s.TTL, s.IPID = 40, 4242 })
 }
 
 func (g *gateway) records() []map[string]any {

@@ -15,8 +15,8 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/rstguard/rstguard/bench/frames"
-	"github.com/rstguard/rstguard/bench/inject"
 	"github.com/rstguard/rstguard/bench/lab"
+	"github.com/rstguard/rstguard/dataplane"
 )
 
 // forgeExactClientRST sends, from the client's namespace, a RST toward the
@@ -25,22 +25,7 @@ import (
 // stateless-reset IP-ID 0 with DF and window 0. Headers cannot convict it.
 func (g *gateway) forgeExactClientRST(h *heldConn) {
 	g.t.Helper()
-	f, ok := g.flowOf(h)
-	if !ok {
-		g.t.Fatal("held connection not in the flow table")
-	}
-	seg := frames.Segment{Src: f.Client, Dst: f.Server, Seq: f.ClientSide.NextSeq, Flags: frames.RST,
-		TTL: f.ClientSide.TTL, DF: true}
-	if err := g.client.Do(func() error {
-		s, err := inject.NewRawSender()
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		return s.SendFrame(seg.MustFrame())
-	}); err != nil {
-		g.t.Fatal(err)
-	}
+	g.sendClientRST(h, func(f dataplane.Flow, s *frames.Segment) { s.TTL, s.DF = f.ClientSide.TTL, true })
 }
 
 // holdOutcomes lists the hold events' outcomes in the log.
