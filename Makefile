@@ -4,6 +4,11 @@ GO      ?= go
 CLANG   ?= clang-19
 BINS    := bin/rstguard bin/rstguard-inject bin/rstguard-lab bin/rstguard-pktgen bin/rstguard-bench
 GOFILES := $(shell find . -name '*.go' -not -path './.git/*')
+# Stamped into every binary: rstguard version, metrics and pcap sections name it.
+VERSION ?= $(shell git describe --always --dirty --tags 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/rstguard/rstguard/control/version.Version=$(VERSION) \
+	-X github.com/rstguard/rstguard/control/version.Commit=$(COMMIT)
 
 .PHONY: all build generate check-generate test e2e matrix bench fuzz lint demo deps clean
 
@@ -12,7 +17,7 @@ all: build
 build: $(BINS)
 
 bin/%: $(GOFILES) go.mod go.sum
-	$(GO) build -o $@ ./cmd/$*
+	$(GO) build -ldflags "$(LDFLAGS)" -o $@ ./cmd/$*
 
 # Regenerates the committed bpf2go output from xdp/bpf/*.c with clang-19.
 generate:

@@ -62,57 +62,139 @@ func commands() []command {
 		setCommand(),
 		reportCommand(),
 		analyzeCommand(),
+		versionCommand(),
+		completionCommand(),
+		manCommand(),
 	}
 }
 
 func run(args []string, e *env) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
+		printUsage(e.stderr, cmds)
+		return exitUsage
+	}
+	switch args[0] {
+	case "-h", "--help":
 		printUsage(e.stdout, cmds)
-		if len(args) == 0 {
-			return exitUsage
-		}
 		return exitOK
+	case "--version":
+		args = []string{"version"}
+	case "help": // help [COMMAND]
+		if len(args) == 1 {
+			printUsage(e.stdout, cmds)
+			return exitOK
+		}
+		args = []string{args[1], "-h"}
 	}
+	c, ok := findCommand(cmds, args[0])
+	if !ok {
+		fmt.Fprintf(e.stderr, "rstguard: unknown command %q", args[0])
+		if near := nearestCommand(cmds, args[0]); near != "" {
+			fmt.Fprintf(e.stderr, "; did you mean %q?", near)
+		}
+		fmt.Fprintln(e.stderr, "\nrun 'rstguard -h' for the commands")
+		return exitUsage
+	}
+	fs := newFlagSet(c)
+	err, interrupted := runUntilInterrupted(e, c, fs, args[1:])
+	if interrupted {
+		fmt.Fprintf(e.stderr, "rstguard %s: interrupted\n", c.name)
+		return exitInterrupted
+	}
+	var uerr usageError
+	var ferr flagError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		printCommandUsage(e.stdout, c, fs)
+		return exitOK
+	case errors.As(err, &uerr), errors.As(err, &ferr):
+		// One line and where to read more, as git and ip do: the full
+		// usage would push the mistake off the screen.
+		fmt.Fprintf(e.stderr, "rstguard %s: %v\nrun 'rstguard %s -h' for its usage\n", c.name, err, c.name)
+		return exitUsage
+	case errors.Is(err, errAlreadyReported):
+		return exitFailure
+	default:
+		fmt.Fprintf(e.stderr, "rstguard %s: %v\n", c.name, err)
+		return exitFailure
+	}
+}
+
+func findCommand(cmds []command, name string) (command, bool) {
 	for _, c := range cmds {
-		if c.name != args[0] {
-			continue
-		}
-		fs := flag.NewFlagSet("rstguard "+c.name, flag.ContinueOnError)
-		fs.SetOutput(e.stderr)
-		fs.Usage = func() {
-			fmt.Fprintf(fs.Output(), "usage: rstguard %s %s\n\n%s\n\nflags:\n", c.name, c.args, c.summary)
-			fs.PrintDefaults()
-		}
-		err, interrupted := runUntilInterrupted(e, c, fs, args[1:])
-		if interrupted {
-			fmt.Fprintf(e.stderr, "rstguard %s: interrupted\n", c.name)
-			return exitInterrupted
-		}
-		var uerr usageError
-		switch {
-		case err == nil:
-			return exitOK
-		case errors.Is(err, flag.ErrHelp):
-			fs.SetOutput(e.stdout)
-			fs.Usage()
-			return exitOK
-		case errors.As(err, &uerr):
-			fmt.Fprintf(e.stderr, "rstguard %s: %s\n", c.name, uerr.msg)
-			fs.Usage()
-			return exitUsage
-		case errors.Is(err, errFlagParse):
-			return exitUsage
-		case errors.Is(err, errAlreadyReported):
-			return exitFailure
-		default:
-			fmt.Fprintf(e.stderr, "rstguard %s: %v\n", c.name, err)
-			return exitFailure
+		if c.name == name {
+			return c, true
 		}
 	}
-	fmt.Fprintf(e.stderr, "rstguard: unknown command %q\n\n", args[0])
-	printUsage(e.stderr, cmds)
-	return exitUsage
+	return command{}, false
+}
+
+// nearestCommand is the command a typo most likely meant: the closest by
+// edit distance, if within two edits, or the only one it is a prefix of.
+func nearestCommand(cmds []command, typed string) string {
+	best, bestDist := "", 3
+	var prefixed []string
+	for _, c := range cmds {
+		if d := editDistance(typed, c.name); d < bestDist {
+			best, bestDist = c.name, d
+		}
+		if strings.HasPrefix(c.name, typed) {
+			prefixed = append(prefixed, c.name)
+		}
+	}
+	if best == "" && len(prefixed) == 1 {
+		best = prefixed[0]
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+// newFlagSet is c's flag set. It prints nothing itself: run reports a bad
+// flag in one line and prints the usage on -h, once, on standard output.
+func newFlagSet(c command) *flag.FlagSet {
+	fs := flag.NewFlagSet("rstguard "+c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+func printCommandUsage(w io.Writer, c command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "usage: rstguard %s %s\n\n%s\n", c.name, c.args, c.summary)
+	if hasFlags(fs) {
+		fmt.Fprintf(w, "\nflags:\n")
+		fs.SetOutput(w)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
 }
 
 // runUntilInterrupted runs c until it returns or, for a command that does not stop by
@@ -135,11 +217,13 @@ func runUntilInterrupted(e *env, c command, fs *flag.FlagSet, args []string) (er
 // errAlreadyReported: the command printed its own errors; exit 2.
 var errAlreadyReported = errors.New("already reported")
 
-// errFlagParse: the flag package already printed the problem and the usage.
-var errFlagParse = errors.New("bad flags")
+// flagError is a flag the flag package refused: exit 1, in one line.
+type flagError struct{ err error }
+
+func (f flagError) Error() string { return f.err.Error() }
 
 // parseFlags parses flags, keeping -h as flag.ErrHelp and any other failure
-// as errFlagParse. Flags may follow positional arguments.
+// as a flagError. Flags may follow positional arguments.
 func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	var positional []string
 	for {
@@ -147,7 +231,7 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 			if errors.Is(err, flag.ErrHelp) {
 				return nil, err
 			}
-			return nil, errFlagParse
+			return nil, flagError{err}
 		}
 		if fs.NArg() == 0 {
 			return positional, nil
@@ -159,9 +243,9 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func printUsage(w io.Writer, cmds []command) {
 	fmt.Fprintln(w, "rstguard: stops forged TCP resets on a Linux gateway (XDP).")
-	fmt.Fprintln(w, "\nusage: rstguard COMMAND [flags]   (rstguard COMMAND -h for its flags)\n\ncommands:")
+	fmt.Fprintln(w, "\nusage: rstguard COMMAND [flags]   (rstguard help COMMAND, or rstguard COMMAND -h, for its flags)\n\ncommands:")
 	for _, c := range cmds {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, strings.SplitN(c.summary, "\n", 2)[0])
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, strings.SplitN(c.summary, "\n", 2)[0])
 	}
 }
 

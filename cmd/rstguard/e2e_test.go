@@ -628,31 +628,6 @@ func TestMissingCapabilitiesNamed(t *testing.T) {
 	}
 }
 
-func TestHelpForEveryCommand(t *testing.T) {
-	for _, c := range commands() {
-		var out, errOut bytes.Buffer
-		e := &env{stdout: &out, stderr: &errOut, ctx: context.Background()}
-		if code := run([]string{c.name, "-h"}, e); code != exitOK {
-			t.Errorf("%s -h: exit %d", c.name, code)
-		}
-		if !strings.Contains(out.String(), "usage: rstguard "+c.name) {
-			t.Errorf("%s -h printed %q", c.name, out.String())
-		}
-		out.Reset()
-		errOut.Reset()
-		if code := run([]string{c.name, "--no-such-flag"}, e); code != exitUsage {
-			t.Errorf("%s --no-such-flag: exit %d", c.name, code)
-		}
-	}
-	var out bytes.Buffer
-	if code := run([]string{"-h"}, &env{stdout: &out, stderr: &out}); code != exitOK || !strings.Contains(out.String(), "analyze") {
-		t.Errorf("rstguard -h: %d %q", code, out.String())
-	}
-	if code := run([]string{"frobnicate"}, &env{stdout: &out, stderr: &out}); code != exitUsage {
-		t.Errorf("unknown command: exit %d", code)
-	}
-}
-
 func TestConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "rstguard.json")

@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// runCLI runs rstguard in-process and returns its exit code and output.
+func runCLI(args ...string) (code int, stdout, stderr string) {
+	var out, errOut bytes.Buffer
+	code = run(args, &env{stdout: &out, stderr: &errOut, ctx: context.Background()})
+	return code, out.String(), errOut.String()
+}
+
+// -h prints the usage once, on standard output; a bad flag prints one line
+// and where to get help, on standard error.
+func TestHelpForEveryCommand(t *testing.T) {
+	for _, c := range commands() {
+		code, out, errOut := runCLI(c.name, "-h")
+		if code != exitOK || strings.Count(out, "usage: rstguard "+c.name) != 1 || errOut != "" {
+			t.Errorf("%s -h: exit %d, stdout %q, stderr %q", c.name, code, out, errOut)
+		}
+		if _, helped, _ := runCLI("help", c.name); helped != out {
+			t.Errorf("help %s differs from %s -h", c.name, c.name)
+		}
+		code, out, errOut = runCLI(c.name, "--no-such-flag")
+		want := "rstguard " + c.name + ": flag provided but not defined: -no-such-flag\nrun 'rstguard " + c.name + " -h' for its usage\n"
+		if code != exitUsage || errOut != want || out != "" {
+			t.Errorf("%s --no-such-flag: exit %d, stderr %q", c.name, code, errOut)
+		}
+	}
+	if code, out, _ := runCLI("-h"); code != exitOK || !strings.Contains(out, "analyze") {
+		t.Errorf("rstguard -h: %d %q", code, out)
+	}
+	if code, _, errOut := runCLI(); code != exitUsage || !strings.Contains(errOut, "commands:") {
+		t.Errorf("rstguard alone: %d %q", code, errOut)
+	}
+}
+
+func TestUnknownCommandSuggestsNearest(t *testing.T) {
+	for typed, want := range map[string]string{"stauts": "status", "evnets": "events", "anal": "analyze", "frobnicate": ""} {
+		code, _, errOut := runCLI(typed)
+		if code != exitUsage || !strings.Contains(errOut, "unknown command \""+typed+"\"") {
+			t.Errorf("%s: exit %d, %q", typed, code, errOut)
+		}
+		if got := strings.Contains(errOut, "did you mean"); got != (want != "") ||
+			want != "" && !strings.Contains(errOut, "did you mean \""+want+"\"") {
+			t.Errorf("%s: %q, want a suggestion of %q", typed, errOut, want)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI("--version")
+	if code != exitOK || !strings.HasPrefix(out, "rstguard ") || !strings.Contains(out, "BPF ABI 2") {
+		t.Errorf("--version: %d %q", code, out)
+	}
+	if _, same, _ := runCLI("version"); same != out {
+		t.Errorf("version %q differs from --version %q", same, out)
+	}
+}
+
+// The completion scripts parse in their shells and offer every command and
+// its flags.
+func TestCompletion(t *testing.T) {
+	for _, shell := range []string{"bash", "zsh"} {
+		code, script, errOut := runCLI("completion", shell)
+		if code != exitOK {
+			t.Fatalf("completion %s: %d %s", shell, code, errOut)
+		}
+		for _, want := range []string{"status", "--follow", "--pin-dir", "-i"} {
+			if !strings.Contains(script, want) {
+				t.Errorf("%s completion lacks %q", shell, want)
+			}
+		}
+		if _, err := exec.LookPath(shell); err != nil {
+			continue // zsh is not among the packages CI installs
+		}
+		path := filepath.Join(t.TempDir(), "c")
+		os.WriteFile(path, []byte(script), 0o600)
+		if out, err := exec.Command(shell, "-n", path).CombinedOutput(); err != nil {
+			t.Errorf("%s -n: %v %s", shell, err, out)
+		}
+	}
+	if code, _, _ := runCLI("completion", "fish"); code != exitUsage {
+		t.Errorf("completion fish: exit %d", code)
+	}
+	// bash offers the commands for the first word.
+	code, script, _ := runCLI("completion", "bash")
+	out, err := exec.Command("bash", "-c", script+`
+COMP_WORDS=(rstguard sta); COMP_CWORD=1; _rstguard; echo "${COMPREPLY[@]}"
+COMP_WORDS=(rstguard events --fo); COMP_CWORD=2; _rstguard; echo "${COMPREPLY[@]}"`).Output()
+	if code != exitOK || err != nil || string(out) != "status\n--follow\n" {
+		t.Errorf("bash completion offered %q (%v)", out, err)
+	}
+}
+
+// The man page documents every command and every flag, and man renders it
+// without warnings.
+func TestManPage(t *testing.T) {
+	code, page, _ := runCLI("man")
+	if code != exitOK {
+		t.Fatalf("man: exit %d", code)
+	}
+	for _, c := range commands() {
+		if !strings.Contains(page, ".SS \""+c.name+" ") {
+			t.Errorf("man page lacks command %s", c.name)
+		}
+		for _, f := range flagNames(declaredFlags(c)) {
+			if !strings.Contains(page, ".B "+strings.ReplaceAll(f, "-", `\-`)) {
+				t.Errorf("man page lacks %s %s", c.name, f)
+			}
+		}
+	}
+	if _, err := exec.LookPath("groff"); err != nil {
+		return
+	}
+	cmd := exec.Command("groff", "-man", "-Tutf8", "-ww", "-z")
+	cmd.Stdin = strings.NewReader(page)
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("groff: %v %s", err, out)
+	}
+}
