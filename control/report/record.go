@@ -12,8 +12,10 @@ import (
 	"github.com/rstguard/rstguard/dataplane"
 )
 
-// Record is one event as JSON. Keys are a scripting interface: add, never rename.
+// Record is one event as JSON. Keys are a scripting interface: add, never
+// rename (testdata/records.golden.jsonl pins them).
 type Record struct {
+	EVE
 	Time     time.Time           `json:"time"`
 	Kind     dataplane.EventKind `json:"kind"`
 	Host     string              `json:"host,omitempty"`
@@ -42,6 +44,11 @@ type Record struct {
 	// from this box, from their TTLs; set for forged RSTs whose claimed
 	// sender has a TTL baseline.
 	Hops *HopEstimate `json:"hops,omitempty"`
+	// File and Frame say where the event's frame is: the daemon's evidence
+	// file, or the capture analyze read; frames count from 1, as
+	// Wireshark's frame.number does.
+	File  string `json:"file,omitempty"`
+	Frame uint64 `json:"frame,omitempty"`
 }
 
 // HopEstimate places an injector by TTL, as censorship-localisation studies
@@ -89,6 +96,7 @@ func FromEvent(e dataplane.Event, iface, host string) Record {
 		h := EstimateHops(e.TTL, e.Expected.TTL)
 		r.Hops = &h
 	}
+	r.EVE = newEVE(r)
 	return r
 }
 
@@ -163,6 +171,9 @@ func (r Record) Text() string {
 	if r.Hops != nil {
 		fmt.Fprintf(&b, "; injector ~%d hops away, real sender ~%d (ttl delta %+d)",
 			r.Hops.Injector, r.Hops.RealSender, r.Hops.TTLDelta)
+	}
+	if r.File != "" {
+		fmt.Fprintf(&b, " [%s frame %d]", r.File, r.Frame)
 	}
 	return b.String()
 }

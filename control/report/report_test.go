@@ -42,8 +42,12 @@ func goldenEvents() []dataplane.Event {
 func TestRecordJSONGolden(t *testing.T) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
-	for _, e := range goldenEvents() {
-		if err := enc.Encode(FromEvent(e, "eth0", "gw1")); err != nil {
+	for i, e := range goldenEvents() {
+		r := FromEvent(e, "eth0", "gw1")
+		if i == 0 {
+			r.File, r.Frame = "/var/log/rstguard/evidence.pcapng", 7
+		}
+		if err := enc.Encode(r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -65,6 +69,62 @@ func TestRecordJSONGolden(t *testing.T) {
 	}
 	if recs[2].Kind != dataplane.EventHold || recs[2].Hold.Outcome != dataplane.HoldAnsweredACK || recs[0].Src.Port() != 40000 {
 		t.Errorf("read back %+v", recs)
+	}
+}
+
+// Community ID v1 against the spec's published vectors (seed 0), in both
+// directions: the value is the connection's, not the packet's.
+func TestCommunityID(t *testing.T) {
+	for _, tc := range []struct {
+		src, dst string
+		proto    uint8
+		want     string
+	}{
+		{"128.232.110.120:34855", "66.35.250.204:80", 6, "1:LQU9qZlK+B5F3KDmev6m5PMibrg="},
+		{"192.168.1.52:54585", "8.8.8.8:53", 17, "1:d/FP5EW3wiY1vCndhwleRRKHowQ="},
+		{"[2001:470:e5bf:dead:4957:2174:e82c:4887]:63943", "[2607:f8b0:400c:c03::1a]:25", 6, "1:/qFaeAR+gFe1KYjMzVDsMv+wgU4="},
+	} {
+		src, dst := netip.MustParseAddrPort(tc.src), netip.MustParseAddrPort(tc.dst)
+		if got := CommunityID(src, dst, tc.proto); got != tc.want {
+			t.Errorf("%s > %s: %s, want %s", src, dst, got, tc.want)
+		}
+		if got := CommunityID(dst, src, tc.proto); got != tc.want {
+			t.Errorf("%s > %s: %s, want %s", dst, src, got, tc.want)
+		}
+	}
+}
+
+// flow_id is one per connection: both directions share it, another port or
+// zone does not.
+func TestFlowID(t *testing.T) {
+	a, b := netip.MustParseAddrPort("192.0.2.10:40000"), netip.MustParseAddrPort("198.51.100.80:80")
+	id := FlowID(a, b, 0)
+	if FlowID(b, a, 0) != id || id >= 1<<53 {
+		t.Errorf("flow id %d not symmetric or too large", id)
+	}
+	if FlowID(a, b, 1) == id || FlowID(netip.AddrPortFrom(a.Addr(), 40001), b, 0) == id {
+		t.Error("another zone or port has the same flow id")
+	}
+}
+
+// The EVE keys a SIEM routes on.
+func TestEVEKeys(t *testing.T) {
+	evs := goldenEvents()
+	spoofed, confirmed, held := FromEvent(evs[0], "eth0", "gw1"), FromEvent(evs[1], "eth0", "gw1"), FromEvent(evs[2], "eth0", "gw1")
+	if spoofed.Timestamp != "2026-11-26T09:24:37.123456+0000" || spoofed.EventType != "rst" || spoofed.Proto != "TCP" ||
+		spoofed.SrcIP.String() != "192.0.2.10" || spoofed.DestPort != 80 || spoofed.InIface != "eth0" || spoofed.Schema != Schema {
+		t.Errorf("EVE keys: %+v", spoofed.EVE)
+	}
+	if spoofed.FlowID != confirmed.FlowID || spoofed.CommunityID != confirmed.CommunityID || spoofed.EventID == confirmed.EventID {
+		t.Error("one connection's events must share flow_id and community_id, not event_id")
+	}
+	if spoofed.Severity != SeverityHigh || confirmed.Severity != SeverityHigh || held.Severity != SeverityHigh {
+		t.Errorf("severities %d %d %d", spoofed.Severity, confirmed.Severity, held.Severity)
+	}
+	valid := evs[0]
+	valid.Verdict = dataplane.VerdictValid
+	if FromEvent(valid, "", "").Severity != SeverityLow {
+		t.Error("a valid RST is not low severity")
 	}
 }
 
