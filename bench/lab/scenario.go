@@ -182,7 +182,7 @@ func (l *Lab) Run(ctx context.Context, c Case) (out Outcome, err error) {
 
 func (l *Lab) startRstguard(ctx context.Context, h *Host, role, prefix string, c Case) (*exec.Cmd, string, string, error) {
 	base := filepath.Join(l.Dir, fmt.Sprintf("%s-%s", sanitize(c.Name), role))
-	events, evidence := base+"-events.jsonl", base+"-evidence.pcap"
+	events, evidence := base+"-events.jsonl", base+"-evidence.pcapng"
 	os.Remove(events)
 	os.Remove(evidence)
 	ready, err := NewNotify()

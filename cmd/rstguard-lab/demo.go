@@ -71,7 +71,7 @@ func demo(ctx context.Context, l *lab.Lab) (bool, error) {
 		}
 		fmt.Fprintln(w, "   what rstguard saw on the gateway:")
 		narrate(w, o.Records)
-		fmt.Fprintf(w, "   evidence pcap: %s   (tcpdump -r it)\n   event log:     %s   (rstguard events --file it)\n",
+		fmt.Fprintf(w, "   evidence:      %s   (pcapng; tshark -r it -T fields -e frame.comment)\n   event log:     %s   (rstguard events --file it)\n",
 			strings.Join(o.Evidence, " "), strings.Join(o.Events, " "))
 	}
 	if all {

@@ -126,3 +126,38 @@ func TestManPage(t *testing.T) {
 		t.Errorf("groff: %v %s", err, out)
 	}
 }
+
+// analyze --write keeps the capture with the verdicts on its frames; each
+// line names its file and frame; --summary adds the report; --progress
+// reports on standard error.
+func TestAnalyzeWritesAnnotatedCapture(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for BPF_PROG_TEST_RUN")
+	}
+	const capture = "../../testdata/rst-inject-rae.pcap"
+	annotated := filepath.Join(t.TempDir(), "annotated.pcapng")
+	code, out, errOut := runCLI("analyze", "--json", "--summary", "--progress", "1ns", "--write", annotated, capture)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 6 || !strings.HasPrefix(lines[5], `{"report":{`) || !strings.HasPrefix(lines[4], `{"summary":{`) {
+		t.Fatalf("want 4 events, the summary and the report:\n%s", out)
+	}
+	if !strings.Contains(lines[0], `"verdict":"spoofed"`) || !strings.Contains(lines[0], `"file":"`+capture+`","frame":2`) {
+		t.Errorf("first event: %s", lines[0])
+	}
+	if !strings.Contains(errOut, "rst-inject-rae.pcap: 9 frames, 4 events so far") {
+		t.Errorf("no progress on stderr: %q", errOut)
+	}
+	// Every frame is kept; the spoofed one carries its verdict.
+	all, err := exec.Command("tshark", "-r", annotated).Output()
+	if err != nil || strings.Count(string(all), "\n") != 9 {
+		t.Errorf("annotated capture: %v, %d frames", err, strings.Count(string(all), "\n"))
+	}
+	spoofed, err := exec.Command("tshark", "-r", annotated, "-Y", `frame.comment contains "rstguard rst spoofed"`,
+		"-T", "fields", "-e", "frame.number").Output()
+	if err != nil || string(spoofed) != "2\n" {
+		t.Errorf("spoofed frames in the annotated capture: %q %v", spoofed, err)
+	}
+}

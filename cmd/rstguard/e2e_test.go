@@ -84,7 +84,7 @@ func newGateway(t *testing.T) *gateway {
 	g := &gateway{t: t, chain: chain, client: chain.Host("client"), gw: chain.Host("gw"),
 		server: chain.Host("server"), srvIP: chain.Addr("server"), dir: dir,
 		pinDir: "/sys/fs/bpf/" + prefix, events: filepath.Join(dir, "events.jsonl"),
-		pcap: filepath.Join(dir, "evidence.pcap")}
+		pcap: filepath.Join(dir, "evidence.pcapng")}
 	t.Cleanup(func() {
 		g.stopDaemon(syscall.SIGKILL)
 		g.rstguard("detach", "--all", "--purge", "--pin-dir", g.pinDir)
@@ -456,6 +456,24 @@ func TestGatewayDaemon(t *testing.T) {
 		}
 		if fi, _ := os.Stat(g.pcap); fi.Mode().Perm() != 0o600 {
 			t.Errorf("evidence mode %v", fi.Mode().Perm())
+		}
+		// Each spoofed RST's event names its frame, whose comment carries
+		// the verdict: the analyst finds it from either side.
+		for _, r := range g.records() {
+			if r["kind"] != "rst" || r["verdict"] != "spoofed" {
+				continue
+			}
+			frame, _ := r["frame"].(float64)
+			if r["file"] != g.pcap || frame < 1 {
+				t.Errorf("spoofed RST event without its evidence frame: file %v frame %v", r["file"], r["frame"])
+				continue
+			}
+			out, err := exec.Command("tshark", "-r", g.pcap, "-Y", fmt.Sprintf("frame.number == %d", int(frame)),
+				"-T", "fields", "-e", "tcp.seq_raw", "-e", "frame.comment").Output()
+			fields := strings.Split(strings.TrimSpace(string(out)), "\t")
+			if err != nil || len(fields) != 2 || fields[0] != fmt.Sprint(int64(r["seq"].(float64))) || !strings.Contains(fields[1], "spoofed score") {
+				t.Errorf("frame %d: %q %v, event seq %v", int(frame), out, err, r["seq"])
+			}
 		}
 	})
 

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/rstguard/rstguard/control/capture"
 	"github.com/rstguard/rstguard/control/report"
@@ -26,6 +28,16 @@ type Options struct {
 	Mode dataplane.Mode
 	JSON bool
 	Out  io.Writer
+	// Annotated, if set, receives every frame read, each judged one
+	// commented with its verdict as the daemon's evidence is; each input
+	// file is an interface of its own.
+	Annotated *capture.Writer
+	// Records, if set, sees every record printed (for rstguard analyze
+	// --summary).
+	Records func(report.Record)
+	// Progress, if set, gets a line every ProgressEvery while a run lasts.
+	Progress      io.Writer
+	ProgressEvery time.Duration
 }
 
 // Summary is what the analysis saw, over one file or several: the files and
@@ -92,7 +104,13 @@ func file(path string, opts Options, sum *Summary) error {
 	enc := json.NewEncoder(opts.Out)
 	var readErr error
 	unreadable := map[string]int{} // link type: frames
+	var frame, emitted uint64      // this file's frames read and events
+	nextProgress := time.Now().Add(opts.ProgressEvery)
 	for {
+		if opts.Progress != nil && time.Now().After(nextProgress) {
+			fmt.Fprintf(opts.Progress, "rstguard analyze: %s: %d frames, %d events so far\n", path, frame, emitted)
+			nextProgress = time.Now().Add(opts.ProgressEvery)
+		}
 		fr, err := r.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -105,6 +123,7 @@ func file(path string, opts Options, sum *Summary) error {
 			break
 		}
 		sum.Frames++
+		frame++
 		if fr.Unreadable {
 			unreadable[fr.Skipped]++
 		}
@@ -112,25 +131,36 @@ func file(path string, opts Options, sum *Summary) error {
 			sum.Skipped++
 			continue
 		}
-		if _, err := dp.Run(fr.Data, fr.Time); err != nil {
-			if errors.Is(err, dataplane.ErrShortFrame) {
-				sum.Skipped++
-				continue
-			}
+		var comments []string
+		if _, err := dp.Run(fr.Data, fr.Time); err != nil && !errors.Is(err, dataplane.ErrShortFrame) {
 			return fmt.Errorf("%s: %w", path, err)
+		} else if err != nil {
+			sum.Skipped++
 		}
 		evs, err := events.Drain()
 		if err != nil {
 			return fmt.Errorf("%s: read events: %w", path, err)
 		}
 		for _, e := range evs {
+			emitted++
 			rec := report.FromEvent(e, "", "")
+			comments = append(comments, rec.Comment())
+			rec.File, rec.Frame = path, frame
+			if opts.Records != nil {
+				opts.Records(rec)
+			}
 			if opts.JSON {
 				if err := enc.Encode(rec); err != nil {
 					return err
 				}
 			} else {
 				fmt.Fprintln(opts.Out, rec.Text())
+			}
+		}
+		if opts.Annotated != nil {
+			if _, _, err := opts.Annotated.Write(capture.EvidenceFrame{Time: fr.Time, Data: fr.Data, Length: len(fr.Data),
+				Iface: filepath.Base(path), Comment: strings.Join(comments, "\n")}); err != nil {
+				return fmt.Errorf("write annotated capture: %w", err)
 			}
 		}
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/rstguard/rstguard/control/logfile"
 	"github.com/rstguard/rstguard/control/metrics"
 	"github.com/rstguard/rstguard/control/report"
+	"github.com/rstguard/rstguard/control/version"
 	"github.com/rstguard/rstguard/dataplane"
 )
 
@@ -64,7 +65,7 @@ type Config struct {
 // Defaults for a gateway.
 const (
 	DefaultEvents  = "/var/log/rstguard/events.jsonl"
-	DefaultPcap    = "/var/log/rstguard/evidence.pcap"
+	DefaultPcap    = "/var/log/rstguard/evidence.pcapng"
 	DefaultMetrics = "127.0.0.1:9742"
 	// The evidence rotates at 100 MB, ten files kept: 1.1 GB at most.
 	DefaultPcapMaxSize  = 100 << 20
@@ -438,7 +439,8 @@ func newEventSink(cfg Config, log *slog.Logger) (*eventSink, error) {
 		return nil, err
 	}
 	if cfg.Pcap != "" {
-		w, err := capture.OpenWriter(cfg.Pcap, cfg.PcapMaxSize, cfg.PcapMaxFiles)
+		w, err := capture.OpenWriter(cfg.Pcap, capture.WriterOptions{MaxSize: cfg.PcapMaxSize, MaxFiles: cfg.PcapMaxFiles,
+			Application: version.Get().String(), Host: cfg.Host, Interfaces: cfg.Interfaces})
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("evidence pcap: %w", err)
@@ -492,25 +494,38 @@ func (s *eventSink) write(e dataplane.Event, iface, host string) error {
 		s.suppressed.Add(1)
 		return nil
 	}
-	if err := s.enc.Encode(report.FromEvent(e, iface, host)); err != nil {
+	rec := report.FromEvent(e, iface, host)
+	// The frame first, so that the event says where it went.
+	if err := s.writeEvidence(e, &rec); err != nil {
+		return fmt.Errorf("evidence: %w", err)
+	}
+	if err := s.enc.Encode(rec); err != nil {
 		return err
 	}
 	s.written.Add(1)
-	if s.evidence == nil {
+	return nil
+}
+
+// writeEvidence writes a suspect or spoofed RST's frame (for a hold, the
+// held RST and the answer that decided it: the proof of a forgery) to the
+// evidence file, commented with its verdict, and notes where in rec.
+func (s *eventSink) writeEvidence(e dataplane.Event, rec *report.Record) error {
+	judged := e.Kind != dataplane.EventConfirmed &&
+		(e.Verdict == dataplane.VerdictSpoofed || e.Verdict == dataplane.VerdictSuspect)
+	if s.evidence == nil || len(e.Frame) == 0 || e.Kind != dataplane.EventHold && !judged {
 		return nil
 	}
-	switch {
-	case e.Kind == dataplane.EventHold:
-		// The held RST and what decided it: the proof of a forgery.
-		if err := s.evidence.Write(e.Time, e.Frame, e.FrameLen); err != nil || len(e.Hold.Answer) == 0 {
-			return err
-		}
-		return s.evidence.Write(e.Time, e.Hold.Answer, len(e.Hold.Answer))
-	case e.Kind != dataplane.EventConfirmed &&
-		(e.Verdict == dataplane.VerdictSpoofed || e.Verdict == dataplane.VerdictSuspect) && len(e.Frame) > 0:
-		return s.evidence.Write(e.Time, e.Frame, e.FrameLen)
+	path, n, err := s.evidence.Write(capture.EvidenceFrame{Time: e.Time, Data: e.Frame, Length: e.FrameLen,
+		Iface: rec.Iface, Comment: rec.Comment()})
+	if err != nil {
+		return err
 	}
-	return nil
+	rec.File, rec.Frame = path, n
+	if e.Kind == dataplane.EventHold && len(e.Hold.Answer) > 0 {
+		_, _, err = s.evidence.Write(capture.EvidenceFrame{Time: e.Time, Data: e.Hold.Answer, Length: len(e.Hold.Answer),
+			Iface: rec.Iface, Comment: fmt.Sprintf("rstguard hold answer: the claimed sender's reply to the probe (%s) of frame %d", e.Hold.Outcome, n)})
+	}
+	return err
 }
 
 func (s *eventSink) Close() error {

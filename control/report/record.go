@@ -125,10 +125,29 @@ func (r Record) Text() string {
 	if r.Iface != "" {
 		fmt.Fprintf(&b, "%s ", r.Iface)
 	}
+	r.writeBody(&b)
+	if r.File != "" {
+		fmt.Fprintf(&b, " [%s frame %d]", r.File, r.Frame)
+	}
+	return b.String()
+}
+
+// Comment is what the evidence capture says on the event's frame: the
+// verdict, score, signals and expected values, so that the file stands on
+// its own (Wireshark: frame.comment contains "spoofed").
+func (r Record) Comment() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rstguard %s %s score %d: ", r.Kind, r.Verdict, r.Score)
+	r.writeBody(&b)
+	return b.String()
+}
+
+// writeBody writes what Text and Comment share: the packet and the judgement.
+func (r Record) writeBody(b *strings.Builder) {
 	switch r.Kind {
 	case dataplane.EventHold:
 		h := r.Hold
-		fmt.Fprintf(&b, "HOLD %s > %s [%s] seq %d ttl %d: %s after %s (%d held)", r.Src, r.Dst, r.Flags, r.Seq, r.TTL,
+		fmt.Fprintf(b, "HOLD %s > %s [%s] seq %d ttl %d: %s after %s (%d held)", r.Src, r.Dst, r.Flags, r.Seq, r.TTL,
 			h.Outcome, h.Waited.Round(time.Microsecond), h.Frames)
 		switch {
 		case h.Outcome.Forged():
@@ -137,31 +156,31 @@ func (r Record) Text() string {
 			b.WriteString(" -> released")
 		}
 	case dataplane.EventTinyFragment:
-		fmt.Fprintf(&b, "TINY FRAGMENT %s > %s: a first fragment too short for the TCP header (RFC 1858) -> %s",
+		fmt.Fprintf(b, "TINY FRAGMENT %s > %s: a first fragment too short for the TCP header (RFC 1858) -> %s",
 			r.Src.Addr(), r.Dst.Addr(), r.Action)
 	case dataplane.EventConfirmed:
-		fmt.Fprintf(&b, "CONFIRMED FORGED: %s > %s kept sending after a RST in its name ([%s] seq %d ttl %d after the RST seq %d ttl %d, judged %s then)",
+		fmt.Fprintf(b, "CONFIRMED FORGED: %s > %s kept sending after a RST in its name ([%s] seq %d ttl %d after the RST seq %d ttl %d, judged %s then)",
 			r.Src, r.Dst, r.Flags, r.Seq, r.TTL, r.RST.Seq, r.RST.TTL, r.RST.VerdictThen)
 	default:
-		fmt.Fprintf(&b, "%s > %s [%s] seq %d", r.Src, r.Dst, r.Flags, r.Seq)
+		fmt.Fprintf(b, "%s > %s [%s] seq %d", r.Src, r.Dst, r.Flags, r.Seq)
 		if strings.Contains(r.Flags, ".") {
-			fmt.Fprintf(&b, " ack %d", r.Ack)
+			fmt.Fprintf(b, " ack %d", r.Ack)
 		}
-		fmt.Fprintf(&b, " ttl %d id %d win %d: %s", r.TTL, r.IPID, r.Window, r.Verdict)
+		fmt.Fprintf(b, " ttl %d id %d win %d: %s", r.TTL, r.IPID, r.Window, r.Verdict)
 		if len(r.Signals) > 0 {
-			fmt.Fprintf(&b, " (%s)", strings.Join(r.Signals, ","))
+			fmt.Fprintf(b, " (%s)", strings.Join(r.Signals, ","))
 		}
-		fmt.Fprintf(&b, " -> %s", r.Action)
+		fmt.Fprintf(b, " -> %s", r.Action)
 		if x := r.Expected; r.Verdict != dataplane.VerdictUnknown {
 			b.WriteString("; expected")
 			if x.Seq != nil {
-				fmt.Fprintf(&b, " seq %d", *x.Seq)
+				fmt.Fprintf(b, " seq %d", *x.Seq)
 			}
 			if x.Ack != nil && strings.Contains(r.Flags, ".") {
-				fmt.Fprintf(&b, " ack %d", *x.Ack)
+				fmt.Fprintf(b, " ack %d", *x.Ack)
 			}
 			if x.TTL != 0 {
-				fmt.Fprintf(&b, " ttl %d ip-id %s", x.TTL, x.IPIDModel)
+				fmt.Fprintf(b, " ttl %d ip-id %s", x.TTL, x.IPIDModel)
 			}
 		}
 		if r.Kind == dataplane.EventCollateral {
@@ -169,11 +188,7 @@ func (r Record) Text() string {
 		}
 	}
 	if r.Hops != nil {
-		fmt.Fprintf(&b, "; injector ~%d hops away, real sender ~%d (ttl delta %+d)",
+		fmt.Fprintf(b, "; injector ~%d hops away, real sender ~%d (ttl delta %+d)",
 			r.Hops.Injector, r.Hops.RealSender, r.Hops.TTLDelta)
 	}
-	if r.File != "" {
-		fmt.Fprintf(&b, " [%s frame %d]", r.File, r.Frame)
-	}
-	return b.String()
 }
