@@ -10,7 +10,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/rstguard/rstguard/control/version.Version=$(VERSION) \
 	-X github.com/rstguard/rstguard/control/version.Commit=$(COMMIT)
 
-.PHONY: all build generate check-generate test e2e matrix bench fuzz lint demo deps clean
+.PHONY: all build generate check-generate test e2e matrix bench fuzz lint demo deps clean install deb
 
 all: build
 
@@ -70,6 +70,42 @@ demo: deps build
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime=5x ./dataplane
 	./bin/rstguard-bench --out bench/results
+
+# Installs the daemon, its unit, logrotate file, default settings (kept if
+# present), man page and shell completions under DESTDIR/PREFIX.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+install: bin/rstguard
+	install -D -m 0755 bin/rstguard $(DESTDIR)$(PREFIX)/sbin/rstguard
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|/usr/sbin/rstguard|$(PREFIX)/sbin/rstguard|' contrib/systemd/rstguard.service \
+		> $(DESTDIR)$(PREFIX)/lib/systemd/system/rstguard.service
+	install -D -m 0644 contrib/logrotate/rstguard $(DESTDIR)/etc/logrotate.d/rstguard
+	test -e $(DESTDIR)/etc/rstguard/rstguard.json || \
+		install -D -m 0600 contrib/rstguard.json $(DESTDIR)/etc/rstguard/rstguard.json
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/share/man/man8 \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions
+	bin/rstguard man | gzip -9n > $(DESTDIR)$(PREFIX)/share/man/man8/rstguard.8.gz
+	bin/rstguard completion bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/rstguard
+	bin/rstguard completion zsh > $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_rstguard
+
+# A Debian package of what install installs (PREFIX /usr), in bin/. Its
+# settings file is a conffile; it does not start the service.
+DEB_VERSION := $(shell echo "$(VERSION)" | sed -E 's/^v//; s/^([^0-9])/0~\1/; s/-/+/g')
+DEB_ARCH    := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
+DEB         := bin/rstguard_$(DEB_VERSION)_$(DEB_ARCH).deb
+deb: bin/rstguard
+	rm -rf bin/deb && $(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/bin/deb PREFIX=/usr
+	install -d bin/deb/DEBIAN
+	printf '%s\n' /etc/rstguard/rstguard.json /etc/logrotate.d/rstguard > bin/deb/DEBIAN/conffiles
+	{ echo "Package: rstguard"; echo "Version: $(DEB_VERSION)"; echo "Architecture: $(DEB_ARCH)"; \
+	  echo "Maintainer: rstguard developers <rstguard@localhost>"; echo "Section: net"; echo "Priority: optional"; \
+	  echo "Depends: libc6"; echo "Recommends: logrotate"; \
+	  echo "Description: stops forged TCP resets on a Linux gateway (XDP)"; \
+	  echo " An XDP program judges every TCP RST against its flow's state and reports,"; \
+	  echo " drops or holds the forged ones; events, metrics and pcapng evidence."; } > bin/deb/DEBIAN/control
+	dpkg-deb --root-owner-group -Zgzip --build bin/deb $(DEB) >/dev/null
+	@echo $(DEB)
 
 # Installs what a fresh Debian machine lacks.
 deps:

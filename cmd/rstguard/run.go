@@ -150,6 +150,10 @@ func daemonFlags(fs *flag.FlagSet, s *settings) {
 	})
 }
 
+// daemonCapabilities are what rstguard run needs, and what
+// contrib/systemd/rstguard.service grants.
+var daemonCapabilities = []int{privilege.CapBPF, privilege.CapNetAdmin, privilege.CapSysAdmin, privilege.CapNetRaw}
+
 func runCommand() command {
 	return command{
 		name: "run",
@@ -190,7 +194,7 @@ attached and judging: traffic keeps flowing; rstguard detach cleans up.`,
 			if err != nil {
 				return err
 			}
-			if err := privilege.Require(privilege.CapBPF, privilege.CapNetAdmin, privilege.CapSysAdmin); err != nil {
+			if err := privilege.Require(daemonCapabilities...); err != nil {
 				return err
 			}
 			hup := e.hup
@@ -260,7 +264,7 @@ func withConfigFile(fs *flag.FlagSet, fromFlags settings, path string) (settings
 // -i is a usage error; a bad value (flag or file) is a runtime error.
 func (s settings) resolve() (daemon.Config, error) {
 	if len(s.Interfaces) == 0 {
-		return daemon.Config{}, usagef("no interface: give -i IFACE[,IFACE...]")
+		return daemon.Config{}, usagef("no interface: give -i IFACE[,IFACE...] (or \"interfaces\" in the config file)")
 	}
 	mode, err := dataplane.ParseMode(s.Mode)
 	if err != nil {

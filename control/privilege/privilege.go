@@ -13,11 +13,15 @@ import (
 // Capability numbers from linux/capability.h.
 const (
 	CapNetAdmin = 12 // attach XDP, load XDP programs, netlink link changes
+	CapNetRaw   = 13 // AF_XDP sockets (hold mode)
 	CapSysAdmin = 21 // mount bpffs; also stands in for CAP_BPF on old kernels
 	CapBPF      = 39 // load programs, create maps
 )
 
-var capNames = map[int]string{CapNetAdmin: "CAP_NET_ADMIN", CapSysAdmin: "CAP_SYS_ADMIN", CapBPF: "CAP_BPF"}
+var capNames = map[int]string{CapNetAdmin: "CAP_NET_ADMIN", CapNetRaw: "CAP_NET_RAW", CapSysAdmin: "CAP_SYS_ADMIN", CapBPF: "CAP_BPF"}
+
+// Name is a capability's name as capabilities(7) and systemd units spell it.
+func Name(c int) string { return capNames[c] }
 
 // Require returns an error naming every capability in caps that the
 // process's effective set lacks. CAP_SYS_ADMIN satisfies CAP_BPF.
@@ -37,8 +41,8 @@ func Require(caps ...int) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing %s: run as root or grant them (setcap cap_bpf,cap_net_admin,cap_sys_admin+ep)",
-			strings.Join(missing, ", "))
+		return fmt.Errorf("missing %s: run as root or grant them (setcap %s+ep)",
+			strings.Join(missing, ", "), strings.ToLower(strings.Join(missing, ",")))
 	}
 	return nil
 }
