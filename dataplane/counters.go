@@ -1,7 +1,12 @@
 package dataplane
 
 import (
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/cilium/ebpf"
 
 	"github.com/rstguard/rstguard/xdp"
 )
@@ -41,6 +46,9 @@ type Counters struct {
 	Verdicts map[string]uint64 `json:"verdicts"`
 	Actions  map[string]uint64 `json:"actions"`
 	Signals  map[string]uint64 `json:"signals"`
+	// ConfirmedByAction splits Confirmed by what the forged RST got here:
+	// dropped (stopped), held, or passed (the connection died).
+	ConfirmedByAction map[string]uint64 `json:"confirmed_forged_by_action"`
 
 	raw []uint64 // by enum counter: what Add sums
 }
@@ -61,17 +69,82 @@ func (c *Counters) Add(o Counters) {
 
 // Counters reads and sums the per-CPU counters.
 func (d *Dataplane) Counters() (Counters, error) {
-	var raw [xdp.RstguardCounterCNT_MAX]uint64
-	var perCPU []uint64
-	for i := range raw {
-		if err := d.objs.Counters.Lookup(uint32(i), &perCPU); err != nil {
-			return Counters{}, fmt.Errorf("read counter %d: %w", i, err)
-		}
-		for _, v := range perCPU {
-			raw[i] += v
+	slots, err := d.readCounters()
+	if err != nil {
+		return Counters{}, err
+	}
+	total := make([]uint64, xdp.RstguardCounterCNT_MAX)
+	for _, raw := range slots {
+		for i, v := range raw {
+			total[i] += v
 		}
 	}
-	return countersFrom(raw[:]), nil
+	return countersFrom(total), nil
+}
+
+// IfaceSlots is how many sets of counters the program keeps: one per
+// interface slot, ifindex modulo IfaceSlots (xdp/bpf/rstguard.h).
+const IfaceSlots = int(xdp.RstguardIfaceSlotsIFACE_SLOTS)
+
+// InterfaceCounters are the counters of each interface in names (ifindex:
+// name). Interfaces whose ifindexes share a slot share their counters,
+// under both names joined by "+"; frames counted in no named interface's
+// slot (an interface since detached) go under "other".
+func (d *Dataplane) InterfaceCounters(names map[int]string) (map[string]Counters, error) {
+	slots, err := d.readCounters()
+	if err != nil {
+		return nil, err
+	}
+	labels := map[int][]string{}
+	for index, name := range names {
+		slot := index % IfaceSlots
+		labels[slot] = append(labels[slot], name)
+	}
+	out := map[string]Counters{}
+	other := make([]uint64, xdp.RstguardCounterCNT_MAX)
+	var otherSeen bool
+	for slot, raw := range slots {
+		if l := labels[slot]; len(l) > 0 {
+			slices.Sort(l)
+			out[strings.Join(l, "+")] = countersFrom(raw)
+			continue
+		}
+		for i, v := range raw {
+			other[i] += v
+			otherSeen = otherSeen || v > 0
+		}
+	}
+	if otherSeen {
+		out["other"] = countersFrom(other)
+	}
+	return out, nil
+}
+
+// readCounters reads the counters map in one batch and sums over CPUs:
+// one slice of CNT_MAX counters per interface slot.
+func (d *Dataplane) readCounters() ([][]uint64, error) {
+	n := int(xdp.RstguardCounterCNT_MAX) * IfaceSlots
+	cpus, err := ebpf.PossibleCPU()
+	if err != nil {
+		return nil, err
+	}
+	keys, values := make([]uint32, n), make([]uint64, n*cpus)
+	var cursor ebpf.MapBatchCursor
+	got, err := d.objs.Counters.BatchLookup(&cursor, keys, values, nil)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) || got != n {
+		return nil, fmt.Errorf("read counters (%d of %d): %w", got, n, err)
+	}
+	slots := make([][]uint64, IfaceSlots)
+	for i := range slots {
+		slots[i] = make([]uint64, xdp.RstguardCounterCNT_MAX)
+	}
+	for k, key := range keys {
+		slot, idx := int(key)/int(xdp.RstguardCounterCNT_MAX), int(key)%int(xdp.RstguardCounterCNT_MAX)
+		for cpu := range cpus {
+			slots[slot][idx] += values[k*cpus+cpu]
+		}
+	}
+	return slots, nil
 }
 
 func countersFrom(raw []uint64) Counters {
@@ -105,6 +178,8 @@ func countersFrom(raw []uint64) Counters {
 		Verdicts:        map[string]uint64{},
 		Actions:         map[string]uint64{},
 		Signals:         map[string]uint64{},
+
+		ConfirmedByAction: map[string]uint64{},
 	}
 	c.Packets = c.TCP + c.NotTCP + c.ParseErrors + c.Fragments + c.IPv6ExtLimit + c.TinyFragments
 	c.raw = raw
@@ -113,6 +188,9 @@ func countersFrom(raw []uint64) Counters {
 	}
 	for _, a := range Actions {
 		c.Actions[a.String()] = raw[int(xdp.RstguardCounterCNT_ACTION_BASE)+int(a)]
+	}
+	for _, a := range Actions {
+		c.ConfirmedByAction[a.String()] = raw[int(xdp.RstguardCounterCNT_CONFIRMED_ACTION_BASE)+int(a)]
 	}
 	for i := range SignalCount {
 		c.Signals[Signal(i).String()] = raw[int(xdp.RstguardCounterCNT_SIGNAL_BASE)+i]

@@ -48,13 +48,15 @@ func TestDecodeEvent(t *testing.T) {
 }
 
 func TestCountersFrom(t *testing.T) {
-	raw := make([]uint64, xdp.RstguardCounterCNT_SIGNAL_BASE+xdp.RstguardCounter(SignalCount))
+	raw := make([]uint64, xdp.RstguardCounterCNT_MAX)
 	raw[xdp.RstguardCounterCNT_TCP], raw[xdp.RstguardCounterCNT_NOT_TCP], raw[xdp.RstguardCounterCNT_TINY_FRAGMENT] = 10, 5, 1
 	raw[int(xdp.RstguardCounterCNT_VERDICT_BASE)+int(VerdictSpoofed)] = 3
 	raw[int(xdp.RstguardCounterCNT_ACTION_BASE)+int(ActionHold)] = 2
 	raw[int(xdp.RstguardCounterCNT_SIGNAL_BASE)+int(xdp.RstguardSignalSIG_TTL_OFF)] = 3
+	raw[int(xdp.RstguardCounterCNT_CONFIRMED_ACTION_BASE)+int(ActionDrop)] = 4
 	c := countersFrom(raw)
-	if c.Packets != 16 || c.Verdicts["spoofed"] != 3 || c.Actions["hold"] != 2 || c.Signals["ttl_off"] != 3 {
+	if c.Packets != 16 || c.Verdicts["spoofed"] != 3 || c.Actions["hold"] != 2 || c.Signals["ttl_off"] != 3 ||
+		c.ConfirmedByAction["drop"] != 4 || c.ConfirmedByAction["pass"] != 0 {
 		t.Errorf("counters %+v", c)
 	}
 }

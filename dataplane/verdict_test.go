@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"encoding/binary"
+	"maps"
 	"net"
 	"net/netip"
 	"runtime"
@@ -641,6 +642,43 @@ func TestIncidentEvidenceAfterTheFact(t *testing.T) {
 	cnt := h.counters()
 	if cnt.Confirmed != 1 || cnt.Collateral != 1 {
 		t.Errorf("confirmed %d collateral %d, want 1 1", cnt.Confirmed, cnt.Collateral)
+	}
+	// Monitor mode let the forged RST through: the confirmation says so.
+	if cnt.ConfirmedByAction["pass"] != 1 || cnt.ConfirmedByAction["drop"] != 0 || evs[1].Action != ActionPass {
+		t.Errorf("confirmed by action %v, event action %s", cnt.ConfirmedByAction, evs[1].Action)
+	}
+}
+
+// Each interface's frames are counted in its own set, and the totals are
+// their sum; interfaces that share a slot are named together.
+// BPF_PROG_TEST_RUN runs frames as if they arrived on lo (ifindex 1).
+func TestInterfaceCounters(t *testing.T) {
+	h := newHarness(t, ModeMonitor)
+	h.sendAll(linuxPair(clientAddr, serverAddr).Handshake()...)
+	const lo = 1
+	for _, tc := range []struct {
+		names map[int]string
+		want  map[string]uint64 // TCP segments
+	}{
+		{map[int]string{lo: "lo"}, map[string]uint64{"lo": 3}},
+		{map[int]string{lo: "lo", lo + 1: "eth9"}, map[string]uint64{"lo": 3, "eth9": 0}},
+		{map[int]string{lo + 1: "eth9"}, map[string]uint64{"eth9": 0, "other": 3}},
+		{map[int]string{lo: "lo", lo + IfaceSlots: "wan0"}, map[string]uint64{"lo+wan0": 3}},
+	} {
+		per, err := h.dp.InterfaceCounters(tc.names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]uint64{}
+		for name, c := range per {
+			got[name] = c.TCP
+		}
+		if !maps.Equal(got, tc.want) {
+			t.Errorf("interfaces %v: TCP segments %v, want %v", tc.names, got, tc.want)
+		}
+	}
+	if h.counters().TCP != 3 {
+		t.Errorf("total %d", h.counters().TCP)
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 type RstguardAbi uint32
 
 const (
-	RstguardAbiRSTGUARD_ABI RstguardAbi = 2
+	RstguardAbiRSTGUARD_ABI RstguardAbi = 3
 )
 
 type RstguardAction uint32
@@ -49,35 +49,36 @@ type RstguardConfig struct {
 type RstguardCounter uint32
 
 const (
-	RstguardCounterCNT_TCP              RstguardCounter = 0
-	RstguardCounterCNT_NOT_TCP          RstguardCounter = 1
-	RstguardCounterCNT_PARSE_ERROR      RstguardCounter = 2
-	RstguardCounterCNT_FRAGMENT         RstguardCounter = 3
-	RstguardCounterCNT_IPV6EXT_LIMIT    RstguardCounter = 4
-	RstguardCounterCNT_TINY_FRAGMENT    RstguardCounter = 5
-	RstguardCounterCNT_FLOW_INSERT      RstguardCounter = 6
-	RstguardCounterCNT_FLOW_INSERT_FAIL RstguardCounter = 7
-	RstguardCounterCNT_FLOW_PROMOTED    RstguardCounter = 8
-	RstguardCounterCNT_MIDSTREAM        RstguardCounter = 9
-	RstguardCounterCNT_RST              RstguardCounter = 10
-	RstguardCounterCNT_RST_NO_FLOW      RstguardCounter = 11
-	RstguardCounterCNT_CSUM_UNCHECKED   RstguardCounter = 12
-	RstguardCounterCNT_CONFIRMED        RstguardCounter = 13
-	RstguardCounterCNT_COLLATERAL       RstguardCounter = 14
-	RstguardCounterCNT_EVENT_SENT       RstguardCounter = 15
-	RstguardCounterCNT_EVENT_LOST       RstguardCounter = 16
-	RstguardCounterCNT_EVENT_SUPPRESSED RstguardCounter = 17
-	RstguardCounterCNT_HOLD_STARTED     RstguardCounter = 18
-	RstguardCounterCNT_HOLD_JOINED      RstguardCounter = 19
-	RstguardCounterCNT_HOLD_NO_SOCKET   RstguardCounter = 20
-	RstguardCounterCNT_HOLD_UNROUTED    RstguardCounter = 21
-	RstguardCounterCNT_HOLD_TABLE_FULL  RstguardCounter = 22
-	RstguardCounterCNT_HOLD_ANSWER      RstguardCounter = 23
-	RstguardCounterCNT_HOLD_DATA        RstguardCounter = 24
-	RstguardCounterCNT_VERDICT_BASE     RstguardCounter = 25
-	RstguardCounterCNT_ACTION_BASE      RstguardCounter = 29
-	RstguardCounterCNT_SIGNAL_BASE      RstguardCounter = 32
-	RstguardCounterCNT_MAX              RstguardCounter = 52
+	RstguardCounterCNT_TCP                   RstguardCounter = 0
+	RstguardCounterCNT_NOT_TCP               RstguardCounter = 1
+	RstguardCounterCNT_PARSE_ERROR           RstguardCounter = 2
+	RstguardCounterCNT_FRAGMENT              RstguardCounter = 3
+	RstguardCounterCNT_IPV6EXT_LIMIT         RstguardCounter = 4
+	RstguardCounterCNT_TINY_FRAGMENT         RstguardCounter = 5
+	RstguardCounterCNT_FLOW_INSERT           RstguardCounter = 6
+	RstguardCounterCNT_FLOW_INSERT_FAIL      RstguardCounter = 7
+	RstguardCounterCNT_FLOW_PROMOTED         RstguardCounter = 8
+	RstguardCounterCNT_MIDSTREAM             RstguardCounter = 9
+	RstguardCounterCNT_RST                   RstguardCounter = 10
+	RstguardCounterCNT_RST_NO_FLOW           RstguardCounter = 11
+	RstguardCounterCNT_CSUM_UNCHECKED        RstguardCounter = 12
+	RstguardCounterCNT_CONFIRMED             RstguardCounter = 13
+	RstguardCounterCNT_COLLATERAL            RstguardCounter = 14
+	RstguardCounterCNT_EVENT_SENT            RstguardCounter = 15
+	RstguardCounterCNT_EVENT_LOST            RstguardCounter = 16
+	RstguardCounterCNT_EVENT_SUPPRESSED      RstguardCounter = 17
+	RstguardCounterCNT_HOLD_STARTED          RstguardCounter = 18
+	RstguardCounterCNT_HOLD_JOINED           RstguardCounter = 19
+	RstguardCounterCNT_HOLD_NO_SOCKET        RstguardCounter = 20
+	RstguardCounterCNT_HOLD_UNROUTED         RstguardCounter = 21
+	RstguardCounterCNT_HOLD_TABLE_FULL       RstguardCounter = 22
+	RstguardCounterCNT_HOLD_ANSWER           RstguardCounter = 23
+	RstguardCounterCNT_HOLD_DATA             RstguardCounter = 24
+	RstguardCounterCNT_VERDICT_BASE          RstguardCounter = 25
+	RstguardCounterCNT_ACTION_BASE           RstguardCounter = 29
+	RstguardCounterCNT_SIGNAL_BASE           RstguardCounter = 32
+	RstguardCounterCNT_CONFIRMED_ACTION_BASE RstguardCounter = 52
+	RstguardCounterCNT_MAX                   RstguardCounter = 55
 )
 
 type RstguardDirFlag uint32
@@ -250,6 +251,12 @@ const (
 	RstguardHoldOutcomeHOLD_FULL               RstguardHoldOutcome = 4
 	RstguardHoldOutcomeHOLD_PROBE_RATE_LIMITED RstguardHoldOutcome = 5
 	RstguardHoldOutcomeHOLD_OUTCOME_COUNT      RstguardHoldOutcome = 6
+)
+
+type RstguardIfaceSlots uint32
+
+const (
+	RstguardIfaceSlotsIFACE_SLOTS RstguardIfaceSlots = 64
 )
 
 type RstguardIpidModel uint32

@@ -205,18 +205,25 @@ func (g *gateway) waitFor(what string, cond func() bool) {
 // and parses them with Prometheus's own parser.
 func (g *gateway) metrics(t *testing.T) map[string]*dto.MetricFamily {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	out, err := g.gw.Command(ctx, "curl", "-sS", "http://127.0.0.1:19742/metrics").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
+	out := g.scrape(t, "/metrics")
 	families, err := parser.TextToMetricFamilies(bytes.NewReader(out))
 	if err != nil {
 		t.Fatalf("parse metrics: %v\n%s", err, out)
 	}
 	return families
+}
+
+// scrape fetches a path of the daemon's metrics endpoint from the gateway.
+func (g *gateway) scrape(t *testing.T, path string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := g.gw.Command(ctx, "curl", "-sS", "-f", "http://127.0.0.1:19742"+path).Output()
+	if err != nil {
+		t.Fatalf("curl %s: %v", path, err)
+	}
+	return out
 }
 
 // curl fetches the server's page from the client, as the incident did.
@@ -419,7 +426,7 @@ func TestGatewayDaemon(t *testing.T) {
 		if v == nil {
 			t.Fatalf("no verdict metric in %v", families)
 		}
-		spoofed := float64(g.status().Counters.Verdicts["spoofed"])
+		spoofed, scraped := float64(g.status().Counters.Verdicts["spoofed"]), 0.0
 		for _, m := range v.Metric {
 			labels := map[string]string{}
 			for _, l := range m.Label {
@@ -428,12 +435,44 @@ func TestGatewayDaemon(t *testing.T) {
 			if labels["host"] != "gw-test" {
 				t.Errorf("metric without host label: %v", labels)
 			}
-			if labels["verdict"] == "spoofed" && (m.GetCounter().GetValue() != spoofed || spoofed == 0) {
-				t.Errorf("spoofed = %v, status says %v", m.GetCounter().GetValue(), spoofed)
+			if labels["verdict"] == "spoofed" {
+				scraped += m.GetCounter().GetValue() // summed over interfaces
 			}
+		}
+		if scraped != spoofed || spoofed == 0 {
+			t.Errorf("spoofed = %v, status says %v", scraped, spoofed)
 		}
 		if families["rstguard_attached"] == nil || families["rstguard_flows_tracked"] == nil {
 			t.Error("attach state or flow gauge missing")
+		}
+		// Each interface has its own packets; the build, the mode and the
+		// process are there; /healthz says the program is attached.
+		ifaces := map[string]bool{}
+		for _, m := range families["rstguard_packets_total"].GetMetric() {
+			for _, l := range m.Label {
+				if l.GetName() == "iface" && m.GetCounter().GetValue() > 0 {
+					ifaces[l.GetValue()] = true
+				}
+			}
+		}
+		if !ifaces[lab.ClientSide] || !ifaces[lab.ServerSide] {
+			t.Errorf("packets by interface: %v", ifaces)
+		}
+		for _, name := range []string{"rstguard_build_info", "rstguard_mode", "rstguard_confirmed_forged_by_action_total",
+			"process_resident_memory_bytes", "go_goroutines"} {
+			if families[name] == nil {
+				t.Errorf("no %s", name)
+			}
+		}
+		if out := g.scrape(t, "/healthz"); string(out) != "ok\n" {
+			t.Errorf("/healthz: %q", out)
+		}
+		if _, err := exec.LookPath("promtool"); err == nil {
+			cmd := exec.Command("promtool", "check", "metrics")
+			cmd.Stdin = bytes.NewReader(g.scrape(t, "/metrics"))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("promtool check metrics: %v\n%s", err, out)
+			}
 		}
 	})
 

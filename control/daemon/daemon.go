@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/vishvananda/netlink"
 
@@ -370,16 +371,39 @@ func (d *daemon) serveMetrics() (*http.Server, error) {
 	for _, c := range d.hold.Collectors() {
 		reg.MustRegister(prometheus.WrapCollectorWith(prometheus.Labels{"host": d.cfg.Host}, c))
 	}
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	ln, err := net.Listen("tcp", d.cfg.Metrics)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listener on %s: %w", d.cfg.Metrics, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", d.serveHealth)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(ln)
 	d.log.Info("metrics", "url", "http://"+ln.Addr().String()+"/metrics")
 	return srv, nil
+}
+
+// serveHealth answers a load balancer's or a supervisor's probe: 200 when
+// the program is attached to every interface the daemon was given, 503
+// naming those it is not on.
+func (d *daemon) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	on := map[string]bool{}
+	for _, s := range d.interfaceStates() {
+		on[s.Ifname] = s.Ours
+	}
+	var missing []string
+	for _, name := range d.cfg.Interfaces {
+		if !on[name] {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		http.Error(w, "not attached to "+strings.Join(missing, ", "), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
 }
 
 func (d *daemon) interfaceStates() []attach.State {

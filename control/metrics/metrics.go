@@ -5,19 +5,23 @@
 package metrics
 
 import (
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rstguard/rstguard/control/attach"
+	"github.com/rstguard/rstguard/control/version"
 	"github.com/rstguard/rstguard/dataplane"
 )
 
 // Source is what the collector reads.
 type Source interface {
 	Counters() (dataplane.Counters, error)
+	InterfaceCounters(names map[int]string) (map[string]dataplane.Counters, error)
 	FlowTable() (capacity, used int, err error)
+	Policy() (dataplane.Policy, error)
 }
 
 // Collector is a prometheus.Collector over a running rstguard.
@@ -35,7 +39,7 @@ type Collector struct {
 	packets, verdicts, actions, signals, events          *prometheus.Desc
 	flows, capacity, inserts, evictions, insertFails     *prometheus.Desc
 	confirmed, collateral, attached, written2, decodeErr *prometheus.Desc
-	capped                                               *prometheus.Desc
+	capped, confirmedBy, buildInfo, mode                 *prometheus.Desc
 }
 
 // flowCountTTL bounds how often a scrape walks the whole flow table.
@@ -50,9 +54,9 @@ func New(src Source, host string, interfaces func() []attach.State, written, dec
 	}
 	return &Collector{
 		src: src, interfaces: interfaces, written: written, decodeErrors: decodeErrors, suppressed: suppressed,
-		packets:     d("packets_total", "Frames seen by the XDP program, by how far it parsed them.", "class"),
-		verdicts:    d("rst_verdicts_total", "RSTs judged, by verdict.", "verdict"),
-		actions:     d("rst_actions_total", "RSTs passed or dropped.", "action"),
+		packets:     d("packets_total", "Frames seen by the XDP program, by interface and how far it parsed them.", "iface", "class"),
+		verdicts:    d("rst_verdicts_total", "RSTs judged, by interface and verdict.", "iface", "verdict"),
+		actions:     d("rst_actions_total", "RSTs passed, dropped or held, by interface.", "iface", "action"),
 		signals:     d("rst_signals_total", "RSTs that showed each signal.", "signal"),
 		events:      d("events_total", "Ring-buffer events: sent, lost (buffer full) or suppressed (per-flow budget).", "outcome"),
 		flows:       d("flows_tracked", "Connections in the flow table (recounted at most every 10 s)."),
@@ -61,6 +65,9 @@ func New(src Source, host string, interfaces func() []attach.State, written, dec
 		insertFails: d("flow_insert_failures_total", "Flow table updates that failed; those flows pass untracked."),
 		evictions:   d("flow_evictions_estimate", "Flows added minus flows present: an upper bound on LRU evictions."),
 		confirmed:   d("confirmed_forged_total", "RSTs proven forged after the fact (the claimed sender kept sending)."),
+		confirmedBy: d("confirmed_forged_by_action_total", "RSTs proven forged, by interface and the action the RST got: drop or hold (stopped), pass (the connection died).", "iface", "action"),
+		buildInfo:   d("build_info", "This build of rstguard (always 1).", "version", "commit", "go_version", "bpf_abi"),
+		mode:        d("mode", "1 for the policy's mode (monitor, drop, hold), 0 for the others.", "mode"),
 		collateral:  d("collateral_resets_total", "Resets of a real sender by the victim of a forged RST."),
 		attached:    d("attached", "1 when rstguard is attached to the interface.", "iface", "xdp_mode"),
 		written2:    d("events_written_total", "Events written to the event log."),
@@ -73,7 +80,7 @@ func New(src Source, host string, interfaces func() []attach.State, written, dec
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.verdicts, c.actions, c.signals, c.events, c.flows,
 		c.capacity, c.inserts, c.insertFails, c.evictions, c.confirmed, c.collateral, c.attached, c.written2, c.decodeErr,
-		c.capped} {
+		c.capped, c.confirmedBy, c.buildInfo, c.mode} {
 		ch <- d
 	}
 }
@@ -91,17 +98,43 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
-	counter(c.packets, cnt.TCP, "tcp")
-	counter(c.packets, cnt.NotTCP, "not_tcp")
-	counter(c.packets, cnt.ParseErrors, "parse_error")
-	counter(c.packets, cnt.Fragments, "fragment")
-	counter(c.packets, cnt.IPv6ExtLimit, "ipv6_ext_limit")
-	counter(c.packets, cnt.TinyFragments, "tiny_fragment")
-	for k, v := range cnt.Verdicts {
-		counter(c.verdicts, v, k)
+	states := c.interfaces()
+	names := map[int]string{}
+	for _, s := range states {
+		names[s.Index] = s.Ifname
 	}
-	for k, v := range cnt.Actions {
-		counter(c.actions, v, k)
+	perIface, err := c.src.InterfaceCounters(names)
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.packets, err)
+		return
+	}
+	for iface, ic := range perIface {
+		counter(c.packets, ic.TCP, iface, "tcp")
+		counter(c.packets, ic.NotTCP, iface, "not_tcp")
+		counter(c.packets, ic.ParseErrors, iface, "parse_error")
+		counter(c.packets, ic.Fragments, iface, "fragment")
+		counter(c.packets, ic.IPv6ExtLimit, iface, "ipv6_ext_limit")
+		counter(c.packets, ic.TinyFragments, iface, "tiny_fragment")
+		for k, v := range ic.Verdicts {
+			counter(c.verdicts, v, iface, k)
+		}
+		for k, v := range ic.Actions {
+			counter(c.actions, v, iface, k)
+		}
+		for k, v := range ic.ConfirmedByAction {
+			counter(c.confirmedBy, v, iface, k)
+		}
+	}
+	v := version.Get()
+	gauge(c.buildInfo, 1, v.Version, v.Commit, v.GoVersion, strconv.Itoa(int(v.BPFABI)))
+	if pol, err := c.src.Policy(); err == nil {
+		for _, m := range []dataplane.Mode{dataplane.ModeMonitor, dataplane.ModeDrop, dataplane.ModeHold} {
+			on := 0.0
+			if m == pol.Mode {
+				on = 1
+			}
+			gauge(c.mode, on, m.String())
+		}
 	}
 	for k, v := range cnt.Signals {
 		counter(c.signals, v, k)
@@ -119,7 +152,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.capacity, float64(capacity))
 	gauge(c.evictions, float64(max(int64(cnt.FlowInserts)-int64(used), 0)))
 
-	for _, s := range c.interfaces() {
+	for _, s := range states {
 		v := 0.0
 		if s.Ours {
 			v = 1

@@ -113,10 +113,11 @@ struct {
 	__type(value, struct flow_value);
 } embryonic SEC(".maps");
 
-/* Per-CPU counters indexed by enum counter; readers sum over CPUs. */
+/* Per-CPU counters indexed by interface slot * CNT_MAX + enum counter;
+ * readers sum over CPUs (and slots, for totals). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, CNT_MAX);
+	__uint(max_entries, CNT_MAX * IFACE_SLOTS);
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
@@ -228,6 +229,7 @@ struct btf_anchor {
 	enum verdict verdict;
 	enum action action;
 	enum counter counter;
+	enum iface_slots iface_slots;
 	enum event_kind event_kind;
 	enum flow_state flow_state;
 	enum ipid_model ipid_model;
@@ -270,12 +272,24 @@ struct packet {
 	__u16 vlan;          /* the outer VLAN ID; 0 untagged */
 };
 
-static __always_inline void count(__u32 idx)
+static __always_inline __u8 iface_slot(__u32 ifindex)
 {
-	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	return ifindex & (IFACE_SLOTS - 1);
+}
+
+static __always_inline void count_in_slot(__u32 slot, __u32 idx)
+{
+	__u32 key = slot * CNT_MAX + idx;
+	__u64 *v = bpf_map_lookup_elem(&counters, &key);
 
 	if (v)
 		*v += 1;
+}
+
+/* Counts one idx for the interface a frame arrived on. */
+static __always_inline void count(__u32 ifindex, __u32 idx)
+{
+	count_in_slot(iface_slot(ifindex), idx);
 }
 
 static __always_inline __u64 now_ns(void)
@@ -702,7 +716,7 @@ static __always_inline void learn(struct dir_state *s, const struct packet *p, _
 
 /* A budget per flow (and one per CPU for RSTs of no flow) so that a flood
  * cannot starve the ring buffer; counters stay exact either way. */
-static __always_inline int event_allowed(struct event_budget *b, __u32 limit, __u64 now)
+static __always_inline int event_allowed(__u32 ifindex, struct event_budget *b, __u32 limit, __u64 now)
 {
 	__u32 t = time32(now);
 
@@ -711,7 +725,7 @@ static __always_inline int event_allowed(struct event_budget *b, __u32 limit, __
 		b->count = 0;
 	}
 	if (b->count >= limit) {
-		count(CNT_EVENT_SUPPRESSED);
+		count(ifindex, CNT_EVENT_SUPPRESSED);
 		return 0;
 	}
 	b->count++;
@@ -738,13 +752,13 @@ static __always_inline struct event *event_start(struct xdp_md *ctx, const struc
 	struct event_budget *g = bpf_map_lookup_elem(&cpu_budgets, &global);
 	struct event *e;
 
-	if (!b || !event_allowed(b, limit, now))
+	if (!b || !event_allowed(p->ifindex, b, limit, now))
 		return 0;
-	if (g && !event_allowed(g, GLOBAL_EVENT_BUDGET, now))
+	if (g && !event_allowed(p->ifindex, g, GLOBAL_EVENT_BUDGET, now))
 		return 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
-		count(CNT_EVENT_LOST);
+		count(p->ifindex, CNT_EVENT_LOST);
 		return 0;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
@@ -774,8 +788,10 @@ static __always_inline struct event *event_start(struct xdp_md *ctx, const struc
 
 static __always_inline void event_submit(struct event *e)
 {
+	__u32 ifindex = e->ifindex;
+
 	bpf_ringbuf_submit(e, 0);
-	count(CNT_EVENT_SENT);
+	count(ifindex, CNT_EVENT_SENT);
 }
 
 static __always_inline const struct config *get_config(void)
@@ -809,6 +825,7 @@ struct judgement {
 	__u8 score;   /* every signal */
 	__u8 hard;    /* medium and strong signals only */
 	__u8 verdict;
+	__u8 iface_slot; /* the counters' set, for count_signal */
 };
 
 static __always_inline void flag(struct judgement *j, enum signal sig, __u8 weight)
@@ -844,7 +861,7 @@ static __noinline int bad_checksum(struct xdp_md *ctx, const struct packet *p)
 	if (p->first_fragment)
 		return 0;
 	if (len > CSUM_MAX * CSUM_CHUNKS || p->l4_off + len > p->frame_len) {
-		count(CNT_CSUM_UNCHECKED);
+		count(p->ifindex, CNT_CSUM_UNCHECKED);
 		return 0;
 	}
 	if (len < sizeof(struct tcphdr))
@@ -1079,10 +1096,10 @@ static __always_inline int allowed(const struct packet *p)
 	return bpf_map_lookup_elem(&allow, &k) != 0;
 }
 
-static long count_signal(__u32 i, __u32 *signals)
+static long count_signal(__u32 i, struct judgement *j)
 {
-	if (*signals & (1U << i))
-		count(CNT_SIGNAL_BASE + i);
+	if (j->signals & (1U << i))
+		count_in_slot(j->iface_slot, CNT_SIGNAL_BASE + i);
 	return 0;
 }
 
@@ -1159,7 +1176,7 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 		else if (!(s = xsk_slot(p->ifindex, p->queue)))
 			goto no_socket;
 		else {
-			count(CNT_HOLD_JOINED);
+			count(p->ifindex, CNT_HOLD_JOINED);
 			*slot = *s;
 			return ACTION_HOLD;
 		}
@@ -1172,7 +1189,7 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 		goto no_socket;
 	*slot = *s;
 	if (route(ctx, p, &h)) {
-		count(CNT_HOLD_UNROUTED);
+		count(p->ifindex, CNT_HOLD_UNROUTED);
 		return ACTION_PASS;
 	}
 	if (!xsk_slot(h.egress_ifindex, 0))
@@ -1185,20 +1202,20 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 	h.from_hi = p->dir;
 	err = bpf_map_update_elem(&holds, &p->key, &h, BPF_NOEXIST);
 	if (err && err != -EEXIST) {
-		count(CNT_HOLD_TABLE_FULL);
+		count(p->ifindex, CNT_HOLD_TABLE_FULL);
 		return ACTION_PASS;
 	}
 	f->flags |= FLOW_HELD;
 	if (err) {
 		/* Held already: FLOW_HELD was lost to the other direction's
 		 * concurrent update of the flow's flags. Join that hold. */
-		count(CNT_HOLD_JOINED);
+		count(p->ifindex, CNT_HOLD_JOINED);
 		return ACTION_HOLD;
 	}
-	count(CNT_HOLD_STARTED);
+	count(p->ifindex, CNT_HOLD_STARTED);
 	return ACTION_HOLD;
 no_socket:
-	count(CNT_HOLD_NO_SOCKET);
+	count(p->ifindex, CNT_HOLD_NO_SOCKET);
 	return ACTION_PASS;
 }
 
@@ -1226,7 +1243,7 @@ static __always_inline __u8 hold_answer(const struct packet *p, struct flow_valu
 	s = xsk_slot(p->ifindex, p->queue);
 	if (!s)
 		return ACTION_PASS;
-	count(CNT_HOLD_ANSWER);
+	count(p->ifindex, CNT_HOLD_ANSWER);
 	*slot = *s;
 	return ACTION_HOLD;
 }
@@ -1253,9 +1270,9 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 	__u8 action = ACTION_PASS, kind = EVENT_RST;
 	struct event *e;
 
-	count(CNT_RST);
+	count(p->ifindex, CNT_RST);
 	if (!f) {
-		count(CNT_RST_NO_FLOW);
+		count(p->ifindex, CNT_RST_NO_FLOW);
 		j.verdict = VERDICT_UNKNOWN;
 	} else if (bad_checksum(ctx, p)) {
 		FLAG(&j, BAD_CHECKSUM);
@@ -1279,7 +1296,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		if (j.verdict != VERDICT_UNKNOWN && rst_pending(f, !p->dir) &&
 		    ((f->flags & FLOW_CONFIRMED) || f->rst_verdict == VERDICT_SPOOFED)) {
 			FLAG(&j, COLLATERAL);
-			count(CNT_COLLATERAL);
+			count(p->ifindex, CNT_COLLATERAL);
 			kind = EVENT_COLLATERAL_RESET;
 		}
 	}
@@ -1293,9 +1310,10 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		action = hold_rst(ctx, p, f, now, &slot);
 	}
 
-	count(CNT_VERDICT_BASE + j.verdict);
-	count(CNT_ACTION_BASE + action);
-	bpf_loop(SIG_COUNT, count_signal, &j.signals, 0);
+	count(p->ifindex, CNT_VERDICT_BASE + j.verdict);
+	count(p->ifindex, CNT_ACTION_BASE + action);
+	j.iface_slot = iface_slot(p->ifindex);
+	bpf_loop(SIG_COUNT, count_signal, &j, 0);
 
 	if (f) {
 		const struct dir_state *snd = &f->dir[p->dir & 1];
@@ -1372,27 +1390,31 @@ static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, s
 	const struct dir_state *snd = &f->dir[p->dir & 1];
 	__u64 now = now_ns();
 	struct event *e;
+	__u8 rst_action;
 
 	if (!proves_alive(p, f, cfg, time32(now)))
 		return;
 	f->flags |= FLOW_CONFIRMED;
-	count(CNT_CONFIRMED);
+	/* What became of the forged RST: stopped here, or let through. */
+	rst_action = f->rst_verdict == VERDICT_SPOOFED && cfg->mode != MODE_MONITOR ? ACTION_DROP :
+		     (f->flags & FLOW_RST_HELD)                                     ? ACTION_HOLD :
+										      ACTION_PASS;
+	count(p->ifindex, CNT_CONFIRMED);
+	count(p->ifindex, CNT_CONFIRMED_ACTION_BASE + rst_action);
 	if (f->flags & FLOW_HELD) {
 		struct hold *h = bpf_map_lookup_elem(&holds, &p->key);
 
 		/* The daemon drops the held RST on this evidence. */
 		if (h && h->from_hi == p->dir) {
 			h->evidence = HOLD_EVIDENCE_DATA;
-			count(CNT_HOLD_DATA);
+			count(p->ifindex, CNT_HOLD_DATA);
 		}
 	}
 	e = event_start(ctx, p, EVENT_DATA_AFTER_RST, now, &f->budget, cfg->event_budget);
 	if (!e)
 		return;
 	e->verdict = VERDICT_SPOOFED;
-	e->action = f->rst_verdict == VERDICT_SPOOFED && cfg->mode != MODE_MONITOR ? ACTION_DROP :
-		    (f->flags & FLOW_RST_HELD)                                     ? ACTION_HOLD :
-											     ACTION_PASS;
+	e->action = rst_action;
 	e->exp_ttl = (snd->flags & DIR_SEEN) ? snd->ttl : p->ttl;
 	e->rst_seq = f->rst_seq;
 	e->rst_ttl = f->rst_ttl;
@@ -1409,18 +1431,18 @@ static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, s
  * pair the flow table holds ends the old connection's entry there: the
  * pair was reused, as real stacks do, and the old state would misjudge the
  * new connection. */
-static __always_inline int insert_flow(const struct flow_key *key, struct flow_value *fresh, __u64 flags)
+static __always_inline int insert_flow(__u32 ifindex, const struct flow_key *key, struct flow_value *fresh, __u64 flags)
 {
 	fresh->flags |= FLOW_EMBRYONIC;
 	if (flags == BPF_ANY)
 		bpf_map_delete_elem(&flows, key);
 	if (bpf_map_update_elem(&embryonic, key, fresh, flags)) {
-		count(CNT_FLOW_INSERT_FAIL);
+		count(ifindex, CNT_FLOW_INSERT_FAIL);
 		return XDP_PASS;
 	}
-	count(CNT_FLOW_INSERT);
+	count(ifindex, CNT_FLOW_INSERT);
 	if (fresh->flags & FLOW_MIDSTREAM)
-		count(CNT_MIDSTREAM);
+		count(ifindex, CNT_MIDSTREAM);
 	return XDP_PASS;
 }
 
@@ -1458,7 +1480,7 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 		learn_syn(&fresh.dir[p->dir & 1], p, &opts, now32);
 		fresh.state = STATE_SYN_SENT;
 		fresh.flags = p->dir ? FLOW_INIT_HI : 0;
-		return insert_flow(&p->key, &fresh, BPF_ANY);
+		return insert_flow(p->ifindex, &p->key, &fresh, BPF_ANY);
 	}
 
 	/* SYN/ACK */
@@ -1466,7 +1488,7 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 		learn_syn(&fresh.dir[p->dir & 1], p, &opts, now32);
 		fresh.state = STATE_SYN_RCVD;
 		fresh.flags = FLOW_MIDSTREAM | (p->dir ? 0 : FLOW_INIT_HI);
-		return insert_flow(&p->key, &fresh, BPF_NOEXIST);
+		return insert_flow(p->ifindex, &p->key, &fresh, BPF_NOEXIST);
 	}
 	s = &f->dir[p->dir & 1];
 	if (rst_pending(f, p->dir) && !(f->flags & FLOW_CONFIRMED))
@@ -1500,7 +1522,7 @@ static __noinline void promote(const struct packet *p, struct flow_value *f)
 		return;
 	}
 	bpf_map_delete_elem(&embryonic, &p->key);
-	count(CNT_FLOW_PROMOTED);
+	count(p->ifindex, CNT_FLOW_PROMOTED);
 }
 
 /* The first packet of a flow we never saw open: learn what can be learnt. */
@@ -1512,7 +1534,7 @@ static __noinline int pick_up_flow(struct packet *p)
 	learn(&fresh.dir[p->dir & 1], p, &now32);
 	fresh.state = (p->tcp_flags & TH_FIN) ? STATE_CLOSING : STATE_ESTABLISHED;
 	fresh.flags = FLOW_MIDSTREAM;
-	return insert_flow(&p->key, &fresh, BPF_NOEXIST);
+	return insert_flow(p->ifindex, &p->key, &fresh, BPF_NOEXIST);
 }
 
 /* Handshake completion, FIN, evidence after a RST and answers to a hold's
@@ -1581,7 +1603,7 @@ int rstguard(struct xdp_md *ctx)
 	int r, rtt_sample;
 
 	r = parse(ctx, &p);
-	count(r);
+	count(ifindex, r);
 	if (r != PARSE_TCP && r != PARSE_TINY_FRAGMENT)
 		return XDP_PASS;
 

@@ -11,7 +11,7 @@
 
 /* Stored in the policy map; the control plane refuses pinned maps of another ABI. */
 enum abi {
-	RSTGUARD_ABI = 2,
+	RSTGUARD_ABI = 3,
 };
 
 /* Policy, changed at run time through the config map (no reload). */
@@ -188,7 +188,18 @@ enum counter {
 	CNT_VERDICT_BASE,     /* VERDICT_COUNT slots */
 	CNT_ACTION_BASE = CNT_VERDICT_BASE + VERDICT_COUNT,
 	CNT_SIGNAL_BASE = CNT_ACTION_BASE + ACTION_COUNT,
-	CNT_MAX = CNT_SIGNAL_BASE + SIG_COUNT,
+	/* confirmed forgeries by the action their RST got: ACTION_COUNT slots */
+	CNT_CONFIRMED_ACTION_BASE = CNT_SIGNAL_BASE + SIG_COUNT,
+	CNT_MAX = CNT_CONFIRMED_ACTION_BASE + ACTION_COUNT,
+};
+
+/* The counters come in IFACE_SLOTS sets, one per interface slot (ifindex
+ * modulo IFACE_SLOTS), so that metrics and rstguard top show each
+ * interface: the set is picked by the same one array lookup, at no cost.
+ * Two attached interfaces whose ifindexes share a slot share a set; the
+ * daemon names both on it. */
+enum iface_slots {
+	IFACE_SLOTS = 64,
 };
 
 /* Both directions of a connection share one key: the lower (address, port)
