@@ -464,6 +464,11 @@ func TestGatewayDaemon(t *testing.T) {
 				t.Errorf("no %s", name)
 			}
 		}
+		for name := range metricNamesIn(t) {
+			if families[name] == nil {
+				t.Errorf("contrib/ alerts or dashboard query %s, which the daemon does not export", name)
+			}
+		}
 		if out := g.scrape(t, "/healthz"); string(out) != "ok\n" {
 			t.Errorf("/healthz: %q", out)
 		}

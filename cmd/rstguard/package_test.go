@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -143,5 +145,61 @@ func TestLogrotateFile(t *testing.T) {
 	}
 	if _, err := os.Stat(log + ".1"); err != nil {
 		t.Errorf("not rotated: %v", err)
+	}
+}
+
+// The alert rules load, and each fires (or stays quiet) as its unit tests
+// say (contrib/prometheus/rstguard-rules.test.yml).
+func TestPrometheusRules(t *testing.T) {
+	if _, err := exec.LookPath("promtool"); err != nil {
+		t.Skip("promtool (Debian: prometheus) not installed")
+	}
+	for _, args := range [][]string{{"check", "rules", "rstguard-rules.yml"}, {"test", "rules", "rstguard-rules.test.yml"}} {
+		cmd := exec.Command("promtool", args...)
+		cmd.Dir = "../../contrib/prometheus"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %v: %v\n%s", args, err, out)
+		}
+	}
+}
+
+// metricNamesIn lists the rstguard metrics the alert rules and the
+// dashboard query, for the daemon test to find in a real scrape.
+func metricNamesIn(t *testing.T) map[string]bool {
+	t.Helper()
+	names := map[string]bool{}
+	re := regexp.MustCompile(`\brstguard_[a-z_]+`)
+	for _, f := range []string{"../../contrib/prometheus/rstguard-rules.yml", "../../contrib/grafana/rstguard.json"} {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range re.FindAllString(string(data), -1) {
+			names[strings.TrimSuffix(n, "_bucket")] = true
+		}
+	}
+	return names
+}
+
+// The dashboard is valid JSON whose every panel queries something.
+func TestGrafanaDashboard(t *testing.T) {
+	data, err := os.ReadFile("../../contrib/grafana/rstguard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Title  string
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if err := json.Unmarshal(data, &dash); err != nil || dash.Title == "" || len(dash.Panels) == 0 {
+		t.Fatalf("dashboard: %v %+v", err, dash)
+	}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 || p.Targets[0].Expr == "" {
+			t.Errorf("panel %q queries nothing", p.Title)
+		}
 	}
 }
