@@ -120,33 +120,65 @@ func (d *Dataplane) InterfaceCounters(names map[int]string) (map[string]Counters
 	return out, nil
 }
 
-// readCounters reads the counters map in one batch and sums over CPUs:
-// one slice of CNT_MAX counters per interface slot.
-func (d *Dataplane) readCounters() ([][]uint64, error) {
-	n := int(xdp.RstguardCounterCNT_MAX) * IfaceSlots
-	cpus, err := ebpf.PossibleCPU()
+// CPUCounters are the counters of each CPU (all interfaces), for a view of
+// how the load spreads over RX queues.
+func (d *Dataplane) CPUCounters() ([]Counters, error) {
+	values, cpus, err := d.readRaw()
 	if err != nil {
 		return nil, err
 	}
-	keys, values := make([]uint32, n), make([]uint64, n*cpus)
-	var cursor ebpf.MapBatchCursor
-	got, err := d.objs.Counters.BatchLookup(&cursor, keys, values, nil)
-	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) || got != n {
-		return nil, fmt.Errorf("read counters (%d of %d): %w", got, n, err)
+	out := make([]Counters, cpus)
+	for cpu := range cpus {
+		raw := make([]uint64, xdp.RstguardCounterCNT_MAX)
+		for key := range len(values) / cpus {
+			raw[key%int(xdp.RstguardCounterCNT_MAX)] += values[key*cpus+cpu]
+		}
+		out[cpu] = countersFrom(raw)
+	}
+	return out, nil
+}
+
+// readCounters sums the counters over CPUs: one slice of CNT_MAX counters
+// per interface slot.
+func (d *Dataplane) readCounters() ([][]uint64, error) {
+	values, cpus, err := d.readRaw()
+	if err != nil {
+		return nil, err
 	}
 	slots := make([][]uint64, IfaceSlots)
 	for i := range slots {
 		slots[i] = make([]uint64, xdp.RstguardCounterCNT_MAX)
 	}
-	for k, key := range keys {
-		slot, idx := int(key)/int(xdp.RstguardCounterCNT_MAX), int(key)%int(xdp.RstguardCounterCNT_MAX)
+	for key := range len(values) / cpus {
+		slot, idx := key/int(xdp.RstguardCounterCNT_MAX), key%int(xdp.RstguardCounterCNT_MAX)
 		for cpu := range cpus {
-			slots[slot][idx] += values[k*cpus+cpu]
+			slots[slot][idx] += values[key*cpus+cpu]
 		}
 	}
 	return slots, nil
 }
 
+// readRaw reads the whole counters map in one batch: the value of key k on
+// CPU c at k*cpus+c.
+func (d *Dataplane) readRaw() (values []uint64, cpus int, err error) {
+	n := int(xdp.RstguardCounterCNT_MAX) * IfaceSlots
+	if cpus, err = ebpf.PossibleCPU(); err != nil {
+		return nil, 0, err
+	}
+	keys := make([]uint32, n)
+	values = make([]uint64, n*cpus)
+	var cursor ebpf.MapBatchCursor
+	got, err := d.objs.Counters.BatchLookup(&cursor, keys, values, nil)
+	if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) || got != n {
+		return nil, 0, fmt.Errorf("read counters (%d of %d): %w", got, n, err)
+	}
+	for i, k := range keys {
+		if int(k) != i { // an array's batch comes back in key order
+			return nil, 0, fmt.Errorf("read counters: key %d at position %d", k, i)
+		}
+	}
+	return values, cpus, nil
+}
 func countersFrom(raw []uint64) Counters {
 	at := func(c xdp.RstguardCounter) uint64 { return raw[c] }
 	c := Counters{

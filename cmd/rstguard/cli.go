@@ -57,6 +57,7 @@ func commands() []command {
 		attachCommand(),
 		detachCommand(),
 		statusCommand(),
+		topCommand(),
 		flowsCommand(),
 		eventsCommand(),
 		setCommand(),
@@ -104,9 +105,12 @@ func run(args []string, e *env) int {
 	}
 	var uerr usageError
 	var ferr flagError
+	var code exitCode
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &code):
+		return int(code)
 	case errors.Is(err, flag.ErrHelp):
 		printCommandUsage(e.stdout, c, fs)
 		return exitOK

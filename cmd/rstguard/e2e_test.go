@@ -420,6 +420,23 @@ func TestGatewayDaemon(t *testing.T) {
 		}
 	})
 
+	t.Run("status names the daemon; --check is OK; top shows each interface", func(t *testing.T) {
+		st := g.status()
+		if d := st.Daemon; d == nil || d.PID == 0 || d.Events != g.events || !strings.HasPrefix(d.Version, "rstguard ") || len(st.Warnings) != 0 {
+			t.Errorf("status: daemon %+v, warnings %q", st.Daemon, st.Warnings)
+		}
+		out, _, code := g.rstguard("status", "--check", "--pin-dir", g.pinDir, "--interval", "100ms")
+		if code != nagiosOK || !strings.HasPrefix(out, "RSTGUARD OK - ") || !strings.Contains(out, "| flows=") {
+			t.Errorf("status --check: exit %d %q", code, out)
+		}
+		out = g.mustRstguard("top", "--pin-dir", g.pinDir, "--interval", "100ms", "--count", "2", "--per-cpu")
+		for _, want := range []string{lab.ClientSide, lab.ServerSide, "total", "cpu0", "PACKETS/S"} {
+			if strings.Count(out, want) != 2 {
+				t.Errorf("top: %q not in each of 2 frames:\n%s", want, out)
+			}
+		}
+	})
+
 	t.Run("metrics parse with Prometheus's parser", func(t *testing.T) {
 		families := g.metrics(t)
 		v := families["rstguard_rst_verdicts_total"]
@@ -572,12 +589,24 @@ func TestGatewayDaemon(t *testing.T) {
 		if err := h.roundTrip(); err != nil {
 			t.Errorf("forged RST not dropped by the orphaned program: %v", err)
 		}
-		if st := g.status(); len(st.Interfaces) == 0 {
+		st := g.status()
+		if len(st.Interfaces) == 0 {
 			t.Fatal("program gone after kill -9")
+		}
+		if st.Daemon != nil || len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "no daemon reads its events") {
+			t.Errorf("status after kill -9: daemon %+v, warnings %q", st.Daemon, st.Warnings)
+		}
+		if out, _, code := g.rstguard("status", "--check", "--pin-dir", g.pinDir, "--interval", "0"); code != nagiosWarning ||
+			!strings.HasPrefix(out, "RSTGUARD WARNING - attached, but no daemon reads its events") {
+			t.Errorf("status --check after kill -9: exit %d %q", code, out)
 		}
 		g.mustRstguard("detach", "--all", "--pin-dir", g.pinDir)
 		if st := g.status(); len(st.Interfaces) != 0 {
 			t.Errorf("still attached after detach: %+v", st.Interfaces)
+		}
+		if out, _, code := g.rstguard("status", "--check", "--pin-dir", g.pinDir, "--interval", "0"); code != nagiosCritical ||
+			!strings.HasPrefix(out, "RSTGUARD CRITICAL - not attached") {
+			t.Errorf("status --check after detach: exit %d %q", code, out)
 		}
 		if out, err := g.curl(); err != nil || !strings.Contains(out, "hello") {
 			t.Fatalf("curl after detach: %v %s", err, out)

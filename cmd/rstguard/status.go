@@ -8,11 +8,13 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/rstguard/rstguard/control/attach"
 	"github.com/rstguard/rstguard/control/bpffs"
+	"github.com/rstguard/rstguard/control/daemon"
 	"github.com/rstguard/rstguard/dataplane"
 )
 
@@ -34,81 +36,49 @@ type statusReport struct {
 	Counters   dataplane.Counters     `json:"counters"`
 	Rates      map[string]float64     `json:"rates_per_second"`
 	Interval   string                 `json:"interval"`
+	// Daemon is the daemon that reads the events, if one runs; Uptime
+	// since it started.
+	Daemon *daemon.State `json:"daemon,omitempty"`
+	Uptime string        `json:"uptime,omitempty"`
+	// Warnings are what an operator should act on.
+	Warnings []string `json:"warnings"`
 }
 
 func statusCommand() command {
 	return command{
 		name: "status",
-		args: "[--json] [--interval DURATION]",
-		summary: `where rstguard is attached, its policy, table fill, counters and rates
+		args: "[--json] [--interval DURATION] [--check] [--watch]",
+		summary: `where rstguard is attached, its daemon, policy, table fill, counters and rates
 Interfaces are read back over netlink; counters are read twice, --interval
-apart, for per-second rates (as xdp-bench's live view).`,
+apart, for per-second rates. --check prints one line and exits as a Nagios
+plugin does: 0 OK, 1 WARNING (attached, but no daemon reads the events, the
+table is nearly full or events are being lost), 2 CRITICAL (not attached),
+3 UNKNOWN. --watch is rstguard top.`,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
 			asJSON := fs.Bool("json", false, "JSON output")
 			interval := fs.Duration("interval", time.Second, "sampling interval for rates (0: totals only)")
 			pinDir := fs.String("pin-dir", bpffs.DefaultDir, "bpffs directory of the pinned maps")
+			check := fs.Bool("check", false, "one line and a Nagios exit code (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN)")
+			watch := fs.Bool("watch", false, "redraw a live view every --interval until Ctrl-C (rstguard top)")
 			if err := parseNoArgs(fs, args); err != nil {
 				return err
 			}
-			ifaces, err := attach.Attached()
-			if err != nil {
-				return err
+			if *watch {
+				return runTop(e, *pinDir, topOptions{interval: *interval})
 			}
-			dp, err := dataplane.OpenPinned(*pinDir)
-			if errors.Is(err, dataplane.ErrNotPinned) && len(ifaces) == 0 {
+			r, err := readStatus(*pinDir, *interval)
+			if *check {
+				return nagiosCheck(e.stdout, r, err)
+			}
+			if errors.Is(err, dataplane.ErrNotPinned) && len(r.Interfaces) == 0 {
 				if *asJSON {
-					return json.NewEncoder(e.stdout).Encode(statusReport{Interfaces: []attach.State{}})
+					return json.NewEncoder(e.stdout).Encode(r)
 				}
 				fmt.Fprintln(e.stdout, "rstguard is not attached anywhere and has no pinned state")
 				return nil
 			}
 			if err != nil {
 				return err
-			}
-			defer dp.Close()
-			r := statusReport{Interfaces: ifaces, Interval: interval.String(), Rates: map[string]float64{}}
-			pol, err := dp.Policy()
-			if err != nil {
-				return err
-			}
-			r.Mode, r.TTLTolerance = pol.Mode.String(), pol.TTLTolerance
-			r.HoldMin, r.HoldMax, r.HoldFrames, r.ProbeRate = pol.HoldMin.String(), pol.HoldMax.String(), pol.HoldFrames, pol.ProbeRate
-			if r.HeldNow, err = dp.Holding(); err != nil {
-				return err
-			}
-			if r.Sockets, err = dp.Sockets(); err != nil {
-				return err
-			}
-			if r.Sockets == nil {
-				r.Sockets = []dataplane.SocketInfo{}
-			}
-			if r.Allow, err = dp.Allow(); err != nil {
-				return err
-			}
-			if r.FlowTableSize, r.FlowsTracked, err = dp.FlowTable(); err != nil {
-				return err
-			}
-			before, err := dp.Counters()
-			if err != nil {
-				return err
-			}
-			r.Counters = before
-			if *interval > 0 {
-				time.Sleep(*interval) // Ctrl-C abandons the command (runUntilInterrupted)
-				if r.Counters, err = dp.Counters(); err != nil {
-					return err
-				}
-				secs := interval.Seconds()
-				r.Rates["packets"] = float64(r.Counters.Packets-before.Packets) / secs
-				r.Rates["rsts"] = float64(r.Counters.RSTs-before.RSTs) / secs
-				for _, v := range dataplane.Verdicts {
-					r.Rates[v.String()] = float64(r.Counters.Verdicts[v.String()]-before.Verdicts[v.String()]) / secs
-				}
-				r.Rates["dropped"] = float64(r.Counters.Actions["drop"]-before.Actions["drop"]) / secs
-				r.Rates["held"] = float64(r.Counters.Actions["hold"]-before.Actions["hold"]) / secs
-			}
-			if r.Interfaces == nil {
-				r.Interfaces = []attach.State{}
 			}
 			if *asJSON {
 				return json.NewEncoder(e.stdout).Encode(r)
@@ -119,7 +89,139 @@ apart, for per-second rates (as xdp-bench's live view).`,
 	}
 }
 
+// readStatus gathers the report; with dataplane.ErrNotPinned it still
+// holds the interfaces.
+func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
+	r := statusReport{Interfaces: []attach.State{}, Interval: interval.String(), Rates: map[string]float64{},
+		Warnings: []string{}}
+	ifaces, err := attach.Attached()
+	if err != nil {
+		return r, err
+	}
+	if ifaces != nil {
+		r.Interfaces = ifaces
+	}
+	dp, err := dataplane.OpenPinned(pinDir)
+	if err != nil {
+		return r, err
+	}
+	defer dp.Close()
+	pol, err := dp.Policy()
+	if err != nil {
+		return r, err
+	}
+	r.Mode, r.TTLTolerance = pol.Mode.String(), pol.TTLTolerance
+	r.HoldMin, r.HoldMax, r.HoldFrames, r.ProbeRate = pol.HoldMin.String(), pol.HoldMax.String(), pol.HoldFrames, pol.ProbeRate
+	if r.HeldNow, err = dp.Holding(); err != nil {
+		return r, err
+	}
+	if r.Sockets, err = dp.Sockets(); err != nil {
+		return r, err
+	}
+	if r.Sockets == nil {
+		r.Sockets = []dataplane.SocketInfo{}
+	}
+	if r.Allow, err = dp.Allow(); err != nil {
+		return r, err
+	}
+	if r.FlowTableSize, r.FlowsTracked, err = dp.FlowTable(); err != nil {
+		return r, err
+	}
+	before, err := dp.Counters()
+	if err != nil {
+		return r, err
+	}
+	r.Counters = before
+	if interval > 0 {
+		time.Sleep(interval) // Ctrl-C abandons the command (runUntilInterrupted)
+		if r.Counters, err = dp.Counters(); err != nil {
+			return r, err
+		}
+		secs := interval.Seconds()
+		r.Rates["packets"] = float64(r.Counters.Packets-before.Packets) / secs
+		r.Rates["rsts"] = float64(r.Counters.RSTs-before.RSTs) / secs
+		for _, v := range dataplane.Verdicts {
+			r.Rates[v.String()] = float64(r.Counters.Verdicts[v.String()]-before.Verdicts[v.String()]) / secs
+		}
+		r.Rates["dropped"] = float64(r.Counters.Actions["drop"]-before.Actions["drop"]) / secs
+		r.Rates["held"] = float64(r.Counters.Actions["hold"]-before.Actions["hold"]) / secs
+		r.Rates["events_lost"] = float64(r.Counters.EventsLost-before.EventsLost) / secs
+	}
+	if d, err := daemon.Running(pinDir); err == nil {
+		r.Daemon, r.Uptime = &d, time.Since(d.Started).Round(time.Second).String()
+	} else if len(r.Interfaces) > 0 {
+		r.Warnings = append(r.Warnings, "attached, but no daemon reads its events: it judges (and drops, outside monitor mode) "+
+			"on its own; start rstguard run, or rstguard detach ("+err.Error()+")")
+	}
+	if len(r.Interfaces) == 0 {
+		r.Warnings = append(r.Warnings, "not attached to any interface: nothing is judged")
+	}
+	if fill := float64(r.FlowsTracked) / float64(max(r.FlowTableSize, 1)); fill > tableFullWarning {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("flow table %.0f%% full: the LRU evicts flows, which are then judged unknown; raise --flow-table-size", 100*fill))
+	}
+	if r.Rates["events_lost"] > 0 {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%.1f events/s lost (ring buffer full): counters stay exact, the event log misses some", r.Rates["events_lost"]))
+	}
+	return r, nil
+}
+
+// tableFullWarning is the fill beyond which status warns (the alert rule
+// RstguardFlowTableFull uses the same).
+const tableFullWarning = 0.9
+
+// Nagios plugin exit codes.
+const (
+	nagiosOK       = 0
+	nagiosWarning  = 1
+	nagiosCritical = 2
+	nagiosUnknown  = 3
+)
+
+// exitCode makes a command exit with code, having printed what it had to.
+type exitCode int
+
+func (c exitCode) Error() string { return fmt.Sprintf("exit %d", int(c)) }
+
+// nagiosCheck prints one line in the Nagios plugin format, with perfdata,
+// and exits with its code.
+func nagiosCheck(w io.Writer, r statusReport, err error) error {
+	names := make([]string, 0, len(r.Interfaces))
+	for _, i := range r.Interfaces {
+		names = append(names, i.Ifname)
+	}
+	code, label, text := nagiosOK, "OK", ""
+	switch {
+	case err != nil && len(r.Interfaces) == 0:
+		code, label, text = nagiosCritical, "CRITICAL", "not attached: "+err.Error()
+	case err != nil:
+		code, label, text = nagiosUnknown, "UNKNOWN", err.Error()
+	case len(r.Interfaces) == 0:
+		code, label, text = nagiosCritical, "CRITICAL", "not attached to any interface"
+	case len(r.Warnings) > 0:
+		code, label, text = nagiosWarning, "WARNING", strings.Join(r.Warnings, "; ")
+	default:
+		text = fmt.Sprintf("%s mode on %s, daemon pid %d up %s", r.Mode, strings.Join(names, ","), r.Daemon.PID, r.Uptime)
+	}
+	fmt.Fprintf(w, "RSTGUARD %s - %s | flows=%d;;;0;%d rsts=%dc spoofed=%dc dropped=%dc events_lost=%dc\n", label, text,
+		r.FlowsTracked, r.FlowTableSize, r.Counters.RSTs, r.Counters.Verdicts["spoofed"], r.Counters.Actions["drop"],
+		r.Counters.EventsLost)
+	if code == nagiosOK {
+		return nil
+	}
+	return exitCode(code)
+}
+
 func printStatus(w io.Writer, r statusReport) {
+	for _, warning := range r.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", warning)
+	}
+	if d := r.Daemon; d != nil {
+		fmt.Fprintf(w, "daemon pid %d, up %s, %s, host %s\n  events %s, evidence %s, metrics %s, pins %s\n", d.PID, r.Uptime,
+			d.Version, d.Host, d.Events, orNone(d.Pcap), orNone(d.Metrics), d.PinDir)
+	}
+	if len(r.Warnings) > 0 || r.Daemon != nil {
+		fmt.Fprintln(w)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INTERFACE\tINDEX\tXDP\tPROG\tLINK")
 	if len(r.Interfaces) == 0 {
@@ -182,4 +284,11 @@ func printStatus(w io.Writer, r statusReport) {
 	row("events lost", c.EventsLost, "")
 	row("events suppressed", c.EventsSuppress, "")
 	tw.Flush()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

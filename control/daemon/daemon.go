@@ -198,6 +198,11 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 	}
 	d.log.Info("running", "mode", pol.Mode.String(), "interfaces", cfg.Interfaces, "pins", cfg.PinDir,
 		"events", cfg.Events, "evidence", cfg.Pcap, "metrics", cfg.Metrics, "hold_sockets", len(d.hold.Sockets()))
+	if removeState, err := writeState(cfg); err != nil {
+		d.log.Warn("state file for rstguard status", "err", err)
+	} else {
+		defer removeState()
+	}
 	d.notify(fmt.Sprintf("READY=1\nSTATUS=judging RSTs on %s in %s mode\nMAINPID=%d",
 		strings.Join(cfg.Interfaces, ","), pol.Mode, os.Getpid()))
 

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/rstguard/rstguard/control/attach"
+	"github.com/rstguard/rstguard/control/bpffs"
+	"github.com/rstguard/rstguard/dataplane"
+)
+
+type topOptions struct {
+	interval time.Duration
+	perCPU   bool
+	count    int // frames to draw; 0 until Ctrl-C
+}
+
+func topCommand() command {
+	return command{
+		name: "top",
+		args: "[--interval DURATION] [--per-cpu] [--count N]",
+		summary: `a live view, redrawn every interval until Ctrl-C, as xdp-bench shows
+One line per interface (packets, RSTs, spoofed, dropped and held RSTs and
+lost events, per second), their total, the flow table's fill and, with
+--per-cpu, one line per CPU. Also rstguard status --watch.`,
+		run: func(e *env, fs *flag.FlagSet, args []string) error {
+			var o topOptions
+			fs.DurationVar(&o.interval, "interval", time.Second, "redraw interval")
+			fs.BoolVar(&o.perCPU, "per-cpu", false, "a line per CPU too")
+			fs.IntVar(&o.count, "count", 0, "stop after N redraws (0: until Ctrl-C)")
+			pinDir := fs.String("pin-dir", bpffs.DefaultDir, "bpffs directory of the pinned maps")
+			if err := parseNoArgs(fs, args); err != nil {
+				return err
+			}
+			if o.interval <= 0 {
+				return usagef("--interval must be positive")
+			}
+			return runTop(e, *pinDir, o)
+		},
+	}
+}
+
+// topSample is one reading of everything top shows.
+type topSample struct {
+	at       time.Time
+	total    dataplane.Counters
+	ifaces   map[string]dataplane.Counters
+	cpus     []dataplane.Counters
+	capacity int
+	used     int
+}
+
+func runTop(e *env, pinDir string, o topOptions) error {
+	dp, err := dataplane.OpenPinned(pinDir)
+	if err != nil {
+		return err
+	}
+	defer dp.Close()
+	read := func() (topSample, error) {
+		s := topSample{at: time.Now()}
+		states, err := attach.Attached()
+		if err != nil {
+			return s, err
+		}
+		names := map[int]string{}
+		for _, st := range states {
+			names[st.Index] = st.Ifname
+		}
+		if s.ifaces, err = dp.InterfaceCounters(names); err != nil {
+			return s, err
+		}
+		if s.total, err = dp.Counters(); err != nil {
+			return s, err
+		}
+		if o.perCPU {
+			if s.cpus, err = dp.CPUCounters(); err != nil {
+				return s, err
+			}
+		}
+		s.capacity, s.used, err = dp.FlowTable()
+		return s, err
+	}
+	prev, err := read()
+	if err != nil {
+		return err
+	}
+	clear := isTerminal(e.stdout)
+	for n := 0; o.count == 0 || n < o.count; n++ {
+		select {
+		case <-e.ctx.Done():
+			return nil
+		case <-time.After(o.interval):
+		}
+		cur, err := read()
+		if err != nil {
+			return err
+		}
+		if clear {
+			io.WriteString(e.stdout, "\033[H\033[2J")
+		}
+		drawTop(e.stdout, prev, cur, o.interval)
+		prev = cur
+	}
+	return nil
+}
+
+// drawTop writes one frame: the rates between two samples.
+func drawTop(w io.Writer, prev, cur topSample, interval time.Duration) {
+	secs := cur.at.Sub(prev.at).Seconds()
+	fmt.Fprintf(w, "rstguard top  %s  flows %d of %d (%.1f%%)  every %s, Ctrl-C to stop\n\n",
+		cur.at.Format("15:04:05"), cur.used, cur.capacity, 100*float64(cur.used)/float64(max(cur.capacity, 1)), interval)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tPACKETS/S\tRSTS/S\tSPOOFED/S\tDROPPED/S\tHELD/S\tEVENTS LOST/S\t")
+	line := func(name string, a, b dataplane.Counters) {
+		rate := func(x, y uint64) string { return fmt.Sprintf("%.1f", float64(y-min(x, y))/secs) }
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, rate(a.Packets, b.Packets), rate(a.RSTs, b.RSTs),
+			rate(a.Verdicts["spoofed"], b.Verdicts["spoofed"]), rate(a.Actions["drop"], b.Actions["drop"]),
+			rate(a.Actions["hold"], b.Actions["hold"]), rate(a.EventsLost, b.EventsLost))
+	}
+	names := make([]string, 0, len(cur.ifaces))
+	for n := range cur.ifaces {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		line(n, prev.ifaces[n], cur.ifaces[n])
+	}
+	line("total", prev.total, cur.total)
+	for cpu := range cur.cpus {
+		if cpu < len(prev.cpus) {
+			line(fmt.Sprintf("cpu%d", cpu), prev.cpus[cpu], cur.cpus[cpu])
+		}
+	}
+	tw.Flush()
+	if len(names) == 0 || len(names) == 1 && names[0] == "other" {
+		fmt.Fprintln(w, "\nnot attached to any interface: nothing is judged")
+	}
+}
+
+// isTerminal says whether w is a terminal, where top redraws in place;
+// elsewhere (a pipe, a file) frames follow one another.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

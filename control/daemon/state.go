@@ -1,0 +1,83 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rstguard/rstguard/control/version"
+)
+
+// RuntimeDir holds each running daemon's state file (systemd's
+// RuntimeDirectory=rstguard).
+const RuntimeDir = "/run/rstguard"
+
+// State is what a running daemon tells rstguard status about itself: who
+// it is, since when, and which files it writes.
+type State struct {
+	PID        int       `json:"pid"`
+	Started    time.Time `json:"started"`
+	Version    string    `json:"version"`
+	Host       string    `json:"host"`
+	Interfaces []string  `json:"interfaces"`
+	PinDir     string    `json:"pin_dir"`
+	Events     string    `json:"events"`
+	Pcap       string    `json:"pcap"`
+	Metrics    string    `json:"metrics"`
+}
+
+// StatePath is where the daemon using pinDir writes its state.
+func StatePath(pinDir string) string {
+	return filepath.Join(RuntimeDir, strings.ReplaceAll(strings.Trim(pinDir, "/"), "/", "_")+".json")
+}
+
+func writeState(cfg Config) (remove func(), err error) {
+	s := State{PID: os.Getpid(), Started: time.Now().UTC(), Version: version.Get().String(), Host: cfg.Host,
+		Interfaces: cfg.Interfaces, PinDir: cfg.PinDir, Events: cfg.Events, Pcap: cfg.Pcap, Metrics: cfg.Metrics}
+	data, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(RuntimeDir, 0o755); err != nil {
+		return nil, err
+	}
+	path := StatePath(cfg.PinDir)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, err
+	}
+	return func() { os.Remove(path) }, nil
+}
+
+// ErrNoDaemon means no daemon uses the pin directory: the program, if
+// attached, judges and drops on its own, but nobody reads its events.
+var ErrNoDaemon = errors.New("no daemon (rstguard run) is using")
+
+// Running reports the daemon using pinDir, from its state file: the pid
+// must still be an rstguard process (kill -9 leaves the file behind).
+func Running(pinDir string) (State, error) {
+	var s State
+	data, err := os.ReadFile(StatePath(pinDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return State{}, fmt.Errorf("%w --pin-dir %s", ErrNoDaemon, pinDir)
+	}
+	if err != nil {
+		return State{}, err
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return State{}, fmt.Errorf("%s: %w", StatePath(pinDir), err)
+	}
+	comm, err := os.ReadFile("/proc/" + strconv.Itoa(s.PID) + "/comm")
+	if err != nil || !strings.HasPrefix(string(comm), "rstguard") {
+		return State{}, fmt.Errorf("%w --pin-dir %s (pid %d in %s is gone)", ErrNoDaemon, pinDir, s.PID, StatePath(pinDir))
+	}
+	return s, nil
+}
