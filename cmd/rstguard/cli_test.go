@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rstguard/rstguard/dataplane"
 )
 
 // runCLI runs rstguard in-process and returns its exit code and output.
@@ -57,7 +60,7 @@ func TestUnknownCommandSuggestsNearest(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	code, out, _ := runCLI("--version")
-	if code != exitOK || !strings.HasPrefix(out, "rstguard ") || !strings.Contains(out, "BPF ABI 2") {
+	if code != exitOK || !strings.HasPrefix(out, "rstguard ") || !strings.Contains(out, fmt.Sprintf("BPF ABI %d", dataplane.ABI)) {
 		t.Errorf("--version: %d %q", code, out)
 	}
 	if _, same, _ := runCLI("version"); same != out {
