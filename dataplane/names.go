@@ -118,6 +118,9 @@ const (
 	EventHold       = EventKind(xdp.RstguardEventKindEVENT_HOLD)             // how a held RST was decided
 	// EventTinyFragment is a first fragment too short for the TCP header (RFC 1858).
 	EventTinyFragment = EventKind(xdp.RstguardEventKindEVENT_TINY_FRAGMENT)
+	// EventPolicyChange is the daemon's record of a change of the policy or
+	// the allow-list at run time (rstguard set).
+	EventPolicyChange = EventKind(xdp.RstguardEventKindEVENT_POLICY_CHANGE)
 )
 
 func (k EventKind) String() string { return nameOf(eventKindNames, int(k), "kind") }

@@ -170,6 +170,7 @@ const (
 	RstguardEventKindEVENT_COLLATERAL_RESET RstguardEventKind = 2
 	RstguardEventKindEVENT_HOLD             RstguardEventKind = 3
 	RstguardEventKindEVENT_TINY_FRAGMENT    RstguardEventKind = 4
+	RstguardEventKindEVENT_POLICY_CHANGE    RstguardEventKind = 5
 )
 
 type RstguardFlowFlag uint32

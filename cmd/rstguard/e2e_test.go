@@ -325,6 +325,18 @@ func (g *gateway) records() []map[string]any {
 	return out
 }
 
+// policyChanges are the event log's policy changes: the latest "from -> to"
+// of each setting.
+func (g *gateway) policyChanges() map[string]string {
+	out := map[string]string{}
+	for _, r := range g.records() {
+		if p, ok := r["policy"].(map[string]any); ok && r["kind"] == "policy_change" {
+			out[p["setting"].(string)] = fmt.Sprintf("%s -> %s", p["from"], p["to"])
+		}
+	}
+	return out
+}
+
 func (g *gateway) countRecords(kind, verdict string) int {
 	n := 0
 	for _, r := range g.records() {
@@ -403,6 +415,32 @@ func TestGatewayDaemon(t *testing.T) {
 		if st := g.status(); st.Counters.Actions["drop"] != drops+1 || st.Mode != "drop" {
 			t.Errorf("status after drop: %+v", st)
 		}
+		g.waitFor("the change in the event log", func() bool { return g.policyChanges()["mode"] == "monitor -> drop" })
+	})
+
+	t.Run("set allow and ttl-tolerance at run time, each in the event log", func(t *testing.T) {
+		client := g.chain.Addr("client").String()
+		g.mustRstguard("set", "allow", client+"/32,192.0.2.0/24", "--pin-dir", g.pinDir)
+		h := g.hold()
+		spoofed := g.countRecords("rst", "spoofed")
+		g.forgeClientRST(h)
+		g.waitFor("spoofed event", func() bool { return g.countRecords("rst", "spoofed") == spoofed+1 })
+		if err := h.roundTrip(); err == nil {
+			t.Error("a RST from an allowed address was dropped")
+		}
+		g.mustRstguard("set", "allow", "none", "--pin-dir", g.pinDir)
+		g.mustRstguard("set", "ttl-tolerance", "5", "--pin-dir", g.pinDir)
+		g.waitFor("the changes in the event log", func() bool {
+			c := g.policyChanges()
+			return c["allow"] == client+"/32,192.0.2.0/24 -> none" && c["ttl-tolerance"] == "2 -> 5"
+		})
+		if st := g.status(); st.TTLTolerance != 5 || len(st.Allow) != 0 {
+			t.Errorf("status: ttl tolerance %d, allow %v", st.TTLTolerance, st.Allow)
+		}
+		if _, errOut, code := g.rstguard("set", "ttl-tolerance", "300", "--pin-dir", g.pinDir); code != exitUsage || !strings.Contains(errOut, "300") {
+			t.Errorf("set ttl-tolerance 300: exit %d %q", code, errOut)
+		}
+		g.mustRstguard("set", "ttl-tolerance", "2", "--pin-dir", g.pinDir)
 	})
 
 	t.Run("events, flows and report commands", func(t *testing.T) {
@@ -417,6 +455,14 @@ func TestGatewayDaemon(t *testing.T) {
 		out = g.mustRstguard("flows", "--pin-dir", g.pinDir, "--addr", g.srvIP.String())
 		if !strings.Contains(out, "established") || !strings.Contains(out, "spoofed") {
 			t.Errorf("flows:\n%s", out)
+		}
+		subnet := netip.PrefixFrom(g.srvIP, 24).Masked().String()
+		count := func(out string) string { return out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:] } // "N flow(s)"
+		if all, some := g.mustRstguard("flows", "--pin-dir", g.pinDir), g.mustRstguard("flows", "--pin-dir", g.pinDir, "--addr", "192.0.2.0/24,"+subnet); count(all) != count(some) {
+			t.Errorf("flows --addr %s lists other flows than all:\n%s\n%s", subnet, some, all)
+		}
+		if out := g.mustRstguard("flows", "--pin-dir", g.pinDir, "--addr", "192.0.2.0/24"); !strings.HasSuffix(out, "0 flow(s)\n") {
+			t.Errorf("flows --addr 192.0.2.0/24:\n%s", out)
 		}
 	})
 
@@ -637,29 +683,101 @@ func TestGatewayDaemon(t *testing.T) {
 	})
 }
 
+// events --follow starts at the end and follows the log as tail -F does:
+// through an append, a rename by logrotate and a copytruncate.
 func TestEventsFollow(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.jsonl")
-	line := `{"time":"2026-11-26T09:24:37Z","kind":"rst","src":"192.0.2.10:40000","dst":"198.51.100.80:80","flags":"R","seq":1,"ack":0,"ttl":55,"ip_id":1,"window":0,"verdict":"spoofed","signals":["ttl_off"],"action":"drop","score":4,"expected":{"ttl":61,"peer_window":0,"ip_id_model":"per_flow"}}` + "\n"
-	os.WriteFile(path, []byte(line), 0o600)
+	line := func(seq int) string {
+		return fmt.Sprintf(`{"time":"2026-11-26T09:24:37Z","kind":"rst","src":"192.0.2.10:40000","dst":"198.51.100.80:80","flags":"R","seq":%d,"ack":0,"ttl":55,"ip_id":1,"window":0,"verdict":"spoofed","signals":["ttl_off"],"action":"drop","score":4,"expected":{"ttl":61,"peer_window":0,"ip_id_model":"per_flow"}}`+"\n", seq)
+	}
+	os.WriteFile(path, []byte(line(1)), 0o600)
 	ctx, stop := context.WithCancel(context.Background())
 	out := &lab.Output{}
 	done := make(chan int)
 	go func() {
 		done <- run([]string{"events", "--follow", "--file", path}, &env{stdout: out, stderr: out, ctx: ctx})
 	}()
-	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
-	f.WriteString(strings.Replace(line, `"seq":1,`, `"seq":2,`, 1))
-	f.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for strings.Count(out.String(), "spoofed") < 2 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
+	waitFor := func(seq int) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !strings.Contains(out.String(), fmt.Sprintf("seq %d ", seq)) {
+			if time.Now().After(deadline) {
+				t.Fatalf("seq %d never followed:\n%s", seq, out.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
 	}
+	appendLine := func(seq int) {
+		f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o600)
+		f.WriteString(line(seq))
+		f.Close()
+	}
+	time.Sleep(300 * time.Millisecond) // let it reach the end
+	appendLine(2)
+	waitFor(2)
+	os.Rename(path, path+".1") // logrotate's rename, then the daemon's reopen
+	appendLine(3)
+	waitFor(3)
+	os.Truncate(path, 0) // copytruncate
+	// Seen as the file shrinking under the reader (as tail -F sees it): a
+	// truncation refilled to the same length between two polls goes unseen.
+	time.Sleep(400 * time.Millisecond)
+	appendLine(4)
+	waitFor(4)
 	stop()
 	if code := <-done; code != exitInterrupted {
 		t.Errorf("exit %d, want %d (interrupted)", code, exitInterrupted)
 	}
-	if !strings.Contains(out.String(), "seq 1 ") || !strings.Contains(out.String(), "seq 2 ") {
-		t.Errorf("followed output:\n%s", out.String())
+	if strings.Contains(out.String(), "seq 1 ") {
+		t.Errorf("--follow printed what was there before it started:\n%s", out.String())
+	}
+}
+
+// events and report take the same filters: verdict, kind, CIDR, time.
+func TestEventFilters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	var log strings.Builder
+	for i, r := range []struct{ at, src, verdict, kind string }{
+		{"2026-11-26T09:00:00Z", "192.0.2.10:40000", "spoofed", "rst"},
+		{"2026-11-26T10:00:00Z", "198.51.100.7:40001", "valid", "rst"},
+		{"2026-11-26T11:00:00Z", "192.0.2.99:40002", "spoofed", "data_after_rst"},
+	} {
+		fmt.Fprintf(&log, `{"time":%q,"kind":%q,"src":%q,"dst":"203.0.113.80:80","flags":"R","seq":%d,"ack":0,"ttl":55,"ip_id":1,"window":0,"verdict":%q,"signals":[],"action":"pass","score":0,"expected":{"peer_window":0,"ip_id_model":"unknown"}}`+"\n",
+			r.at, r.kind, r.src, i+1, r.verdict)
+	}
+	os.WriteFile(path, []byte(log.String()), 0o600)
+	for _, tc := range []struct {
+		args []string
+		seqs string
+	}{
+		{nil, "1 2 3"},
+		{[]string{"--verdict", "spoofed"}, "1 3"},
+		{[]string{"--kind", "rst"}, "1 2"},
+		{[]string{"--addr", "192.0.2.0/24"}, "1 3"},
+		{[]string{"--addr", "198.51.100.7,203.0.113.0/24"}, "1 2 3"},
+		{[]string{"--since", "2026-11-26T09:30:00Z", "--until", "2026-11-26T11:00:00Z"}, "2"},
+		{[]string{"--verdict", "spoofed", "--kind", "rst", "--last", "5"}, "1"},
+	} {
+		code, out, errOut := runCLI(append([]string{"events", "--json", "--file", path}, tc.args...)...)
+		var seqs []string
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			var r struct{ Seq int }
+			if json.Unmarshal([]byte(l), &r) == nil && r.Seq > 0 {
+				seqs = append(seqs, fmt.Sprint(r.Seq))
+			}
+		}
+		if code != exitOK || strings.Join(seqs, " ") != tc.seqs {
+			t.Errorf("events %v: exit %d %s, seqs %v, want %s", tc.args, code, errOut, seqs, tc.seqs)
+		}
+	}
+	code, out, _ := runCLI("report", "--json", "--file", path, "--verdict", "spoofed")
+	if code != exitOK || !strings.Contains(out, `"events":2`) {
+		t.Errorf("report --verdict spoofed: %d %s", code, out)
+	}
+	for _, bad := range [][]string{{"--verdict", "evil"}, {"--addr", "10.0.0.0/33"}, {"--since", "yesterday"}} {
+		if code, _, errOut := runCLI(append([]string{"events", "--file", path}, bad...)...); code != exitUsage || !strings.Contains(errOut, bad[1]) {
+			t.Errorf("events %v: exit %d %q", bad, code, errOut)
+		}
 	}
 }
 

@@ -7,23 +7,31 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rstguard/rstguard/control/daemon"
 	"github.com/rstguard/rstguard/control/report"
+	"github.com/rstguard/rstguard/dataplane"
 )
 
 func eventsCommand() command {
 	return command{
-		name:    "events",
-		args:    "[--follow] [--json] [--last N] [--file PATH]",
-		summary: `the judged RSTs and confirmations from the event log, newest last`,
+		name: "events",
+		args: "[--follow] [--json] [--last N] [--file PATH] [--verdict V,...] [--kind K,...] [--addr CIDR,...] [--since T] [--until T]",
+		summary: `the judged RSTs and confirmations from the event log, newest last
+--follow starts at the end (after the --last N) and follows the log as
+tail -F does, across logrotate's renames and copytruncate.`,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
-			follow := fs.Bool("follow", false, "keep printing events as the daemon writes them")
+			follow := fs.Bool("follow", false, "print new events as the daemon writes them, from the end of the log")
 			asJSON := fs.Bool("json", false, "print the log's JSON lines")
-			last := fs.Int("last", 0, "only the last N events (0: all)")
+			last := fs.Int("last", 0, "only the last N events (0: all; with --follow, none)")
 			path := fs.String("file", daemon.DefaultEvents, "event log written by rstguard run --events")
+			var filter recordFilter
+			filter.flags(fs)
 			if err := parseNoArgs(fs, args); err != nil {
 				return err
 			}
@@ -32,10 +40,17 @@ func eventsCommand() command {
 				return err
 			}
 			defer f.Close()
-			if *last > 0 && len(recs) > *last {
+			recs = filter.apply(recs)
+			switch {
+			case *last > 0 && len(recs) > *last:
 				recs = recs[len(recs)-*last:]
+			case *follow && *last == 0:
+				recs = nil
 			}
 			print := func(r report.Record) error {
+				if !filter.match(r) {
+					return nil
+				}
 				if *asJSON {
 					return json.NewEncoder(e.stdout).Encode(r)
 				}
@@ -53,9 +68,88 @@ func eventsCommand() command {
 			if !*follow {
 				return nil
 			}
-			return tail(f, e.ctx.Done(), print)
+			return tail(*path, f, e.ctx.Done(), print)
 		},
 	}
+}
+
+// recordFilter selects events by verdict, kind, address and time, for
+// events and report alike.
+type recordFilter struct {
+	verdicts, kinds []string
+	prefixes        []netip.Prefix
+	since, until    time.Time
+}
+
+func (f *recordFilter) flags(fs *flag.FlagSet) {
+	fs.Func("verdict", "only these verdicts, comma-separated (valid, suspect, spoofed, unknown)", func(v string) error {
+		return setNames(&f.verdicts, v, func(s string) error { var x dataplane.Verdict; return x.UnmarshalText([]byte(s)) })
+	})
+	fs.Func("kind", "only these kinds, comma-separated (rst, data_after_rst, collateral_reset, hold, tiny_fragment)", func(v string) error {
+		return setNames(&f.kinds, v, func(s string) error { var x dataplane.EventKind; return x.UnmarshalText([]byte(s)) })
+	})
+	fs.Func("addr", "only events with an address in these CIDRs (or addresses), on either side, comma-separated", func(v string) error {
+		p, err := parsePrefixes(strings.Split(v, ","))
+		f.prefixes = append(f.prefixes, p...)
+		return err
+	})
+	fs.Func("since", "only events at or after this time: RFC 3339 (2026-11-26T09:00:00Z) or a duration ago (90m)", func(v string) error {
+		t, err := parseWhen(v)
+		f.since = t
+		return err
+	})
+	fs.Func("until", "only events before this time: RFC 3339 or a duration ago", func(v string) error {
+		t, err := parseWhen(v)
+		f.until = t
+		return err
+	})
+}
+
+func setNames(dst *[]string, list string, valid func(string) error) error {
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if err := valid(s); err != nil {
+			return err
+		}
+		*dst = append(*dst, s)
+	}
+	return nil
+}
+
+// parseWhen reads a time as RFC 3339, or as a duration before now.
+func parseWhen(s string) (time.Time, error) {
+	if d, err := time.ParseDuration(s); err == nil {
+		return time.Now().Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration", s)
+	}
+	return t, nil
+}
+
+func (f recordFilter) match(r report.Record) bool {
+	if len(f.verdicts) > 0 && !slices.Contains(f.verdicts, r.Verdict.String()) {
+		return false
+	}
+	if len(f.kinds) > 0 && !slices.Contains(f.kinds, r.Kind.String()) {
+		return false
+	}
+	if !f.since.IsZero() && r.Time.Before(f.since) || !f.until.IsZero() && !r.Time.Before(f.until) {
+		return false
+	}
+	if len(f.prefixes) > 0 && !slices.ContainsFunc(f.prefixes, func(p netip.Prefix) bool {
+		return p.Contains(r.Src.Addr().Unmap()) || p.Contains(r.Dst.Addr().Unmap())
+	}) {
+		return false
+	}
+	return true
+}
+
+func (f recordFilter) apply(recs []report.Record) []report.Record {
+	return slices.DeleteFunc(recs, func(r report.Record) bool { return !f.match(r) })
 }
 
 // readEventLog reads the daemon's event log and returns it open at its end,
@@ -73,8 +167,12 @@ func readEventLog(path string) (*os.File, []report.Record, int, error) {
 	return f, recs, bad, nil
 }
 
-// tail prints records appended to f until stop closes (Ctrl-C).
-func tail(f *os.File, stop <-chan struct{}, print func(report.Record) error) error {
+// tail prints records appended to the log at path, read from f, until stop
+// closes (Ctrl-C). As tail -F: when logrotate renames the log, it finishes
+// the old file and goes on with the new one at path; when copytruncate
+// empties it, it starts again at its beginning.
+func tail(path string, f *os.File, stop <-chan struct{}, print func(report.Record) error) error {
+	defer func() { f.Close() }() // the file read last
 	rd := bufio.NewReader(f)
 	var partial []byte
 	for {
@@ -85,6 +183,15 @@ func tail(f *os.File, stop <-chan struct{}, print func(report.Record) error) err
 			case <-stop:
 				return nil
 			case <-time.After(200 * time.Millisecond):
+			}
+			if next, reset := reopened(path, f); next != nil {
+				f.Close()
+				f, partial = next, partial[:0]
+				rd.Reset(f)
+			} else if reset {
+				f.Seek(0, io.SeekStart)
+				rd.Reset(f)
+				partial = partial[:0]
 			}
 			continue
 		}
@@ -99,4 +206,22 @@ func tail(f *os.File, stop <-chan struct{}, print func(report.Record) error) err
 		}
 		partial = partial[:0]
 	}
+}
+
+// reopened says whether the log was rotated away from f (next is the new
+// file at path) or truncated under it (reset).
+func reopened(path string, f *os.File) (next *os.File, reset bool) {
+	cur, err := f.Stat()
+	if err != nil {
+		return nil, false
+	}
+	now, err := os.Stat(path)
+	if err == nil && !os.SameFile(cur, now) {
+		if next, err := os.Open(path); err == nil {
+			return next, false
+		}
+		return nil, false
+	}
+	pos, err := f.Seek(0, io.SeekCurrent)
+	return nil, err == nil && cur.Size() < pos
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -16,25 +17,22 @@ import (
 func flowsCommand() command {
 	return command{
 		name:    "flows",
-		args:    "[--json] [--addr IP] [--port N] [--state STATE] [--limit N]",
+		args:    "[--json] [--addr CIDR,...] [--port N] [--state STATE] [--limit N]",
 		summary: `the flow table: state and each side's baseline (TTL, IP-ID model, window, RTT)`,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
 			asJSON := fs.Bool("json", false, "one JSON object per flow")
-			addr := fs.String("addr", "", "only flows with this address on either side")
+			var prefixes []netip.Prefix
+			fs.Func("addr", "only flows with an address in these CIDRs (or addresses) on either side, comma-separated", func(v string) error {
+				p, err := parsePrefixes(strings.Split(v, ","))
+				prefixes = append(prefixes, p...)
+				return err
+			})
 			port := fs.Uint("port", 0, "only flows with this port on either side")
 			state := fs.String("state", "", "only flows in this state (syn_sent, syn_rcvd, established, closing, reset)")
 			limit := fs.Int("limit", 0, "at most this many flows (0: all)")
 			pinDir := fs.String("pin-dir", bpffs.DefaultDir, "bpffs directory of the pinned maps")
 			if err := parseNoArgs(fs, args); err != nil {
 				return err
-			}
-			var want netip.Addr
-			if *addr != "" {
-				a, err := netip.ParseAddr(*addr)
-				if err != nil {
-					return usagef("--addr: %v", err)
-				}
-				want = a
 			}
 			if *state != "" {
 				var st dataplane.FlowState
@@ -49,7 +47,9 @@ func flowsCommand() command {
 			defer dp.Close()
 			var flows []dataplane.Flow
 			err = dp.Flows(func(f dataplane.Flow) bool {
-				if want.IsValid() && f.Client.Addr() != want && f.Server.Addr() != want {
+				if len(prefixes) > 0 && !slices.ContainsFunc(prefixes, func(p netip.Prefix) bool {
+					return p.Contains(f.Client.Addr().Unmap()) || p.Contains(f.Server.Addr().Unmap())
+				}) {
 					return true
 				}
 				if *port != 0 && uint(f.Client.Port()) != *port && uint(f.Server.Port()) != *port {

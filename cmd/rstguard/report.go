@@ -11,7 +11,7 @@ import (
 func reportCommand() command {
 	return command{
 		name: "report",
-		args: "[--json] [--top N] [--file PATH]",
+		args: "[--json] [--top N] [--file PATH] [--verdict V,...] [--kind K,...] [--addr CIDR,...] [--since T] [--until T]",
 		summary: `a summary to act on: verdicts, signals, most attacked flows and hosts, where the injector sits
 Reads the event log. For forged RSTs whose real sender's TTL is known, turns
 the TTL difference into an estimate of the injector's hop distance.`,
@@ -19,6 +19,8 @@ the TTL difference into an estimate of the injector's hop distance.`,
 			asJSON := fs.Bool("json", false, "JSON output")
 			top := fs.Int("top", 10, "length of the top lists")
 			path := fs.String("file", daemon.DefaultEvents, "event log written by rstguard run --events")
+			var filter recordFilter
+			filter.flags(fs)
 			if err := parseNoArgs(fs, args); err != nil {
 				return err
 			}
@@ -27,7 +29,7 @@ the TTL difference into an estimate of the injector's hop distance.`,
 				return err
 			}
 			f.Close()
-			s := report.Summarize(recs, *top)
+			s := report.Summarize(filter.apply(recs), *top)
 			if *asJSON {
 				return json.NewEncoder(e.stdout).Encode(s)
 			}

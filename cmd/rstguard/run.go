@@ -276,7 +276,7 @@ func (s settings) resolve() (daemon.Config, error) {
 	}
 	allow, err := parsePrefixes(s.Allow)
 	if err != nil {
-		return daemon.Config{}, err
+		return daemon.Config{}, fmt.Errorf("allow: %w", err)
 	}
 	zones, err := parseZones(s.Zones)
 	if err != nil {
@@ -348,7 +348,7 @@ func parsePrefixes(list []string) ([]netip.Prefix, error) {
 		if err != nil {
 			a, aerr := netip.ParseAddr(s)
 			if aerr != nil {
-				return nil, fmt.Errorf("allow: %q is not a CIDR or address", s)
+				return nil, fmt.Errorf("%q is not a CIDR or address", s)
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
 		}

@@ -3,27 +3,33 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
 
 	"github.com/rstguard/rstguard/control/bpffs"
+	"github.com/rstguard/rstguard/control/daemon"
 	"github.com/rstguard/rstguard/dataplane"
 )
 
 func setCommand() command {
 	return command{
 		name: "set",
-		args: "mode monitor|drop|hold",
+		args: "mode monitor|drop|hold | allow CIDR[,CIDR...]|none | ttl-tolerance N",
 		summary: `change the policy at run time, without reattaching
-Writes the pinned policy map: the next packet sees it, daemon or not.`,
+Writes the pinned maps: the next packet sees the change, daemon or not. Each
+change goes to the running daemon's event log (kind policy_change, from and
+to) and its log. allow replaces the allow-list (none empties it).`,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
 			pinDir := fs.String("pin-dir", bpffs.DefaultDir, "bpffs directory of the pinned maps")
 			rest, err := parseFlags(fs, args)
 			if err != nil {
 				return err
 			}
-			if len(rest) != 2 || rest[0] != "mode" {
-				return usagef("want: set mode monitor|drop|hold")
+			if len(rest) != 2 {
+				return usagef("want: set mode|allow|ttl-tolerance VALUE")
 			}
-			mode, err := dataplane.ParseMode(rest[1])
+			change, err := settingChange(rest[0], rest[1])
 			if err != nil {
 				return usagef("%v", err)
 			}
@@ -32,11 +38,73 @@ Writes the pinned policy map: the next packet sees it, daemon or not.`,
 				return err
 			}
 			defer dp.Close()
-			if _, err := dp.UpdatePolicy(func(p *dataplane.Policy) { p.Mode = mode }); err != nil {
+			before, err := currentSettings(dp)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "mode %s\n", mode)
+			if err := change(dp); err != nil {
+				return err
+			}
+			after, err := currentSettings(dp)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "%s %s\n", rest[0], rest[1])
+			changes := daemon.Changes(before, after)
+			d, err := daemon.Running(*pinDir)
+			if err == nil {
+				err = daemon.RecordChanges(d, changes)
+			}
+			if err != nil && len(changes) > 0 {
+				fmt.Fprintf(e.stderr, "rstguard set: the change is in force, but not in an event log: %v\n", err)
+			}
 			return nil
 		},
 	}
+}
+
+func currentSettings(dp *dataplane.Dataplane) (map[string]string, error) {
+	p, err := dp.Policy()
+	if err != nil {
+		return nil, err
+	}
+	allow, err := dp.Allow()
+	if err != nil {
+		return nil, err
+	}
+	return daemon.Settings(p, allow), nil
+}
+
+// settingChange checks a setting and its value and returns what applies it.
+func settingChange(setting, value string) (func(*dataplane.Dataplane) error, error) {
+	switch setting {
+	case "mode":
+		mode, err := dataplane.ParseMode(value)
+		if err != nil {
+			return nil, err
+		}
+		return func(dp *dataplane.Dataplane) error {
+			_, err := dp.UpdatePolicy(func(p *dataplane.Policy) { p.Mode = mode })
+			return err
+		}, nil
+	case "ttl-tolerance":
+		n, err := strconv.ParseUint(value, 10, 8)
+		if err != nil {
+			return nil, fmt.Errorf("ttl-tolerance %q: want 0 to 255", value)
+		}
+		return func(dp *dataplane.Dataplane) error {
+			_, err := dp.UpdatePolicy(func(p *dataplane.Policy) { p.TTLTolerance = uint8(n) })
+			return err
+		}, nil
+	case "allow":
+		var prefixes []netip.Prefix
+		if value != "none" {
+			var err error
+			if prefixes, err = parsePrefixes(strings.Split(value, ",")); err != nil {
+				return nil, fmt.Errorf("allow: %w", err)
+			}
+		}
+		return func(dp *dataplane.Dataplane) error { return dp.SetAllow(prefixes) }, nil
+	}
+	return nil, fmt.Errorf("unknown setting %q: mode, allow or ttl-tolerance", setting)
 }

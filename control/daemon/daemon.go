@@ -208,6 +208,8 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 
 	var wg sync.WaitGroup
 	wg.Go(func() { d.readEvents(events, sink) })
+	policyCtx, stopPolicy := context.WithCancel(ctx)
+	wg.Go(func() { d.watchPolicy(policyCtx) })
 	// Stop in an order that loses nothing: detach (no new events or holds),
 	// decide what is held (released: fail open), drain the ring buffer, and
 	// only then close the sinks (deferred above).
@@ -215,6 +217,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 		d.detachAll()
 		stopHold()
 		holdDone.Wait()
+		stopPolicy()
 		events.Flush()
 		wg.Wait()
 		events.Close()

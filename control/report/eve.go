@@ -28,15 +28,15 @@ type EVE struct {
 	SrcPort   uint16     `json:"src_port"`
 	DestIP    netip.Addr `json:"dest_ip"`
 	DestPort  uint16     `json:"dest_port"`
-	Proto     string     `json:"proto"`
+	Proto     string     `json:"proto,omitempty"`
 	InIface   string     `json:"in_iface,omitempty"`
 	// FlowID is the same for every event of one connection (both
 	// directions, one zone): FNV-1a of the ordered tuple, cut to 53 bits so
 	// that a JSON parser's float64 holds it exactly.
-	FlowID uint64 `json:"flow_id"`
+	FlowID uint64 `json:"flow_id,omitempty"`
 	// CommunityID is Community ID v1, seed 0, as Zeek and Suricata compute
 	// it: the same connection carries the same value in their logs.
-	CommunityID string `json:"community_id"`
+	CommunityID string `json:"community_id,omitempty"`
 	// EventID is unique per event and the same when the same event is
 	// written again (a replayed analysis, a re-shipped log): a hash of the
 	// host, the time and the packet.
@@ -56,16 +56,15 @@ const (
 const eveTimeLayout = "2006-01-02T15:04:05.000000-0700"
 
 func newEVE(r Record) EVE {
-	return EVE{
+	e := EVE{
 		Timestamp: r.Time.Format(eveTimeLayout), EventType: r.Kind.String(),
 		SrcIP: r.Src.Addr(), SrcPort: r.Src.Port(), DestIP: r.Dst.Addr(), DestPort: r.Dst.Port(),
-		Proto: "TCP", InIface: r.Iface,
-		FlowID:      FlowID(r.Src, r.Dst, r.Zone),
-		CommunityID: CommunityID(r.Src, r.Dst, ipProtoTCP),
-		EventID:     eventID(r),
-		Schema:      Schema,
-		Severity:    severity(r),
+		InIface: r.Iface, EventID: eventID(r), Schema: Schema, Severity: severity(r),
 	}
+	if r.Src.IsValid() { // a packet's event, not a policy change
+		e.Proto, e.FlowID, e.CommunityID = "TCP", FlowID(r.Src, r.Dst, r.Zone), CommunityID(r.Src, r.Dst, ipProtoTCP)
+	}
+	return e
 }
 
 const ipProtoTCP = 6
@@ -129,6 +128,9 @@ func FlowID(src, dst netip.AddrPort, zone uint16) uint64 {
 func eventID(r Record) string {
 	h := sha256.New()
 	h.Write([]byte(r.Host + "\x00" + r.Iface + "\x00" + r.Kind.String() + "\x00"))
+	if p := r.Policy; p != nil {
+		h.Write([]byte(p.Setting + "\x00" + p.From + "\x00" + p.To + "\x00"))
+	}
 	h.Write(binary.BigEndian.AppendUint64(nil, uint64(r.Time.UnixNano())))
 	for _, ep := range []netip.AddrPort{r.Src, r.Dst} {
 		b, _ := ep.MarshalBinary()

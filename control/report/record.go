@@ -44,11 +44,27 @@ type Record struct {
 	// from this box, from their TTLs; set for forged RSTs whose claimed
 	// sender has a TTL baseline.
 	Hops *HopEstimate `json:"hops,omitempty"`
+	// Policy is, for kind policy_change, the setting that changed.
+	Policy *PolicyChange `json:"policy,omitempty"`
 	// File and Frame say where the event's frame is: the daemon's evidence
 	// file, or the capture analyze read; frames count from 1, as
 	// Wireshark's frame.number does.
 	File  string `json:"file,omitempty"`
 	Frame uint64 `json:"frame,omitempty"`
+}
+
+// PolicyChange is one setting changed at run time.
+type PolicyChange struct {
+	Setting string `json:"setting"` // as the flag names it: mode, ttl-tolerance, allow, ...
+	From    string `json:"from"`
+	To      string `json:"to"`
+}
+
+// PolicyRecord is the event of a policy change, as the daemon writes it.
+func PolicyRecord(at time.Time, host string, c PolicyChange) Record {
+	r := Record{Time: at, Kind: dataplane.EventPolicyChange, Host: host, Policy: &c, Signals: []string{}}
+	r.EVE = newEVE(r)
+	return r
 }
 
 // HopEstimate places an injector by TTL, as censorship-localisation studies
@@ -145,6 +161,9 @@ func (r Record) Comment() string {
 // writeBody writes what Text and Comment share: the packet and the judgement.
 func (r Record) writeBody(b *strings.Builder) {
 	switch r.Kind {
+	case dataplane.EventPolicyChange:
+		fmt.Fprintf(b, "POLICY %s: %s -> %s", r.Policy.Setting, r.Policy.From, r.Policy.To)
+		return
 	case dataplane.EventHold:
 		h := r.Hold
 		fmt.Fprintf(b, "HOLD %s > %s [%s] seq %d ttl %d: %s after %s (%d held)", r.Src, r.Dst, r.Flags, r.Seq, r.TTL,

@@ -114,6 +114,7 @@ enum event_kind {
 	EVENT_COLLATERAL_RESET = 2,/* the victim endpoint reset the real sender after a forged RST */
 	EVENT_HOLD = 3,      /* written by the daemon: how a held RST was decided */
 	EVENT_TINY_FRAGMENT = 4, /* a first fragment too short for the TCP header (RFC 1858) */
+	EVENT_POLICY_CHANGE = 5, /* written by the daemon: the policy or allow-list changed at run time */
 };
 
 /* How a hold ended; the daemon decides and reports, the names are here so
