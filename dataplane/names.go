@@ -121,6 +121,9 @@ const (
 	// EventPolicyChange is the daemon's record of a change of the policy or
 	// the allow-list at run time (rstguard set).
 	EventPolicyChange = EventKind(xdp.RstguardEventKindEVENT_POLICY_CHANGE)
+	// EventContext is a packet of a flow shortly after a suspect or spoofed
+	// RST, sent for the evidence (its Verdict is the RST's).
+	EventContext = EventKind(xdp.RstguardEventKindEVENT_CONTEXT)
 )
 
 func (k EventKind) String() string { return nameOf(eventKindNames, int(k), "kind") }

@@ -1197,3 +1197,54 @@ func TestEventRTTSaturates(t *testing.T) {
 		t.Errorf("events %+v, want rtt_ns saturated at %d", evs, uint32(0xffffffff))
 	}
 }
+
+// After a suspect or spoofed RST the flow's next packets go out as context
+// (Suricata's tag:session), at most CONTEXT_PACKETS of them within
+// CONTEXT_SECONDS; the packet that proves the RST forged is in its
+// confirmation, not repeated; a valid RST starts no context.
+func TestContextAfterSuspectRST(t *testing.T) {
+	kinds := func(evs []Event) map[EventKind]int {
+		m := map[EventKind]int{}
+		for _, e := range evs {
+			m[e.Kind]++
+		}
+		return m
+	}
+	h := newHarness(t, ModeMonitor)
+	c := linuxPair(clientAddr, serverAddr)
+	established(h, c)
+	h.drain()
+	h.sendAll(forgedFromClient(c).MustFrame())
+	h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.PSH|frames.ACK, []byte("GET / HTTP/1.1\r\n\r\n"))), 50*time.Millisecond)
+	for range 2 * xdp.RstguardContextLimitsCONTEXT_PACKETS {
+		h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.ACK, nil)), 10*time.Millisecond)
+	}
+	evs := h.drain()
+	got := kinds(evs)
+	if got[EventRST] != 1 || got[EventConfirmed] != 1 || got[EventContext] != int(xdp.RstguardContextLimitsCONTEXT_PACKETS) {
+		t.Errorf("events %v, want the RST, its confirmation and %d context packets", got, xdp.RstguardContextLimitsCONTEXT_PACKETS)
+	}
+	for _, e := range evs {
+		if e.Kind == EventContext && (e.Verdict != VerdictSpoofed || e.Src != serverAddr || len(e.Frame) == 0) {
+			t.Errorf("context event %+v", e)
+		}
+	}
+
+	// Context ends CONTEXT_SECONDS after the RST.
+	c = linuxPair(netip.MustParseAddrPort("192.0.2.11:40001"), serverAddr)
+	established(h, c)
+	h.sendAll(forgedFromClient(c).MustFrame())
+	h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.ACK, nil)), time.Duration(xdp.RstguardContextLimitsCONTEXT_SECONDS+1)*time.Second)
+	if got := kinds(h.drain()); got[EventContext] != 0 {
+		t.Errorf("context %d after the window", got[EventContext])
+	}
+
+	// A valid RST (the server's own) starts none.
+	c = linuxPair(netip.MustParseAddrPort("192.0.2.12:40002"), serverAddr)
+	established(h, c)
+	h.sendAll(c.Send(frames.Server, c.Segment(frames.Server, frames.RST, nil)))
+	h.sendAll(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)))
+	if got := kinds(h.drain()); got[EventContext] != 0 {
+		t.Errorf("context after a valid RST: %v", got)
+	}
+}

@@ -47,7 +47,7 @@ type BaselineFlowValue struct {
 		_       structs.HostLayout
 		WindowT uint32
 		Count   uint16
-		Pad     uint16
+		Context uint16
 	}
 	RstTtl     uint8
 	State      uint8

@@ -46,6 +46,13 @@ type RstguardConfig struct {
 	ProbeRate    uint32
 }
 
+type RstguardContextLimits uint32
+
+const (
+	RstguardContextLimitsCONTEXT_PACKETS RstguardContextLimits = 8
+	RstguardContextLimitsCONTEXT_SECONDS RstguardContextLimits = 5
+)
+
 type RstguardCounter uint32
 
 const (
@@ -152,7 +159,7 @@ type RstguardEventBudget struct {
 	_       structs.HostLayout
 	WindowT uint32
 	Count   uint16
-	Pad     uint16
+	Context uint16
 }
 
 type RstguardEventBudgets uint32
@@ -171,6 +178,7 @@ const (
 	RstguardEventKindEVENT_HOLD             RstguardEventKind = 3
 	RstguardEventKindEVENT_TINY_FRAGMENT    RstguardEventKind = 4
 	RstguardEventKindEVENT_POLICY_CHANGE    RstguardEventKind = 5
+	RstguardEventKindEVENT_CONTEXT          RstguardEventKind = 6
 )
 
 type RstguardFlowFlag uint32

@@ -549,8 +549,9 @@ func TestGatewayDaemon(t *testing.T) {
 		if err != nil {
 			t.Fatalf("tcpdump -r: %v\n%s", err, out)
 		}
-		// Every spoofed RST in the event log is in the evidence.
-		want := g.countRecords("rst", "spoofed")
+		// Every spoofed RST in the event log is in the evidence, and so is
+		// every collateral reset that followed one.
+		want := g.countRecords("rst", "spoofed") + g.countRecords("collateral_reset", "valid")
 		if n := strings.Count(string(out), "Flags [R]"); n != want || n == 0 {
 			t.Errorf("%d RSTs in the evidence, want %d:\n%s", n, want, out)
 		}
@@ -563,6 +564,14 @@ func TestGatewayDaemon(t *testing.T) {
 		}
 		if fi, _ := os.Stat(g.pcap); fi.Mode().Perm() != 0o600 {
 			t.Errorf("evidence mode %v", fi.Mode().Perm())
+		}
+		// What followed the forged RSTs is there too: the packets that proved
+		// them forged, the flow's next packets, the victim's collateral reset.
+		comments, err := exec.Command("tshark", "-r", g.pcap, "-T", "fields", "-e", "frame.comment").Output()
+		for _, kind := range []string{"data_after_rst", "context", "collateral_reset"} {
+			if err != nil || !strings.Contains(string(comments), "rstguard "+kind+" ") {
+				t.Errorf("no %s frame in the evidence (%v):\n%s", kind, err, comments)
+			}
 		}
 		// Each spoofed RST's event names its frame, whose comment carries
 		// the verdict: the analyst finds it from either side.

@@ -142,9 +142,12 @@ func file(path string, opts Options, sum *Summary) error {
 			return fmt.Errorf("%s: read events: %w", path, err)
 		}
 		for _, e := range evs {
-			emitted++
 			rec := report.FromEvent(e, "", "")
 			comments = append(comments, rec.Comment())
+			if e.Kind == dataplane.EventContext { // for the annotated capture only
+				continue
+			}
+			emitted++
 			rec.File, rec.Frame = path, frame
 			if opts.Records != nil {
 				opts.Records(rec)

@@ -531,6 +531,9 @@ func (s *eventSink) write(e dataplane.Event, iface, host string) error {
 	if err := s.writeEvidence(e, &rec); err != nil {
 		return fmt.Errorf("evidence: %w", err)
 	}
+	if e.Kind == dataplane.EventContext { // for the evidence only: the log has the RST
+		return nil
+	}
 	if err := s.enc.Encode(rec); err != nil {
 		return err
 	}
@@ -538,13 +541,15 @@ func (s *eventSink) write(e dataplane.Event, iface, host string) error {
 	return nil
 }
 
-// writeEvidence writes a suspect or spoofed RST's frame (for a hold, the
-// held RST and the answer that decided it: the proof of a forgery) to the
-// evidence file, commented with its verdict, and notes where in rec.
+// writeEvidence writes to the evidence file, commented with its verdict,
+// the frame of a suspect or spoofed RST, of what followed it (the packet
+// that proved it forged, the flow's next packets as context, the victim's
+// collateral reset), and of a hold (the held RST and the answer that
+// decided it); and notes in rec where it went.
 func (s *eventSink) writeEvidence(e dataplane.Event, rec *report.Record) error {
-	judged := e.Kind != dataplane.EventConfirmed &&
-		(e.Verdict == dataplane.VerdictSpoofed || e.Verdict == dataplane.VerdictSuspect)
-	if s.evidence == nil || len(e.Frame) == 0 || e.Kind != dataplane.EventHold && !judged {
+	evidence := e.Kind == dataplane.EventHold || e.Kind == dataplane.EventCollateral ||
+		e.Verdict == dataplane.VerdictSpoofed || e.Verdict == dataplane.VerdictSuspect
+	if s.evidence == nil || len(e.Frame) == 0 || !evidence {
 		return nil
 	}
 	path, n, err := s.evidence.Write(capture.EvidenceFrame{Time: e.Time, Data: e.Frame, Length: e.FrameLen,

@@ -164,6 +164,10 @@ func (r Record) writeBody(b *strings.Builder) {
 	case dataplane.EventPolicyChange:
 		fmt.Fprintf(b, "POLICY %s: %s -> %s", r.Policy.Setting, r.Policy.From, r.Policy.To)
 		return
+	case dataplane.EventContext:
+		fmt.Fprintf(b, "%s > %s [%s] seq %d ttl %d id %d: the flow after a %s RST", r.Src, r.Dst, r.Flags, r.Seq, r.TTL,
+			r.IPID, r.Verdict)
+		return
 	case dataplane.EventHold:
 		h := r.Hold
 		fmt.Fprintf(b, "HOLD %s > %s [%s] seq %d ttl %d: %s after %s (%d held)", r.Src, r.Dst, r.Flags, r.Seq, r.TTL,

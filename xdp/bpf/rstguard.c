@@ -231,6 +231,7 @@ struct btf_anchor {
 	enum counter counter;
 	enum iface_slots iface_slots;
 	enum event_kind event_kind;
+	enum context_limits context_limits;
 	enum flow_state flow_state;
 	enum ipid_model ipid_model;
 	enum mode mode;
@@ -1322,6 +1323,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		f->rst_t = now32;
 		f->rst_ttl = p->ttl;
 		f->rst_verdict = j.verdict;
+		f->budget.context = j.verdict == VERDICT_SUSPECT || j.verdict == VERDICT_SPOOFED ? CONTEXT_PACKETS : 0;
 		f->flags = (f->flags & ~(FLOW_RST_FROM_HI | FLOW_CONFIRMED | FLOW_RST_HELD)) | FLOW_RST_PENDING |
 			   (p->dir ? FLOW_RST_FROM_HI : 0) | (action == ACTION_HOLD ? FLOW_RST_HELD : 0);
 		if (action == ACTION_PASS && kind != EVENT_COLLATERAL_RESET)
@@ -1384,7 +1386,7 @@ static __always_inline int proves_alive(const struct packet *p, const struct flo
 	       (!(snd->flags & DIR_ACKED) || !seq_before(p->ack, snd->max_ack));
 }
 
-static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, struct flow_value *f)
+static __noinline int confirm_after_rst(struct xdp_md *ctx, struct packet *p, struct flow_value *f)
 {
 	const struct config *cfg = get_config();
 	const struct dir_state *snd = &f->dir[p->dir & 1];
@@ -1393,7 +1395,7 @@ static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, s
 	__u8 rst_action;
 
 	if (!proves_alive(p, f, cfg, time32(now)))
-		return;
+		return 0;
 	f->flags |= FLOW_CONFIRMED;
 	/* What became of the forged RST: stopped here, or let through. */
 	rst_action = f->rst_verdict == VERDICT_SPOOFED && cfg->mode != MODE_MONITOR ? ACTION_DROP :
@@ -1412,7 +1414,7 @@ static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, s
 	}
 	e = event_start(ctx, p, EVENT_DATA_AFTER_RST, now, &f->budget, cfg->event_budget);
 	if (!e)
-		return;
+		return 1;
 	e->verdict = VERDICT_SPOOFED;
 	e->action = rst_action;
 	e->exp_ttl = (snd->flags & DIR_SEEN) ? snd->ttl : p->ttl;
@@ -1422,6 +1424,7 @@ static __noinline void confirm_after_rst(struct xdp_md *ctx, struct packet *p, s
 	e->ipid_model = snd->ipid_model;
 	e->rtt_ns = ns_of(snd->rtt);
 	event_submit(e);
+	return 1;
 }
 
 /* ------------------------------------------------------------ flows */
@@ -1541,6 +1544,27 @@ static __noinline int pick_up_flow(struct packet *p)
  * probe: rarely taken. The handshake ACK's RTT is the common path's first
  * sample of that leg. Returns the packet's XDP code: only a probe answer is
  * not passed. */
+/* Sends one packet as context after a suspect or spoofed RST (enum
+ * context_limits), while the flow's context lasts. */
+static __noinline void context_event(struct xdp_md *ctx, struct packet *p, struct flow_value *f)
+{
+	const struct config *cfg = get_config();
+	__u64 now = now_ns();
+	struct event *e;
+
+	if (time32(now) - f->rst_t > CONTEXT_SECONDS * ONE_SECOND_T32) {
+		f->budget.context = 0;
+		return;
+	}
+	f->budget.context--;
+	e = event_start(ctx, p, EVENT_CONTEXT, now, &f->budget, cfg->event_budget);
+	if (!e)
+		return;
+	e->verdict = f->rst_verdict;
+	e->action = ACTION_PASS;
+	event_submit(e);
+}
+
 static __noinline int flow_events(struct xdp_md *ctx, struct packet *p, struct flow_value *f)
 {
 	__u32 slot = 0;
@@ -1552,8 +1576,12 @@ static __noinline int flow_events(struct xdp_md *ctx, struct packet *p, struct f
 		f->state = STATE_ESTABLISHED;
 	if ((p->tcp_flags & TH_FIN) && f->state != STATE_RESET)
 		f->state = STATE_CLOSING;
-	if (rst_pending(f, p->dir) && !(f->flags & FLOW_CONFIRMED))
-		confirm_after_rst(ctx, p, f);
+	/* A packet that proves the RST forged is in its confirmation event: no
+	 * context event repeats it. */
+	if (rst_pending(f, p->dir) && !(f->flags & FLOW_CONFIRMED) && confirm_after_rst(ctx, p, f))
+		return XDP_PASS;
+	if (f->budget.context)
+		context_event(ctx, p, f);
 	return XDP_PASS;
 }
 
@@ -1626,7 +1654,7 @@ int rstguard(struct xdp_md *ctx)
 	/* The common path: an established flow's data or ACK. Evidence is
 	 * weighed against the baseline before this packet joins it. */
 	if (f->state == STATE_SYN_RCVD || (p.tcp_flags & TH_FIN) || (f->flags & FLOW_HELD) ||
-	    ((f->flags & FLOW_RST_PENDING) && !(f->flags & FLOW_CONFIRMED))) {
+	    ((f->flags & FLOW_RST_PENDING) && !(f->flags & FLOW_CONFIRMED)) || f->budget.context) {
 		r = flow_events(ctx, &p, f);
 		if (r != XDP_PASS)
 			return r;

@@ -115,6 +115,17 @@ enum event_kind {
 	EVENT_HOLD = 3,      /* written by the daemon: how a held RST was decided */
 	EVENT_TINY_FRAGMENT = 4, /* a first fragment too short for the TCP header (RFC 1858) */
 	EVENT_POLICY_CHANGE = 5, /* written by the daemon: the policy or allow-list changed at run time */
+	EVENT_CONTEXT = 6,   /* a packet of a flow shortly after a suspect or spoofed RST, for the evidence */
+};
+
+/* After a suspect or spoofed RST, the flow's next packets go to the evidence
+ * as context, as Suricata's tag:session (Suricata rules docs, "tag") keeps a
+ * session's packets after an alert: the claimed sender's data after the RST
+ * (the proof), its retransmission, the victim's collateral reset. Bounded in
+ * packets and time, and by the per-flow and per-CPU event budgets. */
+enum context_limits {
+	CONTEXT_PACKETS = 8,
+	CONTEXT_SECONDS = 5,
 };
 
 /* How a hold ended; the daemon decides and reports, the names are here so
@@ -268,7 +279,7 @@ enum flow_flag {
 struct event_budget {
 	__u32 window_t; /* time32 the current window started */
 	__u16 count;    /* events sent in it */
-	__u16 pad;
+	__u16 context;  /* packets still to send as context (enum context_limits) */
 };
 
 /* Times are time32: nanoseconds >> 10 (about microseconds), wrapping every
