@@ -94,7 +94,7 @@ func run(args []string, e *env) int {
 		if near := nearestCommand(cmds, args[0]); near != "" {
 			fmt.Fprintf(e.stderr, "; did you mean %q?", near)
 		}
-		fmt.Fprintln(e.stderr, "\nrun 'rstguard -h' for the commands")
+		fmt.Fprintln(e.stderr, " (rstguard -h lists the commands)")
 		return exitUsage
 	}
 	fs := newFlagSet(c)
@@ -117,7 +117,7 @@ func run(args []string, e *env) int {
 	case errors.As(err, &uerr), errors.As(err, &ferr):
 		// One line and where to read more, as git and ip do: the full
 		// usage would push the mistake off the screen.
-		fmt.Fprintf(e.stderr, "rstguard %s: %v\nrun 'rstguard %s -h' for its usage\n", c.name, err, c.name)
+		fmt.Fprintf(e.stderr, "rstguard %s: %v (rstguard %s -h for help)\n", c.name, err, c.name)
 		return exitUsage
 	case errors.Is(err, errAlreadyReported):
 		return exitFailure

@@ -32,7 +32,7 @@ func TestHelpForEveryCommand(t *testing.T) {
 			t.Errorf("help %s differs from %s -h", c.name, c.name)
 		}
 		code, out, errOut = runCLI(c.name, "--no-such-flag")
-		want := "rstguard " + c.name + ": flag provided but not defined: -no-such-flag\nrun 'rstguard " + c.name + " -h' for its usage\n"
+		want := "rstguard " + c.name + ": flag provided but not defined: -no-such-flag (rstguard " + c.name + " -h for help)\n"
 		if code != exitUsage || errOut != want || out != "" {
 			t.Errorf("%s --no-such-flag: exit %d, stderr %q", c.name, code, errOut)
 		}
