@@ -1,8 +1,10 @@
 package capture
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"sync"
@@ -110,14 +112,22 @@ func (w *Writer) open() error {
 // countFrames counts the frames of the pcapng file at path; ours is false
 // for a file of another format (empty files are ours).
 func countFrames(path string) (frames uint64, ours bool, err error) {
-	data, err := os.ReadFile(path)
-	if err != nil || len(data) == 0 {
-		return 0, err == nil, err
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false, err
 	}
-	if !bytes.HasPrefix(data, pcapngMagic) {
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<16)
+	magic, err := br.Peek(len(pcapngMagic))
+	switch {
+	case err == io.EOF && len(magic) == 0:
+		return 0, true, nil // empty
+	case err != nil && err != io.EOF:
+		return 0, false, err
+	case !bytes.Equal(magic, pcapngMagic):
 		return 0, false, nil
 	}
-	r, err := pcapgo.NewNgReader(bytes.NewReader(data), pcapgo.NgReaderOptions{})
+	r, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{})
 	if err != nil {
 		return 0, false, nil
 	}
