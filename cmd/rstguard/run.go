@@ -162,16 +162,16 @@ func runCommand() command {
 Attaches over netlink (native XDP, generic as an announced fallback) with one
 flow table for all interfaces, pinned under bpffs so that a restart keeps
 every flow. Writes one JSON object per event to the event log, every suspect
-and spoofed RST to the evidence pcap, and serves Prometheus metrics. Follows
-interfaces that go down, return or are renamed. Stops cleanly on SIGINT or
+and spoofed RST (and what followed it) to the evidence pcapng, and serves
+Prometheus metrics. Follows interfaces that go down, return or are renamed. Stops cleanly on SIGINT or
 SIGTERM (detaches; the pinned maps stay). Killed, it leaves the program
 attached and judging: traffic keeps flowing; rstguard detach cleans up.`,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
 			s := defaultSettings()
 			daemonFlags(fs, &s)
 			fs.StringVar(&s.Events, "events", s.Events, "event log, JSON lines; - for standard output")
-			fs.StringVar(&s.Pcap, "pcap", s.Pcap, "evidence pcap of suspect and spoofed RSTs; empty for none")
-			fs.Int64Var(&s.PcapMaxSize, "pcap-max-size", s.PcapMaxSize, "rotate the evidence pcap at this many bytes; 0 never")
+			fs.StringVar(&s.Pcap, "pcap", s.Pcap, "evidence pcapng of suspect and spoofed RSTs, each frame commented with its verdict; empty for none")
+			fs.Int64Var(&s.PcapMaxSize, "pcap-max-size", s.PcapMaxSize, "rotate the evidence at this many bytes; 0 never")
 			fs.IntVar(&s.PcapMaxFiles, "pcap-max-files", s.PcapMaxFiles, "rotated evidence files kept (FILE.1 newest)")
 			fs.IntVar(&s.EventsRate, "events-rate", s.EventsRate, "events written per second at most (a flood's log growth); more are counted, not written")
 			fs.StringVar(&s.Metrics, "metrics", s.Metrics, "Prometheus endpoint address; empty for none")

@@ -426,7 +426,7 @@ func (d *daemon) interfaceStates() []attach.State {
 	return out
 }
 
-// eventSink writes the event log and the evidence pcap, for the ring-buffer
+// eventSink writes the event log and the evidence pcapng, for the ring-buffer
 // reader and hold mode alike. Its rate cap bounds how fast the log grows
 // whatever the program emits (docs/DEPLOYMENT.md gives the bound).
 type eventSink struct {
@@ -478,7 +478,7 @@ func newEventSink(cfg Config, log *slog.Logger) (*eventSink, error) {
 			return nil, fmt.Errorf("evidence pcap: %w", err)
 		}
 		if w.SetAside != "" {
-			log.Warn("the evidence file was not a pcap of rstguard's: set aside, not overwritten",
+			log.Warn("the evidence file was not pcapng: set aside, not overwritten",
 				"file", cfg.Pcap, "now", w.SetAside)
 		}
 		s.evidence = w

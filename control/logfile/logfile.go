@@ -1,5 +1,5 @@
 // Package logfile opens the files rstguard writes as root (the event log,
-// the evidence pcap) so that they cannot be turned against root: no symlink
+// the evidence pcapng) so that they cannot be turned against root: no symlink
 // is followed, a file someone else owns is refused, an existing file is made
 // readable by root only, and writes append, so that a logrotate
 // copytruncate leaves a file that starts again at its beginning.
