@@ -120,6 +120,17 @@ func (d *Dataplane) InterfaceCounters(names map[int]string) (map[string]Counters
 	return out, nil
 }
 
+// TotalOf sums the counters of every interface InterfaceCounters returned:
+// the totals, without reading the map again.
+func TotalOf(perInterface map[string]Counters) Counters {
+	var total Counters
+	total.Add(Counters{}) // every verdict, action and signal present
+	for _, c := range perInterface {
+		total.Add(c)
+	}
+	return total
+}
+
 // CPUCounters are the counters of each CPU (all interfaces), for a view of
 // how the load spreads over RX queues.
 func (d *Dataplane) CPUCounters() ([]Counters, error) {

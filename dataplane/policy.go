@@ -113,7 +113,7 @@ func (d *Dataplane) Policy() (Policy, error) {
 		return Policy{}, fmt.Errorf("read policy: %w", err)
 	}
 	if cfg.Abi != ABI {
-		return Policy{}, fmt.Errorf("policy map has layout version %d, this build uses %d", cfg.Abi, ABI)
+		return Policy{}, fmt.Errorf("the pinned maps have layout version %d, this build uses %d: an older rstguard left them; `rstguard detach --all --purge` clears them (and the flows they hold)", cfg.Abi, ABI)
 	}
 	return policyOf(cfg), nil
 }

@@ -140,9 +140,7 @@ func (f recordFilter) match(r report.Record) bool {
 	if !f.since.IsZero() && r.Time.Before(f.since) || !f.until.IsZero() && !r.Time.Before(f.until) {
 		return false
 	}
-	if len(f.prefixes) > 0 && !slices.ContainsFunc(f.prefixes, func(p netip.Prefix) bool {
-		return p.Contains(r.Src.Addr().Unmap()) || p.Contains(r.Dst.Addr().Unmap())
-	}) {
+	if len(f.prefixes) > 0 && !inAny(f.prefixes, r.Src.Addr(), r.Dst.Addr()) {
 		return false
 	}
 	return true

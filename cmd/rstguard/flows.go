@@ -47,9 +47,7 @@ func flowsCommand() command {
 			defer dp.Close()
 			var flows []dataplane.Flow
 			err = dp.Flows(func(f dataplane.Flow) bool {
-				if len(prefixes) > 0 && !slices.ContainsFunc(prefixes, func(p netip.Prefix) bool {
-					return p.Contains(f.Client.Addr().Unmap()) || p.Contains(f.Server.Addr().Unmap())
-				}) {
+				if len(prefixes) > 0 && !inAny(prefixes, f.Client.Addr(), f.Server.Addr()) {
 					return true
 				}
 				if *port != 0 && uint(f.Client.Port()) != *port && uint(f.Server.Port()) != *port {

@@ -23,15 +23,17 @@ func declaredFlags(c command) *flag.FlagSet {
 	return fs
 }
 
+// flagName is a flag as people type it: -i, --pin-dir.
+func flagName(f *flag.Flag) string {
+	if len(f.Name) == 1 {
+		return "-" + f.Name
+	}
+	return "--" + f.Name
+}
+
 func flagNames(fs *flag.FlagSet) []string {
 	var names []string
-	fs.VisitAll(func(f *flag.Flag) {
-		dash := "--"
-		if len(f.Name) == 1 {
-			dash = "-"
-		}
-		names = append(names, dash+f.Name)
-	})
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, flagName(f)) })
 	return names
 }
 
@@ -156,11 +158,7 @@ func writeManPage(w io.Writer, cmds []command) error {
 		fs := declaredFlags(c)
 		fmt.Fprintf(&b, ".SS \"%s %s\"\n%s\n", c.name, esc(c.args), esc(c.summary))
 		fs.VisitAll(func(f *flag.Flag) {
-			dash := "\\-\\-"
-			if len(f.Name) == 1 {
-				dash = "\\-"
-			}
-			fmt.Fprintf(&b, ".TP\n.B %s%s\n%s", dash, esc(f.Name), esc(f.Usage))
+			fmt.Fprintf(&b, ".TP\n.B %s\n%s", esc(flagName(f)), esc(f.Usage))
 			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
 				fmt.Fprintf(&b, " (default %s)", esc(f.DefValue))
 			}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -339,6 +340,14 @@ func parseZones(list []string) ([]daemon.ZoneSpec, error) {
 		out = append(out, z)
 	}
 	return out, nil
+}
+
+// inAny says whether one of addrs (IPv4-mapped or not) lies in one of the
+// prefixes: the --addr filters.
+func inAny(prefixes []netip.Prefix, addrs ...netip.Addr) bool {
+	return slices.ContainsFunc(prefixes, func(p netip.Prefix) bool {
+		return slices.ContainsFunc(addrs, func(a netip.Addr) bool { return p.Contains(a.Unmap()) })
+	})
 }
 
 func parsePrefixes(list []string) ([]netip.Prefix, error) {

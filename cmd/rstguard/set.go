@@ -38,14 +38,14 @@ to) and its log. allow replaces the allow-list (none empties it).`,
 				return err
 			}
 			defer dp.Close()
-			before, err := currentSettings(dp)
+			before, err := daemon.ReadSettings(dp)
 			if err != nil {
 				return err
 			}
 			if err := change(dp); err != nil {
 				return err
 			}
-			after, err := currentSettings(dp)
+			after, err := daemon.ReadSettings(dp)
 			if err != nil {
 				return err
 			}
@@ -61,18 +61,6 @@ to) and its log. allow replaces the allow-list (none empties it).`,
 			return nil
 		},
 	}
-}
-
-func currentSettings(dp *dataplane.Dataplane) (map[string]string, error) {
-	p, err := dp.Policy()
-	if err != nil {
-		return nil, err
-	}
-	allow, err := dp.Allow()
-	if err != nil {
-		return nil, err
-	}
-	return daemon.Settings(p, allow), nil
 }
 
 // settingChange checks a setting and its value and returns what applies it.

@@ -76,9 +76,7 @@ func runTop(e *env, pinDir string, o topOptions) error {
 		if s.ifaces, err = dp.InterfaceCounters(names); err != nil {
 			return s, err
 		}
-		if s.total, err = dp.Counters(); err != nil {
-			return s, err
-		}
+		s.total = dataplane.TotalOf(s.ifaces)
 		if o.perCPU {
 			if s.cpus, err = dp.CPUCounters(); err != nil {
 				return s, err

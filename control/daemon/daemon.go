@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -394,19 +396,19 @@ func (d *daemon) serveMetrics() (*http.Server, error) {
 }
 
 // serveHealth answers a load balancer's or a supervisor's probe: 200 when
-// the program is attached to every interface the daemon was given, 503
-// naming those it is not on.
+// the program is attached to every interface the daemon was given (by
+// index: a renamed one still counts), 503 naming those it is not on.
 func (d *daemon) serveHealth(w http.ResponseWriter, _ *http.Request) {
-	on := map[string]bool{}
-	for _, s := range d.interfaceStates() {
-		on[s.Ifname] = s.Ours
-	}
+	d.mu.Lock()
+	given := maps.Clone(d.known)
+	d.mu.Unlock()
 	var missing []string
-	for _, name := range d.cfg.Interfaces {
-		if !on[name] {
+	for name, index := range given {
+		if st, err := attach.StateOfIndex(index); err != nil || !st.Ours {
 			missing = append(missing, name)
 		}
 	}
+	slices.Sort(missing)
 	if len(missing) > 0 {
 		http.Error(w, "not attached to "+strings.Join(missing, ", "), http.StatusServiceUnavailable)
 		return

@@ -36,12 +36,13 @@ func Settings(p dataplane.Policy, allow []netip.Prefix) map[string]string {
 	}
 }
 
-func (d *daemon) readSettings() (map[string]string, error) {
-	p, err := d.dp.Policy()
+// ReadSettings reads the run-time settings from the pinned maps.
+func ReadSettings(dp *dataplane.Dataplane) (map[string]string, error) {
+	p, err := dp.Policy()
 	if err != nil {
 		return nil, err
 	}
-	allow, err := d.dp.Allow()
+	allow, err := dp.Allow()
 	if err != nil {
 		return nil, err
 	}
@@ -91,7 +92,7 @@ func RecordChanges(d State, changes []report.PolicyChange) error {
 // watchPolicy logs every change of a run-time setting, whoever made it
 // (rstguard set records its own in the event log).
 func (d *daemon) watchPolicy(ctx context.Context) {
-	last, err := d.readSettings()
+	last, err := ReadSettings(d.dp)
 	if err != nil {
 		d.log.Error("read policy", "err", err)
 	}
@@ -103,7 +104,7 @@ func (d *daemon) watchPolicy(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		now, err := d.readSettings()
+		now, err := ReadSettings(d.dp)
 		if err != nil {
 			continue
 		}

@@ -18,7 +18,6 @@ import (
 
 // Source is what the collector reads.
 type Source interface {
-	Counters() (dataplane.Counters, error)
 	InterfaceCounters(names map[int]string) (map[string]dataplane.Counters, error)
 	FlowTable() (capacity, used int, err error)
 	Policy() (dataplane.Policy, error)
@@ -87,11 +86,6 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	cnt, err := c.src.Counters()
-	if err != nil {
-		ch <- prometheus.NewInvalidMetric(c.packets, err)
-		return
-	}
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
@@ -108,6 +102,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.packets, err)
 		return
 	}
+	cnt := dataplane.TotalOf(perIface)
 	for iface, ic := range perIface {
 		counter(c.packets, ic.TCP, iface, "tcp")
 		counter(c.packets, ic.NotTCP, iface, "not_tcp")

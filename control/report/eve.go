@@ -31,8 +31,9 @@ type EVE struct {
 	Proto     string     `json:"proto,omitempty"`
 	InIface   string     `json:"in_iface,omitempty"`
 	// FlowID is the same for every event of one connection (both
-	// directions, one zone): FNV-1a of the ordered tuple, cut to 53 bits so
-	// that a JSON parser's float64 holds it exactly.
+	// directions, one zone): FNV-1a of the connection's key in the
+	// program's tables, cut to 53 bits so that a JSON parser's float64
+	// holds it exactly.
 	FlowID uint64 `json:"flow_id,omitempty"`
 	// CommunityID is Community ID v1, seed 0, as Zeek and Suricata compute
 	// it: the same connection carries the same value in their logs.
@@ -87,21 +88,15 @@ func severity(r Record) int {
 	return SeverityLow
 }
 
-// ordered puts the two endpoints in one order whichever way the packet
-// went, as Community ID does: the smaller address (then port) first.
-func ordered(a, b netip.AddrPort) (netip.AddrPort, netip.AddrPort) {
-	if a.Compare(b) > 0 {
-		return b, a
-	}
-	return a, b
-}
-
 // CommunityID is the Community ID v1 of a flow, seed 0
 // (https://github.com/corelight/community-id-spec): base64 of the SHA-1 of
 // seed, ordered addresses, protocol, a zero pad byte and ordered ports, all
 // in network byte order.
 func CommunityID(src, dst netip.AddrPort, proto uint8) string {
-	a, b := ordered(src, dst)
+	a, b := src, dst // the smaller address (then port) first, whichever way the packet went
+	if a.Compare(b) > 0 {
+		a, b = b, a
+	}
 	h := sha1.New()
 	h.Write([]byte{0, 0}) // seed 0
 	h.Write(a.Addr().Unmap().AsSlice())
@@ -114,14 +109,9 @@ func CommunityID(src, dst netip.AddrPort, proto uint8) string {
 
 // FlowID is the flow_id of a connection in a zone; see EVE.FlowID.
 func FlowID(src, dst netip.AddrPort, zone uint16) uint64 {
-	a, b := ordered(src, dst)
+	key, _ := dataplane.Segment{Src: src, Dst: dst}.Key(zone)
 	h := fnv.New64a()
-	h.Write(binary.BigEndian.AppendUint16(nil, zone))
-	for _, ep := range []netip.AddrPort{a, b} {
-		addr := ep.Addr().As16()
-		h.Write(addr[:])
-		h.Write(binary.BigEndian.AppendUint16(nil, ep.Port()))
-	}
+	binary.Write(h, binary.LittleEndian, key) // fixed-size fields: cannot fail
 	return h.Sum64() & (1<<53 - 1)
 }
 

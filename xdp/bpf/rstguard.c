@@ -1549,14 +1549,19 @@ static __noinline int pick_up_flow(struct packet *p)
 static __noinline void context_event(struct xdp_md *ctx, struct packet *p, struct flow_value *f)
 {
 	const struct config *cfg = get_config();
+	__u16 left = *(volatile __u16 *)&f->budget.context; /* once: the other direction may write it */
 	__u64 now = now_ns();
 	struct event *e;
 
+	if (!left)
+		return;
 	if (time32(now) - f->rst_t > CONTEXT_SECONDS * ONE_SECOND_T32) {
 		f->budget.context = 0;
 		return;
 	}
-	f->budget.context--;
+	/* From a non-zero read, so a concurrent update costs one packet more or
+	 * less, never a wrap to 65535. */
+	f->budget.context = left - 1;
 	e = event_start(ctx, p, EVENT_CONTEXT, now, &f->budget, cfg->event_budget);
 	if (!e)
 		return;
