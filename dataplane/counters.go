@@ -29,8 +29,6 @@ type Counters struct {
 	RSTs            uint64 `json:"rsts"`
 	RSTsNoFlow      uint64 `json:"rsts_no_flow"`
 	CsumUnchecked   uint64 `json:"checksum_unchecked"`
-	Confirmed       uint64 `json:"confirmed_forged"`
-	Collateral      uint64 `json:"collateral_resets"`
 	EventsSent      uint64 `json:"events_sent"`
 	EventsLost      uint64 `json:"events_lost"`
 	EventsSuppress  uint64 `json:"events_suppressed"`
@@ -43,14 +41,27 @@ type Counters struct {
 	HoldAnswers   uint64 `json:"hold_probe_answers"`
 	HoldData      uint64 `json:"hold_data_seen"`
 
-	Verdicts map[string]uint64 `json:"verdicts"`
-	Actions  map[string]uint64 `json:"actions"`
-	Signals  map[string]uint64 `json:"signals"`
+	Judged
+	Actions map[string]uint64 `json:"actions"`
 	// ConfirmedByAction splits Confirmed by what the forged RST got here:
 	// dropped (stopped), held, or passed (the connection died).
 	ConfirmedByAction map[string]uint64 `json:"confirmed_forged_by_action"`
 
 	raw []uint64 // by enum counter: what Add sums
+}
+
+// Judged counts what was judged. The program's counters and an event log's
+// summary (rstguard report) both report these, under the same keys and with
+// the same meaning; only the source differs: the counters count every RST,
+// an event log only those whose events the budget let through.
+type Judged struct {
+	Verdicts map[string]uint64 `json:"verdicts"`
+	Signals  map[string]uint64 `json:"signals"`
+	// Confirmed counts RSTs proven forged after the fact (the claimed
+	// sender kept sending); Collateral the victim's resets of the real
+	// sender that followed a forged RST.
+	Confirmed  uint64 `json:"confirmed_forged"`
+	Collateral uint64 `json:"collateral_resets"`
 }
 
 // Add adds another reading (another capture's, another box's) to c.
@@ -206,8 +217,6 @@ func countersFrom(raw []uint64) Counters {
 		RSTs:            at(xdp.RstguardCounterCNT_RST),
 		RSTsNoFlow:      at(xdp.RstguardCounterCNT_RST_NO_FLOW),
 		CsumUnchecked:   at(xdp.RstguardCounterCNT_CSUM_UNCHECKED),
-		Confirmed:       at(xdp.RstguardCounterCNT_CONFIRMED),
-		Collateral:      at(xdp.RstguardCounterCNT_COLLATERAL),
 		EventsSent:      at(xdp.RstguardCounterCNT_EVENT_SENT),
 		EventsLost:      at(xdp.RstguardCounterCNT_EVENT_LOST),
 		EventsSuppress:  at(xdp.RstguardCounterCNT_EVENT_SUPPRESSED),
@@ -218,9 +227,13 @@ func countersFrom(raw []uint64) Counters {
 		HoldTableFull:   at(xdp.RstguardCounterCNT_HOLD_TABLE_FULL),
 		HoldAnswers:     at(xdp.RstguardCounterCNT_HOLD_ANSWER),
 		HoldData:        at(xdp.RstguardCounterCNT_HOLD_DATA),
-		Verdicts:        map[string]uint64{},
-		Actions:         map[string]uint64{},
-		Signals:         map[string]uint64{},
+		Judged: Judged{
+			Verdicts:   map[string]uint64{},
+			Signals:    map[string]uint64{},
+			Confirmed:  at(xdp.RstguardCounterCNT_CONFIRMED),
+			Collateral: at(xdp.RstguardCounterCNT_COLLATERAL),
+		},
+		Actions: map[string]uint64{},
 
 		ConfirmedByAction: map[string]uint64{},
 	}

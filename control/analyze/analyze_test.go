@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/rstguard/rstguard/control/capture"
 	"github.com/rstguard/rstguard/control/report"
+	"github.com/rstguard/rstguard/dataplane"
 )
 
 func requireRoot(t *testing.T) {
@@ -81,8 +84,23 @@ func TestSharedCaptures(t *testing.T) {
 			if sum.Verdicts["spoofed"] > 0 && sum.Confirmed == 0 {
 				t.Errorf("spoofed without confirmation in %+v", sum)
 			}
+			// Offline no event is budgeted away, so the event log's tally
+			// (rstguard report) is the counters' (rstguard status): one
+			// type, one meaning.
+			if fromEvents, fromCounters := nonzero(report.Summarize(recs, 0).Judged), nonzero(sum.Judged); !reflect.DeepEqual(fromEvents, fromCounters) {
+				t.Errorf("events tally %+v, counters %+v", fromEvents, fromCounters)
+			}
 		})
 	}
+}
+
+// nonzero drops the counters' zero entries, which an event log cannot have.
+func nonzero(j dataplane.Judged) dataplane.Judged {
+	isZero := func(_ string, n uint64) bool { return n == 0 }
+	j.Verdicts, j.Signals = maps.Clone(j.Verdicts), maps.Clone(j.Signals)
+	maps.DeleteFunc(j.Verdicts, isZero)
+	maps.DeleteFunc(j.Signals, isZero)
+	return j
 }
 
 // The injected RST's details, as the incident brief describes them.

@@ -33,14 +33,13 @@ func ReadRecords(r io.Reader) (recs []Record, bad int, err error) {
 	return recs, bad, sc.Err()
 }
 
-// Summary is what an operator acts on.
+// Summary is what an operator acts on: an event log's verdicts and signals,
+// counted as the program's counters count them (dataplane.Judged), and what
+// only events carry.
 type Summary struct {
-	Events     int            `json:"events"`
-	Verdicts   map[string]int `json:"verdicts"`
-	Signals    map[string]int `json:"signals"`
-	Dropped    int            `json:"dropped"`
-	Confirmed  int            `json:"confirmed_forged"`
-	Collateral int            `json:"collateral_resets"`
+	Events int `json:"events"`
+	dataplane.Judged
+	Dropped int `json:"dropped"`
 	// Holds counts hold mode's decisions by outcome.
 	Holds map[string]int `json:"holds"`
 	// TopFlows are the connections with most suspect or spoofed RSTs;
@@ -71,7 +70,8 @@ type InjectorEstimate struct {
 
 // Summarize aggregates records; top bounds the top lists.
 func Summarize(recs []Record, top int) Summary {
-	s := Summary{Verdicts: map[string]int{}, Signals: map[string]int{}, Holds: map[string]int{}}
+	s := Summary{Judged: dataplane.Judged{Verdicts: map[string]uint64{}, Signals: map[string]uint64{}},
+		Holds: map[string]int{}}
 	flows, targets := map[string]int{}, map[string]int{}
 	var deltas, hops, senderHops []int
 	for _, r := range recs {
@@ -129,7 +129,7 @@ func flowKey(a, b string) string {
 	return a + " <> " + b
 }
 
-func topN(m map[string]int, n int) []Count {
+func topN[N int | uint64](m map[string]N, n int) []Count {
 	keys := slices.Collect(maps.Keys(m))
 	sort.Slice(keys, func(i, j int) bool {
 		if m[keys[i]] != m[keys[j]] {
@@ -139,7 +139,7 @@ func topN(m map[string]int, n int) []Count {
 	})
 	out := []Count{}
 	for _, k := range keys[:min(n, len(keys))] {
-		out = append(out, Count{k, m[k]})
+		out = append(out, Count{k, int(m[k])})
 	}
 	return out
 }
