@@ -59,10 +59,11 @@ type BaselineFlowValue struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	BaselineMapBaselineFlows = "baseline_flows"
-	BaselineProgBareDrop     = "bare_drop"
-	BaselineProgBarePass     = "bare_pass"
-	BaselineProgParseLookup  = "parse_lookup"
+	BaselineMapBaselineFlows    = "baseline_flows"
+	BaselineProgBareDrop        = "bare_drop"
+	BaselineProgBarePass        = "bare_pass"
+	BaselineProgParseLookup     = "parse_lookup"
+	BaselineProgParseLookupDrop = "parse_lookup_drop"
 )
 
 // LoadBaseline returns the embedded CollectionSpec for Baseline.
@@ -107,9 +108,10 @@ type BaselineSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type BaselineProgramSpecs struct {
-	BareDrop    *ebpf.ProgramSpec `ebpf:"bare_drop"`
-	BarePass    *ebpf.ProgramSpec `ebpf:"bare_pass"`
-	ParseLookup *ebpf.ProgramSpec `ebpf:"parse_lookup"`
+	BareDrop        *ebpf.ProgramSpec `ebpf:"bare_drop"`
+	BarePass        *ebpf.ProgramSpec `ebpf:"bare_pass"`
+	ParseLookup     *ebpf.ProgramSpec `ebpf:"parse_lookup"`
+	ParseLookupDrop *ebpf.ProgramSpec `ebpf:"parse_lookup_drop"`
 }
 
 // BaselineMapSpecs contains maps before they are loaded into the kernel.
@@ -164,9 +166,10 @@ type BaselineVariables struct {
 //
 // It can be passed to LoadBaselineObjects or ebpf.CollectionSpec.LoadAndAssign.
 type BaselinePrograms struct {
-	BareDrop    *ebpf.Program `ebpf:"bare_drop"`
-	BarePass    *ebpf.Program `ebpf:"bare_pass"`
-	ParseLookup *ebpf.Program `ebpf:"parse_lookup"`
+	BareDrop        *ebpf.Program `ebpf:"bare_drop"`
+	BarePass        *ebpf.Program `ebpf:"bare_pass"`
+	ParseLookup     *ebpf.Program `ebpf:"parse_lookup"`
+	ParseLookupDrop *ebpf.Program `ebpf:"parse_lookup_drop"`
 }
 
 func (p *BaselinePrograms) Close() error {
@@ -174,6 +177,7 @@ func (p *BaselinePrograms) Close() error {
 		p.BareDrop,
 		p.BarePass,
 		p.ParseLookup,
+		p.ParseLookupDrop,
 	)
 }
 

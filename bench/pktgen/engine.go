@@ -44,8 +44,10 @@ func OpenEngine(name string, iface *net.Interface, flows uint32) (Engine, error)
 // the kernel repeats the template, the program rewrites each repetition's
 // flow and redirects it out of the interface, in batches of liveBatch, with
 // no copy to or from user space (xdp-trafficgen's method). Measured here:
-// 2.7 Mpps of 64-byte frames into a veth whose end runs XDP_DROP (the
-// receiving end shares the two cores), 5.3 Mpps into one that runs nothing.
+// 5.3 Mpps of 64-byte frames into a veth whose end runs XDP_DROP, every one
+// arriving (the receiving end runs on the same core); 2.7 Mpps while
+// kernel.bpf_stats_enabled times both programs, as make bench's live
+// measurements have it.
 type live struct {
 	objs    xdp.PktgenObjects
 	ifindex int

@@ -67,6 +67,15 @@ func (b *box) genInterface() (ifc *net.Interface, err error) {
 	return ifc, err
 }
 
+// received is how many frames dut0 has received, its XDP program's included.
+func (b *box) received() (uint64, error) {
+	l, err := b.host.Netlink().LinkByName("dut0")
+	if err != nil {
+		return 0, err
+	}
+	return l.Attrs().Statistics.RxPackets, nil
+}
+
 // subject is what dut0 carries during one measurement.
 type subject interface {
 	// program is the attached XDP program, for its bpf_stats.
@@ -74,25 +83,26 @@ type subject interface {
 	stop() error
 }
 
-// baseline attaches one of xdp/bpf/baseline.c's programs, its table sized
-// for flows like rstguard's.
+// baseline attaches one of xdp/bpf/baseline.c's programs, its table of
+// tableSize entries like rstguard's.
 type baseline struct {
 	b    *box
 	objs xdp.BaselineObjects
 	prog *ebpf.Program
 }
 
-func attachBaseline(b *box, name string, flows uint32) (*baseline, error) {
+func attachBaseline(b *box, name string, tableSize uint32) (*baseline, error) {
 	spec, err := xdp.LoadBaseline()
 	if err != nil {
 		return nil, err
 	}
-	spec.Maps["baseline_flows"].MaxEntries = flows
+	spec.Maps["baseline_flows"].MaxEntries = tableSize
 	s := &baseline{b: b}
 	if err := spec.LoadAndAssign(&s.objs, nil); err != nil {
 		return nil, err
 	}
-	s.prog = map[string]*ebpf.Program{"pass": s.objs.BarePass, "drop": s.objs.BareDrop, "lookup": s.objs.ParseLookup}[name]
+	s.prog = map[string]*ebpf.Program{"pass": s.objs.BarePass, "drop": s.objs.BareDrop, "lookup": s.objs.ParseLookup,
+		"lookup-drop": s.objs.ParseLookupDrop}[name]
 	if err := b.host.Do(func() error { return netlink.LinkSetXdpFd(b.dut, s.prog.FD()) }); err != nil {
 		s.objs.Close()
 		return nil, fmt.Errorf("attach %s: %w", name, err)
@@ -106,6 +116,12 @@ func (s *baseline) stop() error {
 	err := s.b.host.Do(func() error { return netlink.LinkSetXdpFd(s.b.dut, -1) })
 	return errors.Join(err, s.objs.Close())
 }
+
+// tableSize is the flow table for a run of flows, rstguard's and the lookup
+// baseline's alike. A BPF LRU hash evicts a little before it is full (its
+// per-CPU free lists: 24 of 1,000 flows in a table of exactly 1,000 here),
+// so it gets docs/DEPLOYMENT.md's 12.5% headroom.
+func tableSize(flows uint32) uint32 { return flows + flows/8 }
 
 // daemon is `rstguard run` on dut0, started as an operator would.
 type daemon struct {

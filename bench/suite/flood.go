@@ -3,11 +3,15 @@ package suite
 import "github.com/rstguard/rstguard/bench/pktgen"
 
 // Flood is a forged-RST flood at the generator's full rate through
-// rstguard in drop mode, beside a bare XDP_DROP under the same flood.
+// rstguard in drop mode, beside a bare XDP_DROP and the lookup baseline
+// dropping every RST of a flow it tracks, under the same flood.
 type Flood struct {
-	Flows      uint32
-	Rstguard   Live
-	BareDrop   Live
+	Flows    uint32
+	Rstguard Live
+	BareDrop Live
+	// Tracker is the least a RST filter with flow state does: find the
+	// flow, drop its RSTs unjudged. rstguard cannot be faster than it.
+	Tracker    Live
 	RSTs       uint64 // RSTs rstguard judged
 	Dropped    uint64
 	Events     uint64  // sent to the daemon
@@ -25,24 +29,31 @@ var floodMix = pktgen.Mix{Weights: map[string]int{pktgen.KindForged: 99, pktgen.
 
 func (o Options) rstFlood(prefix string, sz sizes) (Flood, error) {
 	f := Flood{Flows: sz.flows[len(sz.flows)-1] / 10}
-	// The baseline: a bare XDP_DROP.
 	b, err := newBox(prefix + "bench")
 	if err != nil {
 		return f, err
 	}
 	defer b.close()
-	drop, err := attachBaseline(b, "drop", f.Flows)
-	if err != nil {
-		return f, err
+	for _, base := range []struct {
+		name, subject string
+		into          *Live
+	}{
+		{"drop", "bare XDP_DROP", &f.BareDrop},
+		{"lookup-drop", "parse + lookup, RSTs of tracked flows dropped", &f.Tracker},
+	} {
+		prog, err := attachBaseline(b, base.name, tableSize(f.Flows))
+		if err != nil {
+			return f, err
+		}
+		*base.into, err = measure(b, prog, workload{mix: floodMix, flows: f.Flows, count: sz.packets})
+		prog.stop()
+		if err != nil {
+			return f, err
+		}
+		base.into.Subject = base.subject
 	}
-	f.BareDrop, err = measure(b, drop, workload{mix: floodMix, flows: f.Flows, count: sz.packets})
-	drop.stop()
-	if err != nil {
-		return f, err
-	}
-	f.BareDrop.Subject = "bare XDP_DROP"
 
-	d, err := startDaemon(b, o.Rstguard, "drop", f.Flows)
+	d, err := startDaemon(b, o.Rstguard, "drop", tableSize(f.Flows))
 	if err != nil {
 		return f, err
 	}
