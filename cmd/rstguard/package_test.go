@@ -92,8 +92,11 @@ func TestDebianPackage(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), nil, 0o644)
 	// --force-depends: the scratch root has no libc6 package recorded.
-	if out, err := exec.Command("dpkg", "--root="+root, "--force-depends", "--force-not-root", "--log=/dev/null",
-		"-i", deb).CombinedOutput(); err != nil {
+	install := exec.Command("dpkg", "--root="+root, "--force-depends", "--force-not-root", "--log=/dev/null", "-i", deb)
+	// dpkg refuses to run without ldconfig and start-stop-daemon in PATH,
+	// which a user's PATH (no /usr/sbin) lacks.
+	install.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/sbin:/sbin")
+	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("dpkg -i: %v\n%s", err, out)
 	}
 	for _, f := range []string{"usr/sbin/rstguard", "usr/lib/systemd/system/rstguard.service", "etc/logrotate.d/rstguard",
