@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/bench/lab"
 	"github.com/rstguard/rstguard/bench/pktgen"
@@ -155,37 +156,53 @@ func settle(prog *ebpf.Program) {
 // Run runs the suite and returns its report.
 func Run(o Options) (*Report, error) {
 	sz := o.sizes()
-	restore, err := setStats(true)
-	if err != nil {
-		return nil, err
-	}
-	defer restore()
 	r := &Report{Date: time.Now().UTC(), Short: o.Short, Kernel: kernelRelease()}
 	prefix := lab.UniquePrefix()
 
-	for _, flows := range sz.flows {
-		for _, name := range subjects {
-			fmt.Fprintf(o.Log, "live: %s at %d flows\n", name, flows)
-			res, err := o.live(prefix, name, flows, sz.packets)
-			if err != nil {
-				return r, fmt.Errorf("live %s at %d flows: %w", name, flows, err)
+	err := timed(func() error {
+		for _, flows := range sz.flows {
+			for _, name := range subjects {
+				fmt.Fprintf(o.Log, "live: %s at %d flows\n", name, flows)
+				res, err := o.live(prefix, name, flows, sz.packets)
+				if err != nil {
+					return fmt.Errorf("live %s at %d flows: %w", name, flows, err)
+				}
+				r.Live = append(r.Live, res)
 			}
-			r.Live = append(r.Live, res)
 		}
+		return nil
+	})
+	if err != nil {
+		return r, err
 	}
 	fmt.Fprintf(o.Log, "generator\n")
 	if r.Generator, err = o.generator(prefix, sz); err != nil {
 		return r, fmt.Errorf("generator: %w", err)
 	}
-	fmt.Fprintf(o.Log, "flood: forged RSTs\n")
-	if r.Flood, err = o.rstFlood(prefix, sz); err != nil {
-		return r, fmt.Errorf("RST flood: %w", err)
+	return r, timed(func() (err error) {
+		fmt.Fprintf(o.Log, "flood: forged RSTs\n")
+		if r.Flood, err = o.rstFlood(prefix, sz); err != nil {
+			return fmt.Errorf("RST flood: %w", err)
+		}
+		fmt.Fprintf(o.Log, "flood: SYNs against a full table\n")
+		if r.SYNFlood, err = o.synFlood(prefix, sz); err != nil {
+			return fmt.Errorf("SYN flood: %w", err)
+		}
+		return nil
+	})
+}
+
+// timed runs f while the kernel times every program run (bpf_stats: two
+// clock reads each, for every program alike). The kernel counts who asked
+// and stops when the last lets go, so a run that is killed, or two at once,
+// leave kernel.bpf_stats_enabled as they found it.
+func timed(f func() error) error {
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		return fmt.Errorf("enable bpf_stats: %w", err)
 	}
-	fmt.Fprintf(o.Log, "flood: SYNs against a full table\n")
-	if r.SYNFlood, err = o.synFlood(prefix, sz); err != nil {
-		return r, fmt.Errorf("SYN flood: %w", err)
-	}
-	return r, nil
+	defer stats.Close()
+	return f()
 }
 
 // live is one subject at one flow count, in a box of its own.
@@ -228,36 +245,17 @@ func (o Options) live(prefix, name string, flows uint32, count uint64) (Live, er
 	return res, err
 }
 
-// setStats sets kernel.bpf_stats_enabled until the returned function puts
-// it back. On, the kernel times every program run (two clock reads each,
-// for every program alike).
-func setStats(on bool) (func(), error) {
-	const path = "/proc/sys/kernel/bpf_stats_enabled"
-	old, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	value := []byte("0")
-	if on {
-		value = []byte("1")
-	}
-	if err := os.WriteFile(path, value, 0); err != nil {
-		return nil, err
-	}
-	return func() { os.WriteFile(path, old, 0) }, nil
-}
-
 func kernelRelease() string {
 	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	return string(b[:max(len(b)-1, 0)])
 }
 
 // generator is the generator alone: one data template over 100 k flows
-// into a bare XDP_DROP, so that the receiving end costs least. The kernel
-// times no program meanwhile: the timing is the live measurements' own
-// instrument, not the generator's work, and here it halves the rate (two
-// clock reads for each of the two programs a frame runs). What arrived is
-// dut0's receive count: veth counts every frame it hands its XDP program.
+// into a bare XDP_DROP, so that the receiving end costs least. Run runs it
+// untimed: the timing is the live measurements' own instrument, not the
+// generator's work, and here it halves the rate (two clock reads for each
+// of the two programs a frame runs). What arrived is dut0's receive count:
+// veth counts every frame it hands its XDP program.
 func (o Options) generator(prefix string, sz sizes) (Live, error) {
 	b, err := newBox(prefix + "bench")
 	if err != nil {
@@ -269,11 +267,6 @@ func (o Options) generator(prefix string, sz sizes) (Live, error) {
 		return Live{}, err
 	}
 	defer drop.stop()
-	restore, err := setStats(false)
-	if err != nil {
-		return Live{}, err
-	}
-	defer restore()
 	before, err := b.received()
 	if err != nil {
 		return Live{}, err
