@@ -10,7 +10,7 @@ type Flood struct {
 	Rstguard Live
 	BareDrop Live
 	// Tracker is the least a RST filter with flow state does: find the
-	// flow, drop its RSTs unjudged. rstguard cannot be faster than it.
+	// flow, drop its RSTs unjudged. rstguard does all of that, then judges.
 	Tracker    Live
 	RSTs       uint64 // RSTs rstguard judged
 	Dropped    uint64
