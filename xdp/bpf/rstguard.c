@@ -1545,10 +1545,6 @@ static __noinline int pick_up_flow(struct packet *p)
 	return insert_flow(p->ifindex, &p->key, &fresh, BPF_NOEXIST);
 }
 
-/* Handshake completion, FIN, evidence after a RST and answers to a hold's
- * probe: rarely taken. The handshake ACK's RTT is the common path's first
- * sample of that leg. Returns the packet's XDP code: only a probe answer is
- * not passed. */
 /* Sends one packet as context after a suspect or spoofed RST (enum
  * context_limits), while the flow's context lasts. */
 static __noinline void context_event(struct xdp_md *ctx, struct packet *p, struct flow_value *f)
@@ -1575,6 +1571,10 @@ static __noinline void context_event(struct xdp_md *ctx, struct packet *p, struc
 	event_submit(e);
 }
 
+/* Handshake completion, FIN, evidence after a RST, context packets after a
+ * suspect or spoofed one, and answers to a hold's probe: rarely taken. The
+ * handshake ACK's RTT is the common path's first sample of that leg.
+ * Returns the packet's XDP code: only a probe answer is not passed. */
 static __noinline int flow_events(struct xdp_md *ctx, struct packet *p, struct flow_value *f)
 {
 	__u32 slot = 0;
