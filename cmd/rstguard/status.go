@@ -137,15 +137,7 @@ func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 		if r.Counters, err = dp.Counters(); err != nil {
 			return r, err
 		}
-		secs := interval.Seconds()
-		r.Rates["packets"] = float64(r.Counters.Packets-before.Packets) / secs
-		r.Rates["rsts"] = float64(r.Counters.RSTs-before.RSTs) / secs
-		for _, v := range dataplane.Verdicts {
-			r.Rates[v.String()] = float64(r.Counters.Verdicts[v.String()]-before.Verdicts[v.String()]) / secs
-		}
-		r.Rates["dropped"] = float64(r.Counters.Actions["drop"]-before.Actions["drop"]) / secs
-		r.Rates["held"] = float64(r.Counters.Actions["hold"]-before.Actions["hold"]) / secs
-		r.Rates["events_lost"] = float64(r.Counters.EventsLost-before.EventsLost) / secs
+		r.Rates = rates(before, r.Counters, interval.Seconds())
 	}
 	if d, err := daemon.Running(pinDir); err == nil {
 		r.Daemon, r.Uptime = &d, time.Since(d.Started).Round(time.Second).String()
@@ -163,6 +155,24 @@ func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%.1f events/s lost (ring buffer full): counters stay exact, the event log misses some", r.Rates["events_lost"]))
 	}
 	return r, nil
+}
+
+// rates are the per-second rates status --json reports and top draws,
+// between two readings secs apart. A counter that went down (its
+// interface's slot was reused) reads as 0, not as a wrapped huge rate.
+func rates(before, after dataplane.Counters, secs float64) map[string]float64 {
+	rate := func(a, b uint64) float64 { return float64(b-min(a, b)) / secs }
+	r := map[string]float64{
+		"packets":     rate(before.Packets, after.Packets),
+		"rsts":        rate(before.RSTs, after.RSTs),
+		"dropped":     rate(before.Actions["drop"], after.Actions["drop"]),
+		"held":        rate(before.Actions["hold"], after.Actions["hold"]),
+		"events_lost": rate(before.EventsLost, after.EventsLost),
+	}
+	for _, v := range dataplane.Verdicts {
+		r[v.String()] = rate(before.Verdicts[v.String()], after.Verdicts[v.String()])
+	}
+	return r
 }
 
 // tableFullWarning is the fill beyond which status warns (the alert rule

@@ -117,10 +117,9 @@ func drawTop(w io.Writer, prev, cur topSample, interval time.Duration) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tPACKETS/S\tRSTS/S\tSPOOFED/S\tDROPPED/S\tHELD/S\tEVENTS LOST/S\t")
 	line := func(name string, a, b dataplane.Counters) {
-		rate := func(x, y uint64) string { return fmt.Sprintf("%.1f", float64(y-min(x, y))/secs) }
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, rate(a.Packets, b.Packets), rate(a.RSTs, b.RSTs),
-			rate(a.Verdicts["spoofed"], b.Verdicts["spoofed"]), rate(a.Actions["drop"], b.Actions["drop"]),
-			rate(a.Actions["hold"], b.Actions["hold"]), rate(a.EventsLost, b.EventsLost))
+		r := rates(a, b, secs)
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, r["packets"], r["rsts"], r["spoofed"],
+			r["dropped"], r["held"], r["events_lost"])
 	}
 	names := make([]string, 0, len(cur.ifaces))
 	for n := range cur.ifaces {
