@@ -52,3 +52,20 @@ func TestEverySignalHasAWeight(t *testing.T) {
 		t.Errorf("verdict or action names out of step with rstguard.h")
 	}
 }
+
+// The Go lists that metrics, status and summaries range over hold every
+// value the header has: a value added there and not here fails.
+func TestListsCoverHeader(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		list, names int
+	}{
+		{"Verdicts", len(Verdicts), len(verdictNames)},
+		{"Actions", len(Actions), len(actionNames)},
+		{"Modes", len(Modes), len(modeNames)},
+	} {
+		if c.list != c.names {
+			t.Errorf("%s lists %d, the header has %d", c.name, c.list, c.names)
+		}
+	}
+}

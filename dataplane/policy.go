@@ -19,6 +19,9 @@ const (
 	ModeHold    = Mode(xdp.RstguardModeMODE_HOLD)    // drop spoofed, hold the rest and ask the claimed sender
 )
 
+// Modes lists every mode in order, as the header's enum mode has them.
+var Modes = []Mode{ModeMonitor, ModeDrop, ModeHold}
+
 func (m Mode) String() string { return nameOf(modeNames, int(m), "mode") }
 
 // ParseMode reads a mode's name: monitor, drop or hold.

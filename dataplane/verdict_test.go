@@ -1045,7 +1045,7 @@ func TestFragments(t *testing.T) {
 			}
 		})
 	}
-	for _, mode := range []Mode{ModeMonitor, ModeDrop, ModeHold} {
+	for _, mode := range Modes {
 		t.Run("a tiny first fragment in "+mode.String()+" mode", func(t *testing.T) {
 			h := newHarness(t, mode)
 			c := linuxPair(clientAddr, serverAddr)

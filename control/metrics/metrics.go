@@ -123,7 +123,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	v := version.Get()
 	gauge(c.buildInfo, 1, v.Version, v.Commit, v.GoVersion, strconv.Itoa(int(v.BPFABI)))
 	if pol, err := c.src.Policy(); err == nil {
-		for _, m := range []dataplane.Mode{dataplane.ModeMonitor, dataplane.ModeDrop, dataplane.ModeHold} {
+		for _, m := range dataplane.Modes {
 			on := 0.0
 			if m == pol.Mode {
 				on = 1
