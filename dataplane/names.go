@@ -126,6 +126,10 @@ const (
 	EventContext = EventKind(xdp.RstguardEventKindEVENT_CONTEXT)
 )
 
+// EventKinds lists every event kind in order.
+var EventKinds = []EventKind{EventRST, EventConfirmed, EventCollateral, EventHold, EventTinyFragment,
+	EventPolicyChange, EventContext}
+
 func (k EventKind) String() string { return nameOf(eventKindNames, int(k), "kind") }
 
 // MarshalText names the kind in JSON.

@@ -63,6 +63,7 @@ func TestListsCoverHeader(t *testing.T) {
 		{"Verdicts", len(Verdicts), len(verdictNames)},
 		{"Actions", len(Actions), len(actionNames)},
 		{"Modes", len(Modes), len(modeNames)},
+		{"EventKinds", len(EventKinds), len(eventKindNames)},
 	} {
 		if c.list != c.names {
 			t.Errorf("%s lists %d, the header has %d", c.name, c.list, c.names)

@@ -82,10 +82,10 @@ type recordFilter struct {
 }
 
 func (f *recordFilter) flags(fs *flag.FlagSet) {
-	fs.Func("verdict", "only these verdicts, comma-separated (valid, suspect, spoofed, unknown)", func(v string) error {
+	fs.Func("verdict", "only these verdicts, comma-separated ("+enumList(dataplane.Verdicts)+")", func(v string) error {
 		return setNames(&f.verdicts, v, func(s string) error { var x dataplane.Verdict; return x.UnmarshalText([]byte(s)) })
 	})
-	fs.Func("kind", "only these kinds, comma-separated (rst, data_after_rst, collateral_reset, hold, tiny_fragment)", func(v string) error {
+	fs.Func("kind", "only these kinds, comma-separated ("+enumList(dataplane.EventKinds)+")", func(v string) error {
 		return setNames(&f.kinds, v, func(s string) error { var x dataplane.EventKind; return x.UnmarshalText([]byte(s)) })
 	})
 	fs.Func("addr", "only events with an address in these CIDRs (or addresses), on either side, comma-separated", func(v string) error {
@@ -103,6 +103,15 @@ func (f *recordFilter) flags(fs *flag.FlagSet) {
 		f.until = t
 		return err
 	})
+}
+
+// enumList joins the names of an enum's values for a help text.
+func enumList[T fmt.Stringer](values []T) string {
+	s := make([]string, len(values))
+	for i, v := range values {
+		s[i] = v.String()
+	}
+	return strings.Join(s, ", ")
 }
 
 func setNames(dst *[]string, list string, valid func(string) error) error {
