@@ -10,7 +10,7 @@ COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/rstguard/rstguard/control/version.Version=$(VERSION) \
 	-X github.com/rstguard/rstguard/control/version.Commit=$(COMMIT)
 
-.PHONY: all build generate check-generate test e2e matrix bench fuzz lint demo deps clean install deb
+.PHONY: all build generate check-generate test e2e matrix corpus corpus-update bench fuzz lint demo deps clean install deb
 
 all: build
 
@@ -54,6 +54,17 @@ fuzz:
 # stays clean), fails if a goal is missed.
 e2e: build
 	./bin/rstguard-lab matrix --out lab-output --matrix lab-output/detection-matrix.md
+
+# The real-traffic corpus (../shared/corpus, or RSTGUARD_CORPUS): the
+# figures docs/SIGNALS.md gives and a per-capture table. make test runs the
+# same test without the table.
+corpus:
+	$(GO) test -count=1 -run '^TestCorpus$$' -v ./control/analyze -args -corpus-table
+
+# After a change of verdict that is meant: rewrites each capture's verdict
+# counts (control/analyze/testdata/corpus.golden.json) for review.
+corpus-update:
+	$(GO) test -count=1 -run '^TestCorpus$$' ./control/analyze -args -update-corpus
 
 # Runs the matrix and updates the committed docs/detection-matrix.md.
 matrix: e2e

@@ -25,6 +25,8 @@ var (
 	modeNames        = enumNames("mode", "MODE_")
 	holdOutcomeNames = enumNames("hold_outcome", "HOLD_")
 	signalWeights    = enumValues("signal_weight", "SIGW_")
+	signalCauses     = enumValues("signal_causes", "SIGC_")
+	causeNames       = enumNames("benign_cause", "CAUSE_")
 )
 
 // enumValues maps a C enum's names, prefix trimmed and lower case, to their values.
@@ -147,11 +149,29 @@ type Signal uint8
 // SignalCount is the number of signals the program knows.
 const SignalCount = int(xdp.RstguardSignalSIG_COUNT)
 
+// SignalHarmless marks a RST that its receiver would discard (the harm
+// model, docs/SIGNALS.md): it is passed in every mode, whatever its verdict.
+const SignalHarmless = Signal(xdp.RstguardSignalSIG_HARMLESS)
+
 func (s Signal) String() string { return nameOf(signalNames, int(s), "signal") }
 
 // Weight is how much the signal counts toward a verdict (enum signal_weight):
 // 0 for informational ones, 1 weak, 2 medium, 4 strong.
 func (s Signal) Weight() int { return signalWeights[s.String()] }
+
+// Causes names the benign causes that can raise the signal (enum
+// signal_causes, enum benign_cause), in the header's order: the verdict
+// counts the signals one cause explains together once.
+func (s Signal) Causes() []string {
+	mask := signalCauses[s.String()]
+	var out []string
+	for c, name := range causeNames {
+		if mask&(1<<c) != 0 {
+			out = append(out, name)
+		}
+	}
+	return out
+}
 
 // Signals is a set of signals, one bit each.
 type Signals uint32

@@ -3,6 +3,7 @@ package dataplane
 import (
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/rstguard/rstguard/xdp"
@@ -35,6 +36,48 @@ func TestSignalsDocMatchesHeader(t *testing.T) {
 	}
 	for name := range documented {
 		t.Errorf("docs/SIGNALS.md lists %s, which the program does not have", name)
+	}
+}
+
+// docs/SIGNALS.md's cause table ("Benign causes") gives every scored
+// signal the causes xdp/rstguard.h gives it (enum signal_causes), in the
+// header's order, "none" for none: the verdict rule reads the header, the
+// reviewer the page.
+func TestCausesDocMatchesHeader(t *testing.T) {
+	doc, err := os.ReadFile("../docs/SIGNALS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n## Benign causes\n")
+	if !ok {
+		t.Fatal("docs/SIGNALS.md has no \"## Benign causes\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	row := regexp.MustCompile("(?m)^\\| `([a-z_0-9]+)` \\| ([a-z_, ]+) \\|")
+	documented := map[string]string{}
+	for _, m := range row.FindAllStringSubmatch(section, -1) {
+		documented[m[1]] = m[2]
+	}
+	for i := range SignalCount {
+		s := Signal(i)
+		if s.Weight() == 0 {
+			continue // counts nothing: nothing to explain away
+		}
+		want := strings.Join(s.Causes(), ", ")
+		if want == "" {
+			want = "none"
+		}
+		got, ok := documented[s.String()]
+		switch {
+		case !ok:
+			t.Errorf("signal %s is not in docs/SIGNALS.md's cause table", s)
+		case got != want:
+			t.Errorf("signal %s: causes %q in the docs, %q in rstguard.h", s, got, want)
+		}
+		delete(documented, s.String())
+	}
+	for name := range documented {
+		t.Errorf("docs/SIGNALS.md's cause table lists %s, which is not a scored signal", name)
 	}
 }
 

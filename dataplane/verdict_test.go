@@ -239,8 +239,8 @@ var rstFixtures = []rstFixture{
 		},
 		verdict: VerdictSpoofed, action: ActionDrop,
 		has: sig(xdp.RstguardSignalSIG_IPID_MIRRORED, xdp.RstguardSignalSIG_WINDOW_MIRRORED,
-			xdp.RstguardSignalSIG_ACK_MISMATCH),
-		lacks: sig(xdp.RstguardSignalSIG_TTL_OFF),
+			xdp.RstguardSignalSIG_ACK_BELOW_SYN),
+		lacks: sig(xdp.RstguardSignalSIG_TTL_OFF, xdp.RstguardSignalSIG_ACK_MISMATCH),
 	},
 	{
 		name: "two VLAN tags and IPv4 options: still judged",

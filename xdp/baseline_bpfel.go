@@ -34,6 +34,9 @@ type BaselineFlowValue struct {
 		FlowLabel uint32
 		LastDataT uint32
 		Rtt       uint32
+		AckFloor  uint32
+		AckStage  uint32
+		FloorT    uint32
 		Window    uint16
 		IpId      uint16
 		Ttl       uint8

@@ -16,7 +16,7 @@ import (
 type RstguardAbi uint32
 
 const (
-	RstguardAbiRSTGUARD_ABI RstguardAbi = 3
+	RstguardAbiRSTGUARD_ABI RstguardAbi = 4
 )
 
 type RstguardAction uint32
@@ -84,8 +84,8 @@ const (
 	RstguardCounterCNT_VERDICT_BASE          RstguardCounter = 25
 	RstguardCounterCNT_ACTION_BASE           RstguardCounter = 29
 	RstguardCounterCNT_SIGNAL_BASE           RstguardCounter = 32
-	RstguardCounterCNT_CONFIRMED_ACTION_BASE RstguardCounter = 52
-	RstguardCounterCNT_MAX                   RstguardCounter = 55
+	RstguardCounterCNT_CONFIRMED_ACTION_BASE RstguardCounter = 55
+	RstguardCounterCNT_MAX                   RstguardCounter = 58
 )
 
 type RstguardDirFlag uint32
@@ -110,6 +110,9 @@ type RstguardDirState struct {
 	FlowLabel uint32
 	LastDataT uint32
 	Rtt       uint32
+	AckFloor  uint32
+	AckStage  uint32
+	FloorT    uint32
 	Window    uint16
 	IpId      uint16
 	Ttl       uint8
@@ -326,7 +329,10 @@ const (
 	RstguardSignalSIG_COLLATERAL        RstguardSignal = 17
 	RstguardSignalSIG_ALLOWED           RstguardSignal = 18
 	RstguardSignalSIG_AUTH_DECOY        RstguardSignal = 19
-	RstguardSignalSIG_COUNT             RstguardSignal = 20
+	RstguardSignalSIG_ACK_BELOW_SYN     RstguardSignal = 20
+	RstguardSignalSIG_REPLY             RstguardSignal = 21
+	RstguardSignalSIG_HARMLESS          RstguardSignal = 22
+	RstguardSignalSIG_COUNT             RstguardSignal = 23
 )
 
 type RstguardSignalWeight uint32
@@ -352,6 +358,9 @@ const (
 	RstguardSignalWeightSIGW_COLLATERAL        RstguardSignalWeight = 0
 	RstguardSignalWeightSIGW_ALLOWED           RstguardSignalWeight = 0
 	RstguardSignalWeightSIGW_AUTH_DECOY        RstguardSignalWeight = 0
+	RstguardSignalWeightSIGW_ACK_BELOW_SYN     RstguardSignalWeight = 2
+	RstguardSignalWeightSIGW_REPLY             RstguardSignalWeight = 0
+	RstguardSignalWeightSIGW_HARMLESS          RstguardSignalWeight = 0
 )
 
 type RstguardTcpFlag uint32
@@ -410,6 +419,7 @@ const (
 	RstguardMapEmbryonic       = "embryonic"
 	RstguardMapEvents          = "events"
 	RstguardMapFlows           = "flows"
+	RstguardMapHoldScratch     = "hold_scratch"
 	RstguardMapHolds           = "holds"
 	RstguardMapPolicy          = "policy"
 	RstguardMapXskSlots        = "xsk_slots"
@@ -477,6 +487,7 @@ type RstguardMapSpecs struct {
 	Embryonic   *ebpf.MapSpec `ebpf:"embryonic"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	Flows       *ebpf.MapSpec `ebpf:"flows"`
+	HoldScratch *ebpf.MapSpec `ebpf:"hold_scratch"`
 	Holds       *ebpf.MapSpec `ebpf:"holds"`
 	Policy      *ebpf.MapSpec `ebpf:"policy"`
 	XskSlots    *ebpf.MapSpec `ebpf:"xsk_slots"`
@@ -520,6 +531,7 @@ type RstguardMaps struct {
 	Embryonic   *ebpf.Map `ebpf:"embryonic"`
 	Events      *ebpf.Map `ebpf:"events"`
 	Flows       *ebpf.Map `ebpf:"flows"`
+	HoldScratch *ebpf.Map `ebpf:"hold_scratch"`
 	Holds       *ebpf.Map `ebpf:"holds"`
 	Policy      *ebpf.Map `ebpf:"policy"`
 	XskSlots    *ebpf.Map `ebpf:"xsk_slots"`
@@ -536,6 +548,7 @@ func (m *RstguardMaps) Close() error {
 		m.Embryonic,
 		m.Events,
 		m.Flows,
+		m.HoldScratch,
 		m.Holds,
 		m.Policy,
 		m.XskSlots,

@@ -180,7 +180,10 @@ func judgeAttack(c lab.Case, o, off lab.Outcome) row {
 		r.goal = "every forged RST stopped: the connection survives"
 		passed := 0
 		for _, rec := range o.Records {
-			if rec.Kind == dataplane.EventRST && rec.Action == dataplane.ActionPass {
+			// A harmless RST passes, but its receiver discards it: it
+			// stops nothing, and nothing needs stopping (docs/SIGNALS.md).
+			if rec.Kind == dataplane.EventRST && rec.Action == dataplane.ActionPass &&
+				!slices.Contains(rec.Signals, dataplane.SignalHarmless.String()) {
 				passed++
 			}
 			if rec.Kind == dataplane.EventHold && !rec.Hold.Outcome.Forged() {

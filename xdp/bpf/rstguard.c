@@ -68,6 +68,15 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * nothing. */
 #define CONFIRM_WINDOW_FLOOR_T32 (3000000000ULL >> TIME32_SHIFT)
 #define CONFIRM_WINDOW_RTTS 8
+/* The reply model's horizon: ack_floor is an ACK its side sent at least this
+ * long ago (and at most twice as long), so that a reply to any segment that
+ * passed this box within it is recognised. Generous on purpose: every seq
+ * the model accepts lies below what the receiver already acknowledged, which
+ * the receiver discards (the harm model), so a long horizon lets no RST
+ * reset anything. */
+#define REPLY_HORIZON_T32 ONE_SECOND_T32
+/* The largest scale a window may have (RFC 7323 section 2.3). */
+#define MAX_WSCALE 14
 
 /* Hold mode: the XSKMAP's slots (interfaces times RX queues). */
 #define MAX_XSK 256
@@ -169,6 +178,15 @@ struct {
 	__type(value, struct scratch);
 } csum_scratch SEC(".maps");
 
+/* Room to build a hold record: on the stack it would take the RST path's
+ * three frames past the verifier's 512 bytes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct hold);
+} hold_scratch SEC(".maps");
+
 /* The daemon's AF_XDP sockets (hold mode), by slot. A socket leaves the map
  * when it closes, so a dead daemon's slots redirect nothing. */
 struct {
@@ -225,6 +243,8 @@ struct btf_anchor {
 	enum policy_default policy_default;
 	enum time_unit time_unit;
 	enum signal_weight signal_weight;
+	enum benign_cause benign_cause;
+	enum signal_causes signal_causes;
 	enum tcp_flag tcp_flag;
 	enum event_budgets event_budgets;
 	enum signal signal;
@@ -691,6 +711,19 @@ static __always_inline void learn_ipid(struct dir_state *s, const struct packet 
 	s->ip_id = p->ip_id;
 }
 
+/* The reply model's memory, moved on as the side's ACK advances: the floor
+ * takes the stage, the stage the ACK as it stands, at most once per
+ * REPLY_HORIZON. A side whose ACK stops advancing keeps an older floor,
+ * which only widens what counts as a reply to it (see REPLY_HORIZON_T32). */
+static __always_inline void shift_ack_floor(struct dir_state *s, __u32 now32)
+{
+	if (now32 - s->floor_t < REPLY_HORIZON_T32)
+		return;
+	s->ack_floor = s->ack_stage;
+	s->ack_stage = s->max_ack;
+	s->floor_t = now32;
+}
+
 /* Records what a non-RST packet shows of its sender. */
 static __always_inline void learn(struct dir_state *s, const struct packet *p, __u32 *now32)
 {
@@ -702,8 +735,12 @@ static __always_inline void learn(struct dir_state *s, const struct packet *p, _
 			s->last_data_t = clock32(now32);
 	}
 	if (p->tcp_flags & TH_ACK) {
-		if (!(s->flags & DIR_ACKED) || seq_after(p->ack, s->max_ack))
+		if (!(s->flags & DIR_ACKED)) {
+			s->max_ack = s->ack_stage = s->ack_floor = p->ack;
+		} else if (seq_after(p->ack, s->max_ack)) {
+			shift_ack_floor(s, clock32(now32));
 			s->max_ack = p->ack;
+		}
 		s->flags |= DIR_ACKED;
 	}
 	if (p->has_ts)
@@ -825,22 +862,68 @@ struct judgement {
 	__u32 signals;
 	__u32 exp_seq;
 	__u32 exp_ack;
+	__u64 explained; /* per benign cause, a byte: the medium and strong weight it explains */
 	__u8 score;   /* every signal */
 	__u8 hard;    /* medium and strong signals only */
 	__u8 verdict;
 	__u8 iface_slot; /* the counters' set, for count_signal */
 };
 
-static __always_inline void flag(struct judgement *j, enum signal sig, __u8 weight)
+/* One byte lane per benign cause, 1 in each lane of a cause in the mask:
+ * weight * cause_lanes(mask) adds the weight to every such cause at once.
+ * The masks are constants, so this folds at compile time. */
+static __always_inline __u64 cause_lanes(__u32 causes)
+{
+	__u64 lanes = 0;
+	int c;
+
+#pragma unroll
+	for (c = 0; c < CAUSE_COUNT; c++)
+		if (causes & (1U << c))
+			lanes |= 1ULL << (8 * c);
+	return lanes;
+}
+
+static __always_inline void flag(struct judgement *j, enum signal sig, __u8 weight, __u32 causes)
 {
 	j->signals |= 1U << sig;
 	j->score += weight;
-	if (weight >= WEIGHT_MEDIUM)
+	if (weight >= WEIGHT_MEDIUM) {
 		j->hard += weight;
+		j->explained += weight * cause_lanes(causes);
+	}
 }
 
-/* FLAG(j, TTL_OFF) raises SIG_TTL_OFF with its weight, SIGW_TTL_OFF. */
-#define FLAG(j, name) flag(j, SIG_##name, SIGW_##name)
+/* The verdict of a judgement. Evidence by cause (enum benign_cause): the
+ * signals one benign cause raises together count once, so whatever the most
+ * generous single cause explains is set aside, and what is left of the
+ * medium and strong weight must still convict. A global function: the
+ * verifier checks it once on its own, not once for every path through
+ * judge_rst(), whose branches would otherwise multiply with its own. */
+__noinline int verdict_of(const struct judgement *j)
+{
+	__u8 most = 0;
+	int c;
+
+	if (!j)
+		return VERDICT_UNKNOWN;
+#pragma unroll
+	for (c = 0; c < CAUSE_COUNT; c++) {
+		__u8 w = j->explained >> (8 * c);
+
+		if (w > most)
+			most = w;
+	}
+	if (j->hard - most >= WEIGHT_STRONG)
+		return VERDICT_SPOOFED;
+	if (j->score >= WEIGHT_MEDIUM)
+		return VERDICT_SUSPECT;
+	return VERDICT_VALID;
+}
+
+/* FLAG(j, TTL_OFF) raises SIG_TTL_OFF with its weight, SIGW_TTL_OFF, and its
+ * benign causes, SIGC_TTL_OFF. */
+#define FLAG(j, name) flag(j, SIG_##name, SIGW_##name, SIGC_##name)
 
 /* Is the TCP checksum right? Partial checksums (TX offload on a sending host
  * or a veth: only the pseudo-header sum is filled in) count as right. A wrong
@@ -969,6 +1052,74 @@ static __always_inline int ipid_off_model(const struct dir_state *s, const struc
 	return 0;
 }
 
+/* The harm model: would the RST's receiver discard it? RFC 9293 3.10.7.4
+ * and RFC 5961 3.2: a synchronised receiver accepts a RST only at RCV.NXT
+ * (RFC 5961) or, in older stacks, anywhere in [RCV.NXT, RCV.NXT + RCV.WND);
+ * nothing outside that window resets any stack. RCV.NXT is at least what
+ * the receiver acknowledged (it cannot acknowledge what it has not
+ * received, nor take it back), and at most what the sender sent: of the
+ * two, the lower is a bound the box can trust. The window's right edge
+ * is at most the last one the receiver advertised plus one largest window
+ * (RFC 7323 section 2.3), and only known when both SYNs were seen. RFC
+ * 9293 3.10.7.3: in SYN-SENT a RST is acceptable only if it acknowledges
+ * the SYN. Where the box cannot be sure (no ACK from the receiver yet, a
+ * window of unknown scale), the RST could reset: not harmless. */
+__noinline int harmless(const struct packet *p, const struct flow_value *f)
+{
+	const struct dir_state *snd, *rcv;
+	int has_ack, handshake;
+	__u32 lo, span = 1U << 31;
+
+	if (!p || !f)
+		return 0;
+	snd = &f->dir[p->dir & 1];
+	rcv = &f->dir[!p->dir];
+	has_ack = p->tcp_flags & TH_ACK;
+	handshake = (snd->flags & DIR_SYN) && (rcv->flags & DIR_SYN) && !(f->flags & FLOW_MIDSTREAM);
+
+	if ((rcv->flags & DIR_SYN) && !(rcv->flags & DIR_ACKED) && !(f->flags & FLOW_MIDSTREAM))
+		return !has_ack || p->ack != rcv->isn + 1; /* SYN-SENT */
+	if (!(rcv->flags & DIR_ACKED))
+		return 0;
+	lo = rcv->max_ack;
+	if ((snd->flags & DIR_SEEN) && seq_before(snd->next_seq, lo))
+		lo = snd->next_seq;
+	if (handshake) {
+		__u32 scale = (snd->flags & DIR_WSCALE) && (rcv->flags & DIR_WSCALE) ? rcv->wscale : 0;
+
+		if (scale > MAX_WSCALE)
+			scale = MAX_WSCALE;
+		span = ((__u32)rcv->window << scale) + (0xffffU << scale);
+	}
+	/* Below lo (at most 2^31 behind it), or span or more beyond it. */
+	return p->seq - lo >= span;
+}
+
+/* How far a RST fits the reply model (judge_rst()): its seq alone, or its
+ * seq and its ack (or it has none). A subprogram, verified once, as verdict_of(). */
+enum reply_fit {
+	REPLY_NONE = 0,
+	REPLY_SEQ = 1,
+	REPLY_SEQ_AND_ACK = 2,
+};
+
+__noinline int replies(const struct packet *p, const struct flow_value *f)
+{
+	const struct dir_state *snd, *rcv;
+
+	if (!p || !f)
+		return REPLY_NONE;
+	snd = &f->dir[p->dir & 1];
+	rcv = &f->dir[!p->dir];
+	if (!(rcv->flags & DIR_ACKED) || seq_before(p->seq, rcv->ack_floor) || seq_after(p->seq, rcv->max_ack))
+		return REPLY_NONE;
+	if (!(p->tcp_flags & TH_ACK))
+		return REPLY_SEQ_AND_ACK;
+	if ((snd->flags & DIR_ACKED) && !seq_before(p->ack, snd->ack_floor) && !seq_after(p->ack, rcv->next_seq))
+		return REPLY_SEQ_AND_ACK;
+	return REPLY_SEQ;
+}
+
 /* Computes the signals of a RST from the sender's side against what the flow
  * has shown; fills j and returns the verdict. */
 static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
@@ -977,6 +1128,7 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	const struct dir_state *snd = &f->dir[p->dir & 1];
 	const struct dir_state *rcv = &f->dir[!p->dir];
 	int has_ack = p->tcp_flags & TH_ACK;
+	int seq_replies, reply;
 
 	/* Nothing to convict without a receiver in a synchronised state: a RST
 	 * toward a side that never sent SYN or SYN/ACK hits LISTEN, which
@@ -985,6 +1137,24 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 		return VERDICT_UNKNOWN;
 	if (f->flags & FLOW_MIDSTREAM)
 		FLAG(j, MIDSTREAM);
+
+	/* The reply model, RFC 9293 3.10.7.1: a host without the connection (or
+	 * closing it) answers each segment that reaches it with a RST at seq =
+	 * that segment's ACK, and, as some stacks do (Windows), an ack = its
+	 * end. Segments that crossed the close in flight, or arrived late or
+	 * out of order, carry ACKs the receiver sent earlier, so a real stack's
+	 * RSTs step through them, behind what this box saw last. A RST whose
+	 * seq lies among the ACKs the receiver sent within the horizon
+	 * [ack_floor, max_ack], and whose ack, if any, lies among the ends of
+	 * its recent segments (at least what the sender acknowledged a horizon
+	 * ago, at most what the receiver sent), is such a reply: no sign of an
+	 * injector in its seq, its ack, or in several of them in a row. It opens
+	 * nothing to one: each seq below max_ack is one the receiver discards
+	 * (harmless(), below), and max_ack itself is judged exact anyway. */
+	seq_replies = replies(p, f);
+	reply = seq_replies == REPLY_SEQ_AND_ACK;
+	if (reply)
+		FLAG(j, REPLY);
 
 	/* Sequence, RFC 5961 section 3.2: only seq == RCV.NXT resets. RCV.NXT is
 	 * what the receiver last acknowledged, or the sender's next sequence. */
@@ -997,6 +1167,8 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 		j->exp_seq = snd->next_seq;
 		if (p->seq == snd->next_seq || p->seq == rcv_nxt)
 			FLAG(j, SEQ_EXACT);
+		else if (reply)
+			; /* answers an older segment of the receiver's */
 		else if (!seq_before(p->seq, rcv_nxt) && seq_before(p->seq, rcv_nxt + wnd))
 			FLAG(j, SEQ_IN_WINDOW);
 		else
@@ -1008,9 +1180,12 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	 * its sender acknowledged before. */
 	j->exp_ack = rcv->next_seq;
 	if (has_ack) {
-		if (seq_after(p->ack, rcv->next_seq) ||
-		    ((rcv->flags & DIR_SYN) && !seq_after(p->ack, rcv->isn)) ||
-		    ((snd->flags & DIR_ACKED) && seq_before(p->ack, snd->max_ack)))
+		/* No stack acknowledges less than the SYN it answers: every
+		 * segment it ever received lies beyond the ISN. No benign cause. */
+		if ((rcv->flags & DIR_SYN) && !seq_after(p->ack, rcv->isn))
+			FLAG(j, ACK_BELOW_SYN);
+		else if (!reply && (seq_after(p->ack, rcv->next_seq) ||
+				    ((snd->flags & DIR_ACKED) && seq_before(p->ack, snd->max_ack))))
 			FLAG(j, ACK_MISMATCH);
 	}
 
@@ -1071,21 +1246,21 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	    now32 - rcv->last_data_t < snd->rtt / 2)
 		FLAG(j, TOO_SOON);
 
-	/* Several RSTs for one event with differing seq or TTL: the GFW's volleys
-	 * (Clayton et al. 2006, Wang et al. 2017, net4people #285), Weaver's
-	 * RST SEQ CHANGE. A real stack's RSTs differ in seq only where each
-	 * answers a later segment of the peer, at seq = that segment's ACK
-	 * (RFC 9293 3.10.7.1): a seq equal to the peer's latest ACK is no change. */
+	/* Several RSTs for one event with differing seq or hop count: the GFW's
+	 * volleys (Clayton et al. 2006, Wang et al. 2017, net4people #285),
+	 * Weaver's RST SEQ CHANGE. A real stack's RSTs differ in seq only where
+	 * each answers another segment of the peer, at seq = that segment's ACK
+	 * (RFC 9293 3.10.7.1): a seq among the peer's recent ACKs is no change.
+	 * They differ in TTL only where one came from the host's control socket
+	 * (the system's initial TTL) and one from the connection's socket: the
+	 * same hop count (ttl_distance()). */
 	if (rst_pending(f, p->dir) && now32 - f->rst_t < ONE_SECOND_T32 &&
-	    ((f->rst_seq != p->seq && !((rcv->flags & DIR_ACKED) && p->seq == rcv->max_ack)) ||
-	     f->rst_ttl != p->ttl))
+	    ((f->rst_seq != p->seq && !seq_replies) || ttl_distance(p->ttl, f->rst_ttl)))
 		FLAG(j, RST_BURST);
 
-	if (j->hard >= WEIGHT_STRONG)
-		return VERDICT_SPOOFED;
-	if (j->score >= WEIGHT_MEDIUM)
-		return VERDICT_SUSPECT;
-	return VERDICT_VALID;
+	if (harmless(p, f))
+		FLAG(j, HARMLESS);
+	return verdict_of(j);
 }
 
 static __always_inline int allowed(const struct packet *p)
@@ -1168,8 +1343,8 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 {
 	const struct dir_state *snd = &f->dir[p->dir & 1];
 	const struct dir_state *rcv = &f->dir[!p->dir];
-	struct hold h = {};
-	__u32 *s;
+	__u32 *s, zero = 0;
+	struct hold *h;
 	long err;
 
 	if (f->flags & FLOW_HELD) {
@@ -1194,19 +1369,23 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 	if (!s)
 		goto no_socket;
 	*slot = *s;
-	if (route(ctx, p, &h)) {
+	h = bpf_map_lookup_elem(&hold_scratch, &zero);
+	if (!h)
+		return ACTION_PASS;
+	__builtin_memset(h, 0, sizeof(*h));
+	if (route(ctx, p, h)) {
 		count(p->ifindex, CNT_HOLD_UNROUTED);
 		return ACTION_PASS;
 	}
-	if (!xsk_slot(h.egress_ifindex, 0))
+	if (!xsk_slot(h->egress_ifindex, 0))
 		goto no_socket;
-	h.held_ns = now;
-	h.probe_seq = rcv->next_seq - 1;
-	h.probe_ack = snd->next_seq;
-	h.rtt_ns = ns_of(snd->rtt);
-	h.ingress_ifindex = p->ifindex;
-	h.from_hi = p->dir;
-	err = bpf_map_update_elem(&holds, &p->key, &h, BPF_NOEXIST);
+	h->held_ns = now;
+	h->probe_seq = rcv->next_seq - 1;
+	h->probe_ack = snd->next_seq;
+	h->rtt_ns = ns_of(snd->rtt);
+	h->ingress_ifindex = p->ifindex;
+	h->from_hi = p->dir;
+	err = bpf_map_update_elem(&holds, &p->key, h, BPF_NOEXIST);
 	if (err && err != -EEXIST) {
 		count(p->ifindex, CNT_HOLD_TABLE_FULL);
 		return ACTION_PASS;
@@ -1307,7 +1486,10 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		}
 	}
 
-	if (j.verdict == VERDICT_SPOOFED && cfg->mode != MODE_MONITOR) {
+	if (j.signals & (1U << SIG_HARMLESS)) {
+		/* The receiver discards it: dropping or holding it protects
+		 * nothing, and it leaves the connection as it was. */
+	} else if (j.verdict == VERDICT_SPOOFED && cfg->mode != MODE_MONITOR) {
 		if (allowed(p))
 			FLAG(&j, ALLOWED);
 		else
@@ -1331,7 +1513,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		f->budget.context = j.verdict == VERDICT_SUSPECT || j.verdict == VERDICT_SPOOFED ? CONTEXT_PACKETS : 0;
 		f->flags = (f->flags & ~(FLOW_RST_FROM_HI | FLOW_CONFIRMED | FLOW_RST_HELD)) | FLOW_RST_PENDING |
 			   (p->dir ? FLOW_RST_FROM_HI : 0) | (action == ACTION_HOLD ? FLOW_RST_HELD : 0);
-		if (action == ACTION_PASS && kind != EVENT_COLLATERAL_RESET)
+		if (action == ACTION_PASS && kind != EVENT_COLLATERAL_RESET && !(j.signals & (1U << SIG_HARMLESS)))
 			f->state = STATE_RESET;
 
 		e = event_start(ctx, p, kind, now, &f->budget, cfg->event_budget);

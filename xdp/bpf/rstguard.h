@@ -11,7 +11,7 @@
 
 /* Stored in the policy map; the control plane refuses pinned maps of another ABI. */
 enum abi {
-	RSTGUARD_ABI = 3,
+	RSTGUARD_ABI = 4,
 };
 
 /* Policy, changed at run time through the config map (no reload). */
@@ -61,6 +61,9 @@ enum signal {
 	SIG_COLLATERAL = 17,      /* informational: answers the real sender after a forged RST */
 	SIG_ALLOWED = 18,         /* an endpoint is allow-listed: reported, never dropped */
 	SIG_AUTH_DECOY = 19,      /* TCP-MD5 or TCP-AO option never negotiated: insertion, never scored */
+	SIG_ACK_BELOW_SYN = 20,   /* RST/ACK acknowledging no more than the receiver's ISN */
+	SIG_REPLY = 21,           /* informational: answers one of the receiver's recent segments */
+	SIG_HARMLESS = 22,        /* the receiver would discard it: passed in every mode, never scored */
 	SIG_COUNT,
 };
 
@@ -96,6 +99,57 @@ enum signal_weight {
 	SIGW_COLLATERAL = WEIGHT_INFO,
 	SIGW_ALLOWED = WEIGHT_INFO,
 	SIGW_AUTH_DECOY = WEIGHT_INFO,
+	SIGW_ACK_BELOW_SYN = WEIGHT_MEDIUM,
+	SIGW_REPLY = WEIGHT_INFO,
+	SIGW_HARMLESS = WEIGHT_INFO,
+};
+
+/* Benign causes: what real stacks and paths do that raises signals with no
+ * injector involved (docs/SIGNALS.md, "Causes"). Signals that one cause can
+ * raise together are one piece of evidence, not several: a RST is spoofed
+ * only when its medium and strong signals still reach WEIGHT_STRONG after
+ * the signals of any single cause are set aside. */
+enum benign_cause {
+	CAUSE_CROSSED = 0,        /* a stack answering segments that crossed its close in flight (RFC 9293 3.10.7.1) */
+	CAUSE_CONTROL_SOCKET = 1, /* a stateless reply from the host's control socket (Linux tcp_v4_send_reset) */
+	CAUSE_MISSED = 2,         /* segments lost before this box or not captured: its view lags the hosts' */
+	CAUSE_SHARED_COUNTER = 3, /* an IP-ID counter shared with the host's other traffic, or reseeded when idle */
+	CAUSE_OLD_STACK = 4,      /* a stack that puts its receive window on RSTs */
+	CAUSE_SHARED_DEFAULTS = 5,/* two stacks with the same default window or IP-ID */
+	CAUSE_ROUTE_CHANGE = 6,   /* ECMP or a route change: a hop or two */
+	CAUSE_COUNT,
+};
+
+#define CAUSE(c) (1 << CAUSE_##c)
+
+/* Every signal's benign causes, by the signal's name: the one place they are
+ * set. docs/SIGNALS.md's cause table shows the same, and a test ties the two.
+ * Informational signals have none to list; a scored signal with none is one
+ * no documented stack raises. */
+enum signal_causes {
+	SIGC_SEQ_EXACT = 0,
+	SIGC_SEQ_IN_WINDOW = CAUSE(MISSED),
+	SIGC_SEQ_OUT_OF_WINDOW = CAUSE(CROSSED) | CAUSE(MISSED),
+	SIGC_ACK_MISMATCH = CAUSE(CROSSED) | CAUSE(MISSED),
+	SIGC_TTL_OFF = 0,
+	SIGC_TTL_DRIFT = CAUSE(ROUTE_CHANGE),
+	SIGC_IPID_OFF_MODEL = CAUSE(CROSSED) | CAUSE(CONTROL_SOCKET) | CAUSE(MISSED) | CAUSE(SHARED_COUNTER),
+	SIGC_IPID_MIRRORED = 0,
+	SIGC_WINDOW_MIRRORED = CAUSE(SHARED_DEFAULTS),
+	SIGC_WINDOW_NONZERO = CAUSE(OLD_STACK),
+	SIGC_TS_MISSING = CAUSE(CROSSED) | CAUSE(CONTROL_SOCKET),
+	SIGC_TS_BACKWARDS = 0,
+	SIGC_TOO_SOON = 0,
+	SIGC_RST_BURST = CAUSE(CROSSED),
+	SIGC_BAD_CHECKSUM = 0,
+	SIGC_FLOWLABEL_OFF = CAUSE(CROSSED) | CAUSE(CONTROL_SOCKET),
+	SIGC_MIDSTREAM = 0,
+	SIGC_COLLATERAL = 0,
+	SIGC_ALLOWED = 0,
+	SIGC_AUTH_DECOY = 0,
+	SIGC_ACK_BELOW_SYN = 0,
+	SIGC_REPLY = 0,
+	SIGC_HARMLESS = 0,
 };
 
 /* TCP header flag bits (RFC 9293 section 3.1). */
@@ -255,6 +309,13 @@ struct dir_state {
 	__u32 flow_label;  /* IPv6 */
 	__u32 last_data_t; /* time32 when it last advanced its sequence */
 	__u32 rtt;         /* time32 this side takes to answer: smallest sample, handshake first */
+	/* The reply model's memory (judge_rst()): max_ack as it stood at the
+	 * last two shifts, at least REPLY_HORIZON apart, so that ack_floor is
+	 * an ACK this side sent at least that long ago. Every ACK it sent since
+	 * lies in [ack_floor, max_ack]. */
+	__u32 ack_floor;
+	__u32 ack_stage;
+	__u32 floor_t;     /* time32 of the last shift */
 	__u16 window;      /* last raw window */
 	__u16 ip_id;       /* last IPv4 ID */
 	__u8 ttl;          /* TTL or hop limit of its last non-RST packet */
