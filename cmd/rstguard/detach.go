@@ -5,11 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/rstguard/rstguard/control/attach"
 	"github.com/rstguard/rstguard/control/bpffs"
+	"github.com/rstguard/rstguard/control/daemon"
 	"github.com/rstguard/rstguard/control/privilege"
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/xdp"
 )
 
 func detachCommand() command {
@@ -17,12 +20,15 @@ func detachCommand() command {
 		name: "detach",
 		args: "-i IFACE[,IFACE...] | --all [--purge]",
 		summary: `take the program off interfaces
-Also cleans up after a daemon killed with -9. --purge removes the pinned
-maps too (the flow table is lost).`,
+Also cleans up after a daemon killed with -9. A pin directory owns the
+programs whose maps are its own: detach takes off those, and refuses while a
+daemon uses the pin directory (stop the daemon instead). --all means every
+interface that carries this pin directory's program. --purge removes the
+pinned maps too (the flow table is lost).`,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
 			var ifaces []string
 			fs.Var(listFlag{&ifaces}, "i", "interfaces, comma-separated")
-			all := fs.Bool("all", false, "every interface that carries rstguard")
+			all := fs.Bool("all", false, "every interface that carries this pin directory's rstguard")
 			purge := fs.Bool("purge", false, "also remove the pinned maps")
 			pinDir := fs.String("pin-dir", bpffs.DefaultDir, "bpffs directory of the pinned maps")
 			if err := parseNoArgs(fs, args); err != nil {
@@ -34,31 +40,52 @@ maps too (the flow table is lost).`,
 			if err := privilege.Require(privilege.CapNetAdmin); err != nil {
 				return err
 			}
+			// Held for the whole change: no daemon may start on the pins
+			// while they are being taken away.
+			unlock, err := bpffs.Lock(*pinDir)
+			switch {
+			case errors.Is(err, os.ErrNotExist):
+				unlock = func() {}
+			case errors.Is(err, bpffs.ErrLocked):
+				if d, derr := daemon.Running(*pinDir); derr == nil {
+					return fmt.Errorf("%w --pin-dir %s (pid %d): stop it (systemctl stop rstguard, or kill %d); it detaches as it stops",
+						bpffs.ErrLocked, *pinDir, d.PID, d.PID)
+				}
+				return err
+			case err != nil:
+				return err
+			}
+			defer unlock()
+			flows, _ := bpffs.PinnedMapID(filepath.Join(*pinDir, xdp.RstguardMapFlows)) // 0: nothing pinned
 			if *all {
 				states, err := attach.Attached()
 				if err != nil {
 					return err
 				}
 				for _, s := range states {
-					ifaces = append(ifaces, s.Ifname)
+					if attach.Owns(s, flows) && liveOwner(s) == "" {
+						ifaces = append(ifaces, s.Ifname)
+					} else {
+						fmt.Fprintf(e.stdout, "left %s: it carries another pin directory's rstguard\n", s.Ifname)
+					}
 				}
 			}
 			for _, name := range ifaces {
-				if err := attach.Detach(name); err != nil {
+				if st, err := attach.StateOfName(name); err == nil {
+					if owner := liveOwner(st); owner != "" {
+						return fmt.Errorf("%s carries the program of %s: not removing it", name, owner)
+					}
+				}
+				if err := attach.Detach(name, flows); err != nil {
 					return err
 				}
 				fmt.Fprintf(e.stdout, "detached from %s\n", name)
 			}
 			if *purge {
-				unlock, err := bpffs.Lock(*pinDir)
-				if errors.Is(err, os.ErrNotExist) {
+				if flows == 0 {
 					fmt.Fprintf(e.stdout, "no pinned maps in %s\n", *pinDir)
 					return nil
 				}
-				if err != nil {
-					return err
-				}
-				defer unlock()
 				if err := dataplane.Unpin(*pinDir); err != nil {
 					return err
 				}
@@ -67,4 +94,18 @@ maps too (the flow table is lost).`,
 			return nil
 		},
 	}
+}
+
+// liveOwner names the running daemon whose flow table the interface's
+// program uses ("the daemon (pid N) on --pin-dir P"), or "" when none does:
+// a daemon's pin directory need not be under bpffs's root, where
+// attach.Owns looks for owners.
+func liveOwner(s attach.State) string {
+	for _, d := range daemon.Live() {
+		id, err := bpffs.PinnedMapID(filepath.Join(d.PinDir, xdp.RstguardMapFlows))
+		if err == nil && s.Uses(id) {
+			return fmt.Sprintf("the daemon (rstguard run, pid %d) on --pin-dir %s", d.PID, d.PinDir)
+		}
+	}
+	return ""
 }

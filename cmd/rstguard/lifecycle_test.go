@@ -65,6 +65,44 @@ func TestDaemonLifecycle(t *testing.T) {
 		if g.progOn(lab.ClientSide) != prog {
 			t.Error("the first daemon's program was replaced")
 		}
+		// The refused run leaves nothing pinned: the directory claims nothing.
+		if _, err := os.Stat(other); !os.IsNotExist(err) {
+			t.Errorf("the refused run left %s behind: %v", other, err)
+		}
+		// Cleaning up that other pin directory touches nothing of the first daemon's.
+		out, errOut, code := g.rstguard("detach", "--all", "--purge", "--pin-dir", other)
+		if code != 0 || strings.Contains(out, "detached from") || !strings.Contains(out, "left "+lab.ClientSide) {
+			t.Errorf("detach --all --purge --pin-dir %s: exit %d: %s%s", other, code, out, errOut)
+		}
+		_, errOut, code = g.rstguard("detach", "-i", lab.ClientSide, "--pin-dir", other)
+		if code != exitFailure || !strings.Contains(errOut, g.pinDir) {
+			t.Errorf("detach -i %s --pin-dir %s: exit %d: %s", lab.ClientSide, other, code, errOut)
+		}
+		if g.progOn(lab.ClientSide) != prog || g.progOn(lab.ServerSide) == 0 {
+			t.Error("cleaning up another pin directory took the first daemon's program off")
+		}
+	})
+
+	t.Run("detach refuses while the daemon holds its pin directory, naming its pid", func(t *testing.T) {
+		prog := g.progOn(lab.ClientSide)
+		_, errOut, code := g.rstguard("detach", "--all", "--pin-dir", g.pinDir)
+		if code != exitFailure || !strings.Contains(errOut, fmt.Sprintf("pid %d", g.daemon.Process.Pid)) {
+			t.Errorf("exit %d: %s", code, errOut)
+		}
+		if g.progOn(lab.ClientSide) != prog {
+			t.Error("detach took the running daemon's program off")
+		}
+	})
+
+	t.Run("the daemon puts its program back when someone takes it off", func(t *testing.T) {
+		prog := g.progOn(lab.ClientSide)
+		if out, err := g.gw.Command(context.Background(), "ip", "link", "set", "dev", lab.ClientSide, "xdp", "off").CombinedOutput(); err != nil {
+			t.Fatalf("ip link set xdp off: %v: %s", err, out)
+		}
+		g.waitFor("the program back on "+lab.ClientSide, func() bool { return g.progOn(lab.ClientSide) == prog })
+		g.waitFor("the removal logged", func() bool {
+			return strings.Contains(g.logs.String(), "rstguard's program was taken off the interface: re-attaching")
+		})
 	})
 
 	t.Run("attach and detach --purge refuse while the daemon holds the pins", func(t *testing.T) {

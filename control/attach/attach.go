@@ -7,6 +7,7 @@ package attach
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -74,12 +75,7 @@ func mapIDs(progID uint32) []uint32 {
 
 // ownedBy reports whether the program uses the flow table flowsMap.
 func ownedBy(progID, flowsMap uint32) bool {
-	for _, id := range mapIDs(progID) {
-		if id == flowsMap {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(mapIDs(progID), flowsMap)
 }
 
 // Link finds an interface by name.
@@ -217,18 +213,51 @@ func hint(m Mode) string {
 	return ""
 }
 
-// Detach takes rstguard off the interface. It does nothing when rstguard is
-// not there, and refuses to remove another program.
-func Detach(ifname string) error {
+// Detach takes rstguard off the interface, if the program there is the one
+// of the flow table flowsMap (the ID of a pin directory's pinned flows map:
+// a pin directory owns exactly the programs whose maps are its own). With
+// flowsMap 0 (nothing pinned there) it takes only an orphan: a program
+// whose flow table no pin directory under bpffs's root holds (a killed
+// daemon's whose pins were removed). It does nothing when rstguard is not
+// there, and refuses to remove another program, or another pin
+// directory's rstguard.
+func Detach(ifname string, flowsMap uint32) error {
 	link, err := Link(ifname)
 	if err != nil {
 		return err
 	}
+	if cur := StateOf(link); cur.Ours && !Owns(cur, flowsMap) {
+		owner := bpffs.OwnerOf(mapIDs(cur.ProgID))
+		if owner == "" {
+			owner = "unknown: its pins are gone"
+		}
+		return fmt.Errorf("%s %w (%s): not removing it; give that pin directory (--pin-dir %s)",
+			ifname, ErrOtherPinDir, owner, owner)
+	}
 	return detachLink(link)
 }
 
-// DetachIndex is Detach by interface index: an interface renamed since it
-// was attached is still found.
+// Uses reports whether the interface's program uses the map mapID (a pin
+// directory's flow table).
+func (s State) Uses(mapID uint32) bool {
+	return s.ProgID != 0 && ownedBy(s.ProgID, mapID)
+}
+
+// Owns reports whether the interface carries the rstguard program of the
+// flow table flowsMap (0: an orphan's, as Detach takes them).
+func Owns(s State, flowsMap uint32) bool {
+	if !s.Ours {
+		return false
+	}
+	maps := mapIDs(s.ProgID)
+	if flowsMap == 0 {
+		return bpffs.OwnerOf(maps) == ""
+	}
+	return slices.Contains(maps, flowsMap)
+}
+
+// DetachIndex takes the daemon's own program off an interface by index: an
+// interface renamed since it was attached is still found.
 func DetachIndex(index int) error {
 	link, err := netlink.LinkByIndex(index)
 	var nf netlink.LinkNotFoundError
@@ -239,6 +268,15 @@ func DetachIndex(index int) error {
 		return fmt.Errorf("look up ifindex %d: %w", index, err)
 	}
 	return detachLink(link)
+}
+
+// StateOfName reads back the XDP attachment of the interface with this name.
+func StateOfName(ifname string) (State, error) {
+	link, err := Link(ifname)
+	if err != nil {
+		return State{Ifname: ifname}, err
+	}
+	return StateOf(link), nil
 }
 
 // StateOfIndex reads back the XDP attachment of the interface with this index.

@@ -12,8 +12,9 @@ import (
 type LinkChange struct {
 	Ifname string
 	Index  int
-	// What happened: "removed", "down", "up", "renamed" (from OldName) or
-	// "returned" (a watched name appeared again, with a new index).
+	// What happened: "removed", "down", "up", "renamed" (from OldName),
+	// "returned" (a watched name appeared again, with a new index) or
+	// "xdp changed" (its XDP program was replaced or taken off).
 	What    string
 	OldName string
 }
@@ -59,9 +60,13 @@ func (w *Watcher) Run(ctx context.Context, known map[string]int, changes chan<- 
 
 	byIndex := map[int]string{}
 	up := map[string]bool{}
+	prog := map[int]uint32{} // the XDP program on each watched index
 	for name, idx := range known {
 		byIndex[idx] = name
 		up[name] = true
+		if st, err := StateOfIndex(idx); err == nil {
+			prog[idx] = st.ProgID
+		}
 	}
 	emit := func(c LinkChange) {
 		select {
@@ -100,6 +105,10 @@ func (w *Watcher) Run(ctx context.Context, known map[string]int, changes chan<- 
 				up[a.Name] = a.Flags&1 != 0
 				emit(LinkChange{Ifname: a.Name, Index: a.Index, What: "returned"})
 			case wasWatched:
+				if id := progOf(a); id != prog[a.Index] {
+					prog[a.Index] = id
+					emit(LinkChange{Ifname: a.Name, Index: a.Index, What: "xdp changed"})
+				}
 				isUp := a.Flags&1 != 0
 				if isUp != up[a.Name] {
 					up[a.Name] = isUp
@@ -112,4 +121,12 @@ func (w *Watcher) Run(ctx context.Context, known map[string]int, changes chan<- 
 			}
 		}
 	}
+}
+
+// progOf is the ID of the XDP program a link update says is attached, 0 none.
+func progOf(a *netlink.LinkAttrs) uint32 {
+	if a.Xdp == nil || !a.Xdp.Attached {
+		return 0
+	}
+	return a.Xdp.ProgId
 }

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -36,6 +37,7 @@ import (
 	"github.com/rstguard/rstguard/control/report"
 	"github.com/rstguard/rstguard/control/version"
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/xdp"
 )
 
 // Config is a resolved daemon configuration.
@@ -110,6 +112,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 		d.known[name] = link.Attrs().Index
 		d.ifnames[link.Attrs().Index] = name
 	}
+	_, pinErr := bpffs.PinnedMapID(filepath.Join(cfg.PinDir, xdp.RstguardMapFlows))
 	dp, unlock, err := LoadPinned(cfg.PinDir, cfg.FlowTableSize)
 	if err != nil {
 		return err
@@ -117,6 +120,19 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 	defer unlock()
 	defer dp.Close()
 	d.dp = dp
+	// A run that does not start leaves no pins it created: they would
+	// claim a pin directory that no program uses (status, set and detach
+	// would then act on maps nobody reads).
+	started := false
+	if pinErr != nil {
+		defer func() {
+			if !started {
+				if err := dataplane.Unpin(cfg.PinDir); err != nil {
+					d.log.Error("remove the pins this run created", "pins", cfg.PinDir, "err", err)
+				}
+			}
+		}()
+	}
 	before, err := dp.Policy()
 	if err != nil {
 		return err
@@ -205,6 +221,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 	} else {
 		defer removeState()
 	}
+	started = true
 	d.notify(fmt.Sprintf("READY=1\nSTATUS=judging RSTs on %s in %s mode\nMAINPID=%d",
 		strings.Join(cfg.Interfaces, ","), pol.Mode, os.Getpid()))
 
@@ -334,9 +351,21 @@ func (d *daemon) linkChanged(c attach.LinkChange) {
 		delete(d.ifnames, c.Index)
 	}
 	d.mu.Unlock()
-	if c.What == "returned" {
+	switch c.What {
+	case "returned":
 		if err := d.attach(c.Ifname); err != nil {
 			d.log.Error("re-attach failed", "iface", c.Ifname, "err", err)
+		}
+	case "xdp changed":
+		// Someone took the program off (ip link set dev X xdp off, another
+		// loader): protection must not fade in silence. Put it back; Attach
+		// refuses to replace another program, and then this says so.
+		if st, err := attach.StateOfIndex(c.Index); err != nil || attach.Owns(st, d.dp.FlowsMapID()) {
+			return
+		}
+		d.log.Error("rstguard's program was taken off the interface: re-attaching", "iface", c.Ifname)
+		if err := d.attach(c.Ifname); err != nil {
+			d.log.Error("re-attach failed: RSTs on this interface are not judged", "iface", c.Ifname, "err", err)
 		}
 	}
 }

@@ -81,3 +81,21 @@ func Running(pinDir string) (State, error) {
 	}
 	return s, nil
 }
+
+// Live lists the running daemons, from their state files: each one's pin
+// directory and pid.
+func Live() []State {
+	paths, _ := filepath.Glob(filepath.Join(RuntimeDir, "*.json"))
+	var out []State
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		var s State
+		if err != nil || json.Unmarshal(data, &s) != nil {
+			continue
+		}
+		if live, err := Running(s.PinDir); err == nil {
+			out = append(out, live)
+		}
+	}
+	return out
+}
