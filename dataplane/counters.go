@@ -40,6 +40,10 @@ type Counters struct {
 	HoldTableFull uint64 `json:"hold_table_full"`
 	HoldAnswers   uint64 `json:"hold_probe_answers"`
 	HoldData      uint64 `json:"hold_data_seen"`
+	// RSTs dropped in the kernel because their claimed sender was proven
+	// alive moments ago; RSTs not held because the daemon could not release them.
+	HoldProvenDrop   uint64 `json:"hold_proven_drops"`
+	HoldUnreleasable uint64 `json:"hold_unreleasable"`
 
 	Judged
 	Actions map[string]uint64 `json:"actions"`
@@ -204,29 +208,31 @@ func (d *Dataplane) readRaw() (values []uint64, cpus int, err error) {
 func countersFrom(raw []uint64) Counters {
 	at := func(c xdp.RstguardCounter) uint64 { return raw[c] }
 	c := Counters{
-		TCP:             at(xdp.RstguardCounterCNT_TCP),
-		NotTCP:          at(xdp.RstguardCounterCNT_NOT_TCP),
-		ParseErrors:     at(xdp.RstguardCounterCNT_PARSE_ERROR),
-		Fragments:       at(xdp.RstguardCounterCNT_FRAGMENT),
-		IPv6ExtLimit:    at(xdp.RstguardCounterCNT_IPV6EXT_LIMIT),
-		TinyFragments:   at(xdp.RstguardCounterCNT_TINY_FRAGMENT),
-		FlowInserts:     at(xdp.RstguardCounterCNT_FLOW_INSERT),
-		FlowInsertFails: at(xdp.RstguardCounterCNT_FLOW_INSERT_FAIL),
-		FlowPromoted:    at(xdp.RstguardCounterCNT_FLOW_PROMOTED),
-		Midstream:       at(xdp.RstguardCounterCNT_MIDSTREAM),
-		RSTs:            at(xdp.RstguardCounterCNT_RST),
-		RSTsNoFlow:      at(xdp.RstguardCounterCNT_RST_NO_FLOW),
-		CsumUnchecked:   at(xdp.RstguardCounterCNT_CSUM_UNCHECKED),
-		EventsSent:      at(xdp.RstguardCounterCNT_EVENT_SENT),
-		EventsLost:      at(xdp.RstguardCounterCNT_EVENT_LOST),
-		EventsSuppress:  at(xdp.RstguardCounterCNT_EVENT_SUPPRESSED),
-		HoldStarted:     at(xdp.RstguardCounterCNT_HOLD_STARTED),
-		HoldJoined:      at(xdp.RstguardCounterCNT_HOLD_JOINED),
-		HoldNoSocket:    at(xdp.RstguardCounterCNT_HOLD_NO_SOCKET),
-		HoldUnrouted:    at(xdp.RstguardCounterCNT_HOLD_UNROUTED),
-		HoldTableFull:   at(xdp.RstguardCounterCNT_HOLD_TABLE_FULL),
-		HoldAnswers:     at(xdp.RstguardCounterCNT_HOLD_ANSWER),
-		HoldData:        at(xdp.RstguardCounterCNT_HOLD_DATA),
+		TCP:              at(xdp.RstguardCounterCNT_TCP),
+		NotTCP:           at(xdp.RstguardCounterCNT_NOT_TCP),
+		ParseErrors:      at(xdp.RstguardCounterCNT_PARSE_ERROR),
+		Fragments:        at(xdp.RstguardCounterCNT_FRAGMENT),
+		IPv6ExtLimit:     at(xdp.RstguardCounterCNT_IPV6EXT_LIMIT),
+		TinyFragments:    at(xdp.RstguardCounterCNT_TINY_FRAGMENT),
+		FlowInserts:      at(xdp.RstguardCounterCNT_FLOW_INSERT),
+		FlowInsertFails:  at(xdp.RstguardCounterCNT_FLOW_INSERT_FAIL),
+		FlowPromoted:     at(xdp.RstguardCounterCNT_FLOW_PROMOTED),
+		Midstream:        at(xdp.RstguardCounterCNT_MIDSTREAM),
+		RSTs:             at(xdp.RstguardCounterCNT_RST),
+		RSTsNoFlow:       at(xdp.RstguardCounterCNT_RST_NO_FLOW),
+		CsumUnchecked:    at(xdp.RstguardCounterCNT_CSUM_UNCHECKED),
+		EventsSent:       at(xdp.RstguardCounterCNT_EVENT_SENT),
+		EventsLost:       at(xdp.RstguardCounterCNT_EVENT_LOST),
+		EventsSuppress:   at(xdp.RstguardCounterCNT_EVENT_SUPPRESSED),
+		HoldStarted:      at(xdp.RstguardCounterCNT_HOLD_STARTED),
+		HoldJoined:       at(xdp.RstguardCounterCNT_HOLD_JOINED),
+		HoldNoSocket:     at(xdp.RstguardCounterCNT_HOLD_NO_SOCKET),
+		HoldUnrouted:     at(xdp.RstguardCounterCNT_HOLD_UNROUTED),
+		HoldTableFull:    at(xdp.RstguardCounterCNT_HOLD_TABLE_FULL),
+		HoldAnswers:      at(xdp.RstguardCounterCNT_HOLD_ANSWER),
+		HoldData:         at(xdp.RstguardCounterCNT_HOLD_DATA),
+		HoldProvenDrop:   at(xdp.RstguardCounterCNT_HOLD_PROVEN_DROP),
+		HoldUnreleasable: at(xdp.RstguardCounterCNT_HOLD_UNRELEASABLE),
 		Judged: Judged{
 			Verdicts:   map[string]uint64{},
 			Signals:    map[string]uint64{},

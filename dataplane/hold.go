@@ -21,9 +21,13 @@ type Hold struct {
 	// Held is when the first RST was held, on the program's clock
 	// (CLOCK_MONOTONIC nanoseconds).
 	Held uint64
-	// ProbeSeq and ProbeAck are the probe's sequence and acknowledgment
-	// numbers: the other side's next sequence - 1, the claimed sender's next.
+	// ProbeSeq is the probe's sequence number, the other side's next
+	// sequence - 1; ProbeAck the claimed sender's next sequence.
 	ProbeSeq, ProbeAck uint32
+	// Nonce is the probe's acknowledgment number, drawn by the program
+	// below ProbeAck: a stack without the connection answers with a RST at
+	// seq = Nonce (RFC 9293 3.10.7.1), which only a reader of the probe knows.
+	Nonce uint32
 	// RTT is the claimed sender's leg RTT at this box; 0 when unknown.
 	RTT            time.Duration
 	IngressIfindex int
@@ -31,9 +35,17 @@ type Hold struct {
 	// RST (bpf_fib_lookup at hold time).
 	Egress               int
 	EgressSrc, EgressDst net.HardwareAddr
-	FromHi               bool
+	// Probe, ProbeSrc and ProbeDst are where the kernel would send a packet
+	// to the claimed sender: the probe leaves there, whatever L2 header
+	// the held frame carried.
+	Probe              int
+	ProbeSrc, ProbeDst net.HardwareAddr
+	FromHi             bool
 	// DataSeen: the claimed sender sent data in sequence during the hold.
 	DataSeen bool
+	// Joined counts the later RSTs in the claimed sender's name that the
+	// program counted into the hold and dropped.
+	Joined int
 }
 
 // LookupHold reads the hold of a flow; ok is false when there is none.
@@ -45,11 +57,44 @@ func (d *Dataplane) LookupHold(key xdp.RstguardFlowKey) (h Hold, ok bool, err er
 		return h, false, fmt.Errorf("read hold: %w", err)
 	}
 	return Hold{
-		Held: v.HeldNs, ProbeSeq: v.ProbeSeq, ProbeAck: v.ProbeAck, RTT: time.Duration(v.RttNs),
+		Held: v.HeldNs, ProbeSeq: v.ProbeSeq, ProbeAck: v.ProbeAck, Nonce: v.Nonce, RTT: time.Duration(v.RttNs),
 		IngressIfindex: int(v.IngressIfindex), Egress: int(v.EgressIfindex),
 		EgressSrc: net.HardwareAddr(v.EgressSmac[:]), EgressDst: net.HardwareAddr(v.EgressDmac[:]),
+		Probe: int(v.ProbeIfindex), ProbeSrc: net.HardwareAddr(v.ProbeSmac[:]), ProbeDst: net.HardwareAddr(v.ProbeDmac[:]),
 		FromHi: v.FromHi != 0, DataSeen: v.Evidence == uint8(xdp.RstguardHoldEvidenceHOLD_EVIDENCE_DATA),
+		Joined: int(v.Joined),
 	}, true, nil
+}
+
+// DecideHold reads, as the daemon decides a flow's hold begun at held, how
+// many later RSTs the program counted into it, and, for a hold decided
+// forged, marks it proven at decidedNs (the program's clock): for
+// PROVEN_ALIVE_MS and two leg RTTs more, the program drops later RSTs in the
+// claimed sender's name on that connection without a new probe, which the
+// sender's stack would not answer so soon (Linux's tcp_invalid_ratelimit).
+// A record gone, or of a newer hold, is left as it is.
+func (d *Dataplane) DecideHold(key xdp.RstguardFlowKey, held uint64, forged bool, decidedNs uint64) (joined int, err error) {
+	var v xdp.RstguardHold
+	if err := d.objs.Holds.Lookup(&key, &v); errors.Is(err, ebpf.ErrKeyNotExist) {
+		return 0, nil
+	} else if err != nil {
+		return 0, fmt.Errorf("read hold: %w", err)
+	}
+	if v.HeldNs != held {
+		return 0, nil
+	}
+	if forged {
+		v.Evidence, v.DecidedNs = uint8(xdp.RstguardHoldEvidenceHOLD_EVIDENCE_PROVEN), decidedNs
+		if err := d.objs.Holds.Update(&key, &v, ebpf.UpdateExist); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return int(v.Joined), fmt.Errorf("mark hold proven: %w", err)
+		}
+	}
+	return int(v.Joined), nil
+}
+
+// ProvenAliveFor is how long ProvenAlive lasts for a leg of this RTT.
+func ProvenAliveFor(rtt time.Duration) time.Duration {
+	return time.Duration(xdp.RstguardHoldLimitsPROVEN_ALIVE_MS)*time.Millisecond + 2*rtt
 }
 
 // EndHold removes a flow's hold: later RSTs of the flow are judged afresh.
@@ -125,19 +170,26 @@ func (d *Dataplane) Sockets() ([]SocketInfo, error) {
 	return out, it.Err()
 }
 
-// ClearHolds forgets every socket registration and hold, and empties the
-// XSKMAP: from then on the program redirects nothing. A starting daemon owns
-// neither a dead one's sockets nor its held frames; a stopping one must not
-// count on closing its sockets, which asavie/xdp does not release (Socket.Close).
-func (d *Dataplane) ClearHolds() error {
-	errs := []error{clearMap[xdp.RstguardXskKey, xdp.RstguardXskSlot](d.objs.XskSlots),
-		clearMap[xdp.RstguardFlowKey, xdp.RstguardHold](d.objs.Holds)}
+// UnregisterSockets forgets every socket registration and empties the
+// XSKMAP, keeping the holds: from then on the program redirects nothing,
+// and what it redirected before still finds its record. A stopping daemon
+// does this first, then reads its sockets, then decides what it holds.
+func (d *Dataplane) UnregisterSockets() error {
+	errs := []error{clearMap[xdp.RstguardXskKey, xdp.RstguardXskSlot](d.objs.XskSlots)}
 	for slot := range d.objs.Xsks.MaxEntries() {
 		if err := d.objs.Xsks.Delete(slot); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			errs = append(errs, fmt.Errorf("clear XSKMAP: %w", err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ClearHolds forgets every socket registration and hold, and empties the
+// XSKMAP: from then on the program redirects nothing. A starting daemon owns
+// neither a dead one's sockets nor its held frames; a stopping one must not
+// count on closing its sockets, which asavie/xdp does not release (Socket.Close).
+func (d *Dataplane) ClearHolds() error {
+	return errors.Join(d.UnregisterSockets(), clearMap[xdp.RstguardFlowKey, xdp.RstguardHold](d.objs.Holds))
 }
 
 func clearMap[K, V any](m *ebpf.Map) error {

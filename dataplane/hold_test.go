@@ -186,7 +186,8 @@ func TestHoldDatapath(t *testing.T) {
 		}
 
 		run("a RST this box would not forward: passed, counted", func(t *testing.T) {
-			c3 := linuxPair(netip.MustParseAddrPort("192.0.2.10:40003"), netip.MustParseAddrPort("203.0.113.9:80"))
+			// To the box's own address: delivered here, not forwarded.
+			c3 := linuxPair(netip.MustParseAddrPort("192.0.2.10:40003"), netip.MustParseAddrPort("192.0.2.1:80"))
 			for _, f := range append(c3.Handshake(), c3.ACK(frames.Server)) {
 				h.sendOn(f, 10*time.Millisecond, box, 0)
 			}
@@ -217,6 +218,15 @@ func TestHoldDatapath(t *testing.T) {
 			if hd.Egress != box.ifindex || hd.EgressDst.String() != netbox.GatewayMAC.String() || hd.FromHi != fromHi {
 				t.Errorf("egress %d %s from_hi %v", hd.Egress, hd.EgressDst, hd.FromHi)
 			}
+			// The probe goes where the box's own tables say the client is,
+			// not back along the held frame's L2 header.
+			if hd.Probe != box.ifindex || hd.ProbeDst.String() != netbox.ClientMAC.String() {
+				t.Errorf("probe out of %d to %s, want %d to %s", hd.Probe, hd.ProbeDst, box.ifindex, netbox.ClientMAC)
+			}
+			// The nonce: below the client's next sequence, within the span.
+			if below := hd.ProbeAck - hd.Nonce; below < 1 || below > 0xffff+1 {
+				t.Errorf("nonce %d, %d below the probe's ack %d", hd.Nonce, below, hd.ProbeAck)
+			}
 			// The probe: the server's next sequence - 1, acknowledging the client's next.
 			serverNext := c.Segment(frames.Server, frames.ACK, nil).Seq
 			if hd.ProbeSeq != serverNext-1 || hd.ProbeAck != forged.Seq {
@@ -230,16 +240,21 @@ func TestHoldDatapath(t *testing.T) {
 			}
 		})
 
-		run("a RST of a held flow's claimed sender joins the hold: to the socket", func(t *testing.T) {
+		run("a RST of a held flow's claimed sender joins the hold: counted and dropped here", func(t *testing.T) {
 			before := h.counters()
-			h.sendLive(rst, time.Millisecond, box)
-			if got := received(q0); len(got) != 1 || string(got[0]) != string(rst) {
-				t.Errorf("socket received %d frames, want the RST", len(got))
+			// A volley at the sender's exact sequence: none of it reaches the daemon.
+			for range 3 {
+				if ret := h.sendOn(rst, 100*time.Microsecond, box, 0); ret != XDPDrop {
+					t.Errorf("XDP %d, want drop", ret)
+				}
 			}
-			if d := h.counters().HoldJoined - before.HoldJoined; d != 1 {
+			if d := h.counters().HoldJoined - before.HoldJoined; d != 3 {
 				t.Errorf("joined %d", d)
 			}
-			if evs := h.drain(); len(evs) != 1 || evs[0].Verdict != VerdictValid || evs[0].Action != ActionHold {
+			if hd, _, _ := h.dp.LookupHold(key); hd.Joined != 3 {
+				t.Errorf("the hold counted %d joined", hd.Joined)
+			}
+			if evs := h.drain(); len(evs) != 3 || evs[0].Verdict != VerdictValid || evs[0].Action != ActionDrop {
 				t.Errorf("events %+v", evs)
 			}
 		})
@@ -281,6 +296,43 @@ func TestHoldDatapath(t *testing.T) {
 			if ret := h.sendOn(other.MustFrame(), time.Millisecond, box, 0); ret != XDPPass {
 				t.Errorf("an ACK of something else: XDP %d, want pass", ret)
 			}
+		})
+
+		run("a RST at the nonce answers the probe: to the socket", func(t *testing.T) {
+			before := h.counters()
+			ans := forged
+			ans.Seq = hd.Nonce
+			h.sendLive(ans.MustFrame(), time.Millisecond, box)
+			if got := received(q0); len(got) != 1 || mustSegment(t, got[0]).Seq != hd.Nonce {
+				t.Errorf("socket received %d frames, want the RST answer", len(got))
+			}
+			if d := h.counters().HoldAnswers - before.HoldAnswers; d != 1 {
+				t.Errorf("answers %d", d)
+			}
+			h.drain()
+		})
+
+		run("proven alive: the sender's next RSTs are dropped without a probe, for a while", func(t *testing.T) {
+			decided := uint64(h.now.UnixNano()) // the program's clock is the capture clock here
+			if joined, err := h.dp.DecideHold(key, hd.Held, true, decided); err != nil || joined != 3 {
+				t.Fatalf("decide: %d joined, %v", joined, err)
+			}
+			before := h.counters()
+			if ret := h.sendOn(rst, 5*time.Millisecond, box, 0); ret != XDPDrop {
+				t.Errorf("a second forged RST 5 ms later: XDP %d, want drop", ret)
+			}
+			if d := h.counters().HoldProvenDrop - before.HoldProvenDrop; d != 1 {
+				t.Errorf("proven drops %d", d)
+			}
+			// Past the bound it is asked again: a new hold.
+			h.sendLive(rst, ProvenAliveFor(hd.RTT), box)
+			if got := received(q0); len(got) != 1 {
+				t.Errorf("after the bound: socket received %d frames, want a new hold's RST", len(got))
+			}
+			if nd, ok, _ := h.dp.LookupHold(key); !ok || nd.Held <= hd.Held || nd.Joined != 0 {
+				t.Errorf("after the bound: hold %+v, want a new one", nd)
+			}
+			h.drain()
 		})
 
 		run("the hold ended: the same ACK passes", func(t *testing.T) {

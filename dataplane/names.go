@@ -227,6 +227,7 @@ const (
 	HoldTimeout      = HoldOutcome(xdp.RstguardHoldOutcomeHOLD_TIMEOUT)            // no answer: released
 	HoldFull         = HoldOutcome(xdp.RstguardHoldOutcomeHOLD_FULL)               // no room: released at once
 	HoldRateLimited  = HoldOutcome(xdp.RstguardHoldOutcomeHOLD_PROBE_RATE_LIMITED) // no probe allowed: released
+	HoldProbeUnsent  = HoldOutcome(xdp.RstguardHoldOutcomeHOLD_PROBE_UNSENT)       // probe not sent: released
 	HoldOutcomeCount = int(xdp.RstguardHoldOutcomeHOLD_OUTCOME_COUNT)
 )
 

@@ -16,7 +16,7 @@ import (
 type RstguardAbi uint32
 
 const (
-	RstguardAbiRSTGUARD_ABI RstguardAbi = 4
+	RstguardAbiRSTGUARD_ABI RstguardAbi = 5
 )
 
 type RstguardAction uint32
@@ -81,11 +81,13 @@ const (
 	RstguardCounterCNT_HOLD_TABLE_FULL       RstguardCounter = 22
 	RstguardCounterCNT_HOLD_ANSWER           RstguardCounter = 23
 	RstguardCounterCNT_HOLD_DATA             RstguardCounter = 24
-	RstguardCounterCNT_VERDICT_BASE          RstguardCounter = 25
-	RstguardCounterCNT_ACTION_BASE           RstguardCounter = 29
-	RstguardCounterCNT_SIGNAL_BASE           RstguardCounter = 32
-	RstguardCounterCNT_CONFIRMED_ACTION_BASE RstguardCounter = 55
-	RstguardCounterCNT_MAX                   RstguardCounter = 58
+	RstguardCounterCNT_HOLD_PROVEN_DROP      RstguardCounter = 25
+	RstguardCounterCNT_HOLD_UNRELEASABLE     RstguardCounter = 26
+	RstguardCounterCNT_VERDICT_BASE          RstguardCounter = 27
+	RstguardCounterCNT_ACTION_BASE           RstguardCounter = 31
+	RstguardCounterCNT_SIGNAL_BASE           RstguardCounter = 34
+	RstguardCounterCNT_CONFIRMED_ACTION_BASE RstguardCounter = 57
+	RstguardCounterCNT_MAX                   RstguardCounter = 60
 )
 
 type RstguardDirFlag uint32
@@ -233,24 +235,37 @@ type RstguardFlowValue struct {
 type RstguardHold struct {
 	_              structs.HostLayout
 	HeldNs         uint64
+	DecidedNs      uint64
 	ProbeSeq       uint32
 	ProbeAck       uint32
+	Nonce          uint32
 	RttNs          uint32
 	IngressIfindex uint32
 	EgressIfindex  uint32
+	ProbeIfindex   uint32
+	Joined         uint32
 	EgressSmac     [6]uint8
 	EgressDmac     [6]uint8
+	ProbeSmac      [6]uint8
+	ProbeDmac      [6]uint8
 	FromHi         uint8
 	Evidence       uint8
-	Pad            [2]uint8
-	_              [4]byte
+	Pad            [6]uint8
 }
 
 type RstguardHoldEvidence uint32
 
 const (
-	RstguardHoldEvidenceHOLD_EVIDENCE_NONE RstguardHoldEvidence = 0
-	RstguardHoldEvidenceHOLD_EVIDENCE_DATA RstguardHoldEvidence = 1
+	RstguardHoldEvidenceHOLD_EVIDENCE_NONE   RstguardHoldEvidence = 0
+	RstguardHoldEvidenceHOLD_EVIDENCE_DATA   RstguardHoldEvidence = 1
+	RstguardHoldEvidenceHOLD_EVIDENCE_PROVEN RstguardHoldEvidence = 2
+)
+
+type RstguardHoldLimits uint32
+
+const (
+	RstguardHoldLimitsPROVEN_ALIVE_MS  RstguardHoldLimits = 1000
+	RstguardHoldLimitsPROBE_NONCE_SPAN RstguardHoldLimits = 65535
 )
 
 type RstguardHoldOutcome uint32
@@ -262,7 +277,8 @@ const (
 	RstguardHoldOutcomeHOLD_TIMEOUT            RstguardHoldOutcome = 3
 	RstguardHoldOutcomeHOLD_FULL               RstguardHoldOutcome = 4
 	RstguardHoldOutcomeHOLD_PROBE_RATE_LIMITED RstguardHoldOutcome = 5
-	RstguardHoldOutcomeHOLD_OUTCOME_COUNT      RstguardHoldOutcome = 6
+	RstguardHoldOutcomeHOLD_PROBE_UNSENT       RstguardHoldOutcome = 6
+	RstguardHoldOutcomeHOLD_OUTCOME_COUNT      RstguardHoldOutcome = 7
 )
 
 type RstguardIfaceSlots uint32

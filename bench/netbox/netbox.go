@@ -14,10 +14,14 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// Gateway is the neighbour every routed destination goes through, and its MAC.
+// Gateway is the neighbour every routed destination goes through, and its
+// MAC; Client is a host on veth0's own network with its MAC, known to the
+// box as a gateway knows the hosts it talks to (hold mode probes them).
 var (
 	Gateway    = net.ParseIP("192.0.2.2")
 	GatewayMAC = net.HardwareAddr{2, 0, 0, 0, 0, 2}
+	Client     = net.ParseIP("192.0.2.10")
+	ClientMAC  = net.HardwareAddr{2, 0, 0, 0, 0, 10}
 )
 
 // Box is the forwarding box: the index of veth0, the end that receives.
@@ -26,7 +30,8 @@ type Box struct {
 }
 
 // New creates veth0 (192.0.2.1/24, rxQueues RX queues) and its peer veth1,
-// and routes dst through Gateway on veth0.
+// routes dst, and by default everything else, through Gateway on veth0,
+// and knows Client's MAC.
 func New(rxQueues int, dst string) (*Box, error) {
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "veth0", NumRxQueues: rxQueues, NumTxQueues: rxQueues},
 		PeerName: "veth1"}
@@ -62,8 +67,13 @@ func New(rxQueues int, dst string) (*Box, error) {
 				IP: Gateway, HardwareAddr: GatewayMAC})
 		},
 		func() error {
+			return netlink.NeighAdd(&netlink.Neigh{LinkIndex: link.Attrs().Index, State: netlink.NUD_PERMANENT,
+				IP: Client, HardwareAddr: ClientMAC})
+		},
+		func() error {
 			return netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Dst: dstNet, Gw: Gateway})
 		},
+		func() error { return netlink.RouteAdd(&netlink.Route{LinkIndex: link.Attrs().Index, Gw: Gateway}) },
 		// The namespace's own sysctl: bpf_fib_lookup answers only where forwarding is on.
 		func() error { return os.WriteFile("/proc/sys/net/ipv4/conf/all/forwarding", []byte("1"), 0o644) },
 	} {

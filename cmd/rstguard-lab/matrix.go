@@ -247,7 +247,7 @@ func render(rows []row) string {
 	b.WriteString("links instead. The `ttl-forge` profiles forge every header the gateway can check: their RSTs pass as\n")
 	b.WriteString("`valid`, so drop mode lets them through and proves them forged only by what the client does next.\n")
 	b.WriteString("Hold mode holds them and asks the client, which answers the probe with an ACK: stopped. The legitimate\n")
-	b.WriteString("resets' notes give how long hold mode kept each RST (a `hold_timeout` there is the daemon releasing what it\n")
+	b.WriteString("resets' notes give how long hold mode kept each RST (a `timeout` there is the daemon releasing what it\n")
 	b.WriteString("holds as the lab stops it, the moment curl exits).\n\n")
 	fmt.Fprintf(&b, "Run %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
 	b.WriteString("| case | placement | mode | client | verdicts | signals | goal | met | notes |\n")

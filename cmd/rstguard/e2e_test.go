@@ -292,15 +292,33 @@ func (g *gateway) sendClientRST(h *heldConn, shape func(f dataplane.Flow, s *fra
 	if !ok {
 		g.t.Fatal("held connection not in the flow table")
 	}
+	g.sendFrames([][]byte{clientRST(f, shape)}, 0)
+}
+
+// clientRST is a RST toward the server in the flow's client's name with the
+// exact sequence number, shaped by shape.
+func clientRST(f dataplane.Flow, shape func(f dataplane.Flow, s *frames.Segment)) []byte {
 	seg := frames.Segment{Src: f.Client, Dst: f.Server, Seq: f.ClientSide.NextSeq, Flags: frames.RST}
 	shape(f, &seg)
+	return seg.MustFrame()
+}
+
+// sendFrames sends frames from the client's namespace, gap apart.
+func (g *gateway) sendFrames(fs [][]byte, gap time.Duration) {
+	g.t.Helper()
 	if err := g.client.Do(func() error {
 		s, err := inject.NewRawSender()
 		if err != nil {
 			return err
 		}
 		defer s.Close()
-		return s.SendFrame(seg.MustFrame())
+		for _, f := range fs {
+			if err := s.SendFrame(f); err != nil {
+				return err
+			}
+			time.Sleep(gap)
+		}
+		return nil
 	}); err != nil {
 		g.t.Fatal(err)
 	}

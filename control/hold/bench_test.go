@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,8 +32,16 @@ type holdBench struct {
 	m       *Manager
 	ifindex int
 	conns   []*frames.Conn
+	mu      sync.Mutex // the manager reports from its writer's goroutine
 	waited  []time.Duration
 	outcome map[dataplane.HoldOutcome]int
+}
+
+// decided is how many holds the manager has reported.
+func (hb *holdBench) decided() int {
+	hb.mu.Lock()
+	defer hb.mu.Unlock()
+	return len(hb.waited)
 }
 
 func newHoldBench(b *testing.B) *holdBench {
@@ -52,6 +61,8 @@ func newHoldBench(b *testing.B) *holdBench {
 	must(err)
 	hb := &holdBench{dp: dp, ifindex: box.Ifindex, outcome: map[dataplane.HoldOutcome]int{}}
 	hb.m, err = Open(dp, []int{hb.ifindex}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(e dataplane.Event) {
+		hb.mu.Lock()
+		defer hb.mu.Unlock()
 		hb.waited = append(hb.waited, e.Hold.Waited)
 		hb.outcome[e.Hold.Outcome]++
 	})
@@ -127,38 +138,71 @@ func BenchmarkHold(b *testing.B) {
 				hb := newHoldBench(b)
 				rsts := make([][]byte, len(hb.conns))
 				answers := make([][]byte, len(hb.conns))
+				keys := make([]xdp.RstguardFlowKey, len(hb.conns))
 				for i, c := range hb.conns {
 					rst := c.Segment(frames.Client, frames.RST, nil)
 					rsts[i] = rst.MustFrame()
-					a := c.Segment(frames.Client, answer.flags, nil)
+					keys[i], _ = dataplane.Segment{Src: rst.Src, Dst: rst.Dst}.Key(0)
+				}
+				// The answers: the live stack's ACK, or a dead one's RST at
+				// the probe's nonce, read from the hold once it began.
+				answerFrame := func(i int) []byte {
+					a := hb.conns[i].Segment(frames.Client, answer.flags, nil)
 					if answer.flags == frames.RST {
-						a.Seq = rst.Seq // a stack without the connection: seq = the probe's ack
+						hd, _, _ := hb.dp.LookupHold(keys[i])
+						a.Seq = hd.Nonce
 					}
-					answers[i] = a.MustFrame()
+					return a.MustFrame()
 				}
 				var holdTime, passTime time.Duration
 				b.ResetTimer()
 				for i := 0; i < b.N; i += answer.batch {
 					n := min(answer.batch, b.N-i)
 					start := time.Now()
-					for _, fs := range [][][]byte{rsts, answers} {
-						for j := range n {
-							if err := hb.dp.Inject(fs[(i+j)%len(fs)], hb.ifindex); err != nil {
-								return err
-							}
+					for j := range n {
+						if err := hb.dp.Inject(rsts[(i+j)%len(rsts)], hb.ifindex); err != nil {
+							return err
 						}
-						hb.m.serve(0)
 					}
+					hb.m.serve(0)
+					// Untimed (held to resumed): b.StopTimer would stop the
+					// world to read memory statistics, each round.
+					held := time.Now()
+					for j := range n {
+						answers[(i+j)%len(answers)] = answerFrame((i + j) % len(answers))
+					}
+					resumed := time.Now()
+					for j := range n {
+						if err := hb.dp.Inject(answers[(i+j)%len(answers)], hb.ifindex); err != nil {
+							return err
+						}
+					}
+					hb.m.serve(0)
 					mid := time.Now()
 					for _, fs := range [][][]byte{rsts, answers} {
 						for j := range n {
 							inject(b, base.BarePass, fs[(i+j)%len(fs)], hb.ifindex)
 						}
 					}
-					holdTime += mid.Sub(start)
+					holdTime += held.Sub(start) + mid.Sub(resumed)
 					passTime += time.Since(mid)
+					// A flow proven alive stays so for a second (its next
+					// RST would be dropped in the kernel): end the records
+					// so that the next round asks again.
+					ended := make([]xdp.RstguardFlowKey, 0, n)
+					for j := range n {
+						ended = append(ended, keys[(i+j)%len(keys)])
+					}
+					if err := hb.dp.EndHolds(ended); err != nil {
+						return err
+					}
 				}
 				b.StopTimer()
+				for deadline := time.Now().Add(5 * time.Second); hb.decided() < b.N && time.Now().Before(deadline); {
+					time.Sleep(time.Millisecond)
+				}
+				hb.mu.Lock()
+				defer hb.mu.Unlock()
 				if hb.outcome[answer.want] != b.N {
 					b.Fatalf("%d of %d holds ended %s: %v", hb.outcome[answer.want], b.N, answer.want, hb.outcome)
 				}

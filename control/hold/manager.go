@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,7 +22,6 @@ import (
 type Manager struct {
 	dp      *dataplane.Dataplane
 	log     *slog.Logger
-	report  func(dataplane.Event)
 	sockets []*dataplane.Socket
 	pfds    []unix.PollFd
 	// ended are holds decided this turn: the program's records go in one
@@ -39,12 +39,24 @@ type Manager struct {
 	policyAt   time.Time
 	nudges     chan xdp.RstguardFlowKey
 
+	// reports hands decided holds to the event writer, a turn's at a time:
+	// a bounded queue, so that no decision ever waits on the event log (a
+	// stalled reader of --events -, a full disk). What does not fit is
+	// counted. turnReports are this turn's.
+	reports     chan []dataplane.Event
+	turnReports []dataplane.Event
+	reported    sync.WaitGroup
+
 	outcomes                    *prometheus.CounterVec
+	late                        *prometheus.CounterVec
 	waited                      prometheus.Histogram
 	heldNow                     atomic.Int64
 	releaseErrors, strayAnswers atomic.Uint64
-	unparsed                    atomic.Uint64
+	unparsed, reportsLost       atomic.Uint64
 }
+
+// reportQueue is how many turns' decided holds may wait for the event writer.
+const reportQueue = 1024
 
 // held is one flow's hold: its RSTs, in arrival order.
 type held struct {
@@ -78,7 +90,7 @@ func Open(dp *dataplane.Dataplane, ifindexes []int, log *slog.Logger, report fun
 		return nil, err
 	}
 	m := &Manager{
-		dp: dp, log: log, report: report, tx: map[int]*dataplane.Socket{},
+		dp: dp, log: log, tx: map[int]*dataplane.Socket{},
 		pending: map[xdp.RstguardFlowKey]*held{}, recent: map[xdp.RstguardFlowKey]decided{},
 		limit: newLimiter(), nudges: make(chan xdp.RstguardFlowKey, 1024),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -92,6 +104,20 @@ func Open(dp *dataplane.Dataplane, ifindexes []int, log *slog.Logger, report fun
 	for o := range dataplane.HoldOutcomeCount {
 		m.outcomes.WithLabelValues(dataplane.HoldOutcome(o).String())
 	}
+	m.late = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rstguard_hold_late_rsts_total",
+		Help: "RSTs redirected before their hold was decided and reaching the daemon after: they share its fate.",
+	}, []string{"fate"})
+	m.late.WithLabelValues("dropped")
+	m.late.WithLabelValues("released")
+	m.reports = make(chan []dataplane.Event, reportQueue)
+	m.reported.Go(func() {
+		for batch := range m.reports {
+			for _, e := range batch {
+				report(e)
+			}
+		}
+	})
 	if err := m.refreshPolicy(time.Now()); err != nil {
 		return nil, err
 	}
@@ -134,7 +160,16 @@ func (m *Manager) Sockets() []dataplane.SocketInfo {
 // Collectors are hold mode's metrics.
 func (m *Manager) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{
-		m.outcomes, m.waited,
+		m.outcomes, m.late, m.waited,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rstguard_hold_reports_lost_total",
+			Help: "Decided holds whose event could not be queued for the event log (the writer stalled)."},
+			func() float64 { return float64(m.reportsLost.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rstguard_hold_unparsed_total",
+			Help: "Frames redirected to the daemon that it could not parse (released by nobody)."},
+			func() float64 { return float64(m.unparsed.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rstguard_hold_stray_answers_total",
+			Help: "Probe answers that reached the daemon after their hold was decided."},
+			func() float64 { return float64(m.strayAnswers.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rstguard_hold_frames", Help: "RSTs held now."},
 			func() float64 { return float64(m.heldNow.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rstguard_hold_release_errors_total",
@@ -229,6 +264,14 @@ func (m *Manager) flush() {
 		}
 		m.ended = m.ended[:0]
 	}
+	if len(m.turnReports) > 0 {
+		select {
+		case m.reports <- m.turnReports:
+		default:
+			m.reportsLost.Add(uint64(len(m.turnReports)))
+		}
+		m.turnReports = nil
+	}
 }
 
 // pollTimeout wakes the loop for the next deadline, and at least every few
@@ -283,7 +326,10 @@ func (m *Manager) frame(s *dataplane.Socket, f []byte, now time.Time) {
 		hd, ok, err := m.dp.LookupHold(key)
 		if d, late := m.recent[key]; late && now.Before(d.until) && !(ok && hd.Held > d.held) {
 			// Redirected before its hold was decided: the same fate.
-			if !d.forged {
+			if d.forged {
+				m.late.WithLabelValues("dropped").Inc()
+			} else {
+				m.late.WithLabelValues("released").Inc()
 				m.release(frame, seg, d.hold)
 			}
 			return
@@ -297,15 +343,17 @@ func (m *Manager) frame(s *dataplane.Socket, f []byte, now time.Time) {
 		m.start(s, key, hd, seg, frame, now)
 		return
 	}
-	// The probe was sent when the hold began: an answer comes no sooner
-	// than half the sender's leg RTT after it (the program's rule for ACKs).
-	if fromHi == h.hold.FromHi && IsRSTAnswer(seg, h.hold) && now.Sub(h.start) >= h.hold.RTT/2 {
+	// The answer echoes the probe's nonce: nobody who has not read the
+	// probe can send it, so no timing rule is needed.
+	if fromHi == h.hold.FromHi && IsRSTAnswer(seg, h.hold) {
 		m.decide(h, dataplane.HoldAnsweredRST, frame, now)
 		return
 	}
+	// The program joins later RSTs itself; one reaches here only when it
+	// raced the hold's start. It shares the hold's fate, and the hold's
+	// one outcome counts it; past the frame limit it goes on at once.
 	if m.heldFrames >= int(m.policy.HoldFrames) {
 		m.release(frame, seg, h.hold)
-		m.count(dataplane.HoldFull, 0)
 		return
 	}
 	h.frames = append(h.frames, frame)
@@ -325,9 +373,13 @@ func (m *Manager) start(s *dataplane.Socket, key xdp.RstguardFlowKey, hd datapla
 		m.decide(h, dataplane.HoldRateLimited, nil, now)
 		return
 	}
-	if err := transmit(s, Probe(frame, seg, hd.ProbeSeq, hd.ProbeAck)); err != nil {
+	tx := m.tx[hd.Probe]
+	if tx == nil {
+		tx = s
+	}
+	if err := transmit(tx, Probe(seg, hd)); err != nil {
 		m.log.Warn("probe not sent: releasing", "src", seg.Src, "err", err)
-		m.decide(h, dataplane.HoldRateLimited, nil, now)
+		m.decide(h, dataplane.HoldProbeUnsent, nil, now)
 		return
 	}
 	h.deadline = now.Add(m.window(hd.RTT))
@@ -349,6 +401,9 @@ func (m *Manager) expire(now time.Time) {
 		for k, d := range m.recent {
 			if now.After(d.until) {
 				delete(m.recent, k)
+				if d.forged { // its proven-alive record is over too
+					m.ended = append(m.ended, k)
+				}
 			}
 		}
 	}
@@ -373,15 +428,24 @@ func (m *Manager) expire(now time.Time) {
 func (m *Manager) decide(h *held, o dataplane.HoldOutcome, answer []byte, now time.Time) {
 	delete(m.pending, h.key)
 	m.setHeld(m.heldFrames - len(h.frames))
-	m.ended = append(m.ended, h.key)
-	if !o.Forged() {
+	// Proven alive when forged: the program drops the sender's next RSTs
+	// on its own for a while, then the record goes (expire).
+	joined, err := m.dp.DecideHold(h.key, h.hold.Held, o.Forged(), monotonicNs())
+	if err != nil {
+		m.log.Error("decide hold", "err", err)
+	}
+	until := now.Add(lateRSTs)
+	if o.Forged() {
+		until = now.Add(max(lateRSTs, dataplane.ProvenAliveFor(h.hold.RTT)))
+	} else {
+		m.ended = append(m.ended, h.key)
 		for _, f := range h.frames {
 			if seg, err := dataplane.ParseSegment(f); err == nil {
 				m.release(f, seg, h.hold)
 			}
 		}
 	}
-	m.recent[h.key] = decided{forged: o.Forged(), hold: h.hold, held: h.hold.Held, until: now.Add(lateRSTs)}
+	m.recent[h.key] = decided{forged: o.Forged(), hold: h.hold, held: h.hold.Held, until: until}
 	waited := now.Sub(h.start)
 	m.count(o, waited)
 
@@ -389,7 +453,7 @@ func (m *Manager) decide(h *held, o dataplane.HoldOutcome, answer []byte, now ti
 		Time: now, Kind: dataplane.EventHold, Src: h.first.Src, Dst: h.first.Dst, Zone: h.key.Zone, Flags: h.first.Flags,
 		Seq: h.first.Seq, Ack: h.first.Ack, TTL: h.first.TTL, Ifindex: uint32(h.hold.IngressIfindex),
 		Action: dataplane.ActionPass, Frame: h.frames[0], FrameLen: len(h.frames[0]),
-		Hold: &dataplane.HoldResult{Outcome: o, Waited: waited, Frames: len(h.frames), Answer: answer},
+		Hold: &dataplane.HoldResult{Outcome: o, Waited: waited, Frames: len(h.frames) + joined, Answer: answer},
 	}
 	switch o {
 	case dataplane.HoldAnsweredACK, dataplane.HoldData:
@@ -397,10 +461,19 @@ func (m *Manager) decide(h *held, o dataplane.HoldOutcome, answer []byte, now ti
 	case dataplane.HoldAnsweredRST:
 		e.Verdict = dataplane.VerdictValid
 	}
-	if o != dataplane.HoldFull && o != dataplane.HoldRateLimited {
-		e.Hold.ProbeSeq, e.Hold.ProbeAck = h.hold.ProbeSeq, h.hold.ProbeAck
+	if o != dataplane.HoldFull && o != dataplane.HoldRateLimited && o != dataplane.HoldProbeUnsent {
+		e.Hold.ProbeSeq, e.Hold.ProbeAck = h.hold.ProbeSeq, h.hold.Nonce
 	}
-	m.report(e)
+	m.turnReports = append(m.turnReports, e)
+}
+
+// monotonicNs is the program's clock (bpf_ktime_get_ns: CLOCK_MONOTONIC).
+func monotonicNs() uint64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0
+	}
+	return uint64(ts.Nano())
 }
 
 func (m *Manager) count(o dataplane.HoldOutcome, waited time.Duration) {
@@ -448,13 +521,15 @@ func transmit(s *dataplane.Socket, frame []byte) error {
 	return err
 }
 
-// close stops the program redirecting (the registrations go), takes what
-// it had already redirected, releases every pending hold (a stopping daemon
-// must not take held RSTs with it) and closes the sockets, which empties the
-// XSKMAP: from then on the program passes every RST it would have held.
+// close stops the program redirecting (the registrations go, the hold
+// records stay), takes what it had already redirected while each still
+// finds its record, releases every pending hold (a stopping daemon must not
+// take held RSTs with it), and only then removes the records and closes the
+// sockets: from then on the program passes every RST it would have held.
+// The decided holds' events get a moment to reach the writer, never more.
 func (m *Manager) close() {
-	if err := m.dp.ClearHolds(); err != nil {
-		m.log.Error("clear holds", "err", err)
+	if err := m.dp.UnregisterSockets(); err != nil {
+		m.log.Error("unregister AF_XDP sockets", "err", err)
 	}
 	now := time.Now()
 	for _, s := range m.sockets {
@@ -464,7 +539,18 @@ func (m *Manager) close() {
 		m.decide(h, dataplane.HoldTimeout, nil, now)
 	}
 	m.flush()
+	if err := m.dp.ClearHolds(); err != nil {
+		m.log.Error("clear holds", "err", err)
+	}
 	for _, s := range m.sockets {
 		s.Close()
+	}
+	close(m.reports)
+	done := make(chan struct{})
+	go func() { m.reported.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		m.log.Warn("event writer stalled: hold events not written", "queued", len(m.reports))
 	}
 }

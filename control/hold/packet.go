@@ -21,20 +21,27 @@ const probeWindow = 65535
 
 // Probe builds the keepalive-style segment that asks a held RST's claimed
 // sender whether its connection is alive. It is sent in the other endpoint's
-// name: ACK, seq = the other side's next sequence - 1, ack = the claimed
-// sender's next sequence, no payload, valid checksums, and the held frame's
-// L2 header (VLAN tags kept) with its addresses swapped, so that it leaves
-// the interface the RST came in on toward the RST's sender. A live stack
-// answers an unacceptable segment with an ACK (RFC 9293 section 3.10.7.4),
-// a stack without the connection with a RST whose seq is the probe's ack
-// (section 3.10.7.1); both answers are checked against Linux in
-// cmd/rstguard's TestHoldMode.
-func Probe(held []byte, rst dataplane.Segment, seq, ack uint32) []byte {
-	l2 := rst.L3Off
-	out := make([]byte, 0, l2+40+20)
-	out = append(out, held[:l2]...)
-	copy(out[0:6], held[6:12])
-	copy(out[6:12], held[0:6])
+// name: ACK, seq = the other side's next sequence - 1 (below what the sender
+// expects: unacceptable), ack = the hold's nonce, no payload, valid
+// checksums. A live stack answers an unacceptable segment with an ACK,
+// whatever its ACK field (RFC 9293 section 3.10.7.4; RFC 5961 5.2), a stack
+// without the connection with a RST whose seq is the probe's ack (section
+// 3.10.7.1): the nonce, which an injector cannot know without reading the
+// probe. Both answers are checked against Linux in cmd/rstguard's
+// TestHoldMode. Its Ethernet header is the box's own route to the sender
+// (hd.ProbeSrc, hd.ProbeDst from bpf_fib_lookup), untagged: nothing of the
+// held frame's L2 header, which a forgery makes up.
+func Probe(rst dataplane.Segment, hd dataplane.Hold) []byte {
+	out := make([]byte, 0, 14+40+20)
+	out = append(out, hd.ProbeDst...)
+	out = append(out, hd.ProbeSrc...)
+	l2 := len(out) + 2
+	if rst.IPv6 {
+		out = binary.BigEndian.AppendUint16(out, 0x86dd)
+	} else {
+		out = binary.BigEndian.AppendUint16(out, 0x0800)
+	}
+	seq, ack := hd.ProbeSeq, hd.Nonce
 	src, dst := rst.Dst.Addr(), rst.Src.Addr() // the probe goes back to the sender
 	if rst.IPv6 {
 		ip := make([]byte, 40)
@@ -74,14 +81,19 @@ func Probe(held []byte, rst dataplane.Segment, seq, ack uint32) []byte {
 var ErrTTLExpired = errors.New("TTL expired in transit")
 
 // Forward readies a held frame for its way on, changed only as forwarding
-// changes it: the egress hop's L2 addresses, TTL or hop limit less one, the
-// IPv4 header checksum. The TCP checksum is computed afresh: a frame from a
-// local sender may carry only a partial one (TX offload), which no receiver
-// accepts once the frame leaves without the skb that said so.
+// changes it: the egress hop's Ethernet header (its addresses, and no VLAN
+// tag: the egress interface's own tagging, as the kernel would send it),
+// TTL or hop limit less one, the IPv4 header checksum. The TCP checksum is
+// computed afresh: a frame from a local sender may carry only a partial one
+// (TX offload), which no receiver accepts once the frame leaves without the
+// skb that said so.
 func Forward(held []byte, rst dataplane.Segment, src, dst net.HardwareAddr) ([]byte, error) {
-	out := append([]byte(nil), held[:rst.L4Off+rst.L4Len]...) // without Ethernet padding
-	copy(out[0:6], dst)
-	copy(out[6:12], src)
+	out := make([]byte, 0, 14+rst.L4Off-rst.L3Off+rst.L4Len)
+	out = append(out, dst...)
+	out = append(out, src...)
+	out = append(out, held[rst.L3Off-2:rst.L4Off+rst.L4Len]...) // the ethertype, then IP; without padding
+	rst.L4Off -= rst.L3Off - 14
+	rst.L3Off = 14
 	ip := out[rst.L3Off:]
 	if rst.IPv6 {
 		if ip[7] <= 1 {
@@ -111,11 +123,12 @@ func IsACKAnswer(s dataplane.Segment, h dataplane.Hold) bool {
 }
 
 // IsRSTAnswer: a stack without the connection answers a segment carrying an
-// ACK with a plain RST at seq = that ACK (RFC 9293 section 3.10.7.1; Linux
-// tcp_v4_send_reset). A forged RST/ACK volley does not look like this.
+// ACK with a RST at seq = that ACK (RFC 9293 section 3.10.7.1; Linux
+// tcp_v4_send_reset, the BSDs' tcp_dropwithreset): the probe's nonce. An
+// injector's RSTs, even a volley at the sender's exact sequence, cannot
+// carry it unless the injector reads the probe and answers within the hold.
 func IsRSTAnswer(s dataplane.Segment, h dataplane.Hold) bool {
-	return s.Flags&(dataplane.FlagRST|dataplane.FlagACK|dataplane.FlagSYN) == dataplane.FlagRST &&
-		s.Seq == h.ProbeAck
+	return s.Flags&(dataplane.FlagRST|dataplane.FlagSYN) == dataplane.FlagRST && s.Seq == h.Nonce
 }
 
 // setTCPChecksum fills the TCP checksum of the segment at l4 in frame, the

@@ -74,20 +74,23 @@ func TestProbe(t *testing.T) {
 		{"IPv4 in two VLAN tags", client, server, []uint16{100, 200}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			// The held RST: from the client (claimed sender) to the server.
+			// The held RST: from the client (claimed sender) to the server,
+			// with made-up L2 addresses, as a forgery may carry.
 			rst := frames.Segment{Src: tc.src, Dst: tc.dst, Seq: 1000, Flags: frames.RST, TTL: 60,
 				SrcMAC: macA, DstMAC: macB, VLANs: tc.vlans}.MustFrame()
 			seg, err := dataplane.ParseSegment(rst)
 			if err != nil {
 				t.Fatal(err)
 			}
-			probe := Probe(rst, seg, 5000-1, 1000)
+			toSender := dataplane.Hold{ProbeSeq: 5000 - 1, ProbeAck: 1000, Nonce: 977,
+				ProbeSrc: net.HardwareAddr{2, 0, 0, 0, 2, 1}, ProbeDst: net.HardwareAddr{2, 0, 0, 0, 2, 2}}
+			probe := Probe(seg, toSender)
 			eth, tcp, p := decode(t, probe)
-			if eth.SrcMAC.String() != macB.String() || eth.DstMAC.String() != macA.String() {
-				t.Errorf("L2 %s > %s, want the held frame's swapped", eth.SrcMAC, eth.DstMAC)
+			if eth.SrcMAC.String() != toSender.ProbeSrc.String() || eth.DstMAC.String() != toSender.ProbeDst.String() {
+				t.Errorf("L2 %s > %s, want the box's own route to the sender", eth.SrcMAC, eth.DstMAC)
 			}
-			if n := len(p.Layers()); tc.vlans != nil && p.Layer(layers.LayerTypeDot1Q) == nil {
-				t.Errorf("VLAN tags lost (%d layers)", n)
+			if p.Layer(layers.LayerTypeDot1Q) != nil {
+				t.Errorf("probe carries the held frame's VLAN tags")
 			}
 			got, err := dataplane.ParseSegment(probe)
 			if err != nil {
@@ -99,8 +102,8 @@ func TestProbe(t *testing.T) {
 			if !tcp.ACK || tcp.RST || tcp.SYN || tcp.FIN || tcp.PSH || len(tcp.Payload) != 0 {
 				t.Errorf("probe flags/payload: %+v", tcp)
 			}
-			if tcp.Seq != 4999 || tcp.Ack != 1000 {
-				t.Errorf("probe seq %d ack %d, want 4999 1000", tcp.Seq, tcp.Ack)
+			if tcp.Seq != 4999 || tcp.Ack != 977 {
+				t.Errorf("probe seq %d ack %d, want 4999 and the nonce 977", tcp.Seq, tcp.Ack)
 			}
 		})
 	}
@@ -111,14 +114,16 @@ func TestForward(t *testing.T) {
 		name     string
 		src, dst netip.AddrPort
 		partial  bool
+		vlans    []uint16
 	}{
-		{"IPv4", client, server, false},
-		{"IPv6", client6, server6, false},
-		{"IPv4 with a partial checksum (TX offload)", client, server, true},
+		{"IPv4", client, server, false, nil},
+		{"IPv6", client6, server6, false, nil},
+		{"IPv4 with a partial checksum (TX offload)", client, server, true, nil},
+		{"IPv4 from a trunk: released untagged onto the egress", client, server, false, []uint16{100}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := frames.Segment{Src: tc.src, Dst: tc.dst, Seq: 1000, Ack: 77, Flags: frames.RST | frames.ACK, TTL: 60,
-				Window: 501, SrcMAC: macA, DstMAC: macB}.MustFrame()
+				Window: 501, SrcMAC: macA, DstMAC: macB, VLANs: tc.vlans}.MustFrame()
 			f = append(f, 0, 0, 0, 0) // Ethernet padding
 			seg, err := dataplane.ParseSegment(f)
 			if err != nil {
@@ -132,10 +137,13 @@ func TestForward(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(out) != seg.L4Off+seg.L4Len {
-				t.Errorf("forwarded %d bytes, want %d (padding cut)", len(out), seg.L4Off+seg.L4Len)
+			if want := 14 + seg.L4Off - seg.L3Off + seg.L4Len; len(out) != want {
+				t.Errorf("forwarded %d bytes, want %d (padding and tags cut)", len(out), want)
 			}
-			eth, tcp, _ := decode(t, out)
+			eth, tcp, p := decode(t, out)
+			if p.Layer(layers.LayerTypeDot1Q) != nil {
+				t.Errorf("released still tagged")
+			}
 			if eth.SrcMAC.String() != egressSrc.String() || eth.DstMAC.String() != egressDst.String() {
 				t.Errorf("L2 %s > %s", eth.SrcMAC, eth.DstMAC)
 			}
@@ -154,7 +162,7 @@ func TestForward(t *testing.T) {
 
 // The answers a probe can draw, and what is no answer.
 func TestAnswers(t *testing.T) {
-	h := dataplane.Hold{ProbeSeq: 4999, ProbeAck: 1000}
+	h := dataplane.Hold{ProbeSeq: 4999, ProbeAck: 1000, Nonce: 977}
 	seg := func(flags uint8, seq, ack uint32, payload int) dataplane.Segment {
 		return dataplane.Segment{Flags: flags, Seq: seq, Ack: ack, PayloadLen: payload}
 	}
@@ -169,8 +177,10 @@ func TestAnswers(t *testing.T) {
 		{"ACK behind the sender's next seq", seg(dataplane.FlagACK, 999, 5000, 0), false, false},
 		{"data is no answer (the program judges it)", seg(dataplane.FlagACK|0x08, 1000, 5000, 10), false, false},
 		{"FIN is no answer", seg(dataplane.FlagACK|dataplane.FlagFIN, 1000, 5000, 0), false, false},
-		{"dead stack: plain RST at seq = the probe's ack", seg(dataplane.FlagRST, 1000, 0, 0), false, true},
-		{"RST/ACK (a forged volley's kind) is no answer", seg(dataplane.FlagRST|dataplane.FlagACK, 1000, 5000, 0), false, false},
+		{"dead stack: RST at seq = the probe's ack, the nonce", seg(dataplane.FlagRST, 977, 0, 0), false, true},
+		{"dead stack answering with RST/ACK, as some do", seg(dataplane.FlagRST|dataplane.FlagACK, 977, 5000, 0), false, true},
+		{"a volley at the sender's next seq is no answer", seg(dataplane.FlagRST, 1000, 0, 0), false, false},
+		{"a RST/ACK volley at it neither", seg(dataplane.FlagRST|dataplane.FlagACK, 1000, 5000, 0), false, false},
 		{"RST at another seq is no answer", seg(dataplane.FlagRST, 2460, 0, 0), false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

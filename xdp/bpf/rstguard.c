@@ -59,7 +59,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define CSUM_CHUNKS 3
 
 /* Timing. */
-#define ONE_SECOND_T32 (1000000000ULL >> TIME32_SHIFT)
+#define ONE_SECOND_NS 1000000000ULL
+#define ONE_SECOND_T32 (ONE_SECOND_NS >> TIME32_SHIFT)
 #define MIN_TIMING_RTT_T32 (1000000ULL >> TIME32_SHIFT) /* 1 ms: below, hosts, not paths, make the RTT */
 /* How long after a RST the claimed sender's data still proves it alive: its
  * retransmission timer starts at 200 ms (RFC 6298 section 2.4 with Linux's
@@ -240,6 +241,7 @@ struct btf_anchor {
 	struct hold hold;
 	enum hold_outcome hold_outcome;
 	enum hold_evidence hold_evidence;
+	enum hold_limits hold_limits;
 	enum policy_default policy_default;
 	enum time_unit time_unit;
 	enum signal_weight signal_weight;
@@ -291,7 +293,7 @@ struct packet {
 	__u32 ifindex; /* where it arrived: interface and RX queue */
 	__u32 queue;
 	__u8 first_fragment; /* the first fragment of a datagram: payload incomplete */
-	__u8 pad2;
+	__u8 ipv6_ext;       /* IPv6 with extension headers before TCP */
 	__u16 vlan;          /* the outer VLAN ID; 0 untagged */
 };
 
@@ -508,7 +510,7 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p, __u32 
 {
 	struct ipv6hdr *ip6h = c->pos;
 	__u32 len;
-	__u8 next, first = 0;
+	__u8 next, first = 0, ext_seen = 0;
 	int i;
 
 	if ((void *)(ip6h + 1) > c->end)
@@ -540,6 +542,7 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p, __u32 
 		len -= ext_len;
 		next = ext[0];
 		c->pos += ext_len;
+		ext_seen = 1;
 	}
 	if (is_ipv6_ext(next))
 		return PARSE_IPV6_EXT_LIMIT;
@@ -550,6 +553,7 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p, __u32 
 	p->ipv6 = 1;
 	p->flow_label = bpf_ntohl(*(__be32 *)ip6h) & IP6_FLOWLABEL;
 	p->first_fragment = first;
+	p->ipv6_ext = ext_seen;
 	*src = (__u32 *)&ip6h->saddr;
 	*dst = (__u32 *)&ip6h->daddr;
 	*l4_len = len;
@@ -1298,14 +1302,19 @@ static __always_inline __u32 *xsk_slot(__u32 ifindex, __u32 queue)
 	return 0;
 }
 
-/* Where the kernel would forward p: egress interface and L2 addresses, so
- * that the daemon can release a held RST exactly there. Fails for a RST
- * this box would deliver locally or cannot resolve (fail open: pass). */
-static __always_inline int route(struct xdp_md *ctx, const struct packet *p, struct hold *h)
+/* Where the kernel would forward p (back: toward its sender instead):
+ * egress interface and L2 addresses from the box's own tables, so that the
+ * daemon releases a held RST exactly there and probes its claimed sender
+ * where that sender really is, whatever L2 header a forgery carried. Fails
+ * for an address this box would deliver locally or cannot resolve (fail
+ * open: pass). */
+static __always_inline int route(struct xdp_md *ctx, const struct packet *p, int back, __u32 *ifindex,
+				 __u8 *smac, __u8 *dmac)
 {
 	struct bpf_fib_lookup fib = {};
-	const __u8 *src = p->dir ? p->key.addr_hi : p->key.addr_lo;
-	const __u8 *dst = p->dir ? p->key.addr_lo : p->key.addr_hi;
+	int from_hi = back ? !p->dir : p->dir;
+	const __u8 *src = from_hi ? p->key.addr_hi : p->key.addr_lo;
+	const __u8 *dst = from_hi ? p->key.addr_lo : p->key.addr_hi;
 
 	if (p->ipv6) {
 		fib.family = AF_INET6;
@@ -1319,15 +1328,64 @@ static __always_inline int route(struct xdp_md *ctx, const struct packet *p, str
 		fib.tot_len = p->l4_len + sizeof(struct iphdr);
 	}
 	fib.l4_protocol = IPPROTO_TCP;
-	fib.sport = p->dir ? p->key.port_hi : p->key.port_lo;
-	fib.dport = p->dir ? p->key.port_lo : p->key.port_hi;
+	fib.sport = from_hi ? p->key.port_hi : p->key.port_lo;
+	fib.dport = from_hi ? p->key.port_lo : p->key.port_hi;
 	fib.ifindex = p->ifindex;
 	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return -1;
-	h->egress_ifindex = fib.ifindex;
-	__builtin_memcpy(h->egress_smac, fib.smac, 6);
-	__builtin_memcpy(h->egress_dmac, fib.dmac, 6);
+	*ifindex = fib.ifindex;
+	__builtin_memcpy(smac, fib.smac, 6);
+	__builtin_memcpy(dmac, fib.dmac, 6);
 	return 0;
+}
+
+/* A RST of a flow with a hold record from its claimed sender: the hold's
+ * business, decided here without the daemon where the daemon needs not
+ * see it. Returns ACTION_DROP, ACTION_HOLD (the probe's answer, for the
+ * daemon), or ACTION_PASS with *stale set when the record is over and a new
+ * hold may begin. */
+static __always_inline __u8 held_rst(const struct packet *p, struct hold *held, const struct config *cfg,
+				     __u64 now, __u32 *slot, int *stale)
+{
+	__u32 *s;
+
+	/* Proven alive moments ago: the same evidence convicts this one too,
+	 * and a new probe would go unanswered (PROVEN_ALIVE_MS). */
+	if (held->evidence == HOLD_EVIDENCE_PROVEN) {
+		if (now - held->decided_ns < PROVEN_ALIVE_MS * 1000000ULL + 2ULL * held->rtt_ns) {
+			count(p->ifindex, CNT_HOLD_PROVEN_DROP);
+			return ACTION_DROP;
+		}
+		*stale = 1;
+		return ACTION_PASS;
+	}
+	/* A hold the daemon never decided (it died, or lost the frame) is
+	 * over once the longest hold would be: fail open. */
+	if (now - held->held_ns > (__u64)cfg->hold_max_us * 1000 + ONE_SECOND_NS) {
+		*stale = 1;
+		return ACTION_PASS;
+	}
+	s = xsk_slot(p->ifindex, p->queue);
+	if (!s) {
+		count(p->ifindex, CNT_HOLD_NO_SOCKET);
+		return ACTION_PASS;
+	}
+	/* A stack without the connection answers the probe with a RST at seq =
+	 * the probe's ACK (RFC 9293 3.10.7.1): the nonce, which nobody knows
+	 * who has not read the probe. That answer goes to the daemon. */
+	if (p->seq == held->nonce) {
+		count(p->ifindex, CNT_HOLD_ANSWER);
+		*slot = *s;
+		return ACTION_HOLD;
+	}
+	/* Any other RST in the sender's name joins the hold: counted here, and
+	 * dropped, since one RST per hold is enough for the daemon to release
+	 * if the sender turns out to have no connection (an injector's volley
+	 * is then stopped whole; a real stack's later RSTs answer segments the
+	 * released one makes moot). */
+	__sync_fetch_and_add(&held->joined, 1);
+	count(p->ifindex, CNT_HOLD_JOINED);
+	return ACTION_DROP;
 }
 
 /* Hold mode: a RST that headers cannot clear waits in the daemon while it
@@ -1341,6 +1399,7 @@ static __always_inline int route(struct xdp_md *ctx, const struct packet *p, str
 static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, struct flow_value *f,
 				__u64 now, __u32 *slot)
 {
+	const struct config *cfg = get_config();
 	const struct dir_state *snd = &f->dir[p->dir & 1];
 	const struct dir_state *rcv = &f->dir[!p->dir];
 	__u32 *s, zero = 0;
@@ -1349,22 +1408,30 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 
 	if (f->flags & FLOW_HELD) {
 		struct hold *held = bpf_map_lookup_elem(&holds, &p->key);
+		int stale = 0;
+		__u8 action;
 
-		if (!held)
+		if (!held) {
 			f->flags &= ~FLOW_HELD;
-		else if (held->from_hi != p->dir)
+		} else if (held->from_hi != p->dir) {
 			return ACTION_PASS; /* the other side's RST: not what is being asked */
-		else if (!(s = xsk_slot(p->ifindex, p->queue)))
-			goto no_socket;
-		else {
-			count(p->ifindex, CNT_HOLD_JOINED);
-			*slot = *s;
-			return ACTION_HOLD;
+		} else {
+			action = held_rst(p, held, cfg, now, slot, &stale);
+			if (!stale)
+				return action;
+			bpf_map_delete_elem(&holds, &p->key);
+			f->flags &= ~FLOW_HELD;
 		}
 	}
 	if ((f->state != STATE_ESTABLISHED && f->state != STATE_CLOSING) || !(snd->flags & DIR_SEEN) ||
 	    !(rcv->flags & DIR_SEEN) || allowed(p))
 		return ACTION_PASS;
+	/* The daemon re-parses what it holds: only Ethernet, VLAN tags, IPv4
+	 * and IPv6 without extension headers, and whole segments. */
+	if (p->first_fragment || p->ipv6_ext) {
+		count(p->ifindex, CNT_HOLD_UNRELEASABLE);
+		return ACTION_PASS;
+	}
 	s = xsk_slot(p->ifindex, p->queue);
 	if (!s)
 		goto no_socket;
@@ -1373,15 +1440,17 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 	if (!h)
 		return ACTION_PASS;
 	__builtin_memset(h, 0, sizeof(*h));
-	if (route(ctx, p, h)) {
+	if (route(ctx, p, 0, &h->egress_ifindex, h->egress_smac, h->egress_dmac) ||
+	    route(ctx, p, 1, &h->probe_ifindex, h->probe_smac, h->probe_dmac)) {
 		count(p->ifindex, CNT_HOLD_UNROUTED);
 		return ACTION_PASS;
 	}
-	if (!xsk_slot(h->egress_ifindex, 0))
+	if (!xsk_slot(h->egress_ifindex, 0) || !xsk_slot(h->probe_ifindex, 0))
 		goto no_socket;
 	h->held_ns = now;
 	h->probe_seq = rcv->next_seq - 1;
 	h->probe_ack = snd->next_seq;
+	h->nonce = h->probe_ack - 1 - (bpf_get_prandom_u32() & PROBE_NONCE_SPAN);
 	h->rtt_ns = ns_of(snd->rtt);
 	h->ingress_ifindex = p->ifindex;
 	h->from_hi = p->dir;
@@ -1394,8 +1463,10 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 	if (err) {
 		/* Held already: FLOW_HELD was lost to the other direction's
 		 * concurrent update of the flow's flags. Join that hold. */
-		count(p->ifindex, CNT_HOLD_JOINED);
-		return ACTION_HOLD;
+		struct hold *held = bpf_map_lookup_elem(&holds, &p->key);
+		int stale = 0;
+
+		return held && held->from_hi == p->dir ? held_rst(p, held, cfg, now, slot, &stale) : ACTION_PASS;
 	}
 	count(p->ifindex, CNT_HOLD_STARTED);
 	return ACTION_HOLD;
@@ -1486,9 +1557,11 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		}
 	}
 
-	if (j.signals & (1U << SIG_HARMLESS)) {
+	if ((j.signals & (1U << SIG_HARMLESS)) && !(cfg->mode == MODE_HOLD && f && (f->flags & FLOW_HELD))) {
 		/* The receiver discards it: dropping or holding it protects
-		 * nothing, and it leaves the connection as it was. */
+		 * nothing, and it leaves the connection as it was. Of a flow
+		 * under hold, it is the hold's: the dead stack's answer to the
+		 * probe lies below what the receiver acknowledged too. */
 	} else if (j.verdict == VERDICT_SPOOFED && cfg->mode != MODE_MONITOR) {
 		if (allowed(p))
 			FLAG(&j, ALLOWED);

@@ -11,7 +11,7 @@
 
 /* Stored in the policy map; the control plane refuses pinned maps of another ABI. */
 enum abi {
-	RSTGUARD_ABI = 4,
+	RSTGUARD_ABI = 5,
 };
 
 /* Policy, changed at run time through the config map (no reload). */
@@ -191,6 +191,7 @@ enum hold_outcome {
 	HOLD_TIMEOUT = 3,            /* no answer within the hold window: released (fail open) */
 	HOLD_FULL = 4,               /* too many frames held: released at once */
 	HOLD_PROBE_RATE_LIMITED = 5, /* no probe allowed now: released at once */
+	HOLD_PROBE_UNSENT = 6,       /* the probe could not be sent: released at once */
 	HOLD_OUTCOME_COUNT,
 };
 
@@ -198,7 +199,26 @@ enum hold_outcome {
  * began (struct hold.evidence). */
 enum hold_evidence {
 	HOLD_EVIDENCE_NONE = 0,
-	HOLD_EVIDENCE_DATA = 1, /* payload in sequence, its TTL and IP-ID: alive */
+	HOLD_EVIDENCE_DATA = 1,   /* payload in sequence, its TTL and IP-ID: alive */
+	HOLD_EVIDENCE_PROVEN = 2, /* written by the daemon: the hold was decided forged at decided_ns */
+};
+
+/* Hold mode's bounds; Go reads these. */
+enum hold_limits {
+	/* How long a claimed sender proven alive stays proven: later RSTs in
+	 * its name on that connection are dropped without a new probe. Linux
+	 * answers out-of-window segments at most once per tcp_invalid_ratelimit
+	 * (500 ms by default, TcpExtTCPACKSkippedSeq), so a second probe that
+	 * soon goes unanswered; past this bound (and two of the sender's leg
+	 * RTTs for the answer's way) the next RST is held and asked again. */
+	PROVEN_ALIVE_MS = 1000,
+	/* How far below the claimed sender's next sequence the probe's ACK
+	 * field (the nonce) may lie: within what stateful firewalls on the path
+	 * accept (Linux conntrack: MAXACKWINCONST, 66,000 below the highest
+	 * sequence) and what live stacks answer with an ACK anyway (RFC 5961
+	 * 5.2; Linux checks the sequence first): 16 bits that an injector
+	 * cannot know before it reads the probe. */
+	PROBE_NONCE_SPAN = 0xffff,
 };
 
 enum flow_state {
@@ -251,6 +271,8 @@ enum counter {
 	CNT_HOLD_TABLE_FULL,  /* hold mode, but the hold table is full: passed */
 	CNT_HOLD_ANSWER,      /* probe answers consumed (redirected to the daemon) */
 	CNT_HOLD_DATA,        /* data from a held flow's claimed sender proving it alive */
+	CNT_HOLD_PROVEN_DROP, /* RSTs dropped in the kernel: their claimed sender was proven alive moments ago */
+	CNT_HOLD_UNRELEASABLE,/* hold mode, but the daemon could not release it (IPv6 extension headers, a first fragment): passed */
 	CNT_VERDICT_BASE,     /* VERDICT_COUNT slots */
 	CNT_ACTION_BASE = CNT_VERDICT_BASE + VERDICT_COUNT,
 	CNT_SIGNAL_BASE = CNT_ACTION_BASE + ACTION_COUNT,
@@ -425,16 +447,22 @@ struct xsk_slot {
  * hold begins; evidence is the only field written later. */
 struct hold {
 	__u64 held_ns;        /* bpf_ktime_get_ns() when the first RST was held */
+	__u64 decided_ns;     /* written by the daemon with HOLD_EVIDENCE_PROVEN */
 	__u32 probe_seq;      /* the other side's next sequence - 1 */
 	__u32 probe_ack;      /* the claimed sender's next sequence */
+	__u32 nonce;          /* the probe's ACK field: a dead stack's RST answer echoes it as its seq */
 	__u32 rtt_ns;         /* the claimed sender's leg RTT at this box; 0 unknown */
 	__u32 ingress_ifindex;
-	__u32 egress_ifindex; /* from bpf_fib_lookup() */
+	__u32 egress_ifindex; /* from bpf_fib_lookup(), toward the RST's receiver */
+	__u32 probe_ifindex;  /* from bpf_fib_lookup(), toward the claimed sender */
+	__u32 joined;         /* later RSTs of the hold, counted and dropped here */
 	__u8 egress_smac[6];
 	__u8 egress_dmac[6];
+	__u8 probe_smac[6];
+	__u8 probe_dmac[6];
 	__u8 from_hi;         /* the claimed sender is the addr_hi side */
 	__u8 evidence;        /* enum hold_evidence */
-	__u8 pad[2];
+	__u8 pad[6];
 };
 
 #define EVENT_PKT_MAX 128
