@@ -202,6 +202,30 @@ func TestHoldDatapath(t *testing.T) {
 			h.drain()
 		})
 
+		run("what the daemon could not release is not held: passed, counted", func(t *testing.T) {
+			c6 := linuxPair(netip.MustParseAddrPort("[2001:db8::10]:40004"), server6)
+			for _, f := range append(c6.Handshake(), c6.ACK(frames.Server)) {
+				h.sendOn(f, 10*time.Millisecond, box, 0)
+			}
+			c4 := open(netip.AddrPortFrom(clientAddr.Addr(), 40005))
+			ext, _ := forgedRST(c6)
+			ext.IPv6HopByHop = true
+			frag, _ := forgedRST(c4)
+			frag.MoreFragments = true
+			for name, f := range map[string]frames.Segment{"IPv6 with a hop-by-hop header": ext, "an IPv4 first fragment": frag} {
+				before := h.counters()
+				if ret := h.sendOn(f.MustFrame(), time.Millisecond, box, 0); ret != XDPPass {
+					t.Errorf("%s: XDP %d, want pass", name, ret)
+				}
+				after := h.counters()
+				if after.HoldUnreleasable-before.HoldUnreleasable != 1 || after.HoldStarted != before.HoldStarted {
+					t.Errorf("%s: unreleasable %d, started %d", name, after.HoldUnreleasable-before.HoldUnreleasable,
+						after.HoldStarted-before.HoldStarted)
+				}
+			}
+			h.drain()
+		})
+
 		run("a socket on the frame's queue and the egress: held, with where it was going", func(t *testing.T) {
 			before := h.counters()
 			h.sendLive(rst, time.Millisecond, box)

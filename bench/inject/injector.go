@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"time"
 	"sync"
 
 	"github.com/gopacket/gopacket"
@@ -127,7 +128,10 @@ func (inj *Injector) fire(t Trigger) {
 	inj.fired[k] = true
 	t.ClientISN = inj.isn[k]
 	inj.mu.Unlock()
-	for _, seg := range inj.cfg.Profile.Forge(t, inj.cfg.TTL) {
+	for i, seg := range inj.cfg.Profile.Forge(t, inj.cfg.TTL) {
+		if i > 0 {
+			time.Sleep(inj.cfg.Profile.Gap)
+		}
 		frame, err := seg.Frame()
 		if err == nil {
 			err = inj.sender.SendFrame(frame)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/rstguard/rstguard/bench/frames"
 )
@@ -32,6 +33,8 @@ type Profile struct {
 	// Forge returns the RSTs to send for one trigger; ttl is the injector's
 	// own initial TTL.
 	Forge func(t Trigger, ttl uint8) []frames.Segment
+	// Gap is the time between two of its RSTs (0: back to back).
+	Gap time.Duration
 }
 
 // towardServer is a RST to the server in the client's name: seq is what the
@@ -127,6 +130,34 @@ var Profiles = map[string]Profile{
 			"Header signals cannot catch it: only evidence after the fact",
 		DropFirst: true,
 		Forge:     ttlForge,
+	},
+	"volley": {
+		Name: "volley",
+		Doc: "ttl-forge sent three times, 2 ms apart, as GFW-style injectors send volleys: a later RST at the " +
+			"client's exact sequence must not pass for the client's answer to hold mode's probe",
+		DropFirst: true,
+		Gap:       2 * time.Millisecond,
+		Forge: func(t Trigger, ttl uint8) []frames.Segment {
+			segs := append(ttlForge(t, ttl), ttlForge(t, ttl)[0], ttlForge(t, ttl)[0])
+			for i := range segs {
+				segs[i].IPID += uint16(i)
+			}
+			return segs
+		},
+	},
+	"second-rst": {
+		Name: "second-rst",
+		Doc: "two ttl-forge RST/ACKs 5 ms apart: the second comes when the first is decided, and Linux answers " +
+			"a second probe that soon with nothing (tcp_invalid_ratelimit)",
+		DropFirst: true,
+		Gap:       5 * time.Millisecond,
+		Forge: func(t Trigger, ttl uint8) []frames.Segment {
+			s := ttlForge(t, ttl)[0]
+			s.Flags, s.Ack = frames.RST|frames.ACK, t.Ack
+			second := s
+			second.IPID++
+			return []frames.Segment{s, second}
+		},
 	},
 	"ttl-forge-race": {
 		Name: "ttl-forge-race",

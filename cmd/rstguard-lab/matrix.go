@@ -23,6 +23,8 @@ var profilePlacement = map[string]lab.Placement{
 	"incident":       lab.InFrontOfServer,
 	"ttl-forge":      lab.InFrontOfServer,
 	"ttl-forge-race": lab.InFrontOfServer,
+	"volley":         lab.InFrontOfServer,
+	"second-rst":     lab.InFrontOfServer,
 	"in-window":      lab.InFrontOfServer,
 	"blind":          lab.InFrontOfServer,
 	"gfw":            lab.BothSides,
@@ -155,7 +157,7 @@ func judgeAttack(c lab.Case, o, off lab.Outcome) row {
 		r.goal = "every forged RST reported"
 		r.met = reported >= sent
 		switch c.Profile {
-		case "ttl-forge":
+		case "ttl-forge", "volley", "second-rst":
 			r.goal = "reported, at least after the fact"
 			r.met = reported >= sent || confirmed >= 1
 		case "ttl-forge-race":
@@ -165,7 +167,7 @@ func judgeAttack(c lab.Case, o, off lab.Outcome) row {
 		r.comment = fmt.Sprintf("%d sent, %d judged suspect/spoofed, %d proven after the fact", sent, reported, confirmed)
 	case "drop":
 		switch {
-		case c.Profile == "ttl-forge":
+		case c.Profile == "ttl-forge" || c.Profile == "volley" || c.Profile == "second-rst":
 			r.goal = "confirmed forged after the fact"
 			r.met = confirmed >= 1
 		case c.Profile == "ttl-forge-race":
