@@ -1264,7 +1264,10 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 
 	if (harmless(p, f))
 		FLAG(j, HARMLESS);
-	return verdict_of(j);
+	/* Most RSTs carry no medium or strong signal: nothing to weigh by cause. */
+	if (j->hard >= WEIGHT_STRONG)
+		return verdict_of(j);
+	return j->score >= WEIGHT_MEDIUM ? VERDICT_SUSPECT : VERDICT_VALID;
 }
 
 static __always_inline int allowed(const struct packet *p)
@@ -1286,6 +1289,26 @@ static long count_signal(__u32 i, struct judgement *j)
 	if (j->signals & (1U << i))
 		count_in_slot(j->iface_slot, CNT_SIGNAL_BASE + i);
 	return !(j->signals >> i >> 1);
+}
+
+/* Counts the judgement's signals. reply and harmless, raised on most real
+ * RSTs, sit high in the enum: counted on their own, so that the loop still
+ * stops after the highest other raised signal (a valid RST counts one or
+ * two, not twenty-odd). The loop sees the judgement without them and gets
+ * it back as it was. */
+static __noinline void count_signals(struct judgement *j)
+{
+	const __u32 own = (1U << SIG_REPLY) | (1U << SIG_HARMLESS);
+	__u32 all = j->signals;
+
+	if (all & (1U << SIG_REPLY))
+		count_in_slot(j->iface_slot, CNT_SIGNAL_BASE + SIG_REPLY);
+	if (all & (1U << SIG_HARMLESS))
+		count_in_slot(j->iface_slot, CNT_SIGNAL_BASE + SIG_HARMLESS);
+	j->signals = all & ~own;
+	if (j->signals)
+		bpf_loop(SIG_COUNT, count_signal, j, 0);
+	j->signals = all;
 }
 
 /* ------------------------------------------------------------ hold mode */
@@ -1574,7 +1597,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 	count(p->ifindex, CNT_VERDICT_BASE + j.verdict);
 	count(p->ifindex, CNT_ACTION_BASE + action);
 	j.iface_slot = iface_slot(p->ifindex);
-	bpf_loop(SIG_COUNT, count_signal, &j, 0);
+	count_signals(&j);
 
 	if (f) {
 		const struct dir_state *snd = &f->dir[p->dir & 1];
