@@ -9,8 +9,8 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
-	"time"
 	"sync"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"

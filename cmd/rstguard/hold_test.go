@@ -221,6 +221,20 @@ func TestHoldMode(t *testing.T) {
 		if logged["probe_answered_ack"] < 4 || logged["probe_answered_rst"] != 1 || len(outcomes) != dataplane.HoldOutcomeCount {
 			t.Errorf("outcomes %v, logged %v", outcomes, logged)
 		}
+		// The program's side of it: every hold started there, and the
+		// volleys' later RSTs (1 + 1 + 2 + 9) joined a hold or were dropped
+		// as their sender was proven alive, all in the kernel.
+		program := map[string]float64{}
+		for _, m := range families["rstguard_hold_program_total"].GetMetric() {
+			for _, l := range m.Label {
+				if l.GetName() == "event" {
+					program[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+		if program["started"] < float64(len(g.holdOutcomes())) || program["joined"]+program["proven_drop"] < 13 {
+			t.Errorf("program's hold counters %v for %d holds", program, len(g.holdOutcomes()))
+		}
 		if h := families["rstguard_hold_wait_seconds"].GetMetric(); len(h) != 1 || h[0].GetHistogram().GetSampleCount() != uint64(len(g.holdOutcomes())) {
 			t.Errorf("wait histogram %v for %d holds", h, len(g.holdOutcomes()))
 		}

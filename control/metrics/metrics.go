@@ -38,7 +38,7 @@ type Collector struct {
 	packets, verdicts, actions, signals, events          *prometheus.Desc
 	flows, capacity, inserts, evictions, insertFails     *prometheus.Desc
 	confirmed, collateral, attached, written2, decodeErr *prometheus.Desc
-	capped, confirmedBy, buildInfo, mode                 *prometheus.Desc
+	capped, confirmedBy, buildInfo, mode, holdProgram    *prometheus.Desc
 }
 
 // flowCountTTL bounds how often a scrape walks the whole flow table.
@@ -72,6 +72,10 @@ func New(src Source, host string, interfaces func() []attach.State, written, dec
 		written2:    d("events_written_total", "Events written to the event log."),
 		capped:      d("events_rate_capped_total", "Events the event log's rate cap (--events-rate) left out."),
 		decodeErr:   d("event_decode_errors_total", "Ring-buffer records that could not be decoded."),
+		holdProgram: d("hold_program_total", "Hold mode as the XDP program saw it, by event: holds started, RSTs joined "+
+			"to a hold (counted and dropped in the kernel), probe answers and data redirected, RSTs dropped because "+
+			"their sender was proven alive moments ago, and RSTs passed for want of a socket, a route, room in "+
+			"the hold table, or because the daemon could not release them.", "event"),
 	}
 }
 
@@ -79,7 +83,7 @@ func New(src Source, host string, interfaces func() []attach.State, written, dec
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.packets, c.verdicts, c.actions, c.signals, c.events, c.flows,
 		c.capacity, c.inserts, c.insertFails, c.evictions, c.confirmed, c.collateral, c.attached, c.written2, c.decodeErr,
-		c.capped, c.confirmedBy, c.buildInfo, c.mode} {
+		c.capped, c.confirmedBy, c.buildInfo, c.mode, c.holdProgram} {
 		ch <- d
 	}
 }
@@ -141,6 +145,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.insertFails, cnt.FlowInsertFails)
 	counter(c.confirmed, cnt.Confirmed)
 	counter(c.collateral, cnt.Collateral)
+	for event, v := range map[string]uint64{
+		"started": cnt.HoldStarted, "joined": cnt.HoldJoined, "probe_answer": cnt.HoldAnswers,
+		"data_seen": cnt.HoldData, "proven_drop": cnt.HoldProvenDrop, "no_socket": cnt.HoldNoSocket,
+		"unrouted": cnt.HoldUnrouted, "table_full": cnt.HoldTableFull, "unreleasable": cnt.HoldUnreleasable,
+	} {
+		counter(c.holdProgram, v, event)
+	}
 
 	used, capacity := c.flowCount()
 	gauge(c.flows, float64(used))

@@ -38,35 +38,6 @@ enum action {
 	ACTION_COUNT,
 };
 
-/* Signals, one bit each. Their weights are in enum signal_weight below, their
- * sources beside judge_rst() in rstguard.c and in docs/SIGNALS.md. */
-enum signal {
-	SIG_SEQ_EXACT = 0,        /* informational: seq == RCV.NXT */
-	SIG_SEQ_IN_WINDOW = 1,    /* in window, not exact */
-	SIG_SEQ_OUT_OF_WINDOW = 2,
-	SIG_ACK_MISMATCH = 3,
-	SIG_TTL_OFF = 4,          /* beyond the tolerance: strong */
-	SIG_TTL_DRIFT = 5,        /* within the tolerance: weak */
-	SIG_IPID_OFF_MODEL = 6,
-	SIG_IPID_MIRRORED = 7,
-	SIG_WINDOW_MIRRORED = 8,
-	SIG_WINDOW_NONZERO = 9,
-	SIG_TS_MISSING = 10,
-	SIG_TS_BACKWARDS = 11,
-	SIG_TOO_SOON = 12,
-	SIG_RST_BURST = 13,
-	SIG_BAD_CHECKSUM = 14,    /* insertion attempt: reported, never scored */
-	SIG_FLOWLABEL_OFF = 15,
-	SIG_MIDSTREAM = 16,       /* informational: flow picked up mid-stream */
-	SIG_COLLATERAL = 17,      /* informational: answers the real sender after a forged RST */
-	SIG_ALLOWED = 18,         /* an endpoint is allow-listed: reported, never dropped */
-	SIG_AUTH_DECOY = 19,      /* TCP-MD5 or TCP-AO option never negotiated: insertion, never scored */
-	SIG_ACK_BELOW_SYN = 20,   /* RST/ACK acknowledging no more than the receiver's ISN */
-	SIG_REPLY = 21,           /* informational: answers one of the receiver's recent segments */
-	SIG_HARMLESS = 22,        /* the receiver would discard it: passed in every mode, never scored */
-	SIG_COUNT,
-};
-
 /* How much a signal counts (docs/SIGNALS.md, "Verdicts"): informational
  * signals and insertion markers count nothing; weak ones never convict. */
 enum weight {
@@ -76,39 +47,11 @@ enum weight {
 	WEIGHT_STRONG = 4,
 };
 
-/* Every signal's weight, by the signal's name: the one place it is set.
- * docs/SIGNALS.md's table shows the same, and a test ties the two. */
-enum signal_weight {
-	SIGW_SEQ_EXACT = WEIGHT_INFO,
-	SIGW_SEQ_IN_WINDOW = WEIGHT_MEDIUM,
-	SIGW_SEQ_OUT_OF_WINDOW = WEIGHT_MEDIUM,
-	SIGW_ACK_MISMATCH = WEIGHT_MEDIUM,
-	SIGW_TTL_OFF = WEIGHT_STRONG,
-	SIGW_TTL_DRIFT = WEIGHT_WEAK,
-	SIGW_IPID_OFF_MODEL = WEIGHT_WEAK,
-	SIGW_IPID_MIRRORED = WEIGHT_MEDIUM,
-	SIGW_WINDOW_MIRRORED = WEIGHT_WEAK,
-	SIGW_WINDOW_NONZERO = WEIGHT_WEAK,
-	SIGW_TS_MISSING = WEIGHT_WEAK,
-	SIGW_TS_BACKWARDS = WEIGHT_MEDIUM,
-	SIGW_TOO_SOON = WEIGHT_MEDIUM,
-	SIGW_RST_BURST = WEIGHT_MEDIUM,
-	SIGW_BAD_CHECKSUM = WEIGHT_INFO,
-	SIGW_FLOWLABEL_OFF = WEIGHT_WEAK,
-	SIGW_MIDSTREAM = WEIGHT_INFO,
-	SIGW_COLLATERAL = WEIGHT_INFO,
-	SIGW_ALLOWED = WEIGHT_INFO,
-	SIGW_AUTH_DECOY = WEIGHT_INFO,
-	SIGW_ACK_BELOW_SYN = WEIGHT_MEDIUM,
-	SIGW_REPLY = WEIGHT_INFO,
-	SIGW_HARMLESS = WEIGHT_INFO,
-};
-
 /* Benign causes: what real stacks and paths do that raises signals with no
- * injector involved (docs/SIGNALS.md, "Causes"). Signals that one cause can
- * raise together are one piece of evidence, not several: a RST is spoofed
- * only when its medium and strong signals still reach WEIGHT_STRONG after
- * the signals of any single cause are set aside. */
+ * injector involved (docs/SIGNALS.md, "Benign causes"). Signals that one
+ * cause can raise together are one piece of evidence, not several: a RST is
+ * spoofed only when its medium and strong signals still reach WEIGHT_STRONG
+ * after the signals of any single cause are set aside. */
 enum benign_cause {
 	CAUSE_CROSSED = 0,        /* a stack answering segments that crossed its close in flight (RFC 9293 3.10.7.1) */
 	CAUSE_CONTROL_SOCKET = 1, /* a stateless reply from the host's control socket (Linux tcp_v4_send_reset) */
@@ -122,34 +65,56 @@ enum benign_cause {
 
 #define CAUSE(c) (1 << CAUSE_##c)
 
-/* Every signal's benign causes, by the signal's name: the one place they are
- * set. docs/SIGNALS.md's cause table shows the same, and a test ties the two.
- * Informational signals have none to list; a scored signal with none is one
- * no documented stack raises. */
+/* Every signal in one list, as the kernel's __BPF_FUNC_MAPPER lists
+ * helpers: its bit, its weight (enum weight) and the benign causes known to
+ * raise it (none: no documented stack or path does). enum signal, enum
+ * signal_weight and enum signal_causes are all made from it; docs/SIGNALS.md's
+ * tables show the same, and tests tie the two. The signals' sources are
+ * beside judge_rst() in rstguard.c and in docs/SIGNALS.md. */
+#define RSTGUARD_SIGNALS(X)                                                                        \
+	X(SEQ_EXACT, 0, INFO, 0)                    /* seq == RCV.NXT */                           \
+	X(SEQ_IN_WINDOW, 1, MEDIUM, CAUSE(MISSED))  /* in window, not exact */                     \
+	X(SEQ_OUT_OF_WINDOW, 2, MEDIUM, CAUSE(CROSSED) | CAUSE(MISSED))                            \
+	X(ACK_MISMATCH, 3, MEDIUM, CAUSE(CROSSED) | CAUSE(MISSED))                                 \
+	X(TTL_OFF, 4, STRONG, 0)                    /* beyond the tolerance */                     \
+	X(TTL_DRIFT, 5, WEAK, CAUSE(ROUTE_CHANGE))  /* within the tolerance */                     \
+	X(IPID_OFF_MODEL, 6, WEAK,                                                                 \
+	  CAUSE(CROSSED) | CAUSE(CONTROL_SOCKET) | CAUSE(MISSED) | CAUSE(SHARED_COUNTER))          \
+	X(IPID_MIRRORED, 7, MEDIUM, 0)                                                             \
+	X(WINDOW_MIRRORED, 8, WEAK, CAUSE(SHARED_DEFAULTS))                                        \
+	X(WINDOW_NONZERO, 9, WEAK, CAUSE(OLD_STACK))                                               \
+	X(TS_MISSING, 10, WEAK, CAUSE(CROSSED) | CAUSE(CONTROL_SOCKET))                            \
+	X(TS_BACKWARDS, 11, MEDIUM, 0)                                                             \
+	X(TOO_SOON, 12, MEDIUM, 0)                                                                 \
+	X(RST_BURST, 13, MEDIUM, CAUSE(CROSSED))                                                   \
+	X(BAD_CHECKSUM, 14, INFO, 0)                /* insertion attempt: reported, never scored */ \
+	X(FLOWLABEL_OFF, 15, WEAK, CAUSE(CROSSED) | CAUSE(CONTROL_SOCKET))                         \
+	X(MIDSTREAM, 16, INFO, 0)                   /* flow picked up mid-stream */                \
+	X(COLLATERAL, 17, INFO, 0)                  /* answers the real sender after a forged RST */ \
+	X(ALLOWED, 18, INFO, 0)                     /* an endpoint is allow-listed: never dropped */ \
+	X(AUTH_DECOY, 19, INFO, 0)                  /* TCP-MD5/TCP-AO never negotiated: insertion */ \
+	X(ACK_BELOW_SYN, 20, MEDIUM, 0)             /* RST/ACK acking no more than the ISN */      \
+	X(REPLY, 21, INFO, 0)                       /* answers one of the receiver's recent segments */ \
+	X(HARMLESS, 22, INFO, 0)                    /* the receiver would discard it: passed in every mode */
+
+#define SIGNAL_BIT(name, bit, weight, causes) SIG_##name = bit,
+#define SIGNAL_WEIGHT(name, bit, weight, causes) SIGW_##name = WEIGHT_##weight,
+#define SIGNAL_CAUSES(name, bit, weight, causes) SIGC_##name = (causes),
+
+/* Signals, one bit each. */
+enum signal {
+	RSTGUARD_SIGNALS(SIGNAL_BIT)
+	SIG_COUNT,
+};
+
+/* Every signal's weight, by the signal's name. */
+enum signal_weight {
+	RSTGUARD_SIGNALS(SIGNAL_WEIGHT)
+};
+
+/* Every signal's benign causes, by the signal's name. */
 enum signal_causes {
-	SIGC_SEQ_EXACT = 0,
-	SIGC_SEQ_IN_WINDOW = CAUSE(MISSED),
-	SIGC_SEQ_OUT_OF_WINDOW = CAUSE(CROSSED) | CAUSE(MISSED),
-	SIGC_ACK_MISMATCH = CAUSE(CROSSED) | CAUSE(MISSED),
-	SIGC_TTL_OFF = 0,
-	SIGC_TTL_DRIFT = CAUSE(ROUTE_CHANGE),
-	SIGC_IPID_OFF_MODEL = CAUSE(CROSSED) | CAUSE(CONTROL_SOCKET) | CAUSE(MISSED) | CAUSE(SHARED_COUNTER),
-	SIGC_IPID_MIRRORED = 0,
-	SIGC_WINDOW_MIRRORED = CAUSE(SHARED_DEFAULTS),
-	SIGC_WINDOW_NONZERO = CAUSE(OLD_STACK),
-	SIGC_TS_MISSING = CAUSE(CROSSED) | CAUSE(CONTROL_SOCKET),
-	SIGC_TS_BACKWARDS = 0,
-	SIGC_TOO_SOON = 0,
-	SIGC_RST_BURST = CAUSE(CROSSED),
-	SIGC_BAD_CHECKSUM = 0,
-	SIGC_FLOWLABEL_OFF = CAUSE(CROSSED) | CAUSE(CONTROL_SOCKET),
-	SIGC_MIDSTREAM = 0,
-	SIGC_COLLATERAL = 0,
-	SIGC_ALLOWED = 0,
-	SIGC_AUTH_DECOY = 0,
-	SIGC_ACK_BELOW_SYN = 0,
-	SIGC_REPLY = 0,
-	SIGC_HARMLESS = 0,
+	RSTGUARD_SIGNALS(SIGNAL_CAUSES)
 };
 
 /* TCP header flag bits (RFC 9293 section 3.1). */
