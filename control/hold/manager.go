@@ -325,6 +325,12 @@ func (m *Manager) frame(s *dataplane.Socket, f []byte, now time.Time) {
 	if h == nil {
 		hd, ok, err := m.dp.LookupHold(key)
 		if d, late := m.recent[key]; late && now.Before(d.until) && !(ok && hd.Held > d.held) {
+			// The answer to a probe whose hold was decided already: the
+			// endpoint it is addressed to never asked. Consumed.
+			if fromHi == d.hold.FromHi && IsRSTAnswer(seg, d.hold) {
+				m.strayAnswers.Add(1)
+				return
+			}
 			// Redirected before its hold was decided: the same fate.
 			if d.forged {
 				m.late.WithLabelValues("dropped").Inc()
@@ -364,6 +370,9 @@ func (m *Manager) frame(s *dataplane.Socket, f []byte, now time.Time) {
 func (m *Manager) start(s *dataplane.Socket, key xdp.RstguardFlowKey, hd dataplane.Hold, seg dataplane.Segment, frame []byte, now time.Time) {
 	h := &held{key: key, hold: hd, first: seg, frames: [][]byte{frame}, start: now}
 	m.pending[key] = h
+	// A decided hold of this flow is over: its proven-alive record, which
+	// expire() would end, is the new hold's now.
+	delete(m.recent, key)
 	m.setHeld(m.heldFrames + 1)
 	if m.heldFrames > int(m.policy.HoldFrames) {
 		m.decide(h, dataplane.HoldFull, nil, now)

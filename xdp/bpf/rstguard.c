@@ -99,7 +99,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * - ctx fields are read once, at the top of the program: clang may merge
  *   reads from several branches into a modified ctx pointer, which the
  *   verifier rejects.
- * - replies(), harmless() and verdict_of() are global functions: the verifier
+ * - rst_fit() and verdict_of() are global functions: the verifier
  *   checks each once on its own, against its prototype. As static
  *   subprograms inside judge_rst() they took it to 472,819 instructions (their
  *   branches multiply with judge_rst()'s); inlined, past 1,000,000.
@@ -1075,17 +1075,12 @@ static __always_inline int ipid_off_model(const struct dir_state *s, const struc
  * 9293 3.10.7.3: in SYN-SENT a RST is acceptable only if it acknowledges
  * the SYN. Where the box cannot be sure (no ACK from the receiver yet, a
  * window of unknown scale), the RST could reset: not harmless. */
-__noinline int harmless(const struct packet *p, const struct flow_value *f)
+static __always_inline int harmless(const struct packet *p, const struct flow_value *f,
+				    const struct dir_state *snd, const struct dir_state *rcv)
 {
-	const struct dir_state *snd, *rcv;
-	int has_ack, handshake;
+	int has_ack = p->tcp_flags & TH_ACK, handshake;
 	__u32 lo, span = 1U << 31;
 
-	if (!p || !f)
-		return 0;
-	snd = &f->dir[p->dir & 1];
-	rcv = &f->dir[!p->dir];
-	has_ack = p->tcp_flags & TH_ACK;
 	handshake = (snd->flags & DIR_SYN) && (rcv->flags & DIR_SYN) && !(f->flags & FLOW_MIDSTREAM);
 
 	if ((rcv->flags & DIR_SYN) && !(rcv->flags & DIR_ACKED) && !(f->flags & FLOW_MIDSTREAM))
@@ -1106,29 +1101,36 @@ __noinline int harmless(const struct packet *p, const struct flow_value *f)
 	return p->seq - lo >= span;
 }
 
-/* How far a RST fits the reply model (judge_rst()): its seq alone, or its
- * seq and its ack (or it has none). A subprogram, verified once, as verdict_of(). */
-enum reply_fit {
-	REPLY_NONE = 0,
-	REPLY_SEQ = 1,
-	REPLY_SEQ_AND_ACK = 2,
+/* How a RST fits the reply model (judge_rst()), its seq and its ack (a
+ * plain RST's ack fits), and whether the harm model finds it harmless. */
+enum rst_fit {
+	FIT_REPLY_SEQ = 1,
+	FIT_REPLY_ACK = 2,
+	FIT_HARMLESS = 4,
 };
 
-__noinline int replies(const struct packet *p, const struct flow_value *f)
+static __always_inline int replies(const struct packet *p, const struct dir_state *snd,
+				   const struct dir_state *rcv)
+{
+	if (!(rcv->flags & DIR_ACKED) || seq_before(p->seq, rcv->ack_floor) || seq_after(p->seq, rcv->max_ack))
+		return 0;
+	if (!(p->tcp_flags & TH_ACK) ||
+	    ((snd->flags & DIR_ACKED) && !seq_before(p->ack, snd->ack_floor) && !seq_after(p->ack, rcv->next_seq)))
+		return FIT_REPLY_SEQ | FIT_REPLY_ACK;
+	return FIT_REPLY_SEQ;
+}
+
+/* Both models' tests in one global function, verified once, as verdict_of():
+ * one call on the RST path, not one per model. */
+__noinline int rst_fit(const struct packet *p, const struct flow_value *f)
 {
 	const struct dir_state *snd, *rcv;
 
 	if (!p || !f)
-		return REPLY_NONE;
+		return 0;
 	snd = &f->dir[p->dir & 1];
 	rcv = &f->dir[!p->dir];
-	if (!(rcv->flags & DIR_ACKED) || seq_before(p->seq, rcv->ack_floor) || seq_after(p->seq, rcv->max_ack))
-		return REPLY_NONE;
-	if (!(p->tcp_flags & TH_ACK))
-		return REPLY_SEQ_AND_ACK;
-	if ((snd->flags & DIR_ACKED) && !seq_before(p->ack, snd->ack_floor) && !seq_after(p->ack, rcv->next_seq))
-		return REPLY_SEQ_AND_ACK;
-	return REPLY_SEQ;
+	return replies(p, snd, rcv) | (harmless(p, f, snd, rcv) ? FIT_HARMLESS : 0);
 }
 
 /* Computes the signals of a RST from the sender's side against what the flow
@@ -1139,7 +1141,7 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	const struct dir_state *snd = &f->dir[p->dir & 1];
 	const struct dir_state *rcv = &f->dir[!p->dir];
 	int has_ack = p->tcp_flags & TH_ACK;
-	int seq_replies, reply;
+	int fit, seq_replies, reply;
 
 	/* Nothing to convict without a receiver in a synchronised state: a RST
 	 * toward a side that never sent SYN or SYN/ACK hits LISTEN, which
@@ -1162,8 +1164,9 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	 * injector in its seq, its ack, or in several of them in a row. It opens
 	 * nothing to one: each seq below max_ack is one the receiver discards
 	 * (harmless(), below), and max_ack itself is judged exact anyway. */
-	seq_replies = replies(p, f);
-	reply = seq_replies == REPLY_SEQ_AND_ACK;
+	fit = rst_fit(p, f);
+	seq_replies = fit & FIT_REPLY_SEQ;
+	reply = (fit & (FIT_REPLY_SEQ | FIT_REPLY_ACK)) == (FIT_REPLY_SEQ | FIT_REPLY_ACK);
 	if (reply)
 		FLAG(j, REPLY);
 
@@ -1269,7 +1272,7 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	    ((f->rst_seq != p->seq && !seq_replies) || ttl_distance(p->ttl, f->rst_ttl)))
 		FLAG(j, RST_BURST);
 
-	if (harmless(p, f))
+	if (fit & FIT_HARMLESS)
 		FLAG(j, HARMLESS);
 	/* Most RSTs carry no medium or strong signal: nothing to weigh by cause. */
 	if (j->hard >= WEIGHT_STRONG)
