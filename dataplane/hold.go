@@ -170,6 +170,19 @@ func (d *Dataplane) Sockets() ([]SocketInfo, error) {
 	return out, it.Err()
 }
 
+// UnregisterSocket takes s out of the XSKMAP slot it was registered at and
+// forgets which interface and queue it served.
+func (d *Dataplane) UnregisterSocket(slot uint32, s *Socket) error {
+	key := xdp.RstguardXskKey{Ifindex: uint32(s.Ifindex), Queue: uint32(s.Queue)}
+	errs := []error{d.objs.XskSlots.Delete(&key), d.objs.Xsks.Delete(slot)}
+	for i, err := range errs {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs[i] = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // UnregisterSockets forgets every socket registration and empties the
 // XSKMAP, keeping the holds: from then on the program redirects nothing,
 // and what it redirected before still finds its record. A stopping daemon

@@ -244,6 +244,24 @@ func TestHoldMode(t *testing.T) {
 		}
 	})
 
+	t.Run("an interface deleted and re-created gets its hold sockets back", func(t *testing.T) {
+		g.stopDaemon(syscall.SIGTERM)
+		addVeth(t, g.gw, "extra0")
+		g.startDaemon("hold", "extra0")
+		link, _ := g.gw.Netlink().LinkByName("extra0")
+		old := link.Attrs().Index
+		if err := g.gw.Netlink().LinkDel(link); err != nil {
+			t.Fatal(err)
+		}
+		g.waitFor("its sockets gone", func() bool { return !hasSocketOn(g.status(), old) })
+		addVeth(t, g.gw, "extra0")
+		link, _ = g.gw.Netlink().LinkByName("extra0")
+		g.waitFor("a socket on the new extra0", func() bool { return hasSocketOn(g.status(), link.Attrs().Index) })
+		if st := g.status(); len(st.Sockets) != 3 {
+			t.Errorf("sockets %+v, want one on each of the three interfaces", st.Sockets)
+		}
+	})
+
 	t.Run("kill -9 while a RST is held: traffic flows, later RSTs pass, detach cleans up", func(t *testing.T) {
 		h := g.hold()
 		// The client cannot answer for now: the RST stays held.
@@ -270,4 +288,14 @@ func TestHoldMode(t *testing.T) {
 			t.Errorf("still attached after detach: %+v", st.Interfaces)
 		}
 	})
+}
+
+// hasSocketOn says whether status lists an AF_XDP socket on the interface.
+func hasSocketOn(st statusReport, ifindex int) bool {
+	for _, s := range st.Sockets {
+		if s.Ifindex == ifindex {
+			return true
+		}
+	}
+	return false
 }

@@ -352,10 +352,14 @@ func (d *daemon) linkChanged(c attach.LinkChange) {
 	}
 	d.mu.Unlock()
 	switch c.What {
+	case "removed":
+		d.hold.Unbind(c.Index)
 	case "returned":
 		if err := d.attach(c.Ifname); err != nil {
 			d.log.Error("re-attach failed", "iface", c.Ifname, "err", err)
 		}
+		// Hold mode on it again: sockets on the new index's queues.
+		d.hold.Rebind(c.Index)
 	case "xdp changed":
 		// Someone took the program off (ip link set dev X xdp off, another
 		// loader): protection must not fade in silence. Put it back; Attach

@@ -29,6 +29,13 @@ type Manager struct {
 	ended []xdp.RstguardFlowKey
 	// tx is the socket that sends out of each interface (its queue 0).
 	tx map[int]*dataplane.Socket
+	// slots are the sockets' XSKMAP slots; nextSlot the next one free.
+	slots    map[*dataplane.Socket]uint32
+	nextSlot uint32
+	// links asks Run's goroutine to bind sockets to an interface that
+	// returned (positive ifindex) or drop those of one that went away
+	// (negative).
+	links chan int
 
 	pending    map[xdp.RstguardFlowKey]*held
 	recent     map[xdp.RstguardFlowKey]decided
@@ -90,7 +97,8 @@ func Open(dp *dataplane.Dataplane, ifindexes []int, log *slog.Logger, report fun
 		return nil, err
 	}
 	m := &Manager{
-		dp: dp, log: log, tx: map[int]*dataplane.Socket{},
+		dp: dp, log: log, tx: map[int]*dataplane.Socket{}, slots: map[*dataplane.Socket]uint32{},
+		links: make(chan int, 64),
 		pending: map[xdp.RstguardFlowKey]*held{}, recent: map[xdp.RstguardFlowKey]decided{},
 		limit: newLimiter(), nudges: make(chan xdp.RstguardFlowKey, 1024),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -122,30 +130,72 @@ func Open(dp *dataplane.Dataplane, ifindexes []int, log *slog.Logger, report fun
 		return nil, err
 	}
 	for _, ifindex := range ifindexes {
-		queues := 1
-		if link, err := netlink.LinkByIndex(ifindex); err == nil {
-			queues = dataplane.RxQueues(link.Attrs().Name)
-		}
-		for q := range queues {
-			s, err := dataplane.OpenSocket(ifindex, q)
-			if err == nil {
-				err = dp.RegisterSocket(uint32(len(m.sockets)), s)
-				if err != nil {
-					s.Close()
-				}
-			}
-			if err != nil {
-				log.Warn("hold mode unavailable on this interface: its RSTs pass", "ifindex", ifindex, "queue", q, "err", err)
-				continue
-			}
-			m.sockets = append(m.sockets, s)
-			if q == 0 {
-				m.tx[ifindex] = s
-			}
-			log.Info("AF_XDP socket", "ifindex", ifindex, "queue", q, "mode", s.Mode())
-		}
+		m.bind(ifindex)
 	}
 	return m, nil
+}
+
+// bind opens an AF_XDP socket on every RX queue of the interface and
+// registers each with the program. A queue where that fails is logged and
+// left without: the program then passes its RSTs (fail open).
+func (m *Manager) bind(ifindex int) {
+	queues := 1
+	if link, err := netlink.LinkByIndex(ifindex); err == nil {
+		queues = dataplane.RxQueues(link.Attrs().Name)
+	}
+	for q := range queues {
+		s, err := dataplane.OpenSocket(ifindex, q)
+		if err == nil {
+			err = m.dp.RegisterSocket(m.nextSlot, s)
+			if err != nil {
+				s.Close()
+			}
+		}
+		if err != nil {
+			m.log.Warn("hold mode unavailable on this interface: its RSTs pass", "ifindex", ifindex, "queue", q, "err", err)
+			continue
+		}
+		m.slots[s] = m.nextSlot
+		m.nextSlot++
+		m.sockets = append(m.sockets, s)
+		if q == 0 {
+			m.tx[ifindex] = s
+		}
+		m.log.Info("AF_XDP socket", "ifindex", ifindex, "queue", q, "mode", s.Mode())
+	}
+	m.pfds = nil
+}
+
+// unbind closes and unregisters the sockets of an interface that went away.
+func (m *Manager) unbind(ifindex int) {
+	kept := m.sockets[:0]
+	for _, s := range m.sockets {
+		if s.Ifindex != ifindex {
+			kept = append(kept, s)
+			continue
+		}
+		if err := m.dp.UnregisterSocket(m.slots[s], s); err != nil {
+			m.log.Warn("unregister AF_XDP socket", "ifindex", ifindex, "queue", s.Queue, "err", err)
+		}
+		delete(m.slots, s)
+		s.Close()
+	}
+	m.sockets = kept
+	delete(m.tx, ifindex)
+	m.pfds = nil
+}
+
+// Rebind has Run bind sockets to an interface that returned (a new index);
+// Unbind has it drop those of one that went away. Neither blocks.
+func (m *Manager) Rebind(ifindex int) { m.linkChange(ifindex) }
+func (m *Manager) Unbind(ifindex int) { m.linkChange(-ifindex) }
+
+func (m *Manager) linkChange(signed int) {
+	select {
+	case m.links <- signed:
+	default:
+		m.log.Error("hold mode: link change not taken (queue full)", "ifindex", signed)
+	}
 }
 
 // Sockets describes the bound sockets.
@@ -202,10 +252,6 @@ func (m *Manager) DataSeen(e dataplane.Event) {
 // (fail open) and closes the sockets.
 func (m *Manager) Run(ctx context.Context) {
 	defer m.close()
-	if len(m.sockets) == 0 {
-		<-ctx.Done()
-		return
-	}
 	for ctx.Err() == nil {
 		m.serve(m.pollTimeout(time.Now()))
 	}
@@ -232,6 +278,12 @@ func (m *Manager) serve(timeout int) {
 	}
 	for more := true; more; {
 		select {
+		case ifindex := <-m.links:
+			if ifindex > 0 {
+				m.bind(ifindex)
+			} else {
+				m.unbind(-ifindex)
+			}
 		case key := <-m.nudges:
 			if h := m.pending[key]; h != nil && m.dataSeen(h) {
 				m.decide(h, dataplane.HoldData, nil, now)
