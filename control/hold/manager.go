@@ -98,7 +98,7 @@ func Open(dp *dataplane.Dataplane, ifindexes []int, log *slog.Logger, report fun
 	}
 	m := &Manager{
 		dp: dp, log: log, tx: map[int]*dataplane.Socket{}, slots: map[*dataplane.Socket]uint32{},
-		links: make(chan int, 64),
+		links:   make(chan int, 64),
 		pending: map[xdp.RstguardFlowKey]*held{}, recent: map[xdp.RstguardFlowKey]decided{},
 		limit: newLimiter(), nudges: make(chan xdp.RstguardFlowKey, 1024),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
