@@ -255,8 +255,12 @@ func printUsage(w io.Writer, cmds []command) {
 
 // newEnv is the process's env. The first SIGINT or SIGTERM ends its
 // context and gives the signals back to their default: a second one kills a
-// shutdown that hangs.
+// shutdown that hangs. SIGHUP is the daemon's "reopen your files" (run asks
+// for it, notifyHUP); every other command ignores it, so that a log rotation
+// that signals rstguard processes never ends an operator's `events --follow`
+// or `top`.
 func newEnv() *env {
+	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	go func() {
 		<-ctx.Done()

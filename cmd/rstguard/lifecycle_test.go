@@ -138,6 +138,38 @@ func TestDaemonLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("logrotate's postrotate reloads the daemon alone: an events --follow lives on", func(t *testing.T) {
+		conf, err := os.ReadFile("../../contrib/logrotate/rstguard")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, script, _ := strings.Cut(string(conf), "postrotate\n")
+		script, _, _ = strings.Cut(script, "endscript")
+		follow := exec.Command(rstguardBin, "events", "--follow", "--file", g.events)
+		if err := follow.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { follow.Process.Kill(); follow.Wait() }()
+		time.Sleep(100 * time.Millisecond) // let it reach its loop
+		reopened := strings.Count(g.logs.String(), "SIGHUP: event log and evidence reopened")
+		if out, err := exec.Command("sh", "-c", script).CombinedOutput(); err != nil {
+			t.Fatalf("postrotate: %v: %s", err, out)
+		}
+		g.waitFor("the daemon's reopen logged", func() bool {
+			return strings.Count(g.logs.String(), "SIGHUP: event log and evidence reopened") > reopened
+		})
+		time.Sleep(100 * time.Millisecond)
+		if err := follow.Process.Signal(syscall.Signal(0)); err != nil {
+			t.Errorf("events --follow died with the rotation: %v", err)
+		}
+		// And a SIGHUP sent to it directly ends it no more.
+		follow.Process.Signal(syscall.SIGHUP)
+		time.Sleep(100 * time.Millisecond)
+		if err := follow.Process.Signal(syscall.Signal(0)); err != nil {
+			t.Errorf("events --follow died of SIGHUP: %v", err)
+		}
+	})
+
 	t.Run("a restart keeps the pinned mode and the evidence, and says when a flag changes the mode", func(t *testing.T) {
 		g.mustRstguard("set", "mode", "drop", "--pin-dir", g.pinDir)
 		frames := pcapFrames(t, g.pcap)
