@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -286,5 +287,33 @@ func TestCommandsEndOnSignals(t *testing.T) {
 				t.Fatal(fmt.Sprintf("still running 5 s after %s", sig))
 			}
 		})
+	}
+}
+
+// Nagios runs its checks unprivileged: what such a user cannot read is
+// UNKNOWN (3), not CRITICAL, and the line says where to look instead.
+func TestCheckUnprivilegedIsUnknown(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the check as another user")
+	}
+	dir, err := os.MkdirTemp("", "rstguard-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "rstguard")
+	data, err := os.ReadFile(rstguardBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil || os.Chmod(dir, 0o755) != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "status", "--check")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != nagiosUnknown || !strings.HasPrefix(string(out), "RSTGUARD UNKNOWN - cannot read") {
+		t.Errorf("status --check as nobody: %v: %q", err, out)
 	}
 }

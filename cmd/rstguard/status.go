@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -15,6 +16,7 @@ import (
 	"github.com/rstguard/rstguard/control/attach"
 	"github.com/rstguard/rstguard/control/bpffs"
 	"github.com/rstguard/rstguard/control/daemon"
+	"github.com/rstguard/rstguard/control/privilege"
 	"github.com/rstguard/rstguard/dataplane"
 )
 
@@ -66,10 +68,19 @@ table is nearly full or events are being lost), 2 CRITICAL (not attached),
 			if *watch {
 				return runTop(e, *pinDir, topOptions{interval: *interval})
 			}
-			r, err := readStatus(*pinDir, *interval)
 			if *check {
+				// What this user cannot read is unknown, not down: Nagios runs
+				// its checks unprivileged (docs/DEPLOYMENT.md, "A monitoring user").
+				if err := privilege.Require(privilege.CapBPF); err != nil {
+					return nagiosCheck(e.stdout, statusReport{}, fmt.Errorf("%w: %v", errCannotRead, err))
+				}
+				r, err := readStatus(*pinDir, *interval)
+				if errors.Is(err, os.ErrPermission) {
+					err = fmt.Errorf("%w: %v", errCannotRead, err)
+				}
 				return nagiosCheck(e.stdout, r, err)
 			}
+			r, err := readStatus(*pinDir, *interval)
 			if errors.Is(err, dataplane.ErrNotPinned) && len(r.Interfaces) == 0 {
 				if *asJSON {
 					return json.NewEncoder(e.stdout).Encode(r)
@@ -192,6 +203,10 @@ type exitCode int
 
 func (c exitCode) Error() string { return fmt.Sprintf("exit %d", int(c)) }
 
+// errCannotRead: this user may not read rstguard's state; the check is
+// UNKNOWN, as the Nagios plugin guidelines have it, not CRITICAL.
+var errCannotRead = errors.New("cannot read rstguard's state (read the metrics endpoint instead, or run as root)")
+
 // nagiosCheck prints one line in the Nagios plugin format, with perfdata,
 // and exits with its code.
 func nagiosCheck(w io.Writer, r statusReport, err error) error {
@@ -201,6 +216,8 @@ func nagiosCheck(w io.Writer, r statusReport, err error) error {
 	}
 	code, label, text := nagiosOK, "OK", ""
 	switch {
+	case errors.Is(err, errCannotRead):
+		code, label, text = nagiosUnknown, "UNKNOWN", err.Error()
 	case err != nil && len(r.Interfaces) == 0:
 		code, label, text = nagiosCritical, "CRITICAL", "not attached: "+err.Error()
 	case err != nil:
