@@ -905,6 +905,25 @@ func TestConfigFile(t *testing.T) {
 	if _, err := withConfigFile(newTestFlagSet(), defaultSettings(), path); err == nil || !strings.Contains(err.Error(), "moed") {
 		t.Errorf("unknown key in config: %v", err)
 	}
+	// Each mistake says where it is, line:column, and which setting, in
+	// JSON's terms; run --test checks a file and exits 1 on a mistake (a
+	// usage error: systemd does not restart into it), 0 when it is right.
+	for _, tc := range []struct{ file, want string }{
+		{"{\n  \"interfaces\": [\"lo\"],\n  \"hold_max\": 250\n}", `:3:18: setting "hold_max": number where a duration such as "250ms" belongs`},
+		{"{\n  \"interfaces\": [\"lo\"],\n  \"moed\": \"drop\"\n}", `:3:3: unknown setting "moed"`},
+		{"{\n  \"mode\": \"drop\",\n}", `:3:1: invalid character '}'`},
+	} {
+		os.WriteFile(path, []byte(tc.file), 0o600)
+		code, _, errOut := runCLI("run", "--config", path, "--test")
+		if code != exitUsage || !strings.Contains(errOut, path+tc.want) {
+			t.Errorf("run --config --test on %q: exit %d %q, want %q", tc.file, code, errOut, tc.want)
+		}
+	}
+	os.WriteFile(path, []byte(`{"interfaces": ["lo"], "mode": "drop", "hold_max": "200ms"}`), 0o600)
+	if code, out, errOut := runCLI("run", "--config", path, "--test"); code != exitOK ||
+		!strings.Contains(out, "configuration OK: ") || !strings.Contains(out, " hold_max=200ms ") || !strings.Contains(out, " mode=drop ") {
+		t.Errorf("run --config --test on a right file: exit %d %q %q", code, out, errOut)
+	}
 }
 
 func newTestFlagSet() *flag.FlagSet {

@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -178,6 +180,7 @@ attached and judging: traffic keeps flowing; rstguard detach cleans up.`,
 			fs.StringVar(&s.Metrics, "metrics", s.Metrics, "Prometheus endpoint address; empty for none")
 			fs.StringVar(&s.Host, "host", s.Host, "this gateway's name on every event and metric")
 			configPath := fs.String("config", "", "JSON file of settings (keys as the flags, e.g. \"xdp_mode\"); flags override it")
+			test := fs.Bool("test", false, "check the settings (flags and --config) and exit: 0 when they are right")
 			rest, err := parseFlags(fs, args)
 			if err != nil {
 				return err
@@ -186,14 +189,21 @@ attached and judging: traffic keeps flowing; rstguard detach cleans up.`,
 				return usagef("unexpected argument %q", rest[0])
 			}
 			fs.Visit(func(f *flag.Flag) { s.explicit[f.Name] = true })
+			// A settings mistake, on the command line or in the file, is a
+			// usage error (exit 1): the unit's RestartPreventExitStatus=1
+			// then does not restart a daemon that would fail the same way.
 			if *configPath != "" {
 				if s, err = withConfigFile(fs, s, *configPath); err != nil {
-					return err
+					return usagef("%v", err)
 				}
 			}
 			cfg, err := s.resolve()
 			if err != nil {
-				return err
+				return usagef("%v", err)
+			}
+			if *test {
+				fmt.Fprintf(e.stdout, "configuration OK: %s\n", s.summary())
+				return nil
 			}
 			if err := privilege.Require(daemonCapabilities...); err != nil {
 				return err
@@ -219,10 +229,10 @@ func withConfigFile(fs *flag.FlagSet, fromFlags settings, path string) (settings
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&merged); err != nil {
-		return fromFlags, fmt.Errorf("config %s: %w", path, err)
+		return fromFlags, configError(path, data, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return fromFlags, fmt.Errorf("config %s: trailing data after the JSON object", path)
+		return fromFlags, fmt.Errorf("config %s:%s: trailing data after the JSON object", path, lineCol(data, dec.InputOffset()))
 	}
 	var keys map[string]json.RawMessage
 	json.Unmarshal(data, &keys)
@@ -261,8 +271,58 @@ func withConfigFile(fs *flag.FlagSet, fromFlags settings, path string) (settings
 	return merged, nil
 }
 
-// resolve checks every value and names the one that is wrong. A missing
-// -i is a usage error; a bad value (flag or file) is a runtime error.
+// configError says where in the file a JSON mistake is (line:column) and
+// which setting it is, in JSON's terms, not Go's.
+func configError(path string, data []byte, err error) error {
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Errorf("config %s:%s: %v", path, lineCol(data, syntax.Offset-1), syntax) // Offset is past the character
+	case errors.As(err, &typ):
+		want := map[reflect.Kind]string{reflect.String: "a string", reflect.Slice: "a list", reflect.Bool: "true or false",
+			reflect.Int: "a number", reflect.Int64: "a number", reflect.Uint8: "a number", reflect.Uint32: "a number",
+			reflect.Uint64: "a number", reflect.Int32: "a number", reflect.Uint: "a number"}[typ.Type.Kind()]
+		if typ.Type == reflect.TypeFor[duration]() {
+			want = `a duration such as "250ms"`
+		} else if want == "" {
+			want = "another kind of value"
+		}
+		return fmt.Errorf("config %s:%s: setting %q: %s where %s belongs", path, lineCol(data, typ.Offset), typ.Field, typ.Value, want)
+	}
+	// An unknown key: encoding/json names it, but not where it is.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		at := bytes.Index(data, []byte(name))
+		return fmt.Errorf("config %s:%s: unknown setting %s (the keys are the flags' names with _ for -, e.g. \"hold_max\")",
+			path, lineCol(data, int64(max(at, 0))), name)
+	}
+	return fmt.Errorf("config %s: %w", path, err)
+}
+
+// lineCol is a byte offset of data as line:column, both from 1.
+func lineCol(data []byte, offset int64) string {
+	before := data[:min(int(offset), len(data))]
+	line := bytes.Count(before, []byte("\n")) + 1
+	return fmt.Sprintf("%d:%d", line, len(before)-bytes.LastIndexByte(before, '\n'))
+}
+
+// summary prints the settings as key=value, the file's keys, in one line.
+func (s settings) summary() string {
+	data, _ := json.Marshal(s)
+	var kv map[string]any
+	json.Unmarshal(data, &kv)
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(kv)) {
+		if kv[k] == nil {
+			continue
+		}
+		v, _ := json.Marshal(kv[k])
+		out = append(out, k+"="+strings.Trim(string(v), `"`))
+	}
+	return strings.Join(out, " ")
+}
+
+// resolve checks every value and names the one that is wrong.
 func (s settings) resolve() (daemon.Config, error) {
 	if len(s.Interfaces) == 0 {
 		return daemon.Config{}, usagef("no interface: give -i IFACE[,IFACE...] (or \"interfaces\" in the config file)")
