@@ -153,6 +153,10 @@ const SignalCount = int(xdp.RstguardSignalSIG_COUNT)
 // model, docs/SIGNALS.md): it is passed in every mode, whatever its verdict.
 const SignalHarmless = Signal(xdp.RstguardSignalSIG_HARMLESS)
 
+// SignalAllowed marks a RST judged spoofed whose endpoint is allow-listed:
+// reported, never dropped.
+const SignalAllowed = Signal(xdp.RstguardSignalSIG_ALLOWED)
+
 func (s Signal) String() string { return nameOf(signalNames, int(s), "signal") }
 
 // Weight is how much the signal counts toward a verdict (enum signal_weight):

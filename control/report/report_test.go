@@ -183,3 +183,26 @@ func TestSummarize(t *testing.T) {
 		t.Errorf("printed:\n%s", out.String())
 	}
 }
+
+// Monitor mode's report says what drop mode would have dropped: RSTs passed
+// although spoofed, but not the harmless or allow-listed ones.
+func TestSummaryWouldDrop(t *testing.T) {
+	rst := func(v dataplane.Verdict, a dataplane.Action, signals ...string) Record {
+		return Record{Kind: dataplane.EventRST, Verdict: v, Action: a, Signals: signals}
+	}
+	s := Summarize([]Record{
+		rst(dataplane.VerdictSpoofed, dataplane.ActionPass, "ttl_off"),
+		rst(dataplane.VerdictSpoofed, dataplane.ActionPass, "ttl_off", dataplane.SignalHarmless.String()),
+		rst(dataplane.VerdictSpoofed, dataplane.ActionPass, "ttl_off", dataplane.SignalAllowed.String()),
+		rst(dataplane.VerdictSpoofed, dataplane.ActionDrop, "ttl_off"),
+		rst(dataplane.VerdictSuspect, dataplane.ActionPass, "rst_burst"),
+	}, 5)
+	if s.WouldDrop != 1 || s.Dropped != 1 {
+		t.Errorf("would drop %d, dropped %d; want 1 and 1", s.WouldDrop, s.Dropped)
+	}
+	var b strings.Builder
+	s.Print(&b)
+	if !strings.Contains(b.String(), "1 RSTs passed that drop mode would have dropped") {
+		t.Errorf("report:\n%s", b.String())
+	}
+}

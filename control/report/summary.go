@@ -40,6 +40,10 @@ type Summary struct {
 	Events int `json:"events"`
 	dataplane.Judged
 	Dropped int `json:"dropped"`
+	// WouldDrop counts the RSTs passed although judged spoofed, neither
+	// harmless nor allow-listed: what drop mode would have dropped (the
+	// figure that monitor mode's "read the report first" needs).
+	WouldDrop int `json:"would_drop"`
 	// Holds counts hold mode's decisions by outcome.
 	Holds map[string]int `json:"holds"`
 	// TopFlows are the connections with most suspect or spoofed RSTs;
@@ -98,6 +102,10 @@ func Summarize(recs []Record, top int) Summary {
 			}
 			if r.Action == dataplane.ActionDrop {
 				s.Dropped++
+			}
+			if r.Verdict == dataplane.VerdictSpoofed && r.Action == dataplane.ActionPass &&
+				!slices.Contains(r.Signals, dataplane.SignalHarmless.String()) && !slices.Contains(r.Signals, dataplane.SignalAllowed.String()) {
+				s.WouldDrop++
 			}
 		}
 		if r.Verdict == dataplane.VerdictSuspect || r.Verdict == dataplane.VerdictSpoofed {
@@ -161,6 +169,9 @@ func (s Summary) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n%d RSTs dropped, %d proven forged after the fact, %d collateral resets of real senders\n",
 		s.Dropped, s.Confirmed, s.Collateral)
+	if s.WouldDrop > 0 {
+		fmt.Fprintf(w, "%d RSTs passed that drop mode would have dropped (spoofed, not harmless, not allow-listed)\n", s.WouldDrop)
+	}
 	if len(s.Holds) > 0 {
 		fmt.Fprintln(w, "\nheld RSTs, by outcome:")
 		for _, c := range topN(s.Holds, len(s.Holds)) {
