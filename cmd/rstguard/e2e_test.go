@@ -161,6 +161,9 @@ func (g *gateway) startDaemon(mode string, extraIfaces ...string) {
 	if err := g.ready.Wait("READY=1", 10*time.Second); err != nil {
 		g.t.Fatalf("%v; daemon log:\n%s", err, g.logs.String())
 	}
+	// The log comes through a pipe and may trail READY: wait for its last
+	// line before READY, so that what it said at start can be read.
+	g.waitFor("the daemon's start logged", func() bool { return strings.Contains(g.logs.String(), "msg=running") })
 }
 
 func (g *gateway) stopDaemon(sig syscall.Signal) {
