@@ -262,5 +262,5 @@ func unmarshalName(names []string, b []byte, out *uint8) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown name %q", b)
+	return fmt.Errorf("unknown name %q: use one of %s", b, strings.Join(names, ", "))
 }

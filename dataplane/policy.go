@@ -50,6 +50,12 @@ type Policy struct {
 	ProbeRate        uint32
 }
 
+// String is the policy as key=value, the settings' names, for logs.
+func (p Policy) String() string {
+	return fmt.Sprintf("mode=%s ttl-tolerance=%d event-budget=%d hold-min=%s hold-max=%s hold-frames=%d probe-rate=%d",
+		p.Mode, p.TTLTolerance, p.EventBudget, p.HoldMin, p.HoldMax, p.HoldFrames, p.ProbeRate)
+}
+
 // DefaultPolicy is the policy of a new policy map, from xdp/rstguard.h:
 // monitor, with the header's defaults for everything else.
 func DefaultPolicy() Policy {

@@ -809,6 +809,14 @@ func TestEventFilters(t *testing.T) {
 			t.Errorf("events %v: exit %d %q", bad, code, errOut)
 		}
 	}
+	// A wrong value lists the right ones; days count as a duration.
+	if code, _, errOut := runCLI("events", "--file", path, "--verdict", "forged"); code != exitUsage ||
+		!strings.Contains(errOut, "use one of unknown, valid, suspect, spoofed") {
+		t.Errorf("events --verdict forged: exit %d %q", code, errOut)
+	}
+	if code, out, errOut := runCLI("report", "--json", "--file", path, "--since", "36500d"); code != exitOK || !strings.Contains(out, `"events":`) {
+		t.Errorf("report --since 36500d: exit %d %q %q", code, out, errOut)
+	}
 }
 
 func addVeth(t *testing.T, h *lab.Host, name string) {

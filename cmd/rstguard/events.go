@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -132,9 +133,15 @@ func parseWhen(s string) (time.Time, error) {
 	if d, err := time.ParseDuration(s); err == nil {
 		return time.Now().Add(-d), nil
 	}
+	// Days, as an operator says them (7d): Go's durations stop at hours.
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if days, err := strconv.ParseUint(n, 10, 16); err == nil {
+			return time.Now().AddDate(0, 0, -int(days)), nil
+		}
+	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration", s)
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration (90m, 24h, 7d)", s)
 	}
 	return t, nil
 }

@@ -142,7 +142,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 		return err
 	}
 	if pol != before {
-		d.log.Info("policy changed", "from", fmt.Sprintf("%+v", before), "to", fmt.Sprintf("%+v", pol))
+		d.log.Info("policy changed", "from", before.String(), "to", pol.String())
 	}
 	if err := dp.SetAllow(cfg.Allow); err != nil {
 		return err
