@@ -68,6 +68,8 @@ type gateway struct {
 	ready *lab.Notify
 	// runArgs are more flags for `rstguard run`.
 	runArgs []string
+	// stdout, if set, is the daemon's standard output (else its log's).
+	stdout *os.File
 }
 
 func newGateway(t *testing.T) *gateway {
@@ -155,6 +157,9 @@ func (g *gateway) startDaemon(mode string, extraIfaces ...string) {
 	g.daemon = g.gw.Command(context.Background(), rstguardBin, args...)
 	g.daemon.Env = append(os.Environ(), g.ready.Env())
 	g.daemon.Stdout, g.daemon.Stderr = g.logs, g.logs
+	if g.stdout != nil {
+		g.daemon.Stdout = g.stdout
+	}
 	if err := g.daemon.Start(); err != nil {
 		g.t.Fatal(err)
 	}

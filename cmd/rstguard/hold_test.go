@@ -3,14 +3,18 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/bench/frames"
 	"github.com/rstguard/rstguard/bench/lab"
@@ -298,4 +302,44 @@ func hasSocketOn(st statusReport, ifindex int) bool {
 		}
 	}
 	return false
+}
+
+// No hold decision waits on the event log (issue 18): with --events - into a
+// pipe nobody reads, already full, hold mode decides one hold after another
+// all the same, and the events it cannot write are counted as lost.
+func TestHoldDecisionsNeverWaitOnTheEventLog(t *testing.T) {
+	g := newGateway(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	size, err := unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(make([]byte, size)) // full: the daemon's first write blocks
+	g.stdout = w
+	g.runArgs = []string{"--events", "-"}
+	g.startDaemon("hold")
+
+	decided := func() float64 {
+		for _, m := range g.metrics(t)["rstguard_hold_outcomes_total"].GetMetric() {
+			for _, l := range m.Label {
+				if l.GetName() == "outcome" && l.GetValue() == "probe_answered_ack" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		return 0
+	}
+	for i := range 3 {
+		h := g.hold()
+		g.forgeExactClientRST(h)
+		g.waitFor(fmt.Sprintf("hold %d decided with the event log stalled", i+1), func() bool { return decided() >= float64(i+1) })
+		if err := h.roundTrip(); err != nil {
+			t.Errorf("hold %d: connection killed: %v", i+1, err)
+		}
+	}
 }
