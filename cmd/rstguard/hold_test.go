@@ -266,6 +266,25 @@ func TestHoldMode(t *testing.T) {
 		}
 	})
 
+	t.Run("SIGTERM while a RST is held: the stopping daemon releases it, not loses it", func(t *testing.T) {
+		h := g.hold()
+		nftIn(t, g.client, "table inet rg_mute {\n chain in {\n type filter hook input priority 0;\n ip saddr "+
+			g.srvIP.String()+" drop\n }\n}\n")
+		g.forgeExactClientRST(h)
+		g.waitFor("RST held", func() bool { return g.status().HeldNow == 1 })
+		g.stopDaemon(syscall.SIGTERM)
+		nftIn(t, g.client, "delete table inet rg_mute\n")
+		// Released as the daemon stopped: the server obeyed it, and resets
+		// the client's next request.
+		if err := h.roundTrip(); err == nil {
+			t.Error("the held RST was lost at shutdown: the connection lives")
+		}
+		if n := len(g.holdOutcomes()); n == 0 || g.holdOutcomes()[n-1] != "timeout" {
+			t.Errorf("last hold outcome %v, want timeout (released at shutdown)", g.holdOutcomes())
+		}
+		g.startDaemon("hold")
+	})
+
 	t.Run("kill -9 while a RST is held: traffic flows, later RSTs pass, detach cleans up", func(t *testing.T) {
 		h := g.hold()
 		// The client cannot answer for now: the RST stays held.
