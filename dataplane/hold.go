@@ -43,9 +43,6 @@ type Hold struct {
 	FromHi             bool
 	// DataSeen: the claimed sender sent data in sequence during the hold.
 	DataSeen bool
-	// Joined counts the later RSTs in the claimed sender's name that the
-	// program counted into the hold and dropped.
-	Joined int
 }
 
 // LookupHold reads the hold of a flow; ok is false when there is none.
@@ -62,34 +59,30 @@ func (d *Dataplane) LookupHold(key xdp.RstguardFlowKey) (h Hold, ok bool, err er
 		EgressSrc: net.HardwareAddr(v.EgressSmac[:]), EgressDst: net.HardwareAddr(v.EgressDmac[:]),
 		Probe: int(v.ProbeIfindex), ProbeSrc: net.HardwareAddr(v.ProbeSmac[:]), ProbeDst: net.HardwareAddr(v.ProbeDmac[:]),
 		FromHi: v.FromHi != 0, DataSeen: v.Evidence == uint8(xdp.RstguardHoldEvidenceHOLD_EVIDENCE_DATA),
-		Joined: int(v.Joined),
 	}, true, nil
 }
 
-// DecideHold reads, as the daemon decides a flow's hold begun at held, how
-// many later RSTs the program counted into it, and, for a hold decided
-// forged, marks it proven at decidedNs (the program's clock): for
-// PROVEN_ALIVE_MS and two leg RTTs more, the program drops later RSTs in the
-// claimed sender's name on that connection without a new probe, which the
-// sender's stack would not answer so soon (Linux's tcp_invalid_ratelimit).
-// A record gone, or of a newer hold, is left as it is.
-func (d *Dataplane) DecideHold(key xdp.RstguardFlowKey, held uint64, forged bool, decidedNs uint64) (joined int, err error) {
+// ProvenAlive marks a flow's hold, begun at held, decided forged at
+// decidedNs (the program's clock): for PROVEN_ALIVE_MS and two leg RTTs more,
+// the program drops later RSTs in the claimed sender's name on that
+// connection without a new probe, which the sender's stack would not answer
+// so soon (Linux's tcp_invalid_ratelimit). A record gone, or of a newer
+// hold, is left as it is.
+func (d *Dataplane) ProvenAlive(key xdp.RstguardFlowKey, held, decidedNs uint64) error {
 	var v xdp.RstguardHold
 	if err := d.objs.Holds.Lookup(&key, &v); errors.Is(err, ebpf.ErrKeyNotExist) {
-		return 0, nil
+		return nil
 	} else if err != nil {
-		return 0, fmt.Errorf("read hold: %w", err)
+		return fmt.Errorf("read hold: %w", err)
 	}
 	if v.HeldNs != held {
-		return 0, nil
+		return nil
 	}
-	if forged {
-		v.Evidence, v.DecidedNs = uint8(xdp.RstguardHoldEvidenceHOLD_EVIDENCE_PROVEN), decidedNs
-		if err := d.objs.Holds.Update(&key, &v, ebpf.UpdateExist); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return int(v.Joined), fmt.Errorf("mark hold proven: %w", err)
-		}
+	v.Evidence, v.DecidedNs = uint8(xdp.RstguardHoldEvidenceHOLD_EVIDENCE_PROVEN), decidedNs
+	if err := d.objs.Holds.Update(&key, &v, ebpf.UpdateExist); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("mark hold proven: %w", err)
 	}
-	return int(v.Joined), nil
+	return nil
 }
 
 // ProvenAliveFor is how long ProvenAlive lasts for a leg of this RTT.

@@ -264,21 +264,16 @@ func TestHoldDatapath(t *testing.T) {
 			}
 		})
 
-		run("a RST of a held flow's claimed sender joins the hold: counted and dropped here", func(t *testing.T) {
+		run("a RST of a held flow's claimed sender joins the hold: to the socket, to share its fate", func(t *testing.T) {
 			before := h.counters()
-			// A volley at the sender's exact sequence: none of it reaches the daemon.
-			for range 3 {
-				if ret := h.sendOn(rst, 100*time.Microsecond, box, 0); ret != XDPDrop {
-					t.Errorf("XDP %d, want drop", ret)
-				}
+			h.sendLive(rst, 100*time.Microsecond, box)
+			if got := received(q0); len(got) != 1 || string(got[0]) != string(rst) {
+				t.Errorf("socket received %d frames, want the RST", len(got))
 			}
-			if d := h.counters().HoldJoined - before.HoldJoined; d != 3 {
+			if d := h.counters().HoldJoined - before.HoldJoined; d != 1 {
 				t.Errorf("joined %d", d)
 			}
-			if hd, _, _ := h.dp.LookupHold(key); hd.Joined != 3 {
-				t.Errorf("the hold counted %d joined", hd.Joined)
-			}
-			if evs := h.drain(); len(evs) != 3 || evs[0].Verdict != VerdictValid || evs[0].Action != ActionDrop {
+			if evs := h.drain(); len(evs) != 1 || evs[0].Verdict != VerdictValid || evs[0].Action != ActionHold {
 				t.Errorf("events %+v", evs)
 			}
 		})
@@ -338,8 +333,8 @@ func TestHoldDatapath(t *testing.T) {
 
 		run("proven alive: the sender's next RSTs are dropped without a probe, for a while", func(t *testing.T) {
 			decided := uint64(h.now.UnixNano()) // the program's clock is the capture clock here
-			if joined, err := h.dp.DecideHold(key, hd.Held, true, decided); err != nil || joined != 3 {
-				t.Fatalf("decide: %d joined, %v", joined, err)
+			if err := h.dp.ProvenAlive(key, hd.Held, decided); err != nil {
+				t.Fatal(err)
 			}
 			before := h.counters()
 			if ret := h.sendOn(rst, 5*time.Millisecond, box, 0); ret != XDPDrop {
@@ -353,7 +348,7 @@ func TestHoldDatapath(t *testing.T) {
 			if got := received(q0); len(got) != 1 {
 				t.Errorf("after the bound: socket received %d frames, want a new hold's RST", len(got))
 			}
-			if nd, ok, _ := h.dp.LookupHold(key); !ok || nd.Held <= hd.Held || nd.Joined != 0 {
+			if nd, ok, _ := h.dp.LookupHold(key); !ok || nd.Held <= hd.Held || nd.DataSeen {
 				t.Errorf("after the bound: hold %+v, want a new one", nd)
 			}
 			h.drain()

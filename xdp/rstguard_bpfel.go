@@ -243,14 +243,13 @@ type RstguardHold struct {
 	IngressIfindex uint32
 	EgressIfindex  uint32
 	ProbeIfindex   uint32
-	Joined         uint32
 	EgressSmac     [6]uint8
 	EgressDmac     [6]uint8
 	ProbeSmac      [6]uint8
 	ProbeDmac      [6]uint8
 	FromHi         uint8
 	Evidence       uint8
-	Pad            [6]uint8
+	Pad            [2]uint8
 }
 
 type RstguardHoldEvidence uint32

@@ -407,9 +407,9 @@ func (m *Manager) frame(s *dataplane.Socket, f []byte, now time.Time) {
 		m.decide(h, dataplane.HoldAnsweredRST, frame, now)
 		return
 	}
-	// The program joins later RSTs itself; one reaches here only when it
-	// raced the hold's start. It shares the hold's fate, and the hold's
-	// one outcome counts it; past the frame limit it goes on at once.
+	// A later RST in the sender's name joins the hold: it shares the hold's
+	// fate, and the hold's one outcome counts it; past the frame limit it
+	// goes on at once.
 	if m.heldFrames >= int(m.policy.HoldFrames) {
 		m.release(frame, seg, h.hold)
 		return
@@ -489,14 +489,13 @@ func (m *Manager) expire(now time.Time) {
 func (m *Manager) decide(h *held, o dataplane.HoldOutcome, answer []byte, now time.Time) {
 	delete(m.pending, h.key)
 	m.setHeld(m.heldFrames - len(h.frames))
-	// Proven alive when forged: the program drops the sender's next RSTs
-	// on its own for a while, then the record goes (expire).
-	joined, err := m.dp.DecideHold(h.key, h.hold.Held, o.Forged(), monotonicNs())
-	if err != nil {
-		m.log.Error("decide hold", "err", err)
-	}
 	until := now.Add(lateRSTs)
 	if o.Forged() {
+		// Proven alive: the program drops the sender's next RSTs on its
+		// own for a while, then the record goes (expire).
+		if err := m.dp.ProvenAlive(h.key, h.hold.Held, monotonicNs()); err != nil {
+			m.log.Error("mark hold proven", "err", err)
+		}
 		until = now.Add(max(lateRSTs, dataplane.ProvenAliveFor(h.hold.RTT)))
 	} else {
 		m.ended = append(m.ended, h.key)
@@ -514,7 +513,7 @@ func (m *Manager) decide(h *held, o dataplane.HoldOutcome, answer []byte, now ti
 		Time: now, Kind: dataplane.EventHold, Src: h.first.Src, Dst: h.first.Dst, Zone: h.key.Zone, Flags: h.first.Flags,
 		Seq: h.first.Seq, Ack: h.first.Ack, TTL: h.first.TTL, Ifindex: uint32(h.hold.IngressIfindex),
 		Action: dataplane.ActionPass, Frame: h.frames[0], FrameLen: len(h.frames[0]),
-		Hold: &dataplane.HoldResult{Outcome: o, Waited: waited, Frames: len(h.frames) + joined, Answer: answer},
+		Hold: &dataplane.HoldResult{Outcome: o, Waited: waited, Frames: len(h.frames), Answer: answer},
 	}
 	switch o {
 	case dataplane.HoldAnsweredACK, dataplane.HoldData:

@@ -1411,14 +1411,14 @@ static __always_inline __u8 held_rst(const struct packet *p, struct hold *held, 
 		*slot = *s;
 		return ACTION_HOLD;
 	}
-	/* Any other RST in the sender's name joins the hold: counted here, and
-	 * dropped, since one RST per hold is enough for the daemon to release
-	 * if the sender turns out to have no connection (an injector's volley
-	 * is then stopped whole; a real stack's later RSTs answer segments the
-	 * released one makes moot). */
-	__sync_fetch_and_add(&held->joined, 1);
+	/* Any other RST in the sender's name joins the hold: the daemon keeps
+	 * it with the first and gives it the hold's fate, dropped with a forgery
+	 * (an injector's volley is stopped whole: none of it carries the nonce)
+	 * or released with a real RST (a real stack's later RSTs are delivered,
+	 * each once). */
 	count(p->ifindex, CNT_HOLD_JOINED);
-	return ACTION_DROP;
+	*slot = *s;
+	return ACTION_HOLD;
 }
 
 /* Hold mode: a RST that headers cannot clear waits in the daemon while it

@@ -420,14 +420,13 @@ struct hold {
 	__u32 ingress_ifindex;
 	__u32 egress_ifindex; /* from bpf_fib_lookup(), toward the RST's receiver */
 	__u32 probe_ifindex;  /* from bpf_fib_lookup(), toward the claimed sender */
-	__u32 joined;         /* later RSTs of the hold, counted and dropped here */
 	__u8 egress_smac[6];
 	__u8 egress_dmac[6];
 	__u8 probe_smac[6];
 	__u8 probe_dmac[6];
 	__u8 from_hi;         /* the claimed sender is the addr_hi side */
 	__u8 evidence;        /* enum hold_evidence */
-	__u8 pad[6];
+	__u8 pad[2];
 };
 
 #define EVENT_PKT_MAX 128
