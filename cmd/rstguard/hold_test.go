@@ -268,12 +268,11 @@ func TestHoldMode(t *testing.T) {
 
 	t.Run("SIGTERM while a RST is held: the stopping daemon releases it, not loses it", func(t *testing.T) {
 		h := g.hold()
-		nftIn(t, g.client, "table inet rg_mute {\n chain in {\n type filter hook input priority 0;\n ip saddr "+
-			g.srvIP.String()+" drop\n }\n}\n")
+		unmute := g.muteClient(t)
 		g.forgeExactClientRST(h)
 		g.waitFor("RST held", func() bool { return g.status().HeldNow == 1 })
 		g.stopDaemon(syscall.SIGTERM)
-		nftIn(t, g.client, "delete table inet rg_mute\n")
+		unmute()
 		// Released as the daemon stopped: the server obeyed it, and resets
 		// the client's next request.
 		if err := h.roundTrip(); err == nil {
@@ -287,13 +286,11 @@ func TestHoldMode(t *testing.T) {
 
 	t.Run("kill -9 while a RST is held: traffic flows, later RSTs pass, detach cleans up", func(t *testing.T) {
 		h := g.hold()
-		// The client cannot answer for now: the RST stays held.
-		nftIn(t, g.client, "table inet rg_mute {\n chain in {\n type filter hook input priority 0;\n ip saddr "+
-			g.srvIP.String()+" drop\n }\n}\n")
+		unmute := g.muteClient(t) // the client cannot answer for now: the RST stays held
 		g.forgeExactClientRST(h)
 		g.waitFor("RST held", func() bool { return g.status().HeldNow == 1 })
 		g.stopDaemon(syscall.SIGKILL)
-		nftIn(t, g.client, "delete table inet rg_mute\n")
+		unmute()
 		if out, err := g.curl(); err != nil || !strings.Contains(out, "hello") {
 			t.Fatalf("curl after kill -9: %v %s", err, out)
 		}
@@ -361,4 +358,12 @@ func TestHoldDecisionsNeverWaitOnTheEventLog(t *testing.T) {
 			t.Errorf("hold %d: connection killed: %v", i+1, err)
 		}
 	}
+}
+
+// muteClient drops, in the client, everything from the server: it cannot
+// answer a probe. The returned func lets it hear again.
+func (g *gateway) muteClient(t *testing.T) (unmute func()) {
+	nftIn(t, g.client, "table inet rg_mute {\n chain in {\n type filter hook input priority 0;\n ip saddr "+
+		g.srvIP.String()+" drop\n }\n}\n")
+	return func() { nftIn(t, g.client, "delete table inet rg_mute\n") }
 }
