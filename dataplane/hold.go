@@ -180,8 +180,13 @@ func (d *Dataplane) UnregisterSocket(slot uint32, s *Socket) error {
 // XSKMAP, keeping the holds: from then on the program redirects nothing,
 // and what it redirected before still finds its record. A stopping daemon
 // does this first, then reads its sockets, then decides what it holds.
+// Maps opened from the pins (OpenPinned) have no XSKMAP: it is not pinned,
+// and a socket leaves it as the socket closes.
 func (d *Dataplane) UnregisterSockets() error {
 	errs := []error{clearMap[xdp.RstguardXskKey, xdp.RstguardXskSlot](d.objs.XskSlots)}
+	if d.objs.Xsks == nil {
+		return errors.Join(errs...)
+	}
 	for slot := range d.objs.Xsks.MaxEntries() {
 		if err := d.objs.Xsks.Delete(slot); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			errs = append(errs, fmt.Errorf("clear XSKMAP: %w", err))

@@ -57,6 +57,11 @@ pinned maps too (the flow table is lost).`,
 			}
 			defer unlock()
 			flows, _ := bpffs.PinnedMapID(filepath.Join(*pinDir, xdp.RstguardMapFlows)) // 0: nothing pinned
+			if flows != 0 {
+				if err := clearStaleHolds(e, *pinDir); err != nil {
+					return err
+				}
+			}
 			if *all {
 				states, err := attach.Attached()
 				if err != nil {
@@ -108,4 +113,31 @@ func liveOwner(s attach.State) string {
 		}
 	}
 	return ""
+}
+
+// clearStaleHolds removes the hold records and socket registrations that a
+// daemon killed with -9 left in the pins: detach runs only while no daemon
+// holds the pin directory, so nothing decides those holds any more.
+func clearStaleHolds(e *env, pinDir string) error {
+	dp, err := dataplane.OpenPinned(pinDir)
+	if err != nil {
+		return err
+	}
+	defer dp.Close()
+	held, err := dp.Holding()
+	if err != nil {
+		return err
+	}
+	sockets, err := dp.Sockets()
+	if err != nil {
+		return err
+	}
+	if held == 0 && len(sockets) == 0 {
+		return nil
+	}
+	if err := dp.ClearHolds(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "cleared what a stopped daemon left: holds %d, socket registrations %d\n", held, len(sockets))
+	return nil
 }

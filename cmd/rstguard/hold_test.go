@@ -291,6 +291,10 @@ func TestHoldMode(t *testing.T) {
 		g.waitFor("RST held", func() bool { return g.status().HeldNow == 1 })
 		g.stopDaemon(syscall.SIGKILL)
 		unmute()
+		// The dead daemon's record stays in the pins, but nothing holds.
+		if st := g.status(); st.HeldNow != 0 || len(st.Sockets) != 0 || !strings.Contains(strings.Join(st.Warnings, "\n"), "stopped daemon") {
+			t.Errorf("status after kill -9: held_now %d, sockets %v, warnings %q", st.HeldNow, st.Sockets, st.Warnings)
+		}
 		if out, err := g.curl(); err != nil || !strings.Contains(out, "hello") {
 			t.Fatalf("curl after kill -9: %v %s", err, out)
 		}
@@ -303,9 +307,11 @@ func TestHoldMode(t *testing.T) {
 		if after := g.status().Counters.HoldNoSocket; after <= before {
 			t.Errorf("no-socket counter %d -> %d", before, after)
 		}
-		g.mustRstguard("detach", "--all", "--pin-dir", g.pinDir)
-		if st := g.status(); len(st.Interfaces) != 0 {
-			t.Errorf("still attached after detach: %+v", st.Interfaces)
+		if out := g.mustRstguard("detach", "--all", "--pin-dir", g.pinDir); !strings.Contains(out, "cleared what a stopped daemon left: holds 1,") {
+			t.Errorf("detach did not clear the dead daemon's hold record: %q", out)
+		}
+		if st := g.status(); len(st.Interfaces) != 0 || len(st.Warnings) != 1 {
+			t.Errorf("after detach: attached %+v, warnings %q (want only: not attached)", st.Interfaces, st.Warnings)
 		}
 	})
 }

@@ -150,11 +150,22 @@ func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 		}
 		r.Rates = rates(before, r.Counters, interval.Seconds())
 	}
-	if d, err := daemon.Running(pinDir); err == nil {
+	d, noDaemon := daemon.Running(pinDir)
+	if noDaemon == nil {
 		r.Daemon, r.Uptime = &d, time.Since(d.Started).Round(time.Second).String()
-	} else if len(r.Interfaces) > 0 {
+	} else {
+		// A daemon killed with -9 leaves its hold records and socket
+		// registrations behind; the sockets closed with it, so nothing
+		// holds: the records only wait for detach or the next start.
+		if r.HeldNow > 0 || len(r.Sockets) > 0 {
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%d hold records and %d socket registrations are a stopped daemon's: "+
+				"nothing holds (rstguard detach or the next start clears them)", r.HeldNow, len(r.Sockets)))
+		}
+		r.HeldNow, r.Sockets = 0, []dataplane.SocketInfo{}
+	}
+	if noDaemon != nil && len(r.Interfaces) > 0 {
 		r.Warnings = append(r.Warnings, "attached, but no daemon reads its events: it judges (and drops, outside monitor mode) "+
-			"on its own; start rstguard run, or rstguard detach ("+err.Error()+")")
+			"on its own; start rstguard run, or rstguard detach ("+noDaemon.Error()+")")
 	}
 	if len(r.Interfaces) == 0 {
 		r.Warnings = append(r.Warnings, "not attached to any interface: nothing is judged")

@@ -1133,6 +1133,20 @@ __noinline int rst_fit(const struct packet *p, const struct flow_value *f)
 	return replies(p, snd, rcv) | (harmless(p, f, snd, rcv) ? FIT_HARMLESS : 0);
 }
 
+/* rst_fit(), computed on first use only: most RSTs are exact, with an ack
+ * that fits, and never need either model. *fit is -1 until then. */
+static __always_inline int fit_of(const struct packet *p, const struct flow_value *f, int *fit)
+{
+	if (*fit < 0)
+		*fit = rst_fit(p, f);
+	return *fit;
+}
+
+static __always_inline int is_reply(int fit)
+{
+	return fit >= 0 && (fit & (FIT_REPLY_SEQ | FIT_REPLY_ACK)) == (FIT_REPLY_SEQ | FIT_REPLY_ACK);
+}
+
 /* Computes the signals of a RST from the sender's side against what the flow
  * has shown; fills j and returns the verdict. */
 static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
@@ -1141,7 +1155,7 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	const struct dir_state *snd = &f->dir[p->dir & 1];
 	const struct dir_state *rcv = &f->dir[!p->dir];
 	int has_ack = p->tcp_flags & TH_ACK;
-	int fit, seq_replies, reply;
+	int fit = -1, exact = 0;
 
 	/* Nothing to convict without a receiver in a synchronised state: a RST
 	 * toward a side that never sent SYN or SYN/ACK hits LISTEN, which
@@ -1163,12 +1177,9 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	 * ago, at most what the receiver sent), is such a reply: no sign of an
 	 * injector in its seq, its ack, or in several of them in a row. It opens
 	 * nothing to one: each seq below max_ack is one the receiver discards
-	 * (harmless(), below), and max_ack itself is judged exact anyway. */
-	fit = rst_fit(p, f);
-	seq_replies = fit & FIT_REPLY_SEQ;
-	reply = (fit & (FIT_REPLY_SEQ | FIT_REPLY_ACK)) == (FIT_REPLY_SEQ | FIT_REPLY_ACK);
-	if (reply)
-		FLAG(j, REPLY);
+	 * (harmless(), below), and max_ack itself is judged exact anyway. The
+	 * model is consulted (fit_of()) only where an exact test below would
+	 * raise a signal; reply is raised where it explained one. */
 
 	/* Sequence, RFC 5961 section 3.2: only seq == RCV.NXT resets. RCV.NXT is
 	 * what the receiver last acknowledged, or the sender's next sequence. */
@@ -1179,9 +1190,10 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 		__u32 wnd = (__u32)rcv->window << (wscale & 15);
 
 		j->exp_seq = snd->next_seq;
-		if (p->seq == snd->next_seq || p->seq == rcv_nxt)
+		exact = p->seq == snd->next_seq || p->seq == rcv_nxt;
+		if (exact)
 			FLAG(j, SEQ_EXACT);
-		else if (reply)
+		else if (is_reply(fit_of(p, f, &fit)))
 			; /* answers an older segment of the receiver's */
 		else if (!seq_before(p->seq, rcv_nxt) && seq_before(p->seq, rcv_nxt + wnd))
 			FLAG(j, SEQ_IN_WINDOW);
@@ -1198,8 +1210,9 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 		 * segment it ever received lies beyond the ISN. No benign cause. */
 		if ((rcv->flags & DIR_SYN) && !seq_after(p->ack, rcv->isn))
 			FLAG(j, ACK_BELOW_SYN);
-		else if (!reply && (seq_after(p->ack, rcv->next_seq) ||
-				    ((snd->flags & DIR_ACKED) && seq_before(p->ack, snd->max_ack))))
+		else if ((seq_after(p->ack, rcv->next_seq) ||
+			  ((snd->flags & DIR_ACKED) && seq_before(p->ack, snd->max_ack))) &&
+			 !is_reply(fit_of(p, f, &fit)))
 			FLAG(j, ACK_MISMATCH);
 	}
 
@@ -1269,10 +1282,14 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	 * (the system's initial TTL) and one from the connection's socket: the
 	 * same hop count (ttl_distance()). */
 	if (rst_pending(f, p->dir) && now32 - f->rst_t < ONE_SECOND_T32 &&
-	    ((f->rst_seq != p->seq && !seq_replies) || ttl_distance(p->ttl, f->rst_ttl)))
+	    ((f->rst_seq != p->seq && !(fit_of(p, f, &fit) & FIT_REPLY_SEQ)) || ttl_distance(p->ttl, f->rst_ttl)))
 		FLAG(j, RST_BURST);
 
-	if (fit & FIT_HARMLESS)
+	if (is_reply(fit))
+		FLAG(j, REPLY);
+	/* An exact RST to a synchronised receiver is the one it accepts (RFC
+	 * 5961 3.2): nothing for the harm model to find. */
+	if ((!exact || !(rcv->flags & DIR_ACKED)) && (fit_of(p, f, &fit) & FIT_HARMLESS))
 		FLAG(j, HARMLESS);
 	/* Most RSTs carry no medium or strong signal: nothing to weigh by cause. */
 	if (j->hard >= WEIGHT_STRONG)
