@@ -497,6 +497,19 @@ func TestGatewayDaemon(t *testing.T) {
 		if d := st.Daemon; d == nil || d.PID == 0 || d.Events != g.events || !strings.HasPrefix(d.Version, "rstguard ") || len(st.Warnings) != 0 {
 			t.Errorf("status: daemon %+v, warnings %q", st.Daemon, st.Warnings)
 		}
+		// Lists are lists when empty, and durations have numbers beside them.
+		raw := map[string]any{}
+		if err := json.Unmarshal([]byte(g.mustRstguard("status", "--json", "--interval", "0", "--pin-dir", g.pinDir)), &raw); err != nil {
+			t.Fatal(err)
+		}
+		if allow, ok := raw["allow"].([]any); !ok || len(allow) != 0 {
+			t.Errorf(`status --json "allow" = %#v, want []`, raw["allow"])
+		}
+		for _, key := range []string{"hold_min_seconds", "hold_max_seconds", "interval_seconds", "uptime_seconds"} {
+			if _, ok := raw[key].(float64); !ok {
+				t.Errorf("status --json %q = %#v, want a number", key, raw[key])
+			}
+		}
 		out, _, code := g.rstguard("status", "--check", "--pin-dir", g.pinDir, "--interval", "100ms")
 		if code != nagiosOK || !strings.HasPrefix(out, "RSTGUARD OK - ") || !strings.Contains(out, "| flows=") {
 			t.Errorf("status --check: exit %d %q", code, out)

@@ -31,6 +31,8 @@ type statusReport struct {
 	// Hold mode's settings, what is held now and the AF_XDP sockets.
 	HoldMin    string                 `json:"hold_min"`
 	HoldMax    string                 `json:"hold_max"`
+	HoldMinSec float64                `json:"hold_min_seconds"` // the same as numbers, for scripts
+	HoldMaxSec float64                `json:"hold_max_seconds"`
 	HoldFrames uint32                 `json:"hold_frames"`
 	ProbeRate  uint32                 `json:"probe_rate"`
 	HeldNow    int                    `json:"held_now"`
@@ -38,10 +40,12 @@ type statusReport struct {
 	Counters   dataplane.Counters     `json:"counters"`
 	Rates      map[string]float64     `json:"rates_per_second"`
 	Interval   string                 `json:"interval"`
+	IntervalS  float64                `json:"interval_seconds"`
 	// Daemon is the daemon that reads the events, if one runs; Uptime
 	// since it started.
-	Daemon *daemon.State `json:"daemon,omitempty"`
-	Uptime string        `json:"uptime,omitempty"`
+	Daemon  *daemon.State `json:"daemon,omitempty"`
+	Uptime  string        `json:"uptime,omitempty"`
+	UptimeS *float64      `json:"uptime_seconds,omitempty"`
 	// Warnings are what an operator should act on.
 	Warnings []string `json:"warnings"`
 }
@@ -103,8 +107,8 @@ table is nearly full or events are being lost), 2 CRITICAL (not attached),
 // readStatus gathers the report; with dataplane.ErrNotPinned it still
 // holds the interfaces.
 func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
-	r := statusReport{Interfaces: []attach.State{}, Interval: interval.String(), Rates: map[string]float64{},
-		Warnings: []string{}}
+	r := statusReport{Interfaces: []attach.State{}, Interval: interval.String(), IntervalS: interval.Seconds(),
+		Rates: map[string]float64{}, Warnings: []string{}}
 	ifaces, err := attach.Attached()
 	if err != nil {
 		return r, err
@@ -123,6 +127,7 @@ func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 	}
 	r.Mode, r.TTLTolerance = pol.Mode.String(), pol.TTLTolerance
 	r.HoldMin, r.HoldMax, r.HoldFrames, r.ProbeRate = pol.HoldMin.String(), pol.HoldMax.String(), pol.HoldFrames, pol.ProbeRate
+	r.HoldMinSec, r.HoldMaxSec = pol.HoldMin.Seconds(), pol.HoldMax.Seconds()
 	if r.HeldNow, err = dp.Holding(); err != nil {
 		return r, err
 	}
@@ -134,6 +139,9 @@ func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 	}
 	if r.Allow, err = dp.Allow(); err != nil {
 		return r, err
+	}
+	if r.Allow == nil {
+		r.Allow = []netip.Prefix{} // "allow": [], as "sockets" and "interfaces"
 	}
 	if r.FlowTableSize, r.FlowsTracked, err = dp.FlowTable(); err != nil {
 		return r, err
@@ -152,7 +160,9 @@ func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 	}
 	d, noDaemon := daemon.Running(pinDir)
 	if noDaemon == nil {
-		r.Daemon, r.Uptime = &d, time.Since(d.Started).Round(time.Second).String()
+		up := time.Since(d.Started).Round(time.Second)
+		secs := up.Seconds()
+		r.Daemon, r.Uptime, r.UptimeS = &d, up.String(), &secs
 	} else {
 		// A daemon killed with -9 leaves its hold records and socket
 		// registrations behind; the sockets closed with it, so nothing
