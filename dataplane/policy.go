@@ -56,6 +56,25 @@ func (p Policy) String() string {
 		p.Mode, p.TTLTolerance, p.EventBudget, p.HoldMin, p.HoldMax, p.HoldFrames, p.ProbeRate)
 }
 
+// MaxHoldWindow is the longest hold window a policy may ask for: a held
+// RST waits at most this long before it is released.
+const MaxHoldWindow = 10 * time.Second
+
+// Check says whether the policy is one the program and the daemon can run:
+// the same bounds for `run` and for `set`.
+func (p Policy) Check() error {
+	if p.EventBudget == 0 {
+		return fmt.Errorf("event budget must be at least 1")
+	}
+	if p.HoldMin <= 0 || p.HoldMax < p.HoldMin || p.HoldMax > MaxHoldWindow {
+		return fmt.Errorf("hold window %s to %s: want 0 < hold-min <= hold-max <= %s", p.HoldMin, p.HoldMax, MaxHoldWindow)
+	}
+	if p.HoldFrames == 0 || p.ProbeRate == 0 {
+		return fmt.Errorf("hold-frames and probe-rate must be at least 1")
+	}
+	return nil
+}
+
 // DefaultPolicy is the policy of a new policy map, from xdp/rstguard.h:
 // monitor, with the header's defaults for everything else.
 func DefaultPolicy() Policy {
@@ -112,6 +131,9 @@ func (d *Dataplane) UpdatePolicy(change func(*Policy)) (Policy, error) {
 		return p, err
 	}
 	change(&p)
+	if err := p.Check(); err != nil {
+		return p, err
+	}
 	return p, d.SetPolicy(p)
 }
 

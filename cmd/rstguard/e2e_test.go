@@ -469,6 +469,33 @@ func TestGatewayDaemon(t *testing.T) {
 		g.mustRstguard("set", "ttl-tolerance", "2", "--pin-dir", g.pinDir)
 	})
 
+	t.Run("set changes every setting the daemon reads at run time, within run's bounds", func(t *testing.T) {
+		before := g.status()
+		for _, c := range [][2]string{{"hold-max", "400ms"}, {"hold-min", "20ms"}, {"hold-frames", "77"}, {"probe-rate", "55"}, {"event-budget", "9"}} {
+			g.mustRstguard("set", c[0], c[1], "--pin-dir", g.pinDir)
+		}
+		if st := g.status(); st.HoldMax != "400ms" || st.HoldMin != "20ms" || st.HoldFrames != 77 || st.ProbeRate != 55 || st.EventBudget != 9 {
+			t.Errorf("status after set: hold %s-%s, frames %d, probe rate %d, event budget %d", st.HoldMin, st.HoldMax, st.HoldFrames, st.ProbeRate, st.EventBudget)
+		}
+		g.waitFor("the changes in the event log", func() bool {
+			c := g.policyChanges()
+			return c["hold-max"] == before.HoldMax+" -> 400ms" && c["hold-frames"] == fmt.Sprint(before.HoldFrames)+" -> 77" &&
+				c["event-budget"] != ""
+		})
+		for _, bad := range [][2]string{{"hold-max", "20s"}, {"hold-min", "500ms"}, {"hold-frames", "0"}, {"event-budget", "x"}} {
+			if _, errOut, code := g.rstguard("set", bad[0], bad[1], "--pin-dir", g.pinDir); code == 0 || !strings.Contains(errOut, bad[0]) {
+				t.Errorf("set %s %s: exit %d %q, want refused naming the setting", bad[0], bad[1], code, errOut)
+			}
+		}
+		if st := g.status(); st.HoldMax != "400ms" || st.HoldMin != "20ms" {
+			t.Errorf("a refused set changed the policy: hold %s-%s", st.HoldMin, st.HoldMax)
+		}
+		for _, c := range [][2]string{{"hold-min", before.HoldMin}, {"hold-max", before.HoldMax}, {"hold-frames", fmt.Sprint(before.HoldFrames)},
+			{"probe-rate", fmt.Sprint(before.ProbeRate)}, {"event-budget", fmt.Sprint(before.EventBudget)}} {
+			g.mustRstguard("set", c[0], c[1], "--pin-dir", g.pinDir)
+		}
+	})
+
 	t.Run("events, flows and report commands", func(t *testing.T) {
 		out := g.mustRstguard("events", "--file", g.events)
 		if !strings.Contains(out, "spoofed") || !strings.Contains(out, "CONFIRMED FORGED") {

@@ -346,18 +346,13 @@ func (s settings) resolve() (daemon.Config, error) {
 	if s.FlowTableSize == 0 {
 		return daemon.Config{}, fmt.Errorf("flow table size must be at least 1")
 	}
-	if s.EventBudget == 0 {
-		return daemon.Config{}, fmt.Errorf("event budget must be at least 1")
-	}
 	if s.EventsRate < 1 || s.PcapMaxSize < 0 || s.PcapMaxFiles < 0 {
 		return daemon.Config{}, fmt.Errorf("events-rate must be at least 1, pcap-max-size and pcap-max-files at least 0")
 	}
-	if s.HoldMin <= 0 || s.HoldMax < s.HoldMin || time.Duration(s.HoldMax) > 10*time.Second {
-		return daemon.Config{}, fmt.Errorf("hold window %s to %s: want 0 < hold-min <= hold-max <= 10s",
-			time.Duration(s.HoldMin), time.Duration(s.HoldMax))
-	}
-	if s.HoldFrames == 0 || s.ProbeRate == 0 {
-		return daemon.Config{}, fmt.Errorf("hold-frames and probe-rate must be at least 1")
+	bounds := dataplane.Policy{EventBudget: s.EventBudget, HoldMin: time.Duration(s.HoldMin),
+		HoldMax: time.Duration(s.HoldMax), HoldFrames: s.HoldFrames, ProbeRate: s.ProbeRate}
+	if err := bounds.Check(); err != nil {
+		return daemon.Config{}, err
 	}
 	set := s.explicit
 	policy := func(p *dataplane.Policy) {

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rstguard/rstguard/control/bpffs"
 	"github.com/rstguard/rstguard/control/daemon"
@@ -15,11 +16,13 @@ import (
 func setCommand() command {
 	return command{
 		name: "set",
-		args: "mode monitor|drop|hold | allow CIDR[,CIDR...]|none | ttl-tolerance N",
+		args: "mode monitor|drop|hold | allow CIDR[,CIDR...]|none | ttl-tolerance N | event-budget N | hold-min D | hold-max D | hold-frames N | probe-rate N",
 		summary: `change the policy at run time, without reattaching
 Writes the pinned maps: the next packet sees the change, daemon or not. Each
 change goes to the running daemon's event log (kind policy_change, from and
-to) and its log. allow replaces the allow-list (none empties it).`,
+to) and its log. allow replaces the allow-list (none empties it). Every
+setting the daemon reads at run time is here, with run's bounds: the hold
+window (0 < hold-min <= hold-max <= 10s) applies to the next hold.`,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
 			pinDir := fs.String("pin-dir", bpffs.DefaultDir, "bpffs directory of the pinned maps")
 			rest, err := parseFlags(fs, args)
@@ -27,7 +30,7 @@ to) and its log. allow replaces the allow-list (none empties it).`,
 				return err
 			}
 			if len(rest) != 2 {
-				return usagef("want: set mode|allow|ttl-tolerance VALUE")
+				return usagef("want: set SETTING VALUE, SETTING one of %s", strings.Join(settable, ", "))
 			}
 			change, err := settingChange(rest[0], rest[1])
 			if err != nil {
@@ -71,19 +74,37 @@ func settingChange(setting, value string) (func(*dataplane.Dataplane) error, err
 		if err != nil {
 			return nil, err
 		}
-		return func(dp *dataplane.Dataplane) error {
-			_, err := dp.UpdatePolicy(func(p *dataplane.Policy) { p.Mode = mode })
-			return err
-		}, nil
+		return policyChange(func(p *dataplane.Policy) { p.Mode = mode }), nil
 	case "ttl-tolerance":
 		n, err := strconv.ParseUint(value, 10, 8)
 		if err != nil {
 			return nil, fmt.Errorf("ttl-tolerance %q: want 0 to 255", value)
 		}
-		return func(dp *dataplane.Dataplane) error {
-			_, err := dp.UpdatePolicy(func(p *dataplane.Policy) { p.TTLTolerance = uint8(n) })
-			return err
-		}, nil
+		return policyChange(func(p *dataplane.Policy) { p.TTLTolerance = uint8(n) }), nil
+	case "event-budget":
+		n, err := strconv.ParseUint(value, 10, 16)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("event-budget %q: want 1 to 65535 events a second per flow", value)
+		}
+		return policyChange(func(p *dataplane.Policy) { p.EventBudget = uint16(n) }), nil
+	case "hold-min", "hold-max":
+		d, err := time.ParseDuration(value)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: want a duration such as 250ms", setting, value)
+		}
+		if setting == "hold-min" {
+			return policyChange(func(p *dataplane.Policy) { p.HoldMin = d }), nil
+		}
+		return policyChange(func(p *dataplane.Policy) { p.HoldMax = d }), nil
+	case "hold-frames", "probe-rate":
+		n, err := strconv.ParseUint(value, 10, 32)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("%s %q: want a whole number of at least 1", setting, value)
+		}
+		if setting == "hold-frames" {
+			return policyChange(func(p *dataplane.Policy) { p.HoldFrames = uint32(n) }), nil
+		}
+		return policyChange(func(p *dataplane.Policy) { p.ProbeRate = uint32(n) }), nil
 	case "allow":
 		var prefixes []netip.Prefix
 		if value != "none" {
@@ -94,5 +115,18 @@ func settingChange(setting, value string) (func(*dataplane.Dataplane) error, err
 		}
 		return func(dp *dataplane.Dataplane) error { return dp.SetAllow(prefixes) }, nil
 	}
-	return nil, fmt.Errorf("unknown setting %q: mode, allow or ttl-tolerance", setting)
+	return nil, fmt.Errorf("unknown setting %q: use %s", setting, strings.Join(settable, ", "))
+}
+
+// settable are the settings set changes: every one the daemon and the
+// program read at run time.
+var settable = []string{"mode", "allow", "ttl-tolerance", "event-budget", "hold-min", "hold-max", "hold-frames", "probe-rate"}
+
+// policyChange applies change to the pinned policy, within run's bounds
+// (dataplane.Policy.Check).
+func policyChange(change func(*dataplane.Policy)) func(*dataplane.Dataplane) error {
+	return func(dp *dataplane.Dataplane) error {
+		_, err := dp.UpdatePolicy(change)
+		return err
+	}
 }

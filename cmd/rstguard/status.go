@@ -25,6 +25,7 @@ type statusReport struct {
 	Interfaces    []attach.State `json:"interfaces"`
 	Mode          string         `json:"mode"`
 	TTLTolerance  uint8          `json:"ttl_tolerance"`
+	EventBudget   uint16         `json:"event_budget"` // events a second per flow
 	Allow         []netip.Prefix `json:"allow"`
 	FlowTableSize int            `json:"flow_table_size"`
 	FlowsTracked  int            `json:"flows_tracked"`
@@ -125,7 +126,7 @@ func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 	if err != nil {
 		return r, err
 	}
-	r.Mode, r.TTLTolerance = pol.Mode.String(), pol.TTLTolerance
+	r.Mode, r.TTLTolerance, r.EventBudget = pol.Mode.String(), pol.TTLTolerance, pol.EventBudget
 	r.HoldMin, r.HoldMax, r.HoldFrames, r.ProbeRate = pol.HoldMin.String(), pol.HoldMax.String(), pol.HoldFrames, pol.ProbeRate
 	r.HoldMinSec, r.HoldMaxSec = pol.HoldMin.Seconds(), pol.HoldMax.Seconds()
 	if r.HeldNow, err = dp.Holding(); err != nil {
@@ -284,7 +285,7 @@ func printStatus(w io.Writer, r statusReport) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", s.Ifname, s.Index, s.Mode, s.ProgID, up)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nmode %s, TTL tolerance %d, allow-list %v\n", r.Mode, r.TTLTolerance, r.Allow)
+	fmt.Fprintf(w, "\nmode %s, TTL tolerance %d, event budget %d/s a flow, allow-list %v\n", r.Mode, r.TTLTolerance, r.EventBudget, r.Allow)
 	fmt.Fprintf(w, "hold: window %s to %s, %d frames at most, %d probes/s; held now %d\n",
 		r.HoldMin, r.HoldMax, r.HoldFrames, r.ProbeRate, r.HeldNow)
 	for _, s := range r.Sockets {
