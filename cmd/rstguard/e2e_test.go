@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/bench/frames"
 	"github.com/rstguard/rstguard/bench/inject"
@@ -542,11 +543,12 @@ func TestGatewayDaemon(t *testing.T) {
 			t.Errorf("status --check: exit %d %q", code, out)
 		}
 		out = g.mustRstguard("top", "--pin-dir", g.pinDir, "--interval", "100ms", "--count", "2", "--per-cpu")
-		for _, want := range []string{lab.ClientSide, lab.ServerSide, "total", "cpu0", "PACKETS/S"} {
+		for _, want := range []string{lab.ClientSide, lab.ServerSide, "total", "cpu0", "PACKETS/S", "mode monitor"} {
 			if strings.Count(out, want) != 2 {
 				t.Errorf("top: %q not in each of 2 frames:\n%s", want, out)
 			}
 		}
+		g.topQuitsOnQ(t)
 	})
 
 	t.Run("metrics parse with Prometheus's parser", func(t *testing.T) {
@@ -1001,5 +1003,49 @@ func TestRepeatedFlagsAccumulate(t *testing.T) {
 	}
 	if err := fs.Parse([]string{"--zone", "eth0.9999=1"}); err == nil {
 		t.Error("a bad zone was accepted")
+	}
+}
+
+// topQuitsOnQ runs top on a pseudo-terminal, as an operator does, types q
+// and wants it gone within a few redraws.
+func (g *gateway) topQuitsOnQ(t *testing.T) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := g.gw.Command(ctx, rstguardBin, "top", "--pin-dir", g.pinDir, "--interval", "100ms")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go io.Copy(io.Discard, master) // the frames it draws
+	time.Sleep(300 * time.Millisecond)
+	master.Write([]byte("q"))
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("top after q: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		t.Error("top ignored q")
 	}
 }

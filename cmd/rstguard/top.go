@@ -29,7 +29,8 @@ func topCommand() command {
 		summary: `a live view, redrawn every interval until Ctrl-C, as xdp-bench shows
 One line per interface (packets, RSTs, spoofed, dropped and held RSTs and
 lost events, per second), their total, the flow table's fill and, with
---per-cpu, one line per CPU. Also rstguard status --watch.`,
+--per-cpu, one line per CPU. On a terminal, q quits too. Also rstguard
+status --watch.`,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
 			var o topOptions
 			fs.DurationVar(&o.interval, "interval", time.Second, "redraw interval")
@@ -55,6 +56,7 @@ type topSample struct {
 	cpus     []dataplane.Counters
 	capacity int
 	used     int
+	mode     dataplane.Mode
 }
 
 func runTop(e *env, pinDir string, o topOptions) error {
@@ -82,6 +84,11 @@ func runTop(e *env, pinDir string, o topOptions) error {
 				return s, err
 			}
 		}
+		pol, err := dp.Policy()
+		if err != nil {
+			return s, err
+		}
+		s.mode = pol.Mode
 		s.capacity, s.used, err = dp.FlowTable()
 		return s, err
 	}
@@ -90,9 +97,19 @@ func runTop(e *env, pinDir string, o topOptions) error {
 		return err
 	}
 	clear := isTerminal(e.stdout)
+	var quit <-chan struct{}
+	if clear && isTerminal(os.Stdin) {
+		var restore func()
+		if quit, restore, err = keyPressed(os.Stdin, 'q'); err != nil {
+			return err
+		}
+		defer restore()
+	}
 	for n := 0; o.count == 0 || n < o.count; n++ {
 		select {
 		case <-e.ctx.Done():
+			return nil
+		case <-quit:
 			return nil
 		case <-time.After(o.interval):
 		}
@@ -112,8 +129,8 @@ func runTop(e *env, pinDir string, o topOptions) error {
 // drawTop writes one frame: the rates between two samples.
 func drawTop(w io.Writer, prev, cur topSample, interval time.Duration) {
 	secs := cur.at.Sub(prev.at).Seconds()
-	fmt.Fprintf(w, "rstguard top  %s  flows %d of %d (%.1f%%)  every %s, Ctrl-C to stop\n\n",
-		cur.at.Format("15:04:05"), cur.used, cur.capacity, 100*float64(cur.used)/float64(max(cur.capacity, 1)), interval)
+	fmt.Fprintf(w, "rstguard top  %s  mode %s  flows %d of %d (%.1f%%)  every %s, q or Ctrl-C to stop\n\n",
+		cur.at.Format("15:04:05"), cur.mode, cur.used, cur.capacity, 100*float64(cur.used)/float64(max(cur.capacity, 1)), interval)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tPACKETS/S\tRSTS/S\tSPOOFED/S\tDROPPED/S\tHELD/S\tEVENTS LOST/S\t")
 	line := func(name string, a, b dataplane.Counters) {
@@ -150,4 +167,34 @@ func isTerminal(w io.Writer) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// keyPressed puts the terminal f in character mode (no line buffering, no
+// echo) and reports when key is typed; restore puts the terminal back.
+func keyPressed(f *os.File, key byte) (pressed <-chan struct{}, restore func(), err error) {
+	fd := int(f.Fd())
+	saved, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw := *saved
+	raw.Lflag &^= unix.ICANON | unix.ECHO
+	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
+	if err := unix.IoctlSetTermios(fd, unix.TCSETS, &raw); err != nil {
+		return nil, nil, err
+	}
+	ch := make(chan struct{})
+	go func() {
+		b := make([]byte, 1)
+		for {
+			if _, err := f.Read(b); err != nil {
+				return
+			}
+			if b[0] == key || b[0] == key-'a'+'A' {
+				close(ch)
+				return
+			}
+		}
+	}()
+	return ch, func() { unix.IoctlSetTermios(fd, unix.TCSETS, saved) }, nil
 }
