@@ -179,7 +179,9 @@ func TestSummarize(t *testing.T) {
 	}
 	var out bytes.Buffer
 	s.Print(&out)
-	if !strings.Contains(out.String(), "held RSTs, by outcome") || !strings.Contains(out.String(), "~9 hops from this box") {
+	// The first line's counts add up: 1 judged RST, 1 hold decision, 1 confirmation.
+	if !strings.Contains(out.String(), "3 events: 1 RST judged (0 valid, 0 suspect, 1 spoofed, 0 unknown), 1 hold decision, 1 other\n2 RSTs dropped") ||
+		!strings.Contains(out.String(), "held RSTs, by outcome") || !strings.Contains(out.String(), "~9 hops from this box") {
 		t.Errorf("printed:\n%s", out.String())
 	}
 }
@@ -202,7 +204,7 @@ func TestSummaryWouldDrop(t *testing.T) {
 	}
 	var b strings.Builder
 	s.Print(&b)
-	if !strings.Contains(b.String(), "1 RSTs passed that drop mode would have dropped") {
+	if !strings.Contains(b.String(), "1 RST passed that drop mode would have dropped") {
 		t.Errorf("report:\n%s", b.String())
 	}
 }

@@ -158,19 +158,29 @@ func median(v []int) int {
 	return s[len(s)/2]
 }
 
-// Print writes the summary for a person.
+// Print writes the summary for a person. The first line says what the
+// events were, so that its counts add up: judged RSTs (by verdict), hold
+// decisions, and the rest (confirmations, policy changes).
 func (s Summary) Print(w io.Writer) {
-	fmt.Fprintf(w, "%d events: ", s.Events)
+	judged, holds := 0, 0
+	for _, n := range s.Verdicts {
+		judged += int(n)
+	}
+	for _, n := range s.Holds {
+		holds += n
+	}
+	fmt.Fprintf(w, "%s: %s judged (", counted(s.Events, "event"), counted(judged, "RST"))
 	for i, v := range []string{"valid", "suspect", "spoofed", "unknown"} {
 		if i > 0 {
 			fmt.Fprint(w, ", ")
 		}
 		fmt.Fprintf(w, "%d %s", s.Verdicts[v], v)
 	}
-	fmt.Fprintf(w, "\n%d RSTs dropped, %d proven forged after the fact, %d collateral resets of real senders\n",
-		s.Dropped, s.Confirmed, s.Collateral)
+	fmt.Fprintf(w, "), %s, %d other\n", counted(holds, "hold decision"), s.Events-judged-holds)
+	fmt.Fprintf(w, "%s dropped, %d proven forged after the fact, %s of real senders\n",
+		counted(s.Dropped, "RST"), s.Confirmed, counted(int(s.Collateral), "collateral reset"))
 	if s.WouldDrop > 0 {
-		fmt.Fprintf(w, "%d RSTs passed that drop mode would have dropped (spoofed, not harmless, not allow-listed)\n", s.WouldDrop)
+		fmt.Fprintf(w, "%s passed that drop mode would have dropped (spoofed, not harmless, not allow-listed)\n", counted(s.WouldDrop, "RST"))
 	}
 	if len(s.Holds) > 0 {
 		fmt.Fprintln(w, "\nheld RSTs, by outcome:")
@@ -203,4 +213,12 @@ func (s Summary) Print(w io.Writer) {
 			fmt.Fprintln(w, "  It is on the path between this box and the senders: look at the routers that many hops out.")
 		}
 	}
+}
+
+// counted is "1 RST", "2 RSTs".
+func counted(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
