@@ -102,7 +102,12 @@ install: bin/rstguard
 
 # A Debian package of what install installs (PREFIX /usr), in bin/. Its
 # settings file is a conffile; it does not start the service.
-DEB_VERSION := $(shell echo "$(VERSION)" | sed -E 's/^v//; s/^([^0-9])/0~\1/; s/-/+/g')
+# Its version sorts as dpkg compares them: the last v-tag and the commits
+# since it (v1.2.0-5-gabc1234 -> 1.2.0+5.gabc1234), or, before any tag, 0~git,
+# the commit count and the commit (0~git212.gabc1234).
+DEB_VERSION := $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null) && \
+	echo "$$v" | sed -E 's/^v//; s/-([0-9]+)-g/+\1.g/' || \
+	echo "0~git$$(git rev-list --count HEAD 2>/dev/null || echo 0).g$$(git rev-parse --short HEAD 2>/dev/null || echo 0)")
 DEB_ARCH    := $(shell dpkg --print-architecture 2>/dev/null || echo amd64)
 DEB         := bin/rstguard_$(DEB_VERSION)_$(DEB_ARCH).deb
 deb: bin/rstguard

@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -86,6 +88,19 @@ func TestDebianPackage(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	deb := filepath.Join("../..", lines[len(lines)-1])
+	// Its version sorts by history, as dpkg compares versions: before any
+	// tag, by the commit count (a bare commit hash would not sort).
+	v, _ := exec.Command("dpkg-deb", "-f", deb, "Version").Output()
+	version := strings.TrimSpace(string(v))
+	if tags, _ := exec.Command("git", "-C", "../..", "tag", "--list", "v[0-9]*").Output(); len(tags) == 0 {
+		n, _ := exec.Command("git", "-C", "../..", "rev-list", "--count", "HEAD").Output()
+		count, _ := strconv.Atoi(strings.TrimSpace(string(n)))
+		older := fmt.Sprintf("0~git%d.gffffff", count-1)
+		if !strings.HasPrefix(version, fmt.Sprintf("0~git%d.g", count)) ||
+			exec.Command("dpkg", "--compare-versions", version, "gt", older).Run() != nil {
+			t.Errorf("package version %q: want 0~git%d.gHASH, sorting after %s", version, count, older)
+		}
+	}
 	root := t.TempDir()
 	for _, d := range []string{"var/lib/dpkg/info", "var/lib/dpkg/updates"} {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
