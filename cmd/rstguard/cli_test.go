@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -89,6 +90,29 @@ func TestCompletion(t *testing.T) {
 		os.WriteFile(path, []byte(script), 0o600)
 		if out, err := exec.Command(shell, "-n", path).CombinedOutput(); err != nil {
 			t.Errorf("%s -n: %v %s", shell, err, out)
+		}
+	}
+	// What bash offers, word by word, as it runs the script.
+	_, script, _ := runCLI("completion", "bash")
+	for line, want := range map[string]string{
+		"rstguard run --mode d":        "drop",
+		"rstguard events --verdict sp": "spoofed",
+		"rstguard set hold-m":          "hold-min hold-max",
+		"rstguard set mode h":          "hold",
+		"rstguard detach -i l":         "lo",
+		"rstguard sta":                 "status",
+	} {
+		words := strings.Fields(line)
+		cmd := exec.Command("bash", "-c", script+`
+COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _rstguard; echo "${COMPREPLY[*]}"`, "bash")
+		cmd.Args = append(cmd.Args, words...)
+		out, err := cmd.Output()
+		got := strings.TrimSpace(string(out))
+		if want == "lo" && slices.Contains(strings.Fields(got), "lo") {
+			got = "lo" // and whatever else this machine's interfaces starting with l are
+		}
+		if err != nil || got != want {
+			t.Errorf("bash completion of %q: %q %v, want %q", line, got, err, want)
 		}
 	}
 	if code, _, _ := runCLI("completion", "fish"); code != exitUsage {

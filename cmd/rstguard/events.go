@@ -108,11 +108,7 @@ func (f *recordFilter) flags(fs *flag.FlagSet) {
 
 // enumList joins the names of an enum's values for a help text.
 func enumList[T fmt.Stringer](values []T) string {
-	s := make([]string, len(values))
-	for i, v := range values {
-		s[i] = v.String()
-	}
-	return strings.Join(s, ", ")
+	return strings.Join(enumWords(values), ", ")
 }
 
 func setNames(dst *[]string, list string, valid func(string) error) error {
