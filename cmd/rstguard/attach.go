@@ -49,6 +49,9 @@ Flags left out keep the pinned policy.`,
 			if err != nil {
 				return err
 			}
+			if kept := daemon.KeptFromPins(pol, cfg.Policy); kept != "" {
+				fmt.Fprintf(e.stdout, "kept from the pinned policy (an earlier run or rstguard set): %s\n", kept)
+			}
 			if err := daemon.SetZones(dp, cfg.Zones, ifaces); err != nil {
 				return err
 			}

@@ -739,7 +739,7 @@ func TestGatewayDaemon(t *testing.T) {
 	t.Run("attach without a daemon keeps the pinned policy, in generic mode too", func(t *testing.T) {
 		out := g.mustRstguard("attach", "-i", lab.ClientSide+","+lab.ServerSide, "--pin-dir", g.pinDir,
 			"--flow-table-size", "4096", "--xdp-mode", "generic")
-		if strings.Count(out, "mode drop") != 2 {
+		if strings.Count(out, "mode drop") != 2 || !strings.Contains(out, "kept from the pinned policy (an earlier run or rstguard set): mode=drop") {
 			t.Errorf("attach: %s", out)
 		}
 		h := g.hold()

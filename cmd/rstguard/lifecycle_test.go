@@ -182,6 +182,9 @@ func TestDaemonLifecycle(t *testing.T) {
 		if strings.Contains(g.logs.String(), "policy changed") {
 			t.Errorf("the policy changed without a flag:\n%s", g.logs.String())
 		}
+		if !strings.Contains(g.logs.String(), "settings kept from the pinned policy") || !strings.Contains(g.logs.String(), `kept="mode=drop"`) {
+			t.Errorf("the restart inherited mode drop without a word:\n%s", g.logs.String())
+		}
 		if n := pcapFrames(t, g.pcap); n != frames {
 			t.Errorf("evidence holds %d frames after the restart, want the %d it had", n, frames)
 		}
@@ -189,6 +192,9 @@ func TestDaemonLifecycle(t *testing.T) {
 		g.startDaemon("monitor")
 		if !strings.Contains(g.logs.String(), "policy changed") {
 			t.Errorf("--mode monitor changed the policy without a word:\n%s", g.logs.String())
+		}
+		if strings.Contains(g.logs.String(), "settings kept") {
+			t.Errorf("a run that gave every setting it differs in warned of kept settings:\n%s", g.logs.String())
 		}
 	})
 

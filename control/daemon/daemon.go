@@ -144,6 +144,10 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 	if pol != before {
 		d.log.Info("policy changed", "from", before.String(), "to", pol.String())
 	}
+	if kept := KeptFromPins(pol, cfg.Policy); kept != "" {
+		d.log.Warn("settings kept from the pinned policy (an earlier run or rstguard set): give them on the command line or in the config to choose",
+			"kept", kept, "pins", cfg.PinDir)
+	}
 	if err := dp.SetAllow(cfg.Allow); err != nil {
 		return err
 	}

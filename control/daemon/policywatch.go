@@ -49,6 +49,21 @@ func ReadSettings(dp *dataplane.Dataplane) (map[string]string, error) {
 	return Settings(p, allow), nil
 }
 
+// KeptFromPins lists, as key=value, the settings of the policy in force
+// that a fresh start with the same settings given (apply) would not have:
+// those the run did not give and kept from the pins (an earlier run's, or
+// rstguard set's). "" when there are none. Said, so that no run inherits a
+// mode in silence.
+func KeptFromPins(inForce dataplane.Policy, apply func(*dataplane.Policy)) string {
+	fresh := dataplane.DefaultPolicy()
+	apply(&fresh)
+	var kept []string
+	for _, c := range Changes(Settings(fresh, nil), Settings(inForce, nil)) {
+		kept = append(kept, c.Setting+"="+c.To)
+	}
+	return strings.Join(kept, " ")
+}
+
 // Changes are the settings whose value differs, in name order.
 func Changes(before, after map[string]string) []report.PolicyChange {
 	names := make([]string, 0, len(after))
