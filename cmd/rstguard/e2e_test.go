@@ -736,6 +736,21 @@ func TestGatewayDaemon(t *testing.T) {
 		}
 	})
 
+	t.Run("an L3 device (tun) is refused: no Ethernet header, nothing could be judged", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if out, err := g.gw.Command(ctx, "ip", "tuntap", "add", "dev", "tun9", "mode", "tun").CombinedOutput(); err != nil {
+			t.Fatalf("ip tuntap: %v %s", err, out)
+		}
+		_, errOut, code := g.rstguard("attach", "-i", "tun9", "--pin-dir", g.pinDir, "--flow-table-size", "4096")
+		if code == 0 || !strings.Contains(errOut, "tun9 (link type none) has no Ethernet header") {
+			t.Errorf("attach -i tun9: exit %d %q", code, errOut)
+		}
+		if l, err := g.gw.Netlink().LinkByName("tun9"); err != nil || l.Attrs().Xdp != nil && l.Attrs().Xdp.Attached {
+			t.Errorf("tun9 carries a program: %v", err)
+		}
+	})
+
 	t.Run("attach without a daemon keeps the pinned policy, in generic mode too", func(t *testing.T) {
 		out := g.mustRstguard("attach", "-i", lab.ClientSide+","+lab.ServerSide, "--pin-dir", g.pinDir,
 			"--flow-table-size", "4096", "--xdp-mode", "generic")

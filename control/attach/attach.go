@@ -54,6 +54,11 @@ var ErrForeignProgram = errors.New("another XDP program is attached")
 // table: another daemon's, on another pin directory.
 var ErrOtherPinDir = errors.New("carries rstguard from another pin directory")
 
+// ErrNotEthernet means the interface's frames carry no Ethernet header (an
+// L3 device: tun, WireGuard, IP tunnels): the program parses Ethernet, so
+// it would count every frame "not TCP" and judge nothing there.
+var ErrNotEthernet = errors.New("has no Ethernet header: rstguard would judge nothing there; attach it to the Ethernet interfaces the traffic crosses")
+
 // mapIDs lists the maps a program uses.
 func mapIDs(progID uint32) []uint32 {
 	p, err := ebpf.NewProgramFromID(ebpf.ProgramID(progID))
@@ -156,6 +161,10 @@ func Attach(ifname string, prog *ebpf.Program, mode Mode, flowsMap uint32) (Mode
 	link, err := Link(ifname)
 	if err != nil {
 		return 0, err
+	}
+	// "loopback" frames carry an Ethernet header of zeros.
+	if t := link.Attrs().EncapType; t != "ether" && t != "loopback" {
+		return 0, fmt.Errorf("%s (link type %s) %w", ifname, t, ErrNotEthernet)
 	}
 	cur := StateOf(link)
 	if cur.ProgID != 0 && !cur.Ours {
