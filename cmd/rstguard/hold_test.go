@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -238,6 +239,13 @@ func TestHoldMode(t *testing.T) {
 		}
 		if program["started"] < float64(len(g.holdOutcomes())) || program["joined"]+program["proven_drop"] < 13 {
 			t.Errorf("program's hold counters %v for %d holds", program, len(g.holdOutcomes()))
+		}
+		// status's table shows the same counts as the metrics.
+		text := g.mustRstguard("status", "--interval", "0", "--pin-dir", g.pinDir)
+		for label, event := range map[string]string{"joined a hold": "joined", "dropped, sender proven alive moments ago": "proven_drop"} {
+			if !regexp.MustCompile(regexp.QuoteMeta(label) + `\s+` + fmt.Sprint(program[event]) + `\b`).MatchString(text) {
+				t.Errorf("status: no row %q of %v:\n%s", label, program[event], text)
+			}
 		}
 		if h := families["rstguard_hold_wait_seconds"].GetMetric(); len(h) != 1 || h[0].GetHistogram().GetSampleCount() != uint64(len(g.holdOutcomes())) {
 			t.Errorf("wait histogram %v for %d holds", h, len(g.holdOutcomes()))

@@ -321,6 +321,8 @@ func printStatus(w io.Writer, r statusReport) {
 	row("  not held: no socket", c.HoldNoSocket, "")
 	row("  not held: not forwarded (for this box itself, or no route)", c.HoldUnrouted, "")
 	row("  not held: table full", c.HoldTableFull, "")
+	row("  not held: the daemon could not release it", c.HoldUnreleasable, "")
+	row("  dropped, sender proven alive moments ago", c.HoldProvenDrop, "")
 	row("confirmed forged", c.Confirmed, "")
 	row("collateral resets", c.Collateral, "")
 	row("flows added", c.FlowInserts, "")
