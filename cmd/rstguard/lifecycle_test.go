@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/rstguard/rstguard/bench/lab"
 	"github.com/rstguard/rstguard/control/capture"
 	"github.com/rstguard/rstguard/dataplane"
@@ -321,5 +323,26 @@ func TestCheckUnprivilegedIsUnknown(t *testing.T) {
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != nagiosUnknown || !strings.HasPrefix(string(out), "RSTGUARD UNKNOWN - cannot read") {
 		t.Errorf("status --check as nobody: %v: %q", err, out)
+	}
+}
+
+// A pin directory whose parent is no bpffs gets one mounted, and the daemon
+// says where (issue 19: every bpffs mount is logged; in a private mount
+// namespace, as under ip netns exec, it warns that nothing else sees it).
+func TestDaemonSaysWhereItMountsBPFFS(t *testing.T) {
+	g := newGateway(t)
+	root := filepath.Join(t.TempDir(), "bpf")
+	g.pinDir = filepath.Join(root, "pins")
+	g.startDaemon("monitor")
+	defer func() {
+		g.stopDaemon(syscall.SIGTERM)
+		g.rstguard("detach", "--all", "--purge", "--pin-dir", g.pinDir)
+		unix.Unmount(root, unix.MNT_DETACH)
+	}()
+	if !strings.Contains(g.logs.String(), `msg="mounted bpffs" host=gw-test root=`+root) {
+		t.Errorf("no word of the bpffs mounted on %s:\n%s", root, g.logs.String())
+	}
+	if st := g.status(); st.Mode != "monitor" || len(st.Interfaces) != 2 {
+		t.Errorf("status on the new bpffs: mode %q, interfaces %v", st.Mode, st.Interfaces)
 	}
 }

@@ -37,6 +37,17 @@ func Ensure(dir string) error {
 	return nil
 }
 
+// PrivateMountNamespace says whether this process's mount namespace is not
+// init's: a bpffs mounted here is seen by this namespace alone.
+func PrivateMountNamespace() bool {
+	self, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		return false
+	}
+	init, err := os.Readlink("/proc/1/ns/mnt")
+	return err == nil && self != init
+}
+
 // IsBPFFS reports whether path is on a BPF filesystem.
 func IsBPFFS(path string) bool {
 	var st unix.Statfs_t

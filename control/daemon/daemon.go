@@ -113,9 +113,22 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 		d.ifnames[link.Attrs().Index] = name
 	}
 	_, pinErr := bpffs.PinnedMapID(filepath.Join(cfg.PinDir, xdp.RstguardMapFlows))
+	root := filepath.Dir(cfg.PinDir)
+	hadBPFFS := bpffs.IsBPFFS(root)
 	dp, unlock, err := LoadPinned(cfg.PinDir, cfg.FlowTableSize)
 	if err != nil {
 		return err
+	}
+	if !hadBPFFS {
+		// LoadPinned mounted it: said, and warned of where only this
+		// mount namespace sees it (ip netns exec makes a private one, so
+		// status from anywhere else finds no pins).
+		if bpffs.PrivateMountNamespace() {
+			d.log.Warn("mounted bpffs in a private mount namespace (ip netns exec makes one): rstguard commands run elsewhere "+
+				"will not find these pins; start the daemon with nsenter --net=/run/netns/NAME instead", "root", root)
+		} else {
+			d.log.Info("mounted bpffs", "root", root)
+		}
 	}
 	defer unlock()
 	defer dp.Close()
