@@ -174,10 +174,10 @@ func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 				"(rstguard detach or the next start clears them)", r.HeldNow))
 		}
 		r.HeldNow, r.Sockets = 0, []dataplane.SocketInfo{}
-	}
-	if noDaemon != nil && len(r.Interfaces) > 0 {
-		r.Warnings = append(r.Warnings, "attached, but no daemon reads its events: it judges (and drops, outside monitor mode) "+
-			"on its own; start rstguard run, or rstguard detach ("+noDaemon.Error()+")")
+		if len(r.Interfaces) > 0 {
+			r.Warnings = append(r.Warnings, "attached, but no daemon reads its events: it judges (and drops, outside monitor mode) "+
+				"on its own; start rstguard run, or rstguard detach ("+noDaemon.Error()+")")
+		}
 	}
 	if len(r.Interfaces) == 0 {
 		r.Warnings = append(r.Warnings, "not attached to any interface: nothing is judged")

@@ -1121,7 +1121,7 @@ static __always_inline int replies(const struct packet *p, const struct dir_stat
 }
 
 /* Both models' tests in one global function, verified once, as verdict_of():
- * one call on the RST path, not one per model. */
+ * at most one call on the RST path (fit_of()), not one per model. */
 __noinline int rst_fit(const struct packet *p, const struct flow_value *f)
 {
 	const struct dir_state *snd, *rcv;
