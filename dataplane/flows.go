@@ -152,3 +152,41 @@ func (d *Dataplane) FlowTable() (capacity, used int, err error) {
 	}
 	return capacity, used, nil
 }
+
+// Directions samples up to limit flows (a hash table's order is no order:
+// the first entries are as good a sample as any) and counts those carrying
+// data one way only, never seen from the other side, and those seen from
+// both sides. A side carries data when it sent more sequence space than a
+// SYN, so that scans and half-open flows, one-way by nature, count in
+// neither. Asymmetric routing shows as most flows one-way (health.OneWay).
+func (d *Dataplane) Directions(limit int) (oneWay, twoWay int, err error) {
+	keys := make([]xdp.RstguardFlowKey, min(limit, flowBatch))
+	vals := make([]xdp.RstguardFlowValue, len(keys))
+	carries := func(s *xdp.RstguardDirState) bool {
+		return has(s.Flags, xdp.RstguardDirFlagDIR_SEEN) && s.NextSeq-s.Isn > 1
+	}
+	seen := 0
+	for _, m := range []*ebpf.Map{d.objs.Flows, d.objs.Embryonic} {
+		var cursor ebpf.MapBatchCursor
+		for seen < limit {
+			n, err := m.BatchLookup(&cursor, keys, vals, nil)
+			for i := range n {
+				a, b := &vals[i].Dir[0], &vals[i].Dir[1]
+				switch {
+				case has(a.Flags, xdp.RstguardDirFlagDIR_SEEN) && has(b.Flags, xdp.RstguardDirFlagDIR_SEEN):
+					twoWay++
+				case carries(a) || carries(b):
+					oneWay++
+				}
+			}
+			seen += n
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				break
+			}
+			if err != nil {
+				return oneWay, twoWay, fmt.Errorf("sample flows: %w", err)
+			}
+		}
+	}
+	return oneWay, twoWay, nil
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/rstguard/rstguard/control/attach"
 	"github.com/rstguard/rstguard/control/bpffs"
 	"github.com/rstguard/rstguard/control/daemon"
+	"github.com/rstguard/rstguard/control/health"
 	"github.com/rstguard/rstguard/control/privilege"
 	"github.com/rstguard/rstguard/dataplane"
 )
@@ -47,8 +48,11 @@ type statusReport struct {
 	Daemon  *daemon.State `json:"daemon,omitempty"`
 	Uptime  string        `json:"uptime,omitempty"`
 	UptimeS *float64      `json:"uptime_seconds,omitempty"`
-	// Warnings are what an operator should act on.
-	Warnings []string `json:"warnings"`
+	// Health is the daemon's assessment (health.Assess), or, with no
+	// daemon running, status's own from what it sees; Warnings are its
+	// reasons' texts, what an operator should act on.
+	Health   health.Result `json:"health"`
+	Warnings []string      `json:"warnings"`
 }
 
 func statusCommand() command {
@@ -159,36 +163,43 @@ func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 		}
 		r.Rates = rates(before, r.Counters, interval.Seconds())
 	}
-	d, noDaemon := daemon.Running(pinDir)
-	if noDaemon == nil {
+	if d, err := daemon.Running(pinDir); err == nil {
 		up := time.Since(d.Started).Round(time.Second)
 		secs := up.Seconds()
 		r.Daemon, r.Uptime, r.UptimeS = &d, up.String(), &secs
+		if d.Health != nil {
+			r.Health = health.Aged(*d.Health, time.Now())
+			d.Health = nil // said once, as "health"
+		} else { // a daemon of an older build
+			r.Health = health.Assess(statusView(r, true, interval), time.Now())
+		}
 	} else {
 		// A daemon killed with -9 leaves its hold records and socket
 		// registrations behind; the sockets closed with it, so nothing
 		// holds: the records only wait for detach or the next start. (The
 		// registrations alone redirect nothing: their XSKMAP slots closed.)
-		if r.HeldNow > 0 {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%d hold records are a stopped daemon's: nothing holds "+
-				"(rstguard detach or the next start clears them)", r.HeldNow))
-		}
+		r.Health = health.Assess(statusView(r, false, interval), time.Now())
 		r.HeldNow, r.Sockets = 0, []dataplane.SocketInfo{}
-		if len(r.Interfaces) > 0 {
-			r.Warnings = append(r.Warnings, "attached, but no daemon reads its events: it judges (and drops, outside monitor mode) "+
-				"on its own; start rstguard run, or rstguard detach ("+noDaemon.Error()+")")
-		}
 	}
-	if len(r.Interfaces) == 0 {
-		r.Warnings = append(r.Warnings, "not attached to any interface: nothing is judged")
-	}
-	if fill := float64(r.FlowsTracked) / float64(max(r.FlowTableSize, 1)); fill > tableFullWarning {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("flow table %.0f%% full: the LRU evicts flows, which are then judged unknown; raise --flow-table-size", 100*fill))
-	}
-	if r.Rates["events_lost"] > 0 {
-		r.Warnings = append(r.Warnings, fmt.Sprintf("%.1f events/s lost (ring buffer full): counters stay exact, the event log misses some", r.Rates["events_lost"]))
+	for _, x := range r.Health.Reasons {
+		r.Warnings = append(r.Warnings, x.Text)
 	}
 	return r, nil
+}
+
+// statusView is what status itself sees, for health.Assess when no daemon
+// gives its own assessment: the interfaces carrying rstguard, the flow
+// table, events lost over the interval.
+func statusView(r statusReport, daemon bool, interval time.Duration) health.View {
+	v := health.View{Mode: r.Mode, Daemon: daemon, TableKnown: true, FlowsTracked: r.FlowsTracked,
+		FlowTableSize: r.FlowTableSize, EventsLost: uint64(r.Rates["events_lost"] * interval.Seconds())}
+	if !daemon {
+		v.StaleHoldRecords = r.HeldNow
+	}
+	for _, i := range r.Interfaces {
+		v.Interfaces = append(v.Interfaces, health.Interface{Name: i.Ifname, Present: true, Ours: i.Ours})
+	}
+	return v
 }
 
 // rates are the per-second rates status --json reports and top draws,
@@ -208,10 +219,6 @@ func rates(before, after dataplane.Counters, secs float64) map[string]float64 {
 	}
 	return r
 }
-
-// tableFullWarning is the fill beyond which status warns (the alert rule
-// RstguardFlowTableFull uses the same).
-const tableFullWarning = 0.9
 
 // Nagios plugin exit codes.
 const (
@@ -245,10 +252,8 @@ func nagiosCheck(w io.Writer, r statusReport, err error) error {
 		code, label, text = nagiosCritical, "CRITICAL", "not attached: "+err.Error()
 	case err != nil:
 		code, label, text = nagiosUnknown, "UNKNOWN", err.Error()
-	case len(r.Interfaces) == 0:
-		code, label, text = nagiosCritical, "CRITICAL", "not attached to any interface"
-	case len(r.Warnings) > 0:
-		code, label, text = nagiosWarning, "WARNING", strings.Join(r.Warnings, "; ")
+	case r.Health.Level != health.OK:
+		code, label, text = int(r.Health.Level), r.Health.Level.String(), r.Health.Text()
 	default:
 		text = fmt.Sprintf("%s mode on %s, daemon pid %d up %s", r.Mode, strings.Join(names, ","), r.Daemon.PID, r.Uptime)
 	}
@@ -262,8 +267,8 @@ func nagiosCheck(w io.Writer, r statusReport, err error) error {
 }
 
 func printStatus(w io.Writer, r statusReport) {
-	for _, warning := range r.Warnings {
-		fmt.Fprintf(w, "WARNING: %s\n", warning)
+	for _, x := range r.Health.Reasons {
+		fmt.Fprintf(w, "%s: %s\n", x.Level, x.Text)
 	}
 	if d := r.Daemon; d != nil {
 		fmt.Fprintf(w, "daemon pid %d, up %s, %s, host %s\n  events %s, evidence %s, metrics %s, pins %s\n", d.PID, r.Uptime,

@@ -3,6 +3,7 @@ package capture
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -202,14 +203,26 @@ func (w *Writer) Write(fr EvidenceFrame) (path string, number uint64, err error)
 	if size == 0 { // new, rotated, or emptied by copytruncate
 		w.ng, w.frames = nil, 0
 	}
+	if err := w.writeFrame(fr); err != nil {
+		// Whole blocks or nothing: a write cut short (a full disk) is cut
+		// off again, and the next write starts a new section, as the
+		// buffered writer that failed keeps its error.
+		w.ng = nil
+		return "", 0, errors.Join(err, w.f.Truncate(size))
+	}
+	w.frames++
+	return w.path, w.frames, nil
+}
+
+func (w *Writer) writeFrame(fr EvidenceFrame) error {
 	if w.ng == nil {
 		if err := w.startSection(fr.Iface); err != nil {
-			return "", 0, err
+			return err
 		}
 	}
 	id, err := w.interfaceID(fr.Iface)
 	if err != nil {
-		return "", 0, err
+		return err
 	}
 	ci := gopacket.CaptureInfo{Timestamp: fr.Time, CaptureLength: len(fr.Data), Length: max(fr.Length, len(fr.Data)),
 		InterfaceIndex: id}
@@ -218,13 +231,9 @@ func (w *Writer) Write(fr EvidenceFrame) (path string, number uint64, err error)
 		opts.Comments = []string{fr.Comment}
 	}
 	if err := w.ng.WritePacketWithOptions(ci, fr.Data, opts); err != nil {
-		return "", 0, err
+		return err
 	}
-	if err := w.ng.Flush(); err != nil {
-		return "", 0, err
-	}
-	w.frames++
-	return w.path, w.frames, nil
+	return w.ng.Flush()
 }
 
 // maxSizeReached: a frame of n bytes (and its block, options and, for a

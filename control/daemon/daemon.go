@@ -6,18 +6,15 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,12 +27,8 @@ import (
 
 	"github.com/rstguard/rstguard/control/attach"
 	"github.com/rstguard/rstguard/control/bpffs"
-	"github.com/rstguard/rstguard/control/capture"
 	"github.com/rstguard/rstguard/control/hold"
-	"github.com/rstguard/rstguard/control/logfile"
 	"github.com/rstguard/rstguard/control/metrics"
-	"github.com/rstguard/rstguard/control/report"
-	"github.com/rstguard/rstguard/control/version"
 	"github.com/rstguard/rstguard/dataplane"
 	"github.com/rstguard/rstguard/xdp"
 )
@@ -94,6 +87,7 @@ type daemon struct {
 	known   map[string]int
 
 	decodeErrors atomic.Uint64
+	health       healthWatch
 }
 
 // Run runs until ctx ends, then detaches (pinned maps stay for a restart).
@@ -233,11 +227,12 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 	}
 	d.log.Info("running", "mode", pol.Mode.String(), "interfaces", cfg.Interfaces, "pins", cfg.PinDir,
 		"events", cfg.Events, "evidence", cfg.Pcap, "metrics", cfg.Metrics, "hold_sockets", len(d.hold.Sockets()))
-	if removeState, err := writeState(cfg); err != nil {
-		d.log.Warn("state file for rstguard status", "err", err)
-	} else {
-		defer removeState()
-	}
+	// The first assessment before READY: /healthz, status and the log
+	// have a result from the start.
+	writeState, removeState := stateWriter(cfg)
+	defer removeState()
+	d.health.writeState, d.health.rebound = writeState, map[int]time.Time{}
+	d.assess(time.Now())
 	started = true
 	d.notify(fmt.Sprintf("READY=1\nSTATUS=judging RSTs on %s in %s mode\nMAINPID=%d",
 		strings.Join(cfg.Interfaces, ","), pol.Mode, os.Getpid()))
@@ -246,6 +241,7 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 	wg.Go(func() { d.readEvents(events, sink) })
 	policyCtx, stopPolicy := context.WithCancel(ctx)
 	wg.Go(func() { d.watchPolicy(policyCtx) })
+	wg.Go(func() { d.watchHealth(policyCtx) })
 	// Stop in an order that loses nothing: detach (no new events or holds),
 	// decide what is held (released: fail open), drain the ring buffer, and
 	// only then close the sinks (deferred above).
@@ -426,8 +422,9 @@ func (d *daemon) readEvents(rd *dataplane.EventReader, sink *eventSink) {
 
 func (d *daemon) serveMetrics() (*http.Server, error) {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(metrics.New(d.dp, d.cfg.Host, d.interfaceStates, d.sink.written.Load, d.decodeErrors.Load,
-		d.sink.suppressed.Load))
+	reg.MustRegister(metrics.New(flowCounted{d.dp, d}, d.cfg.Host, d.interfaceStates, d.sink.written.Load, d.decodeErrors.Load,
+		d.sink.suppressed.Load), metrics.Health(d.cfg.Host, d.Health),
+		metrics.WriteLost(d.cfg.Host, map[string]func() uint64{"events": d.sink.events.lost.Load, "evidence": d.sink.frames.lost.Load}))
 	for _, c := range d.hold.Collectors() {
 		reg.MustRegister(prometheus.WrapCollectorWith(prometheus.Labels{"host": d.cfg.Host}, c))
 	}
@@ -445,26 +442,14 @@ func (d *daemon) serveMetrics() (*http.Server, error) {
 	return srv, nil
 }
 
-// serveHealth answers a load balancer's or a supervisor's probe: 200 when
-// the program is attached to every interface the daemon was given (by
-// index: a renamed one still counts), 503 naming those it is not on.
-func (d *daemon) serveHealth(w http.ResponseWriter, _ *http.Request) {
-	d.mu.Lock()
-	given := maps.Clone(d.known)
-	d.mu.Unlock()
-	var missing []string
-	for name, index := range given {
-		if st, err := attach.StateOfIndex(index); err != nil || !st.Ours {
-			missing = append(missing, name)
-		}
-	}
-	slices.Sort(missing)
-	if len(missing) > 0 {
-		http.Error(w, "not attached to "+strings.Join(missing, ", "), http.StatusServiceUnavailable)
-		return
-	}
-	fmt.Fprintln(w, "ok")
+// flowCounted is the dataplane for the metrics, with the flow count of the
+// last health assessment: one walk of the table serves both.
+type flowCounted struct {
+	*dataplane.Dataplane
+	d *daemon
 }
+
+func (f flowCounted) FlowTable() (capacity, used int, err error) { return f.d.FlowTable() }
 
 func (d *daemon) interfaceStates() []attach.State {
 	var out []attach.State
@@ -477,157 +462,3 @@ func (d *daemon) interfaceStates() []attach.State {
 	}
 	return out
 }
-
-// eventSink writes the event log and the evidence pcapng, for the ring-buffer
-// reader and hold mode alike. Its rate cap bounds how fast the log grows
-// whatever the program emits (docs/DEPLOYMENT.md gives the bound).
-type eventSink struct {
-	mu       sync.Mutex
-	path     string // "" for standard output
-	out      io.WriteCloser
-	enc      *json.Encoder
-	evidence *capture.Writer
-	limit    rate
-	// written and suppressed count events the log took, and those the rate
-	// cap kept out of it.
-	written, suppressed atomic.Uint64
-}
-
-// rate is a token bucket of perSecond tokens, a second's worth deep.
-type rate struct {
-	perSecond float64
-	tokens    float64
-	at        time.Time
-}
-
-func (r *rate) take(now time.Time) bool {
-	if r.at.IsZero() {
-		r.tokens = r.perSecond
-	} else {
-		r.tokens = min(r.perSecond, r.tokens+now.Sub(r.at).Seconds()*r.perSecond)
-	}
-	r.at = now
-	if r.tokens < 1 {
-		return false
-	}
-	r.tokens--
-	return true
-}
-
-func newEventSink(cfg Config, log *slog.Logger) (*eventSink, error) {
-	s := &eventSink{limit: rate{perSecond: float64(cfg.EventsRate)}}
-	if cfg.Events != "-" {
-		s.path = cfg.Events
-	}
-	if err := s.openLog(); err != nil {
-		return nil, err
-	}
-	if cfg.Pcap != "" {
-		w, err := capture.OpenWriter(cfg.Pcap, capture.WriterOptions{MaxSize: cfg.PcapMaxSize, MaxFiles: cfg.PcapMaxFiles,
-			Application: version.Get().String(), Host: cfg.Host, Interfaces: cfg.Interfaces})
-		if err != nil {
-			s.Close()
-			return nil, fmt.Errorf("evidence pcap: %w", err)
-		}
-		if w.SetAside != "" {
-			log.Warn("the evidence file was not pcapng: set aside, not overwritten",
-				"file", cfg.Pcap, "now", w.SetAside)
-		}
-		s.evidence = w
-	}
-	return s, nil
-}
-
-func (s *eventSink) openLog() error {
-	if s.path == "" {
-		s.out = nopCloser{os.Stdout}
-	} else {
-		f, err := logfile.Open(s.path)
-		if err != nil {
-			return fmt.Errorf("event log: %w", err)
-		}
-		s.out = f
-	}
-	s.enc = json.NewEncoder(s.out)
-	return nil
-}
-
-// reopen closes and opens both files again: logrotate has moved them.
-func (s *eventSink) reopen() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.out.Close()
-	errs := []error{s.openLog()}
-	if s.evidence != nil {
-		errs = append(errs, s.evidence.Reopen())
-	}
-	return errors.Join(errs...)
-}
-
-func (s *eventSink) writeEvent(d *daemon, e dataplane.Event) {
-	if err := s.write(e, d.ifname(e.Ifindex), d.cfg.Host); err != nil {
-		d.log.Error("write event", "err", err)
-		return
-	}
-}
-
-func (s *eventSink) write(e dataplane.Event, iface, host string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.limit.take(time.Now()) {
-		s.suppressed.Add(1)
-		return nil
-	}
-	rec := report.FromEvent(e, iface, host)
-	// The frame first, so that the event says where it went.
-	if err := s.writeEvidence(e, &rec); err != nil {
-		return fmt.Errorf("evidence: %w", err)
-	}
-	if e.Kind == dataplane.EventContext { // for the evidence only: the log has the RST
-		return nil
-	}
-	if err := s.enc.Encode(rec); err != nil {
-		return err
-	}
-	s.written.Add(1)
-	return nil
-}
-
-// writeEvidence writes to the evidence file, commented with its verdict,
-// the frame of a suspect or spoofed RST, of what followed it (the packet
-// that proved it forged, the flow's next packets as context, the victim's
-// collateral reset), and of a hold (the held RST and the answer that
-// decided it); and notes in rec where it went.
-func (s *eventSink) writeEvidence(e dataplane.Event, rec *report.Record) error {
-	evidence := e.Kind == dataplane.EventHold || e.Kind == dataplane.EventCollateral ||
-		e.Verdict == dataplane.VerdictSpoofed || e.Verdict == dataplane.VerdictSuspect
-	if s.evidence == nil || len(e.Frame) == 0 || !evidence {
-		return nil
-	}
-	path, n, err := s.evidence.Write(capture.EvidenceFrame{Time: e.Time, Data: e.Frame, Length: e.FrameLen,
-		Iface: rec.Iface, Comment: rec.Comment()})
-	if err != nil {
-		return err
-	}
-	rec.File, rec.Frame = path, n
-	if e.Kind == dataplane.EventHold && len(e.Hold.Answer) > 0 {
-		_, _, err = s.evidence.Write(capture.EvidenceFrame{Time: e.Time, Data: e.Hold.Answer, Length: len(e.Hold.Answer),
-			Iface: rec.Iface, Comment: fmt.Sprintf("rstguard hold answer: the claimed sender's reply to the probe (%s) of frame %d", e.Hold.Outcome, n)})
-	}
-	return err
-}
-
-func (s *eventSink) Close() error {
-	var errs []error
-	if s.evidence != nil {
-		errs = append(errs, s.evidence.Close())
-	}
-	if s.out != nil {
-		errs = append(errs, s.out.Close())
-	}
-	return errors.Join(errs...)
-}
-
-type nopCloser struct{ io.Writer }
-
-func (nopCloser) Close() error { return nil }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rstguard/rstguard/control/health"
 	"github.com/rstguard/rstguard/control/version"
 )
 
@@ -29,6 +30,9 @@ type State struct {
 	Events     string    `json:"events"`
 	Pcap       string    `json:"pcap"`
 	Metrics    string    `json:"metrics"`
+	// Health is the daemon's latest assessment (health.StateEvery fresh at
+	// least): what status and status --check show.
+	Health *health.Result `json:"health,omitempty"`
 }
 
 // StatePath is where the daemon using pinDir writes its state.
@@ -36,25 +40,28 @@ func StatePath(pinDir string) string {
 	return filepath.Join(RuntimeDir, strings.ReplaceAll(strings.Trim(pinDir, "/"), "/", "_")+".json")
 }
 
-func writeState(cfg Config) (remove func(), err error) {
+// stateWriter writes the daemon's state file, first at start, then with
+// each health result (replaced whole: a reader never sees half a file).
+func stateWriter(cfg Config) (write func(health.Result) error, remove func()) {
 	s := State{PID: os.Getpid(), Started: time.Now().UTC(), Version: version.Get().String(), Host: cfg.Host,
 		Interfaces: cfg.Interfaces, PinDir: cfg.PinDir, Events: cfg.Events, Pcap: cfg.Pcap, Metrics: cfg.Metrics}
-	data, err := json.MarshalIndent(s, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(RuntimeDir, 0o755); err != nil {
-		return nil, err
-	}
 	path := StatePath(cfg.PinDir)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		return nil, err
+	write = func(r health.Result) error {
+		s.Health = &r
+		data, err := json.MarshalIndent(s, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(RuntimeDir, 0o755); err != nil {
+			return err
+		}
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+			return err
+		}
+		return os.Rename(tmp, path)
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, err
-	}
-	return func() { os.Remove(path) }, nil
+	return write, func() { os.Remove(path) }
 }
 
 // ErrNoDaemon means no daemon uses the pin directory: the program, if

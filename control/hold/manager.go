@@ -135,15 +135,24 @@ func Open(dp *dataplane.Dataplane, ifindexes []int, log *slog.Logger, report fun
 	return m, nil
 }
 
-// bind opens an AF_XDP socket on every RX queue of the interface and
-// registers each with the program. A queue where that fails is logged and
-// left without: the program then passes its RSTs (fail open).
+// bind opens an AF_XDP socket on every RX queue of the interface that has
+// none, and registers each with the program. A queue where that fails is
+// logged and left without: the program then passes its RSTs (fail open).
 func (m *Manager) bind(ifindex int) {
 	queues := 1
 	if link, err := netlink.LinkByIndex(ifindex); err == nil {
 		queues = dataplane.RxQueues(link.Attrs().Name)
 	}
+	bound := map[int]bool{}
+	for _, s := range m.sockets {
+		if s.Ifindex == ifindex {
+			bound[s.Queue] = true
+		}
+	}
 	for q := range queues {
+		if bound[q] {
+			continue
+		}
 		s, err := dataplane.OpenSocket(ifindex, q)
 		if err == nil {
 			err = m.dp.RegisterSocket(m.nextSlot, s)

@@ -6,8 +6,6 @@ package metrics
 
 import (
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -16,7 +14,8 @@ import (
 	"github.com/rstguard/rstguard/dataplane"
 )
 
-// Source is what the collector reads.
+// Source is what the collector reads. FlowTable is read at every scrape:
+// the daemon's returns its last count, not a walk of the table.
 type Source interface {
 	InterfaceCounters(names map[int]string) (map[string]dataplane.Counters, error)
 	FlowTable() (capacity, used int, err error)
@@ -30,19 +29,11 @@ type Collector struct {
 	// Written and DecodeErrors count what the daemon did with events.
 	written, decodeErrors, suppressed func() uint64
 
-	mu        sync.Mutex
-	flowsAt   time.Time
-	flowsUsed int
-	flowsCap  int
-
 	packets, verdicts, actions, signals, events          *prometheus.Desc
 	flows, capacity, inserts, evictions, insertFails     *prometheus.Desc
 	confirmed, collateral, attached, written2, decodeErr *prometheus.Desc
 	capped, confirmedBy, buildInfo, mode, holdProgram    *prometheus.Desc
 }
-
-// flowCountTTL bounds how often a scrape walks the whole flow table.
-const flowCountTTL = 10 * time.Second
 
 // New builds a collector. host labels every series; interfaces reports the
 // attach state; written and decodeErrors count the daemon's event handling.
@@ -58,7 +49,7 @@ func New(src Source, host string, interfaces func() []attach.State, written, dec
 		actions:     d("rst_actions_total", "RSTs passed, dropped or held, by interface.", "iface", "action"),
 		signals:     d("rst_signals_total", "RSTs that showed each signal.", "signal"),
 		events:      d("events_total", "Ring-buffer events: sent, lost (buffer full) or suppressed (per-flow budget).", "outcome"),
-		flows:       d("flows_tracked", "Connections in the flow table (recounted at most every 10 s)."),
+		flows:       d("flows_tracked", "Connections in the flow table (as the source last counted them: the daemon every 10 s)."),
 		capacity:    d("flow_table_capacity", "Flow table size."),
 		inserts:     d("flow_inserts_total", "Flows added to the table."),
 		insertFails: d("flow_insert_failures_total", "Flow table updates that failed; those flows pass untracked."),
@@ -153,7 +144,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.holdProgram, v, event)
 	}
 
-	used, capacity := c.flowCount()
+	capacity, used, _ := c.src.FlowTable()
 	gauge(c.flows, float64(used))
 	gauge(c.capacity, float64(capacity))
 	gauge(c.evictions, float64(max(int64(cnt.FlowInserts)-int64(used), 0)))
@@ -168,15 +159,4 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.written2, c.written())
 	counter(c.decodeErr, c.decodeErrors())
 	counter(c.capped, c.suppressed())
-}
-
-func (c *Collector) flowCount() (used, capacity int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if time.Since(c.flowsAt) > flowCountTTL {
-		if cp, u, err := c.src.FlowTable(); err == nil {
-			c.flowsCap, c.flowsUsed, c.flowsAt = cp, u, time.Now()
-		}
-	}
-	return c.flowsUsed, c.flowsCap
 }
