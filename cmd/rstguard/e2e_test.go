@@ -543,7 +543,7 @@ func TestGatewayDaemon(t *testing.T) {
 			t.Errorf("status --check: exit %d %q", code, out)
 		}
 		out = g.mustRstguard("top", "--pin-dir", g.pinDir, "--interval", "100ms", "--count", "2", "--per-cpu")
-		for _, want := range []string{lab.ClientSide, lab.ServerSide, "total", "cpu0", "PACKETS/S", "mode " + st.Mode + " "} {
+		for _, want := range []string{lab.ClientSide, lab.ServerSide, "total", "cpu0", "PACKETS/S", "mode " + st.Mode + " ", "health OK\n"} {
 			if strings.Count(out, want) != 2 {
 				t.Errorf("top: %q not in each of 2 frames:\n%s", want, out)
 			}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/rstguard/rstguard/control/attach"
 	"github.com/rstguard/rstguard/control/bpffs"
+	"github.com/rstguard/rstguard/control/daemon"
+	"github.com/rstguard/rstguard/control/health"
 	"github.com/rstguard/rstguard/dataplane"
 )
 
@@ -57,6 +59,9 @@ type topSample struct {
 	capacity int
 	used     int
 	mode     dataplane.Mode
+	// health is the daemon's last assessment, as status shows it; "" with
+	// no daemon.
+	health string
 }
 
 func runTop(e *env, pinDir string, o topOptions) error {
@@ -89,6 +94,13 @@ func runTop(e *env, pinDir string, o topOptions) error {
 			return s, err
 		}
 		s.mode = pol.Mode
+		if d, err := daemon.Running(pinDir); err == nil && d.Health != nil {
+			r := health.Aged(*d.Health, s.at)
+			s.health = r.Level.String()
+			if r.Level != health.OK {
+				s.health += ": " + r.Text()
+			}
+		}
 		s.capacity, s.used, err = dp.FlowTable()
 		return s, err
 	}
@@ -129,8 +141,13 @@ func runTop(e *env, pinDir string, o topOptions) error {
 // drawTop writes one frame: the rates between two samples.
 func drawTop(w io.Writer, prev, cur topSample, interval time.Duration) {
 	secs := cur.at.Sub(prev.at).Seconds()
-	fmt.Fprintf(w, "rstguard top  %s  mode %s  flows %d of %d (%.1f%%)  every %s, q or Ctrl-C to stop\n\n",
+	fmt.Fprintf(w, "rstguard top  %s  mode %s  flows %d of %d (%.1f%%)  every %s, q or Ctrl-C to stop\n",
 		cur.at.Format("15:04:05"), cur.mode, cur.used, cur.capacity, 100*float64(cur.used)/float64(max(cur.capacity, 1)), interval)
+	if cur.health == "" {
+		fmt.Fprint(w, "health: no daemon reads the events (rstguard status)\n\n")
+	} else {
+		fmt.Fprintf(w, "health %s\n\n", cur.health)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tPACKETS/S\tRSTS/S\tSPOOFED/S\tDROPPED/S\tHELD/S\tEVENTS LOST/S\t")
 	line := func(name string, a, b dataplane.Counters) {
