@@ -130,63 +130,64 @@ func (d *Dataplane) Flows(fn func(Flow) bool) error {
 // flowBatch is how many entries one batch syscall copies while counting.
 const flowBatch = 4096
 
+// eachBatch walks the flow and embryonic tables in batches, calling fn
+// with each batch's values, until fn returns false or both are walked.
+func (d *Dataplane) eachBatch(fn func(vals []xdp.RstguardFlowValue) bool) error {
+	keys := make([]xdp.RstguardFlowKey, flowBatch)
+	vals := make([]xdp.RstguardFlowValue, flowBatch)
+	for _, m := range []*ebpf.Map{d.objs.Flows, d.objs.Embryonic} {
+		var cursor ebpf.MapBatchCursor
+		for {
+			n, err := m.BatchLookup(&cursor, keys, vals, nil)
+			if !fn(vals[:n]) {
+				return nil
+			}
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("read flow table: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
 // FlowTable reports the capacity of the flow and embryonic tables together,
 // and how many flows they hold.
 // Counting walks the table in batches: about a second per million flows.
 func (d *Dataplane) FlowTable() (capacity, used int, err error) {
-	keys := make([]xdp.RstguardFlowKey, flowBatch)
-	vals := make([]xdp.RstguardFlowValue, flowBatch)
-	for _, m := range []*ebpf.Map{d.objs.Flows, d.objs.Embryonic} {
-		capacity += int(m.MaxEntries())
-		var cursor ebpf.MapBatchCursor
-		for {
-			n, err := m.BatchLookup(&cursor, keys, vals, nil)
-			used += n
-			if errors.Is(err, ebpf.ErrKeyNotExist) {
-				break
-			}
-			if err != nil {
-				return capacity, used, fmt.Errorf("count flows: %w", err)
-			}
-		}
-	}
-	return capacity, used, nil
+	capacity = int(d.objs.Flows.MaxEntries() + d.objs.Embryonic.MaxEntries())
+	err = d.eachBatch(func(vals []xdp.RstguardFlowValue) bool {
+		used += len(vals)
+		return true
+	})
+	return capacity, used, err
 }
 
-// Directions samples up to limit flows (a hash table's order is no order:
-// the first entries are as good a sample as any) and counts those carrying
-// data one way only, never seen from the other side, and those seen from
-// both sides. A side carries data when it sent more sequence space than a
-// SYN, so that scans and half-open flows, one-way by nature, count in
-// neither. Asymmetric routing shows as most flows one-way (health.OneWay).
+// Directions samples at least limit flows, or all there are (a hash table's
+// order is no order: the first entries are as good a sample as any), and
+// counts those carrying data one way only, never seen from the other side,
+// and those seen from both sides. A side carries data when it sent more
+// sequence space than a SYN, so that scans and half-open flows, one-way by
+// nature, count in neither. Asymmetric routing shows as most flows one-way
+// (health.OneWay).
 func (d *Dataplane) Directions(limit int) (oneWay, twoWay int, err error) {
-	keys := make([]xdp.RstguardFlowKey, min(limit, flowBatch))
-	vals := make([]xdp.RstguardFlowValue, len(keys))
-	carries := func(s *xdp.RstguardDirState) bool {
-		return has(s.Flags, xdp.RstguardDirFlagDIR_SEEN) && s.NextSeq-s.Isn > 1
-	}
-	seen := 0
-	for _, m := range []*ebpf.Map{d.objs.Flows, d.objs.Embryonic} {
-		var cursor ebpf.MapBatchCursor
-		for seen < limit {
-			n, err := m.BatchLookup(&cursor, keys, vals, nil)
-			for i := range n {
-				a, b := &vals[i].Dir[0], &vals[i].Dir[1]
-				switch {
-				case has(a.Flags, xdp.RstguardDirFlagDIR_SEEN) && has(b.Flags, xdp.RstguardDirFlagDIR_SEEN):
-					twoWay++
-				case carries(a) || carries(b):
-					oneWay++
-				}
-			}
-			seen += n
-			if errors.Is(err, ebpf.ErrKeyNotExist) {
-				break
-			}
-			if err != nil {
-				return oneWay, twoWay, fmt.Errorf("sample flows: %w", err)
+	seen := func(s *xdp.RstguardDirState) bool { return has(s.Flags, xdp.RstguardDirFlagDIR_SEEN) }
+	carries := func(s *xdp.RstguardDirState) bool { return seen(s) && s.NextSeq-s.Isn > 1 }
+	sampled := 0
+	err = d.eachBatch(func(vals []xdp.RstguardFlowValue) bool {
+		for i := range vals {
+			a, b := &vals[i].Dir[0], &vals[i].Dir[1]
+			switch {
+			case seen(a) && seen(b):
+				twoWay++
+			case carries(a) || carries(b):
+				oneWay++
 			}
 		}
-	}
-	return oneWay, twoWay, nil
+		sampled += len(vals)
+		return sampled < limit
+	})
+	return oneWay, twoWay, err
 }
