@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // Interface names in every Chain host: toward the client end and toward the
@@ -20,11 +21,22 @@ const (
 type Chain struct {
 	Hosts []*Host
 	names []string
+	lines []*delayLine
+	// delayHosts are the delay lines' namespaces, which are not hosts of
+	// the chain: nothing runs in them.
+	delayHosts []*Host
 }
 
 // NewChain builds the line; names are the hosts' roles ("client", "gw", ...)
 // and the namespaces are prefix-role. On error everything made is removed.
-func NewChain(prefix string, names ...string) (c *Chain, err error) {
+func NewChain(prefix string, names ...string) (*Chain, error) {
+	return NewDelayedChain(prefix, nil, names...)
+}
+
+// NewDelayedChain is NewChain with a long leg: link i (between host i and
+// i+1) goes through a delay line of oneWay[i] each way when that is not
+// zero (ConnectDelayed), in a namespace prefix-delayI.
+func NewDelayedChain(prefix string, oneWay []time.Duration, names ...string) (c *Chain, err error) {
 	if len(names) < 2 {
 		return nil, fmt.Errorf("a chain needs two hosts at least")
 	}
@@ -43,10 +55,24 @@ func NewChain(prefix string, names ...string) (c *Chain, err error) {
 	}
 	last := len(names) - 1
 	for i := range last {
-		if err := Connect(c.Hosts[i], ServerSide, netip.PrefixFrom(c.linkAddr(i, 1), 24),
-			c.Hosts[i+1], ClientSide, netip.PrefixFrom(c.linkAddr(i, 2), 24)); err != nil {
+		a, aAddr := c.Hosts[i], netip.PrefixFrom(c.linkAddr(i, 1), 24)
+		b, bAddr := c.Hosts[i+1], netip.PrefixFrom(c.linkAddr(i, 2), 24)
+		if i >= len(oneWay) || oneWay[i] == 0 {
+			if err := Connect(a, ServerSide, aAddr, b, ClientSide, bAddr); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		h, err := NewHost(fmt.Sprintf("%s-delay%d", prefix, i))
+		if err != nil {
 			return nil, err
 		}
+		c.delayHosts = append(c.delayHosts, h)
+		line, err := ConnectDelayed(a, ServerSide, aAddr, b, ClientSide, bAddr, h, oneWay[i])
+		if err != nil {
+			return nil, err
+		}
+		c.lines = append(c.lines, line)
 	}
 	for i, h := range c.Hosts {
 		if i > 0 && i < last {
@@ -102,8 +128,11 @@ func (c *Chain) Addr(name string) netip.Addr {
 
 // Close removes every namespace of the chain.
 func (c *Chain) Close() error {
+	for _, l := range c.lines {
+		l.Close()
+	}
 	var errs []error
-	for _, h := range c.Hosts {
+	for _, h := range append(c.Hosts, c.delayHosts...) {
 		errs = append(errs, h.Close())
 	}
 	return errors.Join(errs...)

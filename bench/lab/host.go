@@ -124,7 +124,8 @@ func (h *Host) Sysctl(name, value string) error {
 	})
 }
 
-// Connect joins two hosts with a veth pair and gives each end an address.
+// Connect joins two hosts with a veth pair and gives each end an address
+// (none where the prefix is the zero Prefix).
 func Connect(a *Host, aIf string, aAddr netip.Prefix, b *Host, bIf string, bAddr netip.Prefix) error {
 	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: aIf}, PeerName: bIf,
 		PeerNamespace: netlink.NsFd(int(b.ns))}
@@ -142,15 +143,17 @@ func (h *Host) addrUp(ifname string, p netip.Prefix) error {
 	if err != nil {
 		return fmt.Errorf("%s: %s: %w", h.Name, ifname, err)
 	}
-	addr, err := netlink.ParseAddr(p.String())
-	if err != nil {
-		return err
-	}
-	if p.Addr().Is6() {
-		addr.Flags |= unix.IFA_F_NODAD // usable at once: no duplicate detection in a lab
-	}
-	if err := h.nl.AddrAdd(link, addr); err != nil {
-		return fmt.Errorf("%s: address %s on %s: %w", h.Name, p, ifname, err)
+	if p.IsValid() {
+		addr, err := netlink.ParseAddr(p.String())
+		if err != nil {
+			return err
+		}
+		if p.Addr().Is6() {
+			addr.Flags |= unix.IFA_F_NODAD // usable at once: no duplicate detection in a lab
+		}
+		if err := h.nl.AddrAdd(link, addr); err != nil {
+			return fmt.Errorf("%s: address %s on %s: %w", h.Name, p, ifname, err)
+		}
 	}
 	if err := h.nl.LinkSetUp(link); err != nil {
 		return fmt.Errorf("%s: %s up: %w", h.Name, ifname, err)

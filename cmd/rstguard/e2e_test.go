@@ -75,11 +75,19 @@ type gateway struct {
 
 func newGateway(t *testing.T) *gateway {
 	t.Helper()
+	return newGatewayBehind(t, 0)
+}
+
+// newGatewayBehind is newGateway with the client clientOneWay away from the
+// gateway (a delay line on their link, lab.NewDelayedChain): the client's
+// leg has an RTT of twice that.
+func newGatewayBehind(t *testing.T, clientOneWay time.Duration) *gateway {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: namespaces, XDP, bpffs")
 	}
 	prefix := lab.UniquePrefix()
-	chain, err := lab.NewChain(prefix, "client", "gw", "server")
+	chain, err := lab.NewDelayedChain(prefix, []time.Duration{clientOneWay}, "client", "gw", "server")
 	if err != nil {
 		t.Fatal(err)
 	}

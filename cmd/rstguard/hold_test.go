@@ -88,108 +88,11 @@ func TestHoldMode(t *testing.T) {
 		}
 	})
 
-	// An injector that adapts: a volley at the client's exact sequence, each
-	// RST copying every header, a few ms apart. The later RSTs of a volley
-	// cannot be taken for the client's answer (it must echo the probe's
-	// nonce), and those that come after the decision are dropped in the
-	// kernel (proven alive), where Linux would not answer a second probe.
-	for _, v := range []struct {
-		name  string
-		n     int
-		gap   time.Duration
-		flags uint8
-		mac   bool // a made-up source MAC: the probe must not follow it
-	}{
-		// Back to back: the second arrives before the client's answer to
-		// the probe can (the lab's RTT is under a millisecond), so only the
-		// nonce tells it from the answer.
-		{"two plain RSTs back to back", 2, 0, frames.RST, false},
-		{"two plain RSTs 5 ms apart", 2, 5 * time.Millisecond, frames.RST, false},
-		{"three RST/ACKs 1 ms apart, from a made-up MAC", 3, time.Millisecond, frames.RST | frames.ACK, true},
-		{"ten plain RSTs 2 ms apart", 10, 2 * time.Millisecond, frames.RST, false},
-	} {
-		t.Run("a volley of "+v.name+" is stopped whole, the connection lives", func(t *testing.T) {
-			h := g.hold()
-			before := len(g.holdOutcomes())
-			var volley [][]byte
-			f, ok := g.flowOf(h)
-			if !ok {
-				t.Fatal("held connection not in the flow table")
-			}
-			for range v.n {
-				volley = append(volley, clientRST(f, func(f dataplane.Flow, s *frames.Segment) {
-					s.TTL, s.DF, s.Flags = f.ClientSide.TTL, true, v.flags
-					if v.flags&frames.ACK != 0 {
-						s.Ack = f.ServerSide.NextSeq
-					}
-					if v.mac {
-						s.SrcMAC = net.HardwareAddr{2, 0xde, 0xad, 0xbe, 0xef, 1}
-					}
-				}))
-			}
-			g.sendFrames(volley, v.gap)
-			g.waitFor("the hold decided", func() bool { return len(g.holdOutcomes()) > before })
-			time.Sleep(50 * time.Millisecond) // what a late RST of the volley would do, it has done
-			if got := g.holdOutcomes()[before:]; len(got) != 1 || got[0] != "probe_answered_ack" {
-				t.Errorf("outcomes %v, want one probe_answered_ack", got)
-			}
-			if err := h.roundTrip(); err != nil {
-				t.Errorf("connection killed: %v", err)
-			}
-		})
+	for _, v := range volleys {
+		t.Run("a volley of "+v.name+" is stopped whole, the connection lives", func(t *testing.T) { g.stopsVolley(t, v) })
 	}
 
-	t.Run("a real abort is held, the client's stack answers with a RST, it is released to the server", func(t *testing.T) {
-		// A server that reads until the client's RST reaches it.
-		var ln net.Listener
-		if err := g.server.Do(func() (err error) {
-			ln, err = net.Listen("tcp", netip.AddrPortFrom(g.srvIP, 81).String())
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		defer ln.Close()
-		readErr, greeted := make(chan error, 1), make(chan struct{})
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				readErr <- err
-				return
-			}
-			defer c.Close()
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
-				readErr <- err
-				return
-			}
-			close(greeted)
-			_, err = io.Copy(io.Discard, c)
-			readErr <- err
-		}()
-		var c net.Conn
-		if err := g.client.Do(func() (err error) {
-			c, err = net.DialTimeout("tcp", netip.AddrPortFrom(g.srvIP, 81).String(), 3*time.Second)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		io.WriteString(c, "hello")
-		select { // the server has it, and its stack acknowledged it
-		case <-greeted:
-		case err := <-readErr:
-			t.Fatalf("server: %v", err)
-		}
-		before := len(g.holdOutcomes())
-		c.(*net.TCPConn).SetLinger(0)
-		c.Close() // RST/ACK
-		if err := <-readErr; !errors.Is(err, syscall.ECONNRESET) {
-			t.Errorf("server read: %v, want connection reset (the released RST)", err)
-		}
-		g.waitFor("hold decided", func() bool { return len(g.holdOutcomes()) > before })
-		if got := g.holdOutcomes()[before]; got != "probe_answered_rst" {
-			t.Errorf("outcome %s, want probe_answered_rst", got)
-		}
-	})
+	t.Run("a real abort is held, the client's stack answers with a RST, it is released to the server", g.releasesRealAbort)
 
 	t.Run("the evidence holds the RST and the answer that decided it", func(t *testing.T) {
 		out, err := exec.Command("tshark", "-r", g.pcap, "-T", "fields", "-e", "frame.comment").Output()
@@ -227,7 +130,7 @@ func TestHoldMode(t *testing.T) {
 			t.Errorf("outcomes %v, logged %v", outcomes, logged)
 		}
 		// The program's side of it: every hold started there, and the
-		// volleys' later RSTs (1 + 1 + 2 + 9) joined a hold or were dropped
+		// volleys' later RSTs (1 + 1 + 1 + 2 + 2 + 9 + 9) joined a hold or were dropped
 		// as their sender was proven alive, all in the kernel.
 		program := map[string]float64{}
 		for _, m := range families["rstguard_hold_program_total"].GetMetric() {
@@ -237,7 +140,7 @@ func TestHoldMode(t *testing.T) {
 				}
 			}
 		}
-		if program["started"] < float64(len(g.holdOutcomes())) || program["joined"]+program["proven_drop"] < 13 {
+		if program["started"] < float64(len(g.holdOutcomes())) || program["joined"]+program["proven_drop"] < 25 {
 			t.Errorf("program's hold counters %v for %d holds", program, len(g.holdOutcomes()))
 		}
 		// status's table shows the same counts as the metrics.
@@ -324,6 +227,119 @@ func TestHoldMode(t *testing.T) {
 	})
 }
 
+// releasesRealAbort: a client that aborts (SO_LINGER 0, close: RST/ACK) is
+// held, its stack answers the probe with a RST at the nonce, and the RST is
+// released to the server, which sees its connection reset.
+func (g *gateway) releasesRealAbort(t *testing.T) {
+	// A server that reads until the client's RST reaches it.
+	var ln net.Listener
+	if err := g.server.Do(func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(g.srvIP, 81).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	readErr, greeted := make(chan error, 1), make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			readErr <- err
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
+			readErr <- err
+			return
+		}
+		close(greeted)
+		_, err = io.Copy(io.Discard, c)
+		readErr <- err
+	}()
+	var c net.Conn
+	if err := g.client.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(g.srvIP, 81).String(), 3*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, "hello")
+	select { // the server has it, and its stack acknowledged it
+	case <-greeted:
+	case err := <-readErr:
+		t.Fatalf("server: %v", err)
+	}
+	before := len(g.holdOutcomes())
+	c.(*net.TCPConn).SetLinger(0)
+	c.Close() // RST/ACK
+	if err := <-readErr; !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("server read: %v, want connection reset (the released RST)", err)
+	}
+	g.waitFor("hold decided", func() bool { return len(g.holdOutcomes()) > before })
+	if got := g.holdOutcomes()[before]; got != "probe_answered_rst" {
+		t.Errorf("outcome %s, want probe_answered_rst", got)
+	}
+}
+
+// volleys are injectors that adapt: a volley at the client's exact
+// sequence, each RST copying every header, a few ms apart. The later RSTs of
+// a volley cannot be taken for the client's answer (it must echo the probe's
+// nonce), and those that come after the decision are dropped in the kernel
+// (proven alive), where Linux would not answer a second probe.
+type volley struct {
+	name  string
+	n     int
+	gap   time.Duration
+	flags uint8
+	mac   bool // a made-up source MAC: the probe must not follow it
+}
+
+var volleys = []volley{
+	// Back to back: the second arrives before the client's answer to the
+	// probe can, so only the nonce tells it from the answer.
+	{"two plain RSTs back to back", 2, 0, frames.RST, false},
+	{"two plain RSTs 5 ms apart", 2, 5 * time.Millisecond, frames.RST, false},
+	{"two RST/ACKs 5 ms apart", 2, 5 * time.Millisecond, frames.RST | frames.ACK, false},
+	{"three RST/ACKs 1 ms apart, from a made-up MAC", 3, time.Millisecond, frames.RST | frames.ACK, true},
+	{"three plain RSTs 3 ms apart", 3, 3 * time.Millisecond, frames.RST, false},
+	{"ten plain RSTs 2 ms apart", 10, 2 * time.Millisecond, frames.RST, false},
+	{"ten RST/ACKs 1 ms apart", 10, time.Millisecond, frames.RST | frames.ACK, false},
+}
+
+// stopsVolley sends the volley in a held connection's name: one hold, its
+// probe answered with an ACK (the client is alive), every RST of it dropped,
+// the connection alive.
+func (g *gateway) stopsVolley(t *testing.T, v volley) {
+	h := g.hold()
+	before := len(g.holdOutcomes())
+	var rsts [][]byte
+	f, ok := g.flowOf(h)
+	if !ok {
+		t.Fatal("held connection not in the flow table")
+	}
+	for range v.n {
+		rsts = append(rsts, clientRST(f, func(f dataplane.Flow, s *frames.Segment) {
+			s.TTL, s.DF, s.Flags = f.ClientSide.TTL, true, v.flags
+			if v.flags&frames.ACK != 0 {
+				s.Ack = f.ServerSide.NextSeq
+			}
+			if v.mac {
+				s.SrcMAC = net.HardwareAddr{2, 0xde, 0xad, 0xbe, 0xef, 1}
+			}
+		}))
+	}
+	g.sendFrames(rsts, v.gap)
+	g.waitFor("the hold decided", func() bool { return len(g.holdOutcomes()) > before })
+	time.Sleep(50 * time.Millisecond) // what a late RST of the volley would do, it has done
+	if got := g.holdOutcomes()[before:]; len(got) != 1 || got[0] != "probe_answered_ack" {
+		t.Errorf("outcomes %v, want one probe_answered_ack", got)
+	}
+	if err := h.roundTrip(); err != nil {
+		t.Errorf("connection killed: %v", err)
+	}
+}
+
 // hasSocketOn says whether status lists an AF_XDP socket on the interface.
 func hasSocketOn(st statusReport, ifindex int) bool {
 	for _, s := range st.Sockets {
@@ -380,4 +396,40 @@ func (g *gateway) muteClient(t *testing.T) (unmute func()) {
 	nftIn(t, g.client, "table inet rg_mute {\n chain in {\n type filter hook input priority 0;\n ip saddr "+
 		g.srvIP.String()+" drop\n }\n}\n")
 	return func() { nftIn(t, g.client, "delete table inet rg_mute\n") }
+}
+
+// Hold mode on a leg of 20 ms RTT (a delay line between the client and the
+// gateway): every volley's later RSTs arrive before the client's answer to
+// the probe can, so only the nonce tells them from it; the hold waits for
+// the answer (3 RTTs), and a real abort is released after about one RTT.
+func TestHoldModeOnALongLeg(t *testing.T) {
+	const oneWay = 10 * time.Millisecond
+	g := newGatewayBehind(t, oneWay)
+	g.startDaemon("hold") // the default window: 3 RTTs within 10 ms and 250 ms
+
+	h := g.hold()
+	f, ok := g.flowOf(h)
+	if !ok {
+		t.Fatal("held connection not in the flow table")
+	}
+	// The box times a segment to the ACK that covers it; an ACK of two
+	// segments a little apart makes its RTT a little short.
+	if f.ClientSide.RTT < oneWay || f.ClientSide.RTT > 2*oneWay+10*time.Millisecond {
+		t.Fatalf("the client's leg measured at %v, want about %v", f.ClientSide.RTT, 2*oneWay)
+	}
+	for _, v := range volleys {
+		t.Run("a volley of "+v.name+" is stopped whole, the connection lives", func(t *testing.T) { g.stopsVolley(t, v) })
+	}
+	t.Run("a real abort is released to the server after about one RTT", func(t *testing.T) {
+		g.releasesRealAbort(t)
+		var waited time.Duration
+		for _, r := range g.records() {
+			if r["kind"] == "hold" {
+				waited = time.Duration(r["hold"].(map[string]any)["waited_ns"].(float64))
+			}
+		}
+		if waited < 2*oneWay || waited > 3*2*oneWay {
+			t.Errorf("the real abort waited %v, want its leg's RTT %v (and less than the window)", waited, 2*oneWay)
+		}
+	})
 }
