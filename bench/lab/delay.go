@@ -53,7 +53,7 @@ func ConnectDelayed(a *Host, aIf string, aAddr netip.Prefix, b *Host, bIf string
 		return nil, err
 	}
 	for _, end := range []struct {
-		h  *Host
+		h   *Host
 		if_ string
 	}{{a, aIf}, {b, bIf}, {line, "la"}, {line, "lb"}} {
 		out, err := end.h.Command(context.Background(), "ethtool", "-K", end.if_, "tx", "off", "tso", "off", "gso", "off", "gro", "off").CombinedOutput()
