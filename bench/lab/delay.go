@@ -53,12 +53,12 @@ func ConnectDelayed(a *Host, aIf string, aAddr netip.Prefix, b *Host, bIf string
 		return nil, err
 	}
 	for _, end := range []struct {
-		h   *Host
-		if_ string
+		host   *Host
+		ifname string
 	}{{a, aIf}, {b, bIf}, {line, "la"}, {line, "lb"}} {
-		out, err := end.h.Command(context.Background(), "ethtool", "-K", end.if_, "tx", "off", "tso", "off", "gso", "off", "gro", "off").CombinedOutput()
+		out, err := end.host.Command(context.Background(), "ethtool", "-K", end.ifname, "tx", "off", "tso", "off", "gso", "off", "gro", "off").CombinedOutput()
 		if err != nil {
-			return nil, fmt.Errorf("%s: ethtool -K %s: %v: %s", end.h.Name, end.if_, err, out)
+			return nil, fmt.Errorf("%s: ethtool -K %s: %v: %s", end.host.Name, end.ifname, err, out)
 		}
 	}
 	d := &delayLine{host: line, stop: make(chan struct{})}
