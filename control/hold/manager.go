@@ -24,9 +24,6 @@ type Manager struct {
 	log     *slog.Logger
 	sockets []*dataplane.Socket
 	pfds    []unix.PollFd
-	// ended are holds decided this turn: the program's records go in one
-	// batch at the end of the turn.
-	ended []xdp.RstguardFlowKey
 	// tx is the socket that sends out of each interface (its queue 0).
 	tx map[int]*dataplane.Socket
 	// slots are the sockets' XSKMAP slots; nextSlot the next one free.
@@ -37,56 +34,23 @@ type Manager struct {
 	// (negative).
 	links chan int
 
-	pending    map[xdp.RstguardFlowKey]*held
-	recent     map[xdp.RstguardFlowKey]decided
-	heldFrames int
-	next       time.Time // earliest deadline among pending holds
-	limit      *limiter
-	policy     dataplane.Policy
-	policyAt   time.Time
-	nudges     chan xdp.RstguardFlowKey
+	// d decides the holds; the Manager moves frames between it and the
+	// sockets.
+	d        *decisions
+	policyAt time.Time
+	nudges   chan xdp.RstguardFlowKey
 
 	// reports hands decided holds to the event writer, a turn's at a time:
 	// a bounded queue, so that no decision ever waits on the event log (a
 	// stalled reader of --events -, a full disk). What does not fit is
-	// counted. turnReports are this turn's.
+	// counted.
 	reports     chan []dataplane.Event
-	turnReports []dataplane.Event
 	reported    sync.WaitGroup
-
-	outcomes                    *prometheus.CounterVec
-	late                        *prometheus.CounterVec
-	waited                      prometheus.Histogram
-	heldNow                     atomic.Int64
-	releaseErrors, strayAnswers atomic.Uint64
-	unparsed, reportsLost       atomic.Uint64
+	reportsLost atomic.Uint64
 }
 
 // reportQueue is how many turns' decided holds may wait for the event writer.
 const reportQueue = 1024
-
-// held is one flow's hold: its RSTs, in arrival order.
-type held struct {
-	key      xdp.RstguardFlowKey
-	hold     dataplane.Hold
-	first    dataplane.Segment
-	frames   [][]byte
-	start    time.Time
-	deadline time.Time
-}
-
-// decided remembers a hold's end for a moment, so that a RST of the flow
-// redirected before the end gets the same fate; a RST that began a new hold
-// since (the program's record is newer) begins its own.
-type decided struct {
-	forged bool
-	hold   dataplane.Hold
-	held   uint64 // the program's clock when the decided hold began
-	until  time.Time
-}
-
-// lateRSTs is how long a decided hold's fate applies to RSTs still arriving.
-const lateRSTs = time.Second
 
 // Open binds an AF_XDP socket to every RX queue of every interface and
 // registers it with the program. An interface where that fails is logged
@@ -98,26 +62,9 @@ func Open(dp *dataplane.Dataplane, ifindexes []int, log *slog.Logger, report fun
 	}
 	m := &Manager{
 		dp: dp, log: log, tx: map[int]*dataplane.Socket{}, slots: map[*dataplane.Socket]uint32{},
-		links:   make(chan int, 64),
-		pending: map[xdp.RstguardFlowKey]*held{}, recent: map[xdp.RstguardFlowKey]decided{},
-		limit: newLimiter(), nudges: make(chan xdp.RstguardFlowKey, 1024),
-		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rstguard_hold_outcomes_total", Help: "Held RSTs decided, by outcome (see docs/SIGNALS.md).",
-		}, []string{"outcome"}),
-		waited: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "rstguard_hold_wait_seconds", Help: "How long held RSTs waited for a decision: the delay a released one incurred.",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5},
-		}),
+		links: make(chan int, 64), nudges: make(chan xdp.RstguardFlowKey, 1024),
 	}
-	for o := range dataplane.HoldOutcomeCount {
-		m.outcomes.WithLabelValues(dataplane.HoldOutcome(o).String())
-	}
-	m.late = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "rstguard_hold_late_rsts_total",
-		Help: "RSTs redirected before their hold was decided and reaching the daemon after: they share its fate.",
-	}, []string{"fate"})
-	m.late.WithLabelValues("dropped")
-	m.late.WithLabelValues("released")
+	m.d = newDecisions(kernelRecords{dp}, m, log, dataplane.Policy{})
 	m.reports = make(chan []dataplane.Event, reportQueue)
 	m.reported.Go(func() {
 		for batch := range m.reports {
@@ -219,21 +166,21 @@ func (m *Manager) Sockets() []dataplane.SocketInfo {
 // Collectors are hold mode's metrics.
 func (m *Manager) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{
-		m.outcomes, m.late, m.waited,
+		m.d.outcomes, m.d.late, m.d.waited,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rstguard_hold_reports_lost_total",
 			Help: "Decided holds whose event could not be queued for the event log (the writer stalled)."},
 			func() float64 { return float64(m.reportsLost.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rstguard_hold_unparsed_total",
 			Help: "Frames redirected to the daemon that it could not parse (released by nobody)."},
-			func() float64 { return float64(m.unparsed.Load()) }),
+			func() float64 { return float64(m.d.unparsed.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rstguard_hold_stray_answers_total",
 			Help: "Probe answers that reached the daemon after their hold was decided."},
-			func() float64 { return float64(m.strayAnswers.Load()) }),
+			func() float64 { return float64(m.d.strayAnswers.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "rstguard_hold_frames", Help: "RSTs held now."},
-			func() float64 { return float64(m.heldNow.Load()) }),
+			func() float64 { return float64(m.d.heldNow.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rstguard_hold_release_errors_total",
 			Help: "Held RSTs that were to be released but could not be sent (TTL expired, no socket, TX full)."},
-			func() float64 { return float64(m.releaseErrors.Load()) }),
+			func() float64 { return float64(m.d.releaseErrors.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "rstguard_hold_socket_drops_total",
 			Help: "Frames the kernel could not queue to the AF_XDP sockets (RX ring full)."},
 			func() float64 {
@@ -282,7 +229,7 @@ func (m *Manager) serve(timeout int) {
 	now := time.Now()
 	for i, s := range m.sockets {
 		if m.pfds[i].Revents&unix.POLLIN != 0 {
-			s.Receive(func(f []byte) { m.frame(s, f, now) })
+			s.Receive(func(f []byte) { m.d.frame(s.Ifindex, f, now) })
 		}
 	}
 	for more := true; more; {
@@ -294,14 +241,12 @@ func (m *Manager) serve(timeout int) {
 				m.unbind(-ifindex)
 			}
 		case key := <-m.nudges:
-			if h := m.pending[key]; h != nil && m.dataSeen(h) {
-				m.decide(h, dataplane.HoldData, nil, now)
-			}
+			m.d.nudge(key, now)
 		default:
 			more = false
 		}
 	}
-	m.expire(now)
+	m.d.expire(now)
 	m.flush()
 	if now.Sub(m.policyAt) > time.Second {
 		if err := m.refreshPolicy(now); err != nil {
@@ -315,33 +260,32 @@ func (m *Manager) serve(timeout int) {
 func (m *Manager) flush() {
 	for _, s := range m.sockets {
 		if err := s.Flush(); err != nil {
-			m.releaseErrors.Add(1)
+			m.d.releaseErrors.Add(1)
 			m.log.Warn("AF_XDP transmit", "err", err)
 		}
 	}
-	if len(m.ended) > 0 {
-		if err := m.dp.EndHolds(m.ended); err != nil {
+	ended, reports := m.d.turn()
+	if len(ended) > 0 {
+		if err := m.dp.EndHolds(ended); err != nil {
 			m.log.Error("end holds", "err", err)
 		}
-		m.ended = m.ended[:0]
 	}
-	if len(m.turnReports) > 0 {
+	if len(reports) > 0 {
 		select {
-		case m.reports <- m.turnReports:
+		case m.reports <- reports:
 		default:
-			m.reportsLost.Add(uint64(len(m.turnReports)))
+			m.reportsLost.Add(uint64(len(reports)))
 		}
-		m.turnReports = nil
 	}
 }
 
 // pollTimeout wakes the loop for the next deadline, and at least every few
 // milliseconds while holds are pending (to take nudges), every 100 ms else.
 func (m *Manager) pollTimeout(now time.Time) int {
-	if len(m.pending) == 0 {
+	if len(m.d.pending) == 0 {
 		return 100
 	}
-	return int(min(max(m.next.Sub(now), 0), 2*time.Millisecond).Milliseconds()) + 1
+	return int(min(max(m.d.next.Sub(now), 0), 2*time.Millisecond).Milliseconds()) + 1
 }
 
 func (m *Manager) refreshPolicy(now time.Time) error {
@@ -349,232 +293,36 @@ func (m *Manager) refreshPolicy(now time.Time) error {
 	if err != nil {
 		return err
 	}
-	m.policy, m.policyAt = p, now
+	m.d.policy, m.policyAt = p, now
 	return nil
 }
 
-// window is how long a hold waits for an answer: three of the claimed
-// sender's leg RTTs (probe out, answer back, and slack), within the policy's
-// floor and cap; the cap when the RTT is unknown.
-func (m *Manager) window(rtt time.Duration) time.Duration {
-	if rtt == 0 {
-		return m.policy.HoldMax
-	}
-	return min(max(3*rtt, m.policy.HoldMin), m.policy.HoldMax)
-}
+// kernelRecords are the program's hold records, on its clock.
+type kernelRecords struct{ *dataplane.Dataplane }
 
-// frame handles one frame the program redirected: a held RST or a probe's answer.
-func (m *Manager) frame(s *dataplane.Socket, f []byte, now time.Time) {
-	seg, err := dataplane.ParseSegment(f)
-	if err != nil {
-		m.unparsed.Add(1)
-		return
-	}
-	key, fromHi := seg.Key(m.dp.ZoneOf(s.Ifindex, seg.VLAN))
-	h := m.pending[key]
-	if seg.Flags&dataplane.FlagRST == 0 {
-		// The program redirects only answers to a pending probe; one that
-		// arrives after its hold was decided is a duplicate ACK: consumed.
-		if h != nil && fromHi == h.hold.FromHi && IsACKAnswer(seg, h.hold) {
-			m.decide(h, dataplane.HoldAnsweredACK, append([]byte(nil), f...), now)
-		} else {
-			m.strayAnswers.Add(1)
-		}
-		return
-	}
-	frame := append([]byte(nil), f...)
-	if h == nil {
-		hd, ok, err := m.dp.LookupHold(key)
-		if d, late := m.recent[key]; late && now.Before(d.until) && !(ok && hd.Held > d.held) {
-			// The answer to a probe whose hold was decided already: the
-			// endpoint it is addressed to never asked. Consumed.
-			if fromHi == d.hold.FromHi && IsRSTAnswer(seg, d.hold) {
-				m.strayAnswers.Add(1)
-				return
-			}
-			// Redirected before its hold was decided: the same fate.
-			if d.forged {
-				m.late.WithLabelValues("dropped").Inc()
-			} else {
-				m.late.WithLabelValues("released").Inc()
-				m.release(frame, seg, d.hold)
-			}
-			return
-		}
-		if err != nil || !ok {
-			// Redirected without a record: nothing says where it was going.
-			m.releaseErrors.Add(1)
-			m.log.Error("held RST without a hold record: lost", "src", seg.Src, "dst", seg.Dst, "err", err)
-			return
-		}
-		m.start(s, key, hd, seg, frame, now)
-		return
-	}
-	// The answer echoes the probe's nonce: nobody who has not read the
-	// probe can send it, so no timing rule is needed.
-	if fromHi == h.hold.FromHi && IsRSTAnswer(seg, h.hold) {
-		m.decide(h, dataplane.HoldAnsweredRST, frame, now)
-		return
-	}
-	// A later RST in the sender's name joins the hold: it shares the hold's
-	// fate, and the hold's one outcome counts it; past the frame limit it
-	// goes on at once.
-	if m.heldFrames >= int(m.policy.HoldFrames) {
-		m.release(frame, seg, h.hold)
-		return
-	}
-	h.frames = append(h.frames, frame)
-	m.setHeld(m.heldFrames + 1)
-}
-
-// start begins a hold on what the program recorded: send the probe.
-func (m *Manager) start(s *dataplane.Socket, key xdp.RstguardFlowKey, hd dataplane.Hold, seg dataplane.Segment, frame []byte, now time.Time) {
-	h := &held{key: key, hold: hd, first: seg, frames: [][]byte{frame}, start: now}
-	m.pending[key] = h
-	// A decided hold of this flow is over: its proven-alive record, which
-	// expire() would end, is the new hold's now.
-	delete(m.recent, key)
-	m.setHeld(m.heldFrames + 1)
-	if m.heldFrames > int(m.policy.HoldFrames) {
-		m.decide(h, dataplane.HoldFull, nil, now)
-		return
-	}
-	if !m.limit.allow(seg.Src.Addr(), now, float64(m.policy.ProbeRate)) {
-		m.decide(h, dataplane.HoldRateLimited, nil, now)
-		return
-	}
-	tx := m.tx[hd.Probe]
-	if tx == nil {
-		tx = s
-	}
-	if err := transmit(tx, Probe(seg, hd)); err != nil {
-		m.log.Warn("probe not sent: releasing", "src", seg.Src, "err", err)
-		m.decide(h, dataplane.HoldProbeUnsent, nil, now)
-		return
-	}
-	h.deadline = now.Add(m.window(hd.RTT))
-	if m.next.IsZero() || h.deadline.Before(m.next) {
-		m.next = h.deadline
-	}
-}
-
-// dataSeen asks the program whether the claimed sender sent data in sequence.
-func (m *Manager) dataSeen(h *held) bool {
-	hd, ok, err := m.dp.LookupHold(h.key)
-	return err == nil && ok && hd.DataSeen
-}
-
-// expire ends the holds whose window has passed: the program's evidence
-// decides, and without any the RST is released (fail open).
-func (m *Manager) expire(now time.Time) {
-	if len(m.recent) > 0 && now.After(m.next) {
-		for k, d := range m.recent {
-			if now.After(d.until) {
-				delete(m.recent, k)
-				if d.forged { // its proven-alive record is over too
-					m.ended = append(m.ended, k)
-				}
-			}
-		}
-	}
-	if m.next.IsZero() || now.Before(m.next) {
-		return
-	}
-	m.next = time.Time{}
-	for _, h := range m.pending {
-		switch {
-		case !now.Before(h.deadline) && m.dataSeen(h):
-			m.decide(h, dataplane.HoldData, nil, now)
-		case !now.Before(h.deadline):
-			m.decide(h, dataplane.HoldTimeout, nil, now)
-		case m.next.IsZero() || h.deadline.Before(m.next):
-			m.next = h.deadline
-		}
-	}
-}
-
-// decide ends a hold: a forged RST is dropped with everything held with it,
-// any other is released where it was going. Every hold is reported.
-func (m *Manager) decide(h *held, o dataplane.HoldOutcome, answer []byte, now time.Time) {
-	delete(m.pending, h.key)
-	m.setHeld(m.heldFrames - len(h.frames))
-	until := now.Add(lateRSTs)
-	if o.Forged() {
-		// Proven alive: the program drops the sender's next RSTs on its
-		// own for a while, then the record goes (expire).
-		if err := m.dp.ProvenAlive(h.key, h.hold.Held, monotonicNs()); err != nil {
-			m.log.Error("mark hold proven", "err", err)
-		}
-		until = now.Add(max(lateRSTs, dataplane.ProvenAliveFor(h.hold.RTT)))
-	} else {
-		m.ended = append(m.ended, h.key)
-		for _, f := range h.frames {
-			if seg, err := dataplane.ParseSegment(f); err == nil {
-				m.release(f, seg, h.hold)
-			}
-		}
-	}
-	m.recent[h.key] = decided{forged: o.Forged(), hold: h.hold, held: h.hold.Held, until: until}
-	waited := now.Sub(h.start)
-	m.count(o, waited)
-
-	e := dataplane.Event{
-		Time: now, Kind: dataplane.EventHold, Src: h.first.Src, Dst: h.first.Dst, Zone: h.key.Zone, Flags: h.first.Flags,
-		Seq: h.first.Seq, Ack: h.first.Ack, TTL: h.first.TTL, Ifindex: uint32(h.hold.IngressIfindex),
-		Action: dataplane.ActionPass, Frame: h.frames[0], FrameLen: len(h.frames[0]),
-		Hold: &dataplane.HoldResult{Outcome: o, Waited: waited, Frames: len(h.frames), Answer: answer},
-	}
-	switch o {
-	case dataplane.HoldAnsweredACK, dataplane.HoldData:
-		e.Verdict, e.Action = dataplane.VerdictSpoofed, dataplane.ActionDrop
-	case dataplane.HoldAnsweredRST:
-		e.Verdict = dataplane.VerdictValid
-	}
-	if o != dataplane.HoldFull && o != dataplane.HoldRateLimited && o != dataplane.HoldProbeUnsent {
-		e.Hold.ProbeSeq, e.Hold.ProbeAck = h.hold.ProbeSeq, h.hold.Nonce
-	}
-	m.turnReports = append(m.turnReports, e)
-}
-
-// monotonicNs is the program's clock (bpf_ktime_get_ns: CLOCK_MONOTONIC).
-func monotonicNs() uint64 {
+// ProvenAlive marks the hold on the program's clock (bpf_ktime_get_ns:
+// CLOCK_MONOTONIC), whatever the decisions' clock says.
+func (k kernelRecords) ProvenAlive(key xdp.RstguardFlowKey, held uint64, _ time.Time) error {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return 0
-	}
-	return uint64(ts.Nano())
-}
-
-func (m *Manager) count(o dataplane.HoldOutcome, waited time.Duration) {
-	m.outcomes.WithLabelValues(o.String()).Inc()
-	m.waited.Observe(waited.Seconds())
-}
-
-func (m *Manager) setHeld(n int) {
-	m.heldFrames = n
-	m.heldNow.Store(int64(n))
-}
-
-// release sends a held RST on to where it was going, through the egress
-// interface's socket.
-func (m *Manager) release(frame []byte, seg dataplane.Segment, hd dataplane.Hold) {
-	err := m.forward(frame, seg, hd)
-	if err != nil {
-		m.releaseErrors.Add(1)
-		m.log.Warn("held RST not released", "src", seg.Src, "dst", seg.Dst, "err", err)
-	}
-}
-
-func (m *Manager) forward(frame []byte, seg dataplane.Segment, hd dataplane.Hold) error {
-	out, err := Forward(frame, seg, hd.EgressSrc, hd.EgressDst)
-	if err != nil {
 		return err
 	}
-	tx := m.tx[hd.Egress]
-	if tx == nil {
-		return fmt.Errorf("no AF_XDP socket on egress ifindex %d", hd.Egress)
+	return k.Dataplane.ProvenAlive(key, held, uint64(ts.Nano()))
+}
+
+// send queues a frame out of an interface: on its queue 0's socket, or
+// any of its sockets where that one failed to bind.
+func (m *Manager) send(ifindex int, frame []byte) error {
+	tx := m.tx[ifindex]
+	for _, s := range m.sockets {
+		if tx == nil && s.Ifindex == ifindex {
+			tx = s
+		}
 	}
-	return transmit(tx, out)
+	if tx == nil {
+		return fmt.Errorf("no AF_XDP socket on ifindex %d", ifindex)
+	}
+	return transmit(tx, frame)
 }
 
 // transmit queues a frame on a socket, sending what is queued first when
@@ -602,11 +350,9 @@ func (m *Manager) close() {
 	}
 	now := time.Now()
 	for _, s := range m.sockets {
-		s.Receive(func(f []byte) { m.frame(s, f, now) })
+		s.Receive(func(f []byte) { m.d.frame(s.Ifindex, f, now) })
 	}
-	for _, h := range m.pending {
-		m.decide(h, dataplane.HoldTimeout, nil, now)
-	}
+	m.d.releaseAll(now)
 	m.flush()
 	if err := m.dp.ClearHolds(); err != nil {
 		m.log.Error("clear holds", "err", err)
