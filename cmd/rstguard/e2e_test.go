@@ -341,6 +341,40 @@ func (g *gateway) sendFrames(fs [][]byte, gap time.Duration) {
 	}
 }
 
+// sendOnClientLink sends whole Ethernet frames out of the client's link to
+// the gateway (an AF_PACKET socket), gap apart: their L2 header, tags and
+// all, is the sender's own, as an injector on the client's segment sends
+// them. The frames' destination MAC becomes the gateway's.
+func (g *gateway) sendOnClientLink(fs [][]byte, gap time.Duration) {
+	g.t.Helper()
+	gwLink, err := g.gw.Netlink().LinkByName(lab.ClientSide)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	link, err := g.client.Netlink().LinkByName(lab.ServerSide)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if err := g.client.Do(func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		to := &unix.SockaddrLinklayer{Ifindex: link.Attrs().Index, Halen: 6}
+		for _, f := range fs {
+			copy(f[0:6], gwLink.Attrs().HardwareAddr)
+			if err := unix.Sendto(fd, f, 0, to); err != nil {
+				return err
+			}
+			time.Sleep(gap)
+		}
+		return nil
+	}); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
 // forgeClientRST is the incident's packet: the exact sequence number but an
 // injector's TTL and IP-ID.
 func (g *gateway) forgeClientRST(h *heldConn) {

@@ -293,18 +293,22 @@ type volley struct {
 	gap   time.Duration
 	flags uint8
 	mac   bool // a made-up source MAC: the probe must not follow it
+	// vlan is a foreign 802.1Q tag on the RSTs: the probe must not carry it
+	// (the client's link is untagged, and would never see it).
+	vlan uint16
 }
 
 var volleys = []volley{
 	// Back to back: the second arrives before the client's answer to the
 	// probe can, so only the nonce tells it from the answer.
-	{"two plain RSTs back to back", 2, 0, frames.RST, false},
-	{"two plain RSTs 5 ms apart", 2, 5 * time.Millisecond, frames.RST, false},
-	{"two RST/ACKs 5 ms apart", 2, 5 * time.Millisecond, frames.RST | frames.ACK, false},
-	{"three RST/ACKs 1 ms apart, from a made-up MAC", 3, time.Millisecond, frames.RST | frames.ACK, true},
-	{"three plain RSTs 3 ms apart", 3, 3 * time.Millisecond, frames.RST, false},
-	{"ten plain RSTs 2 ms apart", 10, 2 * time.Millisecond, frames.RST, false},
-	{"ten RST/ACKs 1 ms apart", 10, time.Millisecond, frames.RST | frames.ACK, false},
+	{"two plain RSTs back to back", 2, 0, frames.RST, false, 0},
+	{"two plain RSTs 5 ms apart", 2, 5 * time.Millisecond, frames.RST, false, 0},
+	{"two RST/ACKs 5 ms apart", 2, 5 * time.Millisecond, frames.RST | frames.ACK, false, 0},
+	{"three RST/ACKs 1 ms apart, from a made-up MAC", 3, time.Millisecond, frames.RST | frames.ACK, true, 0},
+	{"two plain RSTs 2 ms apart in a foreign VLAN tag", 2, 2 * time.Millisecond, frames.RST, false, 100},
+	{"three plain RSTs 3 ms apart", 3, 3 * time.Millisecond, frames.RST, false, 0},
+	{"ten plain RSTs 2 ms apart", 10, 2 * time.Millisecond, frames.RST, false, 0},
+	{"ten RST/ACKs 1 ms apart", 10, time.Millisecond, frames.RST | frames.ACK, false, 0},
 }
 
 // stopsVolley sends the volley in a held connection's name: one hold, its
@@ -318,18 +322,26 @@ func (g *gateway) stopsVolley(t *testing.T, v volley) {
 	if !ok {
 		t.Fatal("held connection not in the flow table")
 	}
+	clientLink, err := g.client.Netlink().LinkByName(lab.ServerSide)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for range v.n {
 		rsts = append(rsts, clientRST(f, func(f dataplane.Flow, s *frames.Segment) {
 			s.TTL, s.DF, s.Flags = f.ClientSide.TTL, true, v.flags
+			s.SrcMAC = clientLink.Attrs().HardwareAddr
 			if v.flags&frames.ACK != 0 {
 				s.Ack = f.ServerSide.NextSeq
 			}
 			if v.mac {
 				s.SrcMAC = net.HardwareAddr{2, 0xde, 0xad, 0xbe, 0xef, 1}
 			}
+			if v.vlan != 0 {
+				s.VLANs = []uint16{v.vlan}
+			}
 		}))
 	}
-	g.sendFrames(rsts, v.gap)
+	g.sendOnClientLink(rsts, v.gap)
 	g.waitFor("the hold decided", func() bool { return len(g.holdOutcomes()) > before })
 	time.Sleep(50 * time.Millisecond) // what a late RST of the volley would do, it has done
 	if got := g.holdOutcomes()[before:]; len(got) != 1 || got[0] != "probe_answered_ack" {
