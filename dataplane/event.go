@@ -58,8 +58,10 @@ type HoldResult struct {
 	Outcome HoldOutcome `json:"outcome"`
 	// Waited is how long the RST was held: the delay a released RST got.
 	Waited time.Duration `json:"waited_ns"`
-	// Frames is how many RSTs of the flow were held together.
+	// Frames is how many RSTs of the flow were held together: those that
+	// reached the daemon and those the program kept in its count (Joined).
 	Frames int `json:"frames"`
+	Joined int `json:"joined"`
 	// ProbeSeq and ProbeAck are the probe's numbers; both 0 when no probe
 	// was sent.
 	ProbeSeq uint32 `json:"probe_seq"`

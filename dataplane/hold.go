@@ -43,6 +43,9 @@ type Hold struct {
 	FromHi             bool
 	// DataSeen: the claimed sender sent data in sequence during the hold.
 	DataSeen bool
+	// Joined is how many later RSTs of the hold the program dropped in
+	// its count: they share the hold's fate.
+	Joined int
 }
 
 // LookupHold reads the hold of a flow; ok is false when there is none.
@@ -59,6 +62,7 @@ func (d *Dataplane) LookupHold(key xdp.RstguardFlowKey) (h Hold, ok bool, err er
 		EgressSrc: net.HardwareAddr(v.EgressSmac[:]), EgressDst: net.HardwareAddr(v.EgressDmac[:]),
 		Probe: int(v.ProbeIfindex), ProbeSrc: net.HardwareAddr(v.ProbeSmac[:]), ProbeDst: net.HardwareAddr(v.ProbeDmac[:]),
 		FromHi: v.FromHi != 0, DataSeen: v.Evidence == uint8(xdp.RstguardHoldEvidenceHOLD_EVIDENCE_DATA),
+		Joined: int(v.Joined),
 	}, true, nil
 }
 

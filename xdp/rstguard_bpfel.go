@@ -247,9 +247,11 @@ type RstguardHold struct {
 	EgressDmac     [6]uint8
 	ProbeSmac      [6]uint8
 	ProbeDmac      [6]uint8
+	Joined         uint32
 	FromHi         uint8
 	Evidence       uint8
 	Pad            [2]uint8
+	_              [4]byte
 }
 
 type RstguardHoldEvidence uint32

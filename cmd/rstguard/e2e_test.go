@@ -364,7 +364,12 @@ func (g *gateway) sendOnClientLink(fs [][]byte, gap time.Duration) {
 		to := &unix.SockaddrLinklayer{Ifindex: link.Attrs().Index, Halen: 6}
 		for _, f := range fs {
 			copy(f[0:6], gwLink.Attrs().HardwareAddr)
-			if err := unix.Sendto(fd, f, 0, to); err != nil {
+			err := unix.Sendto(fd, f, 0, to)
+			for errors.Is(err, unix.ENOBUFS) { // the link's queue is full: as fast as it takes
+				time.Sleep(20 * time.Microsecond)
+				err = unix.Sendto(fd, f, 0, to)
+			}
+			if err != nil {
 				return err
 			}
 			time.Sleep(gap)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -444,4 +445,90 @@ func TestHoldModeOnALongLeg(t *testing.T) {
 			t.Errorf("the real abort waited %v, want its leg's RTT %v (and less than the window)", waited, 2*oneWay)
 		}
 	})
+}
+
+// A flood of valid-looking forged RSTs over a thousand live flows at once
+// (issue 18): three RSTs a flow, each copying every header (ttl-forge),
+// interleaved across the flows and sent as fast as one socket sends. Every
+// connection must live, or each one killed be a RST passed by a counted
+// fail-open: a hold released unanswered (timeout, full, probe_rate_limited,
+// probe_unsent), or one the program passed without holding (no socket, hold
+// table full) or the AF_XDP socket could not take.
+func TestHoldModeUnderAFlood(t *testing.T) {
+	const flows, perFlow = 1000, 3
+	g := newGateway(t)
+	g.startDaemon("hold")
+	conns := make([]*heldConn, flows)
+	for i := range conns {
+		conns[i] = g.hold()
+	}
+	byPort := map[uint16]dataplane.Flow{}
+	for _, line := range strings.Split(strings.TrimSpace(g.mustRstguard("flows", "--json", "--pin-dir", g.pinDir)), "\n") {
+		var f dataplane.Flow
+		if json.Unmarshal([]byte(line), &f) == nil {
+			byPort[f.Client.Port()] = f
+		}
+	}
+	clientLink, err := g.client.Netlink().LinkByName(lab.ServerSide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rsts [][]byte
+	for range perFlow {
+		for _, c := range conns {
+			f, ok := byPort[c.port]
+			if !ok {
+				t.Fatalf("connection from port %d not in the flow table", c.port)
+			}
+			rsts = append(rsts, clientRST(f, func(f dataplane.Flow, s *frames.Segment) {
+				s.TTL, s.DF, s.SrcMAC = f.ClientSide.TTL, true, clientLink.Attrs().HardwareAddr
+			}))
+		}
+	}
+	start := time.Now()
+	g.sendOnClientLink(rsts, 0)
+	took := time.Since(start)
+
+	outcomes := func() map[string]float64 {
+		n := map[string]float64{}
+		for _, m := range g.metrics(t)["rstguard_hold_outcomes_total"].GetMetric() {
+			for _, l := range m.Label {
+				if l.GetName() == "outcome" {
+					n[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+		return n
+	}
+	g.waitFor("every hold decided", func() bool {
+		return g.metrics(t)["rstguard_hold_frames"].GetMetric()[0].GetGauge().GetValue() == 0
+	})
+	time.Sleep(300 * time.Millisecond) // the longest hold, and a little
+	killed := 0
+	for _, c := range conns {
+		if c.roundTrip() != nil {
+			killed++
+		}
+	}
+	o := outcomes()
+	m := g.metrics(t)
+	value := func(name string) float64 {
+		var v float64
+		for _, x := range m[name].GetMetric() {
+			v += x.GetCounter().GetValue()
+		}
+		return v
+	}
+	c := g.status().Counters
+	failedOpen := o["timeout"] + o["full"] + o["probe_rate_limited"] + o["probe_unsent"] +
+		float64(c.HoldNoSocket+c.HoldTableFull) + value("rstguard_hold_socket_drops_total")
+	t.Logf("%d RSTs over %d flows sent in %v (%.0f/s): %d connections killed; outcomes %v; in the kernel %d started, %d joined, %d dropped as proven alive; %v failed open",
+		len(rsts), flows, took.Round(time.Millisecond), float64(len(rsts))/took.Seconds(), killed, o,
+		c.HoldStarted, c.HoldJoined, c.HoldProvenDrop, failedOpen)
+	if float64(killed) > failedOpen {
+		t.Errorf("%d connections killed, only %v RSTs counted as failing open", killed, failedOpen)
+	}
+	if killed > 0 {
+		t.Errorf("%d of %d connections killed: the flood is beyond hold mode's capacity", killed, flows)
+	}
 }

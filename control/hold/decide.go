@@ -169,9 +169,11 @@ func (d *decisions) frame(ifindex int, f []byte, now time.Time) {
 		d.decide(h, dataplane.HoldAnsweredRST, frame, now)
 		return
 	}
-	// A later RST in the sender's name joins the hold: it shares the hold's
-	// fate, and the hold's one outcome counts it; past the frame limit it
-	// goes on at once.
+	// A later RST in the sender's name joins the hold. The program keeps
+	// joiners in the hold record's count; one redirected all the same (the
+	// record written on another CPU as it was judged) shares the hold's
+	// fate here, and the hold's one outcome counts it; past the frame limit
+	// it goes on at once.
 	if d.heldFrames >= int(d.policy.HoldFrames) {
 		d.release(frame, seg, h.hold)
 		return
@@ -269,6 +271,12 @@ func (d *decisions) releaseAll(now time.Time) {
 // any other is released where it was going. Every hold is reported.
 func (d *decisions) decide(h *held, o dataplane.HoldOutcome, answer []byte, now time.Time) {
 	delete(d.pending, h.key)
+	// The RSTs that joined the hold in the program's count share its fate
+	// there: dropped (docs/SIGNALS.md, hold mode); the report counts them.
+	joined := 0
+	if hd, ok, err := d.prog.LookupHold(h.key); err == nil && ok && hd.Held == h.hold.Held {
+		joined = hd.Joined
+	}
 	d.setHeld(d.heldFrames - len(h.frames))
 	until := now.Add(lateRSTs)
 	if o.Forged() {
@@ -295,7 +303,7 @@ func (d *decisions) decide(h *held, o dataplane.HoldOutcome, answer []byte, now 
 		Time: now, Kind: dataplane.EventHold, Src: h.first.Src, Dst: h.first.Dst, Zone: h.key.Zone, Flags: h.first.Flags,
 		Seq: h.first.Seq, Ack: h.first.Ack, TTL: h.first.TTL, Ifindex: uint32(h.hold.IngressIfindex),
 		Action: dataplane.ActionPass, Frame: h.frames[0], FrameLen: len(h.frames[0]),
-		Hold: &dataplane.HoldResult{Outcome: o, Waited: waited, Frames: len(h.frames), Answer: answer},
+		Hold: &dataplane.HoldResult{Outcome: o, Waited: waited, Frames: len(h.frames) + joined, Joined: joined, Answer: answer},
 	}
 	switch o {
 	case dataplane.HoldAnsweredACK, dataplane.HoldData:

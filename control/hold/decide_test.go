@@ -526,3 +526,34 @@ func TestDecisionsFailOpen(t *testing.T) {
 		}
 	})
 }
+
+// The later RSTs of a hold wait in the program's count, not in the daemon:
+// the hold's report counts them, and only the frames the daemon has leave.
+func TestDecisionsCountTheProgramsJoiners(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		first    frames.Segment
+		answer   frames.Segment
+		released int
+	}{
+		{"a volley of ten, stopped", injected, aliveAnswer, 0},
+		{"a real RST and nine more of its stack, the first released", realRST, deadAnswer, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, testPolicy)
+			r.hold(tc.first, record(1, 0))
+			k := keyOf(tc.first)
+			hd := r.recs.holds[k]
+			hd.Joined = 9
+			r.recs.holds[k] = hd
+			r.at(time.Millisecond)
+			r.redirect(tc.answer)
+			if len(r.reports) != 1 || r.reports[0].Hold.Frames != 10 || r.reports[0].Hold.Joined != 9 {
+				t.Fatalf("reports %+v, want one of 10 frames, 9 joined", r.reports)
+			}
+			if got := len(r.out(egressIf)); got != tc.released {
+				t.Errorf("released %d, want %d", got, tc.released)
+			}
+		})
+	}
+}

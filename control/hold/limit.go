@@ -25,10 +25,15 @@ func (b *bucket) take(now time.Time, rate, burst float64) bool {
 	return true
 }
 
-// PerDestinationRate is how many probes one address may be sent a second:
-// a flood of forged RSTs in one victim's name must not turn the gateway into
-// a reflector against it. Beyond it, RSTs are released at once.
-const PerDestinationRate = 100
+// PerDestinationRate is how many probes one address may be sent a second,
+// and in one burst: a flood of forged RSTs in one victim's name must not
+// take the whole probe budget, nor turn the gateway into a reflector
+// against it. A probe answers a RST sent in the victim's name on one of its
+// live connections, one for one (no amplification), so the bound is about
+// share, not harm: a tenth of the default --probe-rate, enough for a NAT
+// address whose thousand connections are all reset at once. Beyond it, RSTs
+// are released at once (probe_rate_limited).
+const PerDestinationRate = 1000
 
 // limiter bounds probes in total and per destination.
 type limiter struct {

@@ -1391,8 +1391,8 @@ static __always_inline int route(struct xdp_md *ctx, const struct packet *p, int
 
 /* A RST of a flow with a hold record from its claimed sender: the hold's
  * business, decided here without the daemon where the daemon needs not
- * see it. Returns ACTION_DROP, ACTION_HOLD (the probe's answer, for the
- * daemon), or ACTION_PASS with *stale set when the record is over and a new
+ * see it. Returns ACTION_DROP (proven alive, or joining the hold),
+ * ACTION_HOLD (the probe's answer, for the daemon), or ACTION_PASS with *stale set when the record is over and a new
  * hold may begin. */
 static __always_inline __u8 held_rst(const struct packet *p, struct hold *held, const struct config *cfg,
 				     __u64 now, __u32 *slot, int *stale)
@@ -1428,14 +1428,19 @@ static __always_inline __u8 held_rst(const struct packet *p, struct hold *held, 
 		*slot = *s;
 		return ACTION_HOLD;
 	}
-	/* Any other RST in the sender's name joins the hold: the daemon keeps
-	 * it with the first and gives it the hold's fate, dropped with a forgery
-	 * (an injector's volley is stopped whole: none of it carries the nonce)
-	 * or released with a real RST (a real stack's later RSTs are delivered,
-	 * each once). */
+	/* Any other RST in the sender's name joins the hold: it waits in the
+	 * hold's count, not in the daemon's socket, whose ring a flood would
+	 * fill with joiners until the answers that decide the holds were lost.
+	 * None of it carries the nonce, so a forgery's volley is stopped whole.
+	 * With a real RST released, its stack's later RSTs are not needed: the
+	 * receiver discards a RST for a connection it no longer has (RFC 9293
+	 * 3.10.7.1), and one the first did not reset (not at its exact
+	 * sequence) draws a challenge ACK (RFC 5961 3.2), which the real stack
+	 * answers with a RST at exactly that sequence, held and released anew.
+	 * The daemon reads the count into the hold's report. */
+	__sync_fetch_and_add(&held->joined, 1);
 	count(p->ifindex, CNT_HOLD_JOINED);
-	*slot = *s;
-	return ACTION_HOLD;
+	return ACTION_DROP;
 }
 
 /* Hold mode: a RST that headers cannot clear waits in the daemon while it

@@ -230,7 +230,7 @@ enum counter {
 	CNT_EVENT_LOST,       /* ring buffer full */
 	CNT_EVENT_SUPPRESSED, /* per-flow event budget spent */
 	CNT_HOLD_STARTED,     /* RSTs that began a hold */
-	CNT_HOLD_JOINED,      /* later RSTs of a held flow, held with it */
+	CNT_HOLD_JOINED,      /* later RSTs of a held flow, waiting in its count: they share its fate */
 	CNT_HOLD_NO_SOCKET,   /* hold mode, but no AF_XDP socket for the queue or egress: passed */
 	CNT_HOLD_UNROUTED,    /* hold mode, but the kernel would not forward it: passed */
 	CNT_HOLD_TABLE_FULL,  /* hold mode, but the hold table is full: passed */
@@ -424,6 +424,7 @@ struct hold {
 	__u8 egress_dmac[6];
 	__u8 probe_smac[6];
 	__u8 probe_dmac[6];
+	__u32 joined;         /* later RSTs of the hold, dropped in the kernel with its count here */
 	__u8 from_hi;         /* the claimed sender is the addr_hi side */
 	__u8 evidence;        /* enum hold_evidence */
 	__u8 pad[2];
