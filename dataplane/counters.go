@@ -44,6 +44,11 @@ type Counters struct {
 	// alive moments ago; RSTs not held because the daemon could not release them.
 	HoldProvenDrop   uint64 `json:"hold_proven_drops"`
 	HoldUnreleasable uint64 `json:"hold_unreleasable"`
+	// HoldForged counts held RSTs the daemon proved forged and dropped (a
+	// probe answered by an ACK, or data): the daemon adds them to the
+	// program's counters (CountHoldForged), so that every surface reads
+	// one figure of what was stopped (Stopped).
+	HoldForged uint64 `json:"hold_forged"`
 
 	Judged
 	Actions map[string]uint64 `json:"actions"`
@@ -80,6 +85,27 @@ func (c *Counters) Add(o Counters) {
 		}
 	}
 	*c = countersFrom(raw)
+}
+
+// Stopped is how many forged RSTs never reached their receiver: those
+// dropped (in drop mode, and in hold mode's kernel: proven alive, joined to
+// a hold) and those held and then proven forged by the daemon.
+func (c Counters) Stopped() uint64 { return c.Actions["drop"] + c.HoldForged }
+
+// CountHoldForged adds n held RSTs proven forged to the counters of the
+// interface they arrived on. Only the daemon writes this counter, on the
+// first CPU's slot: no program increment races the update.
+func (d *Dataplane) CountHoldForged(ifindex int, n uint64) error {
+	key := uint32((ifindex%IfaceSlots)*int(xdp.RstguardCounterCNT_MAX) + int(xdp.RstguardCounterCNT_HOLD_FORGED))
+	var perCPU []uint64
+	if err := d.objs.Counters.Lookup(key, &perCPU); err != nil {
+		return fmt.Errorf("read counter: %w", err)
+	}
+	perCPU[0] += n
+	if err := d.objs.Counters.Update(key, perCPU, ebpf.UpdateExist); err != nil {
+		return fmt.Errorf("count held forgeries: %w", err)
+	}
+	return nil
 }
 
 // Counters reads and sums the per-CPU counters.
@@ -233,6 +259,7 @@ func countersFrom(raw []uint64) Counters {
 		HoldData:         at(xdp.RstguardCounterCNT_HOLD_DATA),
 		HoldProvenDrop:   at(xdp.RstguardCounterCNT_HOLD_PROVEN_DROP),
 		HoldUnreleasable: at(xdp.RstguardCounterCNT_HOLD_UNRELEASABLE),
+		HoldForged:       at(xdp.RstguardCounterCNT_HOLD_FORGED),
 		Judged: Judged{
 			Verdicts:   map[string]uint64{},
 			Signals:    map[string]uint64{},

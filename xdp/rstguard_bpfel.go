@@ -16,7 +16,7 @@ import (
 type RstguardAbi uint32
 
 const (
-	RstguardAbiRSTGUARD_ABI RstguardAbi = 5
+	RstguardAbiRSTGUARD_ABI RstguardAbi = 6
 )
 
 type RstguardAction uint32
@@ -83,11 +83,12 @@ const (
 	RstguardCounterCNT_HOLD_DATA             RstguardCounter = 24
 	RstguardCounterCNT_HOLD_PROVEN_DROP      RstguardCounter = 25
 	RstguardCounterCNT_HOLD_UNRELEASABLE     RstguardCounter = 26
-	RstguardCounterCNT_VERDICT_BASE          RstguardCounter = 27
-	RstguardCounterCNT_ACTION_BASE           RstguardCounter = 31
-	RstguardCounterCNT_SIGNAL_BASE           RstguardCounter = 34
-	RstguardCounterCNT_CONFIRMED_ACTION_BASE RstguardCounter = 57
-	RstguardCounterCNT_MAX                   RstguardCounter = 60
+	RstguardCounterCNT_HOLD_FORGED           RstguardCounter = 27
+	RstguardCounterCNT_VERDICT_BASE          RstguardCounter = 28
+	RstguardCounterCNT_ACTION_BASE           RstguardCounter = 32
+	RstguardCounterCNT_SIGNAL_BASE           RstguardCounter = 35
+	RstguardCounterCNT_CONFIRMED_ACTION_BASE RstguardCounter = 58
+	RstguardCounterCNT_MAX                   RstguardCounter = 61
 )
 
 type RstguardDirFlag uint32

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/rstguard/rstguard/bench/lab"
 	"github.com/rstguard/rstguard/control/health"
 )
 
@@ -191,5 +194,53 @@ func TestHealthFullDisk(t *testing.T) {
 	}
 	if out, err := g.gw.Command(t.Context(), "tshark", "-r", g.pcap, "-T", "fields", "-e", "frame.number").CombinedOutput(); err != nil {
 		t.Errorf("tshark reads the evidence after the full disk: %v %s", err, out)
+	}
+}
+
+// Asymmetric routing: the server's replies go back to the client over a
+// link of their own, so the gateway sees only the client's half of every
+// conversation and can judge little. The one health result says so (WARNING,
+// one_way) on every surface, while traffic flows.
+func TestHealthOneWay(t *testing.T) {
+	g := newGateway(t)
+	direct := netip.MustParsePrefix("10.98.0.0/24")
+	if err := lab.Connect(g.client, "direct0", netip.PrefixFrom(direct.Addr().Next(), 24),
+		g.server, "direct0", netip.PrefixFrom(direct.Addr().Next().Next(), 24)); err != nil {
+		t.Fatal(err)
+	}
+	// The client takes replies from the server on the link it would not
+	// send to it by (no reverse-path filter), and the server sends them
+	// there.
+	for _, k := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf.direct0.rp_filter"} {
+		if err := g.client.Sysctl(k, "0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clientNet := netip.PrefixFrom(g.chain.Addr("client"), 24).Masked()
+	_, dst, _ := net.ParseCIDR(clientNet.String())
+	if err := g.server.Netlink().RouteReplace(&netlink.Route{Dst: dst, Gw: direct.Addr().Next().AsSlice()}); err != nil {
+		t.Fatal(err)
+	}
+	g.startDaemon("drop")
+	for range 30 {
+		g.hold() // a connection, and a request answered over the direct link
+	}
+	deadline := time.Now().Add(30 * time.Second) // the daemon samples the flow table every 10 s
+	code, out := g.check()
+	for code != nagiosWarning && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		code, out = g.check()
+	}
+	if code != nagiosWarning || !strings.Contains(out, "carry data one way only") {
+		t.Fatalf("status --check %d %q, want WARNING: one way", code, out)
+	}
+	if lvl := g.healthOf(t); lvl[health.OneWay] != 1 {
+		t.Errorf("rstguard_health %v, want one_way at 1", lvl)
+	}
+	if body := string(g.scrape(t, "/healthz")); !strings.HasPrefix(body, "warning: ") || !strings.Contains(body, "one way only") {
+		t.Errorf("/healthz %q", body)
+	}
+	if st := g.mustRstguard("status", "--interval", "0", "--pin-dir", g.pinDir); !strings.Contains(st, "one way only") {
+		t.Errorf("status does not say so:\n%s", st)
 	}
 }

@@ -151,6 +151,28 @@ func TestHoldMode(t *testing.T) {
 				t.Errorf("status: no row %q of %v:\n%s", label, program[event], text)
 			}
 		}
+		// Stopped, on every surface: what the kernel dropped and what the
+		// daemon held and proved forged, each RST of a hold counted once.
+		var forgedFrames float64
+		for _, r := range g.records() {
+			if r["kind"] == "hold" && r["action"] == "drop" {
+				forgedFrames += r["hold"].(map[string]any)["frames"].(float64)
+			}
+		}
+		c := g.status().Counters
+		if float64(c.HoldForged) != forgedFrames || c.Stopped() != c.Actions["drop"]+c.HoldForged {
+			t.Errorf("status: %d held and proven forged (the hold events say %v), %d stopped", c.HoldForged, forgedFrames, c.Stopped())
+		}
+		var stopped float64
+		for _, m := range families["rstguard_rsts_stopped_total"].GetMetric() {
+			stopped += m.GetCounter().GetValue()
+		}
+		if stopped < float64(c.Actions["drop"]) || stopped > float64(c.Stopped()) || stopped < forgedFrames {
+			t.Errorf("rstguard_rsts_stopped_total %v; status says %d", stopped, c.Stopped())
+		}
+		if _, out := g.check(); !strings.Contains(out, fmt.Sprintf(" stopped=%dc ", c.Stopped())) {
+			t.Errorf("status --check perfdata %q, want stopped=%dc", out, c.Stopped())
+		}
 		if h := families["rstguard_hold_wait_seconds"].GetMetric(); len(h) != 1 || h[0].GetHistogram().GetSampleCount() != uint64(len(g.holdOutcomes())) {
 			t.Errorf("wait histogram %v for %d holds", h, len(g.holdOutcomes()))
 		}

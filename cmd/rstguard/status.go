@@ -211,6 +211,7 @@ func rates(before, after dataplane.Counters, secs float64) map[string]float64 {
 		"packets":     rate(before.Packets, after.Packets),
 		"rsts":        rate(before.RSTs, after.RSTs),
 		"dropped":     rate(before.Actions["drop"], after.Actions["drop"]),
+		"stopped":     rate(before.Stopped(), after.Stopped()),
 		"held":        rate(before.Actions["hold"], after.Actions["hold"]),
 		"events_lost": rate(before.EventsLost, after.EventsLost),
 	}
@@ -257,9 +258,9 @@ func nagiosCheck(w io.Writer, r statusReport, err error) error {
 	default:
 		text = fmt.Sprintf("%s mode on %s, daemon pid %d up %s", r.Mode, strings.Join(names, ","), r.Daemon.PID, r.Uptime)
 	}
-	fmt.Fprintf(w, "RSTGUARD %s - %s | flows=%d;;;0;%d rsts=%dc spoofed=%dc dropped=%dc events_lost=%dc\n", label, text,
+	fmt.Fprintf(w, "RSTGUARD %s - %s | flows=%d;;;0;%d rsts=%dc spoofed=%dc dropped=%dc stopped=%dc events_lost=%dc\n", label, text,
 		r.FlowsTracked, r.FlowTableSize, r.Counters.RSTs, r.Counters.Verdicts["spoofed"], r.Counters.Actions["drop"],
-		r.Counters.EventsLost)
+		r.Counters.Stopped(), r.Counters.EventsLost)
 	if code == nagiosOK {
 		return nil
 	}
@@ -319,8 +320,10 @@ func printStatus(w io.Writer, r statusReport) {
 	for _, v := range dataplane.Verdicts {
 		row("  "+v.String(), c.Verdicts[v.String()], v.String())
 	}
+	row("stopped (dropped, or held and proven forged)", c.Stopped(), "stopped")
 	row("dropped", c.Actions["drop"], "dropped")
 	row("held", c.Actions["hold"], "held")
+	row("  proven forged and dropped", c.HoldForged, "")
 	row("  joined a hold", c.HoldJoined, "")
 	row("  probe answers", c.HoldAnswers, "")
 	row("  not held: no socket", c.HoldNoSocket, "")

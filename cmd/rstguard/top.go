@@ -29,8 +29,9 @@ func topCommand() command {
 		name: "top",
 		args: "[--interval DURATION] [--per-cpu] [--count N]",
 		summary: `a live view, redrawn every interval until Ctrl-C, as xdp-bench shows
-One line per interface (packets, RSTs, spoofed, dropped and held RSTs and
-lost events, per second), their total, the flow table's fill and, with
+One line per interface (packets, RSTs, spoofed, stopped, dropped and held
+RSTs and lost events, per second; stopped is dropped plus held and proven
+forged), their total, the flow table's fill and, with
 --per-cpu, one line per CPU. On a terminal, q quits too. Also rstguard
 status --watch.`,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
@@ -149,11 +150,11 @@ func drawTop(w io.Writer, prev, cur topSample, interval time.Duration) {
 		fmt.Fprintf(w, "health %s\n\n", cur.health)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tPACKETS/S\tRSTS/S\tSPOOFED/S\tDROPPED/S\tHELD/S\tEVENTS LOST/S\t")
+	fmt.Fprintln(tw, "\tPACKETS/S\tRSTS/S\tSPOOFED/S\tSTOPPED/S\tDROPPED/S\tHELD/S\tEVENTS LOST/S\t")
 	line := func(name string, a, b dataplane.Counters) {
 		r := rates(a, b, secs)
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, r["packets"], r["rsts"], r["spoofed"],
-			r["dropped"], r["held"], r["events_lost"])
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, r["packets"], r["rsts"], r["spoofed"],
+			r["stopped"], r["dropped"], r["held"], r["events_lost"])
 	}
 	names := make([]string, 0, len(cur.ifaces))
 	for n := range cur.ifaces {

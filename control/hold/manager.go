@@ -270,6 +270,17 @@ func (m *Manager) flush() {
 			m.log.Error("end holds", "err", err)
 		}
 	}
+	forged := map[int]uint64{}
+	for _, e := range reports {
+		if e.Hold.Outcome.Forged() {
+			forged[int(e.Ifindex)] += uint64(e.Hold.Frames)
+		}
+	}
+	for ifindex, n := range forged {
+		if err := m.dp.CountHoldForged(ifindex, n); err != nil {
+			m.log.Error("count held forgeries", "err", err)
+		}
+	}
 	if len(reports) > 0 {
 		select {
 		case m.reports <- reports:

@@ -33,6 +33,7 @@ type Collector struct {
 	flows, capacity, inserts, evictions, insertFails     *prometheus.Desc
 	confirmed, collateral, attached, written2, decodeErr *prometheus.Desc
 	capped, confirmedBy, buildInfo, mode, holdProgram    *prometheus.Desc
+	stopped                                              *prometheus.Desc
 }
 
 // New builds a collector. host labels every series; interfaces reports the
@@ -44,9 +45,11 @@ func New(src Source, host string, interfaces func() []attach.State, written, dec
 	}
 	return &Collector{
 		src: src, interfaces: interfaces, written: written, decodeErrors: decodeErrors, suppressed: suppressed,
-		packets:     d("packets_total", "Frames seen by the XDP program, by interface and how far it parsed them.", "iface", "class"),
-		verdicts:    d("rst_verdicts_total", "RSTs judged, by interface and verdict.", "iface", "verdict"),
-		actions:     d("rst_actions_total", "RSTs passed, dropped or held, by interface.", "iface", "action"),
+		packets:  d("packets_total", "Frames seen by the XDP program, by interface and how far it parsed them.", "iface", "class"),
+		verdicts: d("rst_verdicts_total", "RSTs judged, by interface and verdict.", "iface", "verdict"),
+		actions:  d("rst_actions_total", "RSTs passed, dropped or held, by interface.", "iface", "action"),
+		stopped: d("rsts_stopped_total", "Forged RSTs that never reached their receiver, by interface: dropped, or held and "+
+			"proven forged by the daemon.", "iface"),
 		signals:     d("rst_signals_total", "RSTs that showed each signal.", "signal"),
 		events:      d("events_total", "Ring-buffer events: sent, lost (buffer full) or suppressed (per-flow budget).", "outcome"),
 		flows:       d("flows_tracked", "Connections in the flow table (as the source last counted them: the daemon every 10 s)."),
@@ -72,7 +75,7 @@ func New(src Source, host string, interfaces func() []attach.State, written, dec
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.verdicts, c.actions, c.signals, c.events, c.flows,
+	for _, d := range []*prometheus.Desc{c.packets, c.verdicts, c.actions, c.stopped, c.signals, c.events, c.flows,
 		c.capacity, c.inserts, c.insertFails, c.evictions, c.confirmed, c.collateral, c.attached, c.written2, c.decodeErr,
 		c.capped, c.confirmedBy, c.buildInfo, c.mode, c.holdProgram} {
 		ch <- d
@@ -114,6 +117,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		for k, v := range ic.ConfirmedByAction {
 			counter(c.confirmedBy, v, iface, k)
 		}
+		counter(c.stopped, ic.Stopped(), iface)
 	}
 	v := version.Get()
 	gauge(c.buildInfo, 1, v.Version, v.Commit, v.GoVersion, strconv.Itoa(int(v.BPFABI)))

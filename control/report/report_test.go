@@ -32,7 +32,7 @@ func goldenEvents() []dataplane.Event {
 		RST: &dataplane.ForgedRST{Seq: 1001, TTL: 55, VerdictThen: dataplane.VerdictSpoofed}}
 	held := dataplane.Event{Time: at.Add(2 * time.Second), Kind: dataplane.EventHold, Src: client, Dst: server,
 		Zone: 3, Flags: 0x04, Seq: 1001, TTL: 61, Verdict: dataplane.VerdictSpoofed, Action: dataplane.ActionDrop,
-		Hold: &dataplane.HoldResult{Outcome: dataplane.HoldAnsweredACK, Waited: 248 * time.Microsecond, Frames: 1,
+		Hold: &dataplane.HoldResult{Outcome: dataplane.HoldAnsweredACK, Waited: 248 * time.Microsecond, Frames: 3, Joined: 2,
 			ProbeSeq: 2001, ProbeAck: 1001}}
 	return []dataplane.Event{spoofed, confirmed, held}
 }
@@ -157,7 +157,7 @@ func TestRecordText(t *testing.T) {
 	for i, want := range []string{
 		"eth0 192.0.2.10:40000 > 198.51.100.80:80 [R] seq 1001 ttl 55 id 4242 win 0: spoofed (seq_exact,ttl_off) -> drop; expected seq 1001 ttl 61 ip-id per_flow; injector ~9 hops away, real sender ~3",
 		"CONFIRMED FORGED: 192.0.2.10:40000 > 198.51.100.80:80 kept sending after a RST in its name ([P.] seq 1001 ttl 61 after the RST seq 1001 ttl 55, judged spoofed then)",
-		"HOLD 192.0.2.10:40000 > 198.51.100.80:80 [R] seq 1001 ttl 61: probe_answered_ack after 248µs (1 held) -> forged, dropped",
+		"HOLD 192.0.2.10:40000 > 198.51.100.80:80 [R] seq 1001 ttl 61: probe_answered_ack after 248µs (3 held) -> forged, dropped",
 	} {
 		if got := FromEvent(evs[i], "eth0", "").Text(); !strings.Contains(got, want) {
 			t.Errorf("text\n got %s\nwant ...%s", got, want)

@@ -11,7 +11,7 @@
 
 /* Stored in the policy map; the control plane refuses pinned maps of another ABI. */
 enum abi {
-	RSTGUARD_ABI = 5,
+	RSTGUARD_ABI = 6,
 };
 
 /* Policy, changed at run time through the config map (no reload). */
@@ -238,6 +238,7 @@ enum counter {
 	CNT_HOLD_DATA,        /* data from a held flow's claimed sender proving it alive */
 	CNT_HOLD_PROVEN_DROP, /* RSTs dropped in the kernel: their claimed sender was proven alive moments ago */
 	CNT_HOLD_UNRELEASABLE,/* hold mode, but the daemon could not release it (IPv6 extension headers, a first fragment): passed */
+	CNT_HOLD_FORGED,      /* held RSTs the daemon proved forged and dropped: counted by the daemon, never by the program */
 	CNT_VERDICT_BASE,     /* VERDICT_COUNT slots */
 	CNT_ACTION_BASE = CNT_VERDICT_BASE + VERDICT_COUNT,
 	CNT_SIGNAL_BASE = CNT_ACTION_BASE + ACTION_COUNT,
