@@ -87,6 +87,18 @@ func (c *Counters) Add(o Counters) {
 	*c = countersFrom(raw)
 }
 
+// Each calls fn with every one of the program's own counters (enum counter
+// up to its families: verdicts, actions and signals have fields of their
+// own) by its name in xdp/bpf/rstguard.h, in the header's order: a counter
+// added there is in the metrics without another change.
+func (c Counters) Each(fn func(name string, v uint64)) {
+	for i, name := range counterNames {
+		if i < len(c.raw) {
+			fn(name, c.raw[i])
+		}
+	}
+}
+
 // Stopped is how many forged RSTs never reached their receiver: those
 // dropped (in drop mode, and in hold mode's kernel: proven alive, joined to
 // a hold) and those held and then proven forged by the daemon.

@@ -42,6 +42,26 @@ func TestCountersJSONGolden(t *testing.T) {
 	golden(t, "counters", countersFrom(raw))
 }
 
+// Every counter of the header, by its name there, up to the families.
+func TestCountersEach(t *testing.T) {
+	raw := make([]uint64, xdp.RstguardCounterCNT_MAX)
+	for i := range raw {
+		raw[i] = uint64(i)
+	}
+	got := map[string]uint64{}
+	countersFrom(raw).Each(func(name string, v uint64) { got[name] = v })
+	if len(got) != int(xdp.RstguardCounterCNT_VERDICT_BASE) {
+		t.Errorf("%d counters, want the %d before the families", len(got), xdp.RstguardCounterCNT_VERDICT_BASE)
+	}
+	for name, want := range map[string]xdp.RstguardCounter{"tcp": xdp.RstguardCounterCNT_TCP,
+		"hold_no_socket": xdp.RstguardCounterCNT_HOLD_NO_SOCKET, "hold_forged": xdp.RstguardCounterCNT_HOLD_FORGED,
+		"event_suppressed": xdp.RstguardCounterCNT_EVENT_SUPPRESSED} {
+		if v, ok := got[name]; !ok || v != uint64(want) {
+			t.Errorf("%s = %d (present %v), want %d", name, v, ok, want)
+		}
+	}
+}
+
 func TestFlowJSONGolden(t *testing.T) {
 	var k xdp.RstguardFlowKey
 	var v xdp.RstguardFlowValue

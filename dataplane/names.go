@@ -27,7 +27,26 @@ var (
 	signalWeights    = enumValues("signal_weight", "SIGW_")
 	signalCauses     = enumValues("signal_causes", "SIGC_")
 	causeNames       = enumNames("benign_cause", "CAUSE_")
+	counterNames     = scalarCounterNames()
 )
+
+// scalarCounterNames names the program's counters (enum counter) by index,
+// CNT_HOLD_NO_SOCKET as "hold_no_socket", up to the first *_BASE: from
+// there on the counters are families (verdicts, actions, signals) named by
+// their own enums.
+func scalarCounterNames() []string {
+	var names []string
+	for _, v := range btfEnum("counter").Values {
+		if strings.HasSuffix(v.Name, "_BASE") {
+			break
+		}
+		if v.Value != uint64(len(names)) {
+			panic(fmt.Sprintf("enum counter is not dense at %s", v.Name))
+		}
+		names = append(names, strings.ToLower(strings.TrimPrefix(v.Name, "CNT_")))
+	}
+	return names
+}
 
 // enumValues maps a C enum's names, prefix trimmed and lower case, to their values.
 func enumValues(enum, prefix string) map[string]int {

@@ -176,6 +176,18 @@ func TestHoldMode(t *testing.T) {
 		if h := families["rstguard_hold_wait_seconds"].GetMetric(); len(h) != 1 || h[0].GetHistogram().GetSampleCount() != uint64(len(g.holdOutcomes())) {
 			t.Errorf("wait histogram %v for %d holds", h, len(g.holdOutcomes()))
 		}
+		// Every metric the shipped dashboard and alert rules query is served.
+		for _, file := range []string{"../../contrib/grafana/rstguard.json", "../../contrib/prometheus/rstguard-rules.yml"} {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range regexp.MustCompile(`rstguard_[a-z0-9_]+`).FindAllString(string(data), -1) {
+				if families[name] == nil && families[strings.TrimSuffix(name, "_bucket")] == nil {
+					t.Errorf("%s queries %s, which the daemon does not serve", file, name)
+				}
+			}
+		}
 		rep := g.mustRstguard("report", "--file", g.events)
 		if !strings.Contains(rep, "held RSTs, by outcome") || !strings.Contains(rep, "probe_answered_ack") {
 			t.Errorf("report:\n%s", rep)

@@ -16,6 +16,7 @@ import (
 	"github.com/rstguard/rstguard/control/report"
 	"github.com/rstguard/rstguard/control/version"
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/tokenbucket"
 )
 
 // eventSink writes the event log and the evidence pcapng, for the ring-buffer
@@ -37,26 +38,13 @@ type eventSink struct {
 	events, frames healing
 }
 
-// rate is a token bucket of perSecond tokens, a second's worth deep.
+// rate is the event log's cap: perSecond events, a second's worth deep.
 type rate struct {
 	perSecond float64
-	tokens    float64
-	at        time.Time
+	bucket    tokenbucket.Bucket
 }
 
-func (r *rate) take(now time.Time) bool {
-	if r.at.IsZero() {
-		r.tokens = r.perSecond
-	} else {
-		r.tokens = min(r.perSecond, r.tokens+now.Sub(r.at).Seconds()*r.perSecond)
-	}
-	r.at = now
-	if r.tokens < 1 {
-		return false
-	}
-	r.tokens--
-	return true
-}
+func (r *rate) take(now time.Time) bool { return r.bucket.Take(now, r.perSecond, r.perSecond) }
 
 // Backoff between attempts to write a failing file again: a full disk is
 // not retried on every event, and writing resumes within seconds of space

@@ -3,27 +3,9 @@ package hold
 import (
 	"net/netip"
 	"time"
+
+	"github.com/rstguard/rstguard/internal/tokenbucket"
 )
-
-// bucket is a token bucket: rate tokens a second, up to burst.
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-func (b *bucket) take(now time.Time, rate, burst float64) bool {
-	if b.at.IsZero() {
-		b.tokens = burst
-	} else {
-		b.tokens = min(burst, b.tokens+now.Sub(b.at).Seconds()*rate)
-	}
-	b.at = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
 
 // PerDestinationRate is how many probes one address may be sent a second,
 // and in one burst: a flood of forged RSTs in one victim's name must not
@@ -37,18 +19,18 @@ const PerDestinationRate = 1000
 
 // limiter bounds probes in total and per destination.
 type limiter struct {
-	total  bucket
-	byDest map[netip.Addr]*bucket
+	total  tokenbucket.Bucket
+	byDest map[netip.Addr]*tokenbucket.Bucket
 	swept  time.Time
 }
 
-func newLimiter() *limiter { return &limiter{byDest: map[netip.Addr]*bucket{}} }
+func newLimiter() *limiter { return &limiter{byDest: map[netip.Addr]*tokenbucket.Bucket{}} }
 
 // allow takes one probe to dst from both budgets, or from neither.
 func (l *limiter) allow(dst netip.Addr, now time.Time, totalRate float64) bool {
 	if now.Sub(l.swept) > 10*time.Second {
 		for a, b := range l.byDest {
-			if now.Sub(b.at) > time.Second { // full again: forget it
+			if b.Idle(now, time.Second) { // full again: forget it
 				delete(l.byDest, a)
 			}
 		}
@@ -56,14 +38,14 @@ func (l *limiter) allow(dst netip.Addr, now time.Time, totalRate float64) bool {
 	}
 	d := l.byDest[dst]
 	if d == nil {
-		d = &bucket{}
+		d = &tokenbucket.Bucket{}
 		l.byDest[dst] = d
 	}
 	probe := *d
-	if !probe.take(now, PerDestinationRate, PerDestinationRate) {
+	if !probe.Take(now, PerDestinationRate, PerDestinationRate) {
 		return false
 	}
-	if !l.total.take(now, totalRate, max(totalRate, 1)) {
+	if !l.total.Take(now, totalRate, max(totalRate, 1)) {
 		return false
 	}
 	*d = probe

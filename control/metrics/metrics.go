@@ -33,7 +33,7 @@ type Collector struct {
 	flows, capacity, inserts, evictions, insertFails     *prometheus.Desc
 	confirmed, collateral, attached, written2, decodeErr *prometheus.Desc
 	capped, confirmedBy, buildInfo, mode, holdProgram    *prometheus.Desc
-	stopped                                              *prometheus.Desc
+	stopped, program                                     *prometheus.Desc
 }
 
 // New builds a collector. host labels every series; interfaces reports the
@@ -48,6 +48,8 @@ func New(src Source, host string, interfaces func() []attach.State, written, dec
 		packets:  d("packets_total", "Frames seen by the XDP program, by interface and how far it parsed them.", "iface", "class"),
 		verdicts: d("rst_verdicts_total", "RSTs judged, by interface and verdict.", "iface", "verdict"),
 		actions:  d("rst_actions_total", "RSTs passed, dropped or held, by interface.", "iface", "action"),
+		program: d("program_counters_total", "Every counter of the XDP program (enum counter in xdp/bpf/rstguard.h, "+
+			"named as there without CNT_), by interface: the figures rstguard status --json shows.", "iface", "counter"),
 		stopped: d("rsts_stopped_total", "Forged RSTs that never reached their receiver, by interface: dropped, or held and "+
 			"proven forged by the daemon.", "iface"),
 		signals:     d("rst_signals_total", "RSTs that showed each signal.", "signal"),
@@ -75,7 +77,7 @@ func New(src Source, host string, interfaces func() []attach.State, written, dec
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.packets, c.verdicts, c.actions, c.stopped, c.signals, c.events, c.flows,
+	for _, d := range []*prometheus.Desc{c.packets, c.verdicts, c.actions, c.stopped, c.program, c.signals, c.events, c.flows,
 		c.capacity, c.inserts, c.insertFails, c.evictions, c.confirmed, c.collateral, c.attached, c.written2, c.decodeErr,
 		c.capped, c.confirmedBy, c.buildInfo, c.mode, c.holdProgram} {
 		ch <- d
@@ -118,6 +120,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.confirmedBy, v, iface, k)
 		}
 		counter(c.stopped, ic.Stopped(), iface)
+		ic.Each(func(name string, v uint64) { counter(c.program, v, iface, name) })
 	}
 	v := version.Get()
 	gauge(c.buildInfo, 1, v.Version, v.Commit, v.GoVersion, strconv.Itoa(int(v.BPFABI)))
