@@ -39,14 +39,15 @@ const (
 var ErrNotTCP = errors.New("not a TCP segment")
 
 // ParseSegment reads an Ethernet frame (up to two VLAN tags, IPv4 with
-// options, IPv6 without extension headers: what hold mode is given) carrying TCP.
+// options, IPv6 with up to four hop-by-hop or destination-options headers:
+// what hold mode is given) carrying TCP.
 func ParseSegment(f []byte) (Segment, error) {
 	var s Segment
 	if len(f) < 14 {
 		return s, ErrNotTCP
 	}
 	off, etype := 14, binary.BigEndian.Uint16(f[12:])
-	for i := range 2 {
+	for i := range int(xdp.RstguardParseLimitsMAX_VLAN) {
 		if etype != 0x8100 && etype != 0x88a8 {
 			break
 		}
@@ -73,11 +74,24 @@ func ParseSegment(f []byte) (Segment, error) {
 		src, dst = netip.AddrFrom4([4]byte(f[off+12:])), netip.AddrFrom4([4]byte(f[off+16:]))
 		s.TTL, s.L4Off, s.L4Len = f[off+8], off+ihl, total-ihl
 	case 0x86dd:
-		if len(f) < off+40 || f[off+6] != 6 {
+		if len(f) < off+40 {
 			return s, ErrNotTCP
 		}
 		src, dst = netip.AddrFrom16([16]byte(f[off+8:])), netip.AddrFrom16([16]byte(f[off+24:]))
 		s.TTL, s.L4Off, s.L4Len, s.IPv6 = f[off+7], off+40, int(binary.BigEndian.Uint16(f[off+4:])), true
+		// Hop-by-hop (0) and destination options (60), as the program
+		// holds them: 8 + 8n bytes each (RFC 8200 4.3, 4.6).
+		next := f[off+6]
+		for i := 0; i < int(xdp.RstguardParseLimitsMAX_IPV6EXT) && (next == 0 || next == 60); i++ {
+			if len(f) < s.L4Off+8 {
+				return s, ErrNotTCP
+			}
+			n := 8 + 8*int(f[s.L4Off+1])
+			next, s.L4Off, s.L4Len = f[s.L4Off], s.L4Off+n, s.L4Len-n
+		}
+		if next != 6 {
+			return s, ErrNotTCP
+		}
 	default:
 		return s, ErrNotTCP
 	}

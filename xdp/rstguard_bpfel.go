@@ -307,6 +307,13 @@ const (
 	RstguardModeMODE_HOLD    RstguardMode = 2
 )
 
+type RstguardParseLimits uint32
+
+const (
+	RstguardParseLimitsMAX_VLAN    RstguardParseLimits = 2
+	RstguardParseLimitsMAX_IPV6EXT RstguardParseLimits = 4
+)
+
 type RstguardPolicyDefault uint32
 
 const (

@@ -11,7 +11,9 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -306,6 +308,7 @@ func (g *gateway) releasesRealAbort(t *testing.T) {
 		t.Fatalf("server: %v", err)
 	}
 	before := len(g.holdOutcomes())
+	arrived := sniffRSTs(t, g.server, lab.ClientSide, 81)
 	c.(*net.TCPConn).SetLinger(0)
 	c.Close() // RST/ACK
 	if err := <-readErr; !errors.Is(err, syscall.ECONNRESET) {
@@ -315,7 +318,71 @@ func (g *gateway) releasesRealAbort(t *testing.T) {
 	if got := g.holdOutcomes()[before]; got != "probe_answered_rst" {
 		t.Errorf("outcome %s, want probe_answered_rst", got)
 	}
+	// Delivered once, as forwarding would have: TTL less one, untagged
+	// (and its checksums right: the server's stack took it).
+	time.Sleep(50 * time.Millisecond)
+	if rsts := arrived(); len(rsts) != 1 || rsts[0].TTL != 63 || rsts[0].VLAN != 0 {
+		t.Errorf("RSTs at the server %+v, want one with TTL 63 (the client's 64, forwarded once)", rsts)
+	}
 }
+
+// sniffRSTs records the RSTs to port that arrive on a host's interface; the
+// returned function gives those seen so far.
+func sniffRSTs(t *testing.T, h *lab.Host, ifname string, port uint16) func() []dataplane.Segment {
+	t.Helper()
+	link, err := h.Netlink().LinkByName(ifname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fd int
+	if err := h.Do(func() (err error) {
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(htons(unix.ETH_P_ALL)))
+		if err != nil {
+			return err
+		}
+		tv := unix.NsecToTimeval((100 * time.Millisecond).Nanoseconds()) // to hear the test end
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return err
+		}
+		return unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: link.Attrs().Index})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var seen []dataplane.Segment
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		buf := make([]byte, 2048)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			n, from, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				continue // the timeout
+			}
+			if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
+				continue
+			}
+			if seg, err := dataplane.ParseSegment(buf[:n]); err == nil && seg.Flags&dataplane.FlagRST != 0 && seg.Dst.Port() == port {
+				mu.Lock()
+				seen = append(seen, seg)
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() { close(done); <-stopped; unix.Close(fd) })
+	return func() []dataplane.Segment {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(seen)
+	}
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // volleys are injectors that adapt: a volley at the client's exact
 // sequence, each RST copying every header, a few ms apart. The later RSTs of

@@ -115,15 +115,17 @@ func TestForward(t *testing.T) {
 		src, dst netip.AddrPort
 		partial  bool
 		vlans    []uint16
+		hopByHop bool
 	}{
-		{"IPv4", client, server, false, nil},
-		{"IPv6", client6, server6, false, nil},
-		{"IPv4 with a partial checksum (TX offload)", client, server, true, nil},
-		{"IPv4 from a trunk: released untagged onto the egress", client, server, false, []uint16{100}},
+		{"IPv4", client, server, false, nil, false},
+		{"IPv6", client6, server6, false, nil, false},
+		{"IPv6 with a hop-by-hop header: kept, hop limit less one", client6, server6, false, nil, true},
+		{"IPv4 with a partial checksum (TX offload)", client, server, true, nil, false},
+		{"IPv4 from a trunk: released untagged onto the egress", client, server, false, []uint16{100}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := frames.Segment{Src: tc.src, Dst: tc.dst, Seq: 1000, Ack: 77, Flags: frames.RST | frames.ACK, TTL: 60,
-				Window: 501, SrcMAC: macA, DstMAC: macB, VLANs: tc.vlans}.MustFrame()
+				Window: 501, SrcMAC: macA, DstMAC: macB, VLANs: tc.vlans, IPv6HopByHop: tc.hopByHop}.MustFrame()
 			f = append(f, 0, 0, 0, 0) // Ethernet padding
 			seg, err := dataplane.ParseSegment(f)
 			if err != nil {
@@ -146,6 +148,9 @@ func TestForward(t *testing.T) {
 			}
 			if eth.SrcMAC.String() != egressSrc.String() || eth.DstMAC.String() != egressDst.String() {
 				t.Errorf("L2 %s > %s", eth.SrcMAC, eth.DstMAC)
+			}
+			if hbh := p.Layer(layers.LayerTypeIPv6HopByHop) != nil; hbh != tc.hopByHop {
+				t.Errorf("hop-by-hop header in the released frame: %v", hbh)
 			}
 			got, _ := dataplane.ParseSegment(out)
 			if got.TTL != 59 || tcp.Seq != 1000 || tcp.Ack != 77 || !tcp.RST || !tcp.ACK || tcp.Window != 501 {

@@ -31,8 +31,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * balancer_consts.h). Times are time32: nanoseconds >> TIME32_SHIFT. */
 
 /* Parsing: how deep, and the header fields read by mask. */
-#define MAX_VLAN 2          /* 802.1Q / 802.1ad tags walked */
-#define MAX_IPV6_EXT 4      /* IPv6 extension headers walked; more: passed, counted */
+/* How deep: MAX_VLAN and MAX_IPV6_EXT are in rstguard.h (enum parse_limits),
+ * shared with the daemon's parser. */
 #define TCP_OPT_MAX 40      /* the TCP option space (RFC 9293 3.1) */
 #define TCP_FLAGS_OFFSET 13 /* the flags byte in the TCP header */
 #define IP_DF 0x4000        /* IPv4 frag_off (RFC 791) */
@@ -249,6 +249,7 @@ struct btf_anchor {
 	enum hold_outcome hold_outcome;
 	enum hold_evidence hold_evidence;
 	enum hold_limits hold_limits;
+	enum parse_limits parse_limits;
 	enum policy_default policy_default;
 	enum time_unit time_unit;
 	enum signal_weight signal_weight;
@@ -300,7 +301,7 @@ struct packet {
 	__u32 ifindex; /* where it arrived: interface and RX queue */
 	__u32 queue;
 	__u8 first_fragment; /* the first fragment of a datagram: payload incomplete */
-	__u8 ipv6_ext;       /* IPv6 with extension headers before TCP */
+	__u8 ipv6_fixed_ext; /* IPv6 with a routing, fragment or AH header before TCP: hold mode cannot release it */
 	__u16 vlan;          /* the outer VLAN ID; 0 untagged */
 };
 
@@ -517,7 +518,7 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p, __u32 
 {
 	struct ipv6hdr *ip6h = c->pos;
 	__u32 len;
-	__u8 next, first = 0, ext_seen = 0;
+	__u8 next, first = 0, fixed = 0;
 	int i;
 
 	if ((void *)(ip6h + 1) > c->end)
@@ -547,9 +548,13 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p, __u32 
 		if (len < ext_len)
 			return PARSE_ERROR;
 		len -= ext_len;
+		/* Hop-by-hop and destination options are what forwarding leaves
+		 * alone and the daemon walks; a routing header changes the
+		 * pseudo-header's destination (RFC 8200 8.1), a fragment or AH
+		 * header ties the segment to what it cannot see. */
+		fixed |= next != IPPROTO_HOPOPTS && next != IPPROTO_DSTOPTS;
 		next = ext[0];
 		c->pos += ext_len;
-		ext_seen = 1;
 	}
 	if (is_ipv6_ext(next))
 		return PARSE_IPV6_EXT_LIMIT;
@@ -560,7 +565,7 @@ static __always_inline int parse_ipv6(struct cursor *c, struct packet *p, __u32 
 	p->ipv6 = 1;
 	p->flow_label = bpf_ntohl(*(__be32 *)ip6h) & IP6_FLOWLABEL;
 	p->first_fragment = first;
-	p->ipv6_ext = ext_seen;
+	p->ipv6_fixed_ext = fixed;
 	*src = (__u32 *)&ip6h->saddr;
 	*dst = (__u32 *)&ip6h->daddr;
 	*l4_len = len;
@@ -1482,8 +1487,12 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 	    !(rcv->flags & DIR_SEEN) || allowed(p))
 		return ACTION_PASS;
 	/* The daemon re-parses what it holds: only Ethernet, VLAN tags, IPv4
-	 * and IPv6 without extension headers, and whole segments. */
-	if (p->first_fragment || p->ipv6_ext) {
+	 * with options, IPv6 with hop-by-hop and destination options, and whole
+	 * segments. A RST in fragments passes: no real stack fragments a RST
+	 * (a few dozen bytes, under any path's MTU: RFC 791's 68, RFC 8200's
+	 * 1280), yet dropping one could cost a real RST that carries data, so
+	 * this stays a documented limit (docs/ARCHITECTURE.md). */
+	if (p->first_fragment || p->ipv6_fixed_ext) {
 		count(p->ifindex, CNT_HOLD_UNRELEASABLE);
 		return ACTION_PASS;
 	}

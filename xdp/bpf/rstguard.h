@@ -169,6 +169,13 @@ enum hold_evidence {
 };
 
 /* Hold mode's bounds; Go reads these. */
+/* How deep the parser walks; the daemon's parser of held frames
+ * (dataplane.ParseSegment) walks as deep. */
+enum parse_limits {
+	MAX_VLAN = 2,     /* 802.1Q / 802.1ad tags walked */
+	MAX_IPV6_EXT = 4, /* IPv6 extension headers walked; more: passed, counted */
+};
+
 enum hold_limits {
 	/* How long a claimed sender proven alive stays proven: later RSTs in
 	 * its name on that connection are dropped without a new probe. Linux
@@ -237,7 +244,7 @@ enum counter {
 	CNT_HOLD_ANSWER,      /* probe answers consumed (redirected to the daemon) */
 	CNT_HOLD_DATA,        /* data from a held flow's claimed sender proving it alive */
 	CNT_HOLD_PROVEN_DROP, /* RSTs dropped in the kernel: their claimed sender was proven alive moments ago */
-	CNT_HOLD_UNRELEASABLE,/* hold mode, but the daemon could not release it (IPv6 extension headers, a first fragment): passed */
+	CNT_HOLD_UNRELEASABLE,/* hold mode, but the daemon could not release it (an IPv6 routing, fragment or AH header; an IPv4 first fragment): passed */
 	CNT_HOLD_FORGED,      /* held RSTs the daemon proved forged and dropped: counted by the daemon, never by the program */
 	CNT_VERDICT_BASE,     /* VERDICT_COUNT slots */
 	CNT_ACTION_BASE = CNT_VERDICT_BASE + VERDICT_COUNT,
