@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -18,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/bench/frames"
@@ -631,5 +633,136 @@ func TestHoldModeUnderAFlood(t *testing.T) {
 	}
 	if killed > 0 {
 		t.Errorf("%d of %d connections killed: the flood is beyond hold mode's capacity", killed, flows)
+	}
+}
+
+// IPv6 in hold mode, with the hop-by-hop options header an injector may add
+// to its RST to slip past a parser that does not walk it (issue 18): held,
+// asked and dropped like any, the connection alive; and a real abort that
+// carries one is released, once, with it.
+func TestHoldModeIPv6(t *testing.T) {
+	g := newGateway(t)
+	clientIP, gwIn := netip.MustParseAddr("fd00:99::1"), netip.MustParseAddr("fd00:99::2")
+	gwOut, srvIP := netip.MustParseAddr("fd00:99:1::1"), netip.MustParseAddr("fd00:99:1::2")
+	for _, a := range []struct {
+		h      *lab.Host
+		ifname string
+		addr   netip.Addr
+	}{{g.client, lab.ServerSide, clientIP}, {g.gw, lab.ClientSide, gwIn}, {g.gw, lab.ServerSide, gwOut}, {g.server, lab.ClientSide, srvIP}} {
+		link, err := a.h.Netlink().LinkByName(a.ifname)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.addr.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
+		if err := a.h.Netlink().AddrAdd(link, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := g.gw.Sysctl("net.ipv6.conf.all.forwarding", "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.client.Route(netip.MustParsePrefix("fd00:99:1::/64"), gwIn); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.server.Route(netip.MustParsePrefix("fd00:99::/64"), gwOut); err != nil {
+		t.Fatal(err)
+	}
+	var ln net.Listener
+	if err := g.server.Do(func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(srvIP, 80).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello\n") })}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	g.startDaemon("hold")
+
+	var c net.Conn
+	if err := g.client.Do(func() (err error) {
+		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(srvIP, 80).String(), 3*time.Second)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	h := &heldConn{c: c, port: uint16(c.LocalAddr().(*net.TCPAddr).Port)}
+	if err := h.roundTrip(); err != nil {
+		t.Fatal(err)
+	}
+	f, ok := g.flowOf(h)
+	if !ok || !f.Client.Addr().Is6() {
+		t.Fatalf("IPv6 connection not in the flow table: %+v", f)
+	}
+	clientLink, err := g.client.Netlink().LinkByName(lab.ServerSide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := len(g.holdOutcomes())
+	g.sendOnClientLink([][]byte{clientRST(f, func(f dataplane.Flow, s *frames.Segment) {
+		s.TTL, s.IPv6HopByHop, s.SrcMAC = f.ClientSide.TTL, true, clientLink.Attrs().HardwareAddr
+	})}, 0)
+	g.waitFor("the hold decided", func() bool { return len(g.holdOutcomes()) > before })
+	if got := g.holdOutcomes()[before:]; len(got) != 1 || got[0] != "probe_answered_ack" {
+		t.Errorf("outcomes %v, want one probe_answered_ack", got)
+	}
+	if err := h.roundTrip(); err != nil {
+		t.Errorf("connection killed: %v", err)
+	}
+
+	// A real abort from a stack that puts a hop-by-hop header on every
+	// segment (the socket's IPV6_HOPOPTS): held, the probe answered with a
+	// RST at the nonce, released to the server once, its header kept.
+	var aborts net.Listener
+	if err := g.server.Do(func() (err error) {
+		aborts, err = net.Listen("tcp", netip.AddrPortFrom(srvIP, 0).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer aborts.Close()
+	port := uint16(aborts.Addr().(*net.TCPAddr).Port)
+	readErr := make(chan error, 1)
+	go func() {
+		c, err := aborts.Accept()
+		if err != nil {
+			readErr <- err
+			return
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = io.Copy(io.Discard, c)
+		readErr <- err
+	}()
+	hopByHop := string([]byte{0, 0, 1, 4, 0, 0, 0, 0}) // next header (the kernel's), length 0, PadN of 4
+	dialer := net.Dialer{Timeout: 3 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		rc.Control(func(fd uintptr) { err = unix.SetsockoptString(int(fd), unix.IPPROTO_IPV6, unix.IPV6_HOPOPTS, hopByHop) })
+		return err
+	}}
+	var abort net.Conn
+	if err := g.client.Do(func() (err error) {
+		abort, err = dialer.Dial("tcp", netip.AddrPortFrom(srvIP, port).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(abort, "hello")
+	time.Sleep(50 * time.Millisecond) // acknowledged: the flow is established both ways
+	before = len(g.holdOutcomes())
+	arrived := sniffRSTs(t, g.server, lab.ClientSide, port)
+	abort.(*net.TCPConn).SetLinger(0)
+	abort.Close()
+	if err := <-readErr; !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("server read: %v, want connection reset (the released RST)", err)
+	}
+	g.waitFor("the abort's hold decided", func() bool { return len(g.holdOutcomes()) > before })
+	if got := g.holdOutcomes()[before]; got != "probe_answered_rst" {
+		t.Errorf("outcome %s, want probe_answered_rst", got)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if rsts := arrived(); len(rsts) != 1 || rsts[0].TTL != 63 || rsts[0].L4Off-rsts[0].L3Off != 40+8 {
+		t.Errorf("RSTs at the server %+v, want one, hop limit 63, with its hop-by-hop header", rsts)
 	}
 }
