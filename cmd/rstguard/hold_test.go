@@ -270,15 +270,29 @@ func TestHoldMode(t *testing.T) {
 // held, its stack answers the probe with a RST at the nonce, and the RST is
 // released to the server, which sees its connection reset.
 func (g *gateway) releasesRealAbort(t *testing.T) {
+	// Delivered once, as forwarding would have: TTL less one, untagged
+	// (and its checksums right: the server's stack took it).
+	if rsts := g.abortReleased(t, g.srvIP, &net.Dialer{Timeout: 3 * time.Second}); len(rsts) != 1 || rsts[0].TTL != 63 || rsts[0].VLAN != 0 {
+		t.Errorf("RSTs at the server %+v, want one with TTL 63 (the client's 64, forwarded once)", rsts)
+	}
+}
+
+// abortReleased has the client dial a server at srvIP with dialer, send a
+// greeting, and abort (SO_LINGER 0, close: RST/ACK); the RST must be held,
+// the probe answered with a RST at the nonce, and the server's read end in
+// a reset. It returns the RSTs that reached the server.
+func (g *gateway) abortReleased(t *testing.T, srvIP netip.Addr, dialer *net.Dialer) []dataplane.Segment {
+	t.Helper()
 	// A server that reads until the client's RST reaches it.
 	var ln net.Listener
 	if err := g.server.Do(func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(g.srvIP, 81).String())
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(srvIP, 0).String())
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	port := uint16(ln.Addr().(*net.TCPAddr).Port)
 	readErr, greeted := make(chan error, 1), make(chan struct{})
 	go func() {
 		c, err := ln.Accept()
@@ -298,7 +312,7 @@ func (g *gateway) releasesRealAbort(t *testing.T) {
 	}()
 	var c net.Conn
 	if err := g.client.Do(func() (err error) {
-		c, err = net.DialTimeout("tcp", netip.AddrPortFrom(g.srvIP, 81).String(), 3*time.Second)
+		c, err = dialer.Dial("tcp", netip.AddrPortFrom(srvIP, port).String())
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -310,7 +324,7 @@ func (g *gateway) releasesRealAbort(t *testing.T) {
 		t.Fatalf("server: %v", err)
 	}
 	before := len(g.holdOutcomes())
-	arrived := sniffRSTs(t, g.server, lab.ClientSide, 81)
+	arrived := sniffRSTs(t, g.server, lab.ClientSide, port)
 	c.(*net.TCPConn).SetLinger(0)
 	c.Close() // RST/ACK
 	if err := <-readErr; !errors.Is(err, syscall.ECONNRESET) {
@@ -320,12 +334,8 @@ func (g *gateway) releasesRealAbort(t *testing.T) {
 	if got := g.holdOutcomes()[before]; got != "probe_answered_rst" {
 		t.Errorf("outcome %s, want probe_answered_rst", got)
 	}
-	// Delivered once, as forwarding would have: TTL less one, untagged
-	// (and its checksums right: the server's stack took it).
-	time.Sleep(50 * time.Millisecond)
-	if rsts := arrived(); len(rsts) != 1 || rsts[0].TTL != 63 || rsts[0].VLAN != 0 {
-		t.Errorf("RSTs at the server %+v, want one with TTL 63 (the client's 64, forwarded once)", rsts)
-	}
+	time.Sleep(50 * time.Millisecond) // a second copy would be here by now
+	return arrived()
 }
 
 // sniffRSTs records the RSTs to port that arrive on a host's interface; the
@@ -714,55 +724,14 @@ func TestHoldModeIPv6(t *testing.T) {
 	// A real abort from a stack that puts a hop-by-hop header on every
 	// segment (the socket's IPV6_HOPOPTS): held, the probe answered with a
 	// RST at the nonce, released to the server once, its header kept.
-	var aborts net.Listener
-	if err := g.server.Do(func() (err error) {
-		aborts, err = net.Listen("tcp", netip.AddrPortFrom(srvIP, 0).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer aborts.Close()
-	port := uint16(aborts.Addr().(*net.TCPAddr).Port)
-	readErr := make(chan error, 1)
-	go func() {
-		c, err := aborts.Accept()
-		if err != nil {
-			readErr <- err
-			return
-		}
-		defer c.Close()
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		_, err = io.Copy(io.Discard, c)
-		readErr <- err
-	}()
 	hopByHop := string([]byte{0, 0, 1, 4, 0, 0, 0, 0}) // next header (the kernel's), length 0, PadN of 4
-	dialer := net.Dialer{Timeout: 3 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+	dialer := &net.Dialer{Timeout: 3 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
 		var err error
 		rc.Control(func(fd uintptr) { err = unix.SetsockoptString(int(fd), unix.IPPROTO_IPV6, unix.IPV6_HOPOPTS, hopByHop) })
 		return err
 	}}
-	var abort net.Conn
-	if err := g.client.Do(func() (err error) {
-		abort, err = dialer.Dial("tcp", netip.AddrPortFrom(srvIP, port).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	io.WriteString(abort, "hello")
-	time.Sleep(50 * time.Millisecond) // acknowledged: the flow is established both ways
-	before = len(g.holdOutcomes())
-	arrived := sniffRSTs(t, g.server, lab.ClientSide, port)
-	abort.(*net.TCPConn).SetLinger(0)
-	abort.Close()
-	if err := <-readErr; !errors.Is(err, syscall.ECONNRESET) {
-		t.Errorf("server read: %v, want connection reset (the released RST)", err)
-	}
-	g.waitFor("the abort's hold decided", func() bool { return len(g.holdOutcomes()) > before })
-	if got := g.holdOutcomes()[before]; got != "probe_answered_rst" {
-		t.Errorf("outcome %s, want probe_answered_rst", got)
-	}
-	time.Sleep(50 * time.Millisecond)
-	if rsts := arrived(); len(rsts) != 1 || rsts[0].TTL != 63 || rsts[0].L4Off-rsts[0].L3Off != 40+8 {
+	rsts := g.abortReleased(t, srvIP, dialer)
+	if len(rsts) != 1 || rsts[0].TTL != 63 || rsts[0].L4Off-rsts[0].L3Off != 40+8 {
 		t.Errorf("RSTs at the server %+v, want one, hop limit 63, with its hop-by-hop header", rsts)
 	}
 }
