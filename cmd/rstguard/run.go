@@ -137,6 +137,10 @@ func daemonFlags(fs *flag.FlagSet, s *settings) {
 		_, err := fmt.Sscan(v, &s.TTLTolerance)
 		return err
 	})
+	fs.Func("event-budget", fmt.Sprintf("events a second one flow may emit; more are counted as suppressed (default %d)", s.EventBudget), func(v string) error {
+		_, err := fmt.Sscan(v, &s.EventBudget)
+		return err
+	})
 	fs.Func("hold-min", fmt.Sprintf("hold mode: shortest hold window (default %s)", time.Duration(s.HoldMin)), func(v string) error {
 		return s.HoldMin.UnmarshalText([]byte(v))
 	})
@@ -251,6 +255,7 @@ func withConfigFile(fs *flag.FlagSet, fromFlags settings, path string) (settings
 		"pin-dir":         func() { merged.PinDir = fromFlags.PinDir },
 		"flow-table-size": func() { merged.FlowTableSize = fromFlags.FlowTableSize },
 		"ttl-tolerance":   func() { merged.TTLTolerance = fromFlags.TTLTolerance },
+		"event-budget":    func() { merged.EventBudget = fromFlags.EventBudget },
 		"events":          func() { merged.Events = fromFlags.Events },
 		"pcap":            func() { merged.Pcap = fromFlags.Pcap },
 		"pcap-max-size":   func() { merged.PcapMaxSize = fromFlags.PcapMaxSize },
