@@ -218,6 +218,13 @@ func clearMap[K, V any](m *ebpf.Map) error {
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("clear %v: %w", m, err)
 	}
+	if len(keys) == 0 {
+		return nil
+	}
+	// One system call for all, where the map type has batches (hashes).
+	if _, err := m.BatchDelete(keys, nil); err == nil || errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil
+	}
 	for _, k := range keys {
 		if err := m.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("clear %v: %w", m, err)

@@ -62,12 +62,28 @@ func NewSummary() Summary {
 // Files analyses each capture with its own fresh flow table and prints as it
 // goes. An unreadable file is reported on errOut and counted; the others are
 // still analysed. The returned error is non-nil when any file failed.
+//
+// The program is loaded once, and its state reset between files
+// (Dataplane.Reset): loading it is the verifier's work, which would be most
+// of the time of many small captures.
 func Files(paths []string, opts Options, errOut io.Writer) (Summary, error) {
 	sum := NewSummary()
+	dp, err := dataplane.Load(dataplane.Options{FlowTableSize: flowTableSize})
+	if err != nil {
+		return sum, err
+	}
+	defer dp.Close()
+	// Offline, every event is wanted: no per-flow budget.
+	pol := dataplane.DefaultPolicy()
+	pol.Mode = opts.Mode
+	pol.EventBudget = 1<<16 - 1
+	if err := dp.SetPolicy(pol); err != nil {
+		return sum, err
+	}
 	var failed []error
 	for _, p := range paths {
 		sum.Files++
-		if err := file(p, opts, &sum); err != nil {
+		if err := file(dp, p, opts, &sum); err != nil {
 			sum.Unreadable++
 			failed = append(failed, err)
 			fmt.Fprintf(errOut, "rstguard analyze: %v\n", err)
@@ -76,23 +92,13 @@ func Files(paths []string, opts Options, errOut io.Writer) (Summary, error) {
 	return sum, errors.Join(failed...)
 }
 
-func file(path string, opts Options, sum *Summary) error {
+func file(dp *dataplane.Dataplane, path string, opts Options, sum *Summary) error {
 	r, err := capture.Open(path)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-
-	dp, err := dataplane.Load(dataplane.Options{FlowTableSize: flowTableSize})
-	if err != nil {
-		return err
-	}
-	defer dp.Close()
-	// Offline, every event is wanted: no per-flow budget.
-	pol := dataplane.DefaultPolicy()
-	pol.Mode = opts.Mode
-	pol.EventBudget = 1<<16 - 1
-	if err := dp.SetPolicy(pol); err != nil {
+	if err := dp.Reset(); err != nil {
 		return err
 	}
 	events, err := dp.NewEventReader(dataplane.CaptureClock)
@@ -100,6 +106,11 @@ func file(path string, opts Options, sum *Summary) error {
 		return err
 	}
 	defer events.Close()
+	// What an earlier file left in the ring, cut short by an error, is not
+	// this file's.
+	if _, err := events.Drain(); err != nil {
+		return err
+	}
 
 	enc := json.NewEncoder(opts.Out)
 	var readErr error

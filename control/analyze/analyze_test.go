@@ -94,6 +94,29 @@ func TestSharedCaptures(t *testing.T) {
 	}
 }
 
+// One load judges many files, each from nothing: the same capture twice
+// gives the same records twice and twice its counters, not a second pass
+// that finds the first one's flows.
+func TestFilesStartFresh(t *testing.T) {
+	requireRoot(t)
+	rae := filepath.Join("..", "..", "testdata", "rst-inject-rae.pcap")
+	once, one, err := analyzeJSON(t, rae)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twice, two, err := analyzeJSON(t, rae, rae)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := judged(twice), slices.Concat(judged(once), judged(once)); !slices.Equal(got, want) {
+		t.Errorf("the same capture twice: %v, want %v", got, want)
+	}
+	if two.RSTs != 2*one.RSTs || two.FlowInserts != 2*one.FlowInserts || two.Confirmed != 2*one.Confirmed {
+		t.Errorf("twice: %d RSTs, %d flows, %d confirmed; once: %d, %d, %d", two.RSTs, two.FlowInserts, two.Confirmed,
+			one.RSTs, one.FlowInserts, one.Confirmed)
+	}
+}
+
 // nonzero drops the counters' zero entries, which an event log cannot have.
 func nonzero(j dataplane.Judged) dataplane.Judged {
 	isZero := func(_ string, n uint64) bool { return n == 0 }
