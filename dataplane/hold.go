@@ -120,9 +120,22 @@ func (d *Dataplane) EndHolds(keys []xdp.RstguardFlowKey) error {
 	return nil
 }
 
-// Holding counts the flows held now.
-func (d *Dataplane) Holding() (int, error) {
-	return countEntries[xdp.RstguardFlowKey, xdp.RstguardHold](d.objs.Holds)
+// Holding counts the hold records: pending, the flows whose RST waits for a
+// decision now, and proven, those kept a moment after a forged decision so
+// that the program drops the sender's next RSTs on its own (nothing waits
+// in them).
+func (d *Dataplane) Holding() (pending, proven int, err error) {
+	var k xdp.RstguardFlowKey
+	var v xdp.RstguardHold
+	it := d.objs.Holds.Iterate()
+	for it.Next(&k, &v) {
+		if v.Evidence == uint8(xdp.RstguardHoldEvidenceHOLD_EVIDENCE_PROVEN) {
+			proven++
+		} else {
+			pending++
+		}
+	}
+	return pending, proven, it.Err()
 }
 
 // RegisterSocket puts s in the program's XSKMAP at slot and tells the
@@ -231,15 +244,4 @@ func clearMap[K, V any](m *ebpf.Map) error {
 		}
 	}
 	return nil
-}
-
-func countEntries[K, V any](m *ebpf.Map) (int, error) {
-	n := 0
-	var k K
-	var v V
-	it := m.Iterate()
-	for it.Next(&k, &v) {
-		n++
-	}
-	return n, it.Err()
 }

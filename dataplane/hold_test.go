@@ -266,7 +266,7 @@ func TestHoldDatapath(t *testing.T) {
 			if hd.ProbeSeq != serverNext-1 || hd.ProbeAck != forged.Seq {
 				t.Errorf("probe seq %d ack %d, want %d %d", hd.ProbeSeq, hd.ProbeAck, serverNext-1, forged.Seq)
 			}
-			if n, _ := h.dp.Holding(); n != 1 {
+			if n, _, _ := h.dp.Holding(); n != 1 {
 				t.Errorf("holding %d", n)
 			}
 			if evs := h.drain(); len(evs) != 1 || evs[0].Verdict != VerdictValid || evs[0].Action != ActionHold {
@@ -358,6 +358,7 @@ func TestHoldDatapath(t *testing.T) {
 			if d := h.counters().HoldProvenDrop - before.HoldProvenDrop; d != 1 {
 				t.Errorf("proven drops %d", d)
 			}
+
 			// Past the bound it is asked again: a new hold.
 			h.sendLive(rst, ProvenAliveFor(hd.RTT), box)
 			if got := received(q0); len(got) != 1 {
@@ -365,6 +366,31 @@ func TestHoldDatapath(t *testing.T) {
 			}
 			if nd, ok, _ := h.dp.LookupHold(key); !ok || nd.Held <= hd.Held || nd.DataSeen {
 				t.Errorf("after the bound: hold %+v, want a new one", nd)
+			}
+			h.drain()
+		})
+
+		run("the sender's data after a forged decision confirms it and keeps the proven mark", func(t *testing.T) {
+			c7 := open(netip.AddrPortFrom(clientAddr.Addr(), 40007))
+			_, rst7 := forgedRST(c7)
+			h.sendLive(rst7, time.Millisecond, box)
+			if got := received(q0); len(got) != 1 {
+				t.Fatalf("socket received %d frames, want the held RST", len(got))
+			}
+			h.drain()
+			key7, _ := mustSegment(t, rst7).Key(0)
+			hd7, _, _ := h.dp.LookupHold(key7)
+			if err := h.dp.ProvenAlive(key7, hd7.Held, uint64(h.now.UnixNano())); err != nil {
+				t.Fatal(err)
+			}
+			before := h.counters()
+			h.sendOn(c7.Data(frames.Client, []byte("GET /2 HTTP/1.1\r\n\r\n")), time.Millisecond, box, 0)
+			if nd, _, _ := h.dp.LookupHold(key7); nd.DataSeen || h.counters().Confirmed == before.Confirmed {
+				t.Errorf("data after the decision: confirmed %d, record %+v: want it confirming, the proven mark kept",
+					h.counters().Confirmed-before.Confirmed, nd)
+			}
+			if ret := h.sendOn(rst7, time.Millisecond, box, 0); ret != XDPDrop {
+				t.Errorf("the next forged RST: XDP %d, want drop (proven)", ret)
 			}
 			h.drain()
 		})

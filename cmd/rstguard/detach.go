@@ -124,7 +124,8 @@ func clearStaleHolds(e *env, pinDir string) error {
 		return err
 	}
 	defer dp.Close()
-	held, err := dp.Holding()
+	pending, proven, err := dp.Holding()
+	held := pending + proven
 	if err != nil {
 		return err
 	}

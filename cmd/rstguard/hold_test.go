@@ -24,6 +24,7 @@ import (
 
 	"github.com/rstguard/rstguard/bench/frames"
 	"github.com/rstguard/rstguard/bench/lab"
+	"github.com/rstguard/rstguard/control/health"
 	"github.com/rstguard/rstguard/dataplane"
 )
 
@@ -213,6 +214,40 @@ func TestHoldMode(t *testing.T) {
 		g.waitFor("a socket on the new extra0", func() bool { return hasSocketOn(g.status(), link.Attrs().Index) })
 		if st := g.status(); len(st.Sockets) != 3 {
 			t.Errorf("sockets %+v, want one on each of the three interfaces", st.Sockets)
+		}
+	})
+
+	t.Run("the client's link deleted and re-created: a forged RST after it returns is held and dropped", func(t *testing.T) {
+		link, err := g.gw.Netlink().LinkByName(lab.ClientSide)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := link.Attrs().Index
+		if err := g.gw.Netlink().LinkDel(link); err != nil { // the pair goes: the client's end too
+			t.Fatal(err)
+		}
+		g.waitFor("its sockets gone", func() bool { return !hasSocketOn(g.status(), old) })
+		clientIP, gwIP := g.chain.Addr("client"), g.chain.Addr("client").Next()
+		if err := lab.Connect(g.client, lab.ServerSide, netip.PrefixFrom(clientIP, 24), g.gw, lab.ClientSide, netip.PrefixFrom(gwIP, 24)); err != nil {
+			t.Fatal(err)
+		}
+		if err := g.client.Route(netip.PrefixFrom(g.srvIP, 24).Masked(), gwIP); err != nil {
+			t.Fatal(err)
+		}
+		link, _ = g.gw.Netlink().LinkByName(lab.ClientSide)
+		g.waitFor("the program and a socket on the new link", func() bool {
+			st := g.status()
+			return hasSocketOn(st, link.Attrs().Index) && st.Health.Level == health.OK
+		})
+		h := g.hold()
+		before := len(g.holdOutcomes())
+		g.forgeExactClientRST(h)
+		g.waitFor("the hold decided", func() bool { return len(g.holdOutcomes()) > before })
+		if got := g.holdOutcomes()[before:]; len(got) != 1 || got[0] != "probe_answered_ack" {
+			t.Errorf("outcomes %v, want one probe_answered_ack", got)
+		}
+		if err := h.roundTrip(); err != nil {
+			t.Errorf("connection killed: %v", err)
 		}
 	})
 

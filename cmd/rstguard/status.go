@@ -133,7 +133,7 @@ func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 	r.Mode, r.TTLTolerance, r.EventBudget = pol.Mode.String(), pol.TTLTolerance, pol.EventBudget
 	r.HoldMin, r.HoldMax, r.HoldFrames, r.ProbeRate = pol.HoldMin.String(), pol.HoldMax.String(), pol.HoldFrames, pol.ProbeRate
 	r.HoldMinSec, r.HoldMaxSec = pol.HoldMin.Seconds(), pol.HoldMax.Seconds()
-	if r.HeldNow, err = dp.Holding(); err != nil {
+	if r.HeldNow, _, err = dp.Holding(); err != nil {
 		return r, err
 	}
 	if r.Sockets, err = dp.Sockets(); err != nil {

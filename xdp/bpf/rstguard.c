@@ -1730,8 +1730,10 @@ static __noinline int confirm_after_rst(struct xdp_md *ctx, struct packet *p, st
 	if (f->flags & FLOW_HELD) {
 		struct hold *h = bpf_map_lookup_elem(&holds, &p->key);
 
-		/* The daemon drops the held RST on this evidence. */
-		if (h && h->from_hi == p->dir) {
+		/* The daemon drops the held RST on this evidence. A hold
+		 * decided forged already keeps its mark (and the time it was
+		 * decided): the sender's data then only confirms it. */
+		if (h && h->from_hi == p->dir && h->evidence != HOLD_EVIDENCE_PROVEN) {
 			h->evidence = HOLD_EVIDENCE_DATA;
 			count(p->ifindex, CNT_HOLD_DATA);
 		}
