@@ -52,8 +52,11 @@ type Policy struct {
 
 // String is the policy as key=value, the settings' names, for logs.
 func (p Policy) String() string {
-	return fmt.Sprintf("mode=%s ttl-tolerance=%d event-budget=%d hold-min=%s hold-max=%s hold-frames=%d probe-rate=%d",
-		p.Mode, p.TTLTolerance, p.EventBudget, p.HoldMin, p.HoldMax, p.HoldFrames, p.ProbeRate)
+	kv := make([]string, len(Settings))
+	for i, s := range Settings {
+		kv[i] = s.Name + "=" + s.Get(p)
+	}
+	return strings.Join(kv, " ")
 }
 
 // MaxHoldWindow is the longest hold window a policy may ask for: a held
@@ -64,7 +67,7 @@ const MaxHoldWindow = 10 * time.Second
 // the same bounds for `run` and for `set`.
 func (p Policy) Check() error {
 	if p.EventBudget == 0 {
-		return fmt.Errorf("event budget must be at least 1")
+		return fmt.Errorf("event-budget must be at least 1")
 	}
 	if p.HoldMin <= 0 || p.HoldMax < p.HoldMin || p.HoldMax > MaxHoldWindow {
 		return fmt.Errorf("hold window %s to %s: want 0 < hold-min <= hold-max <= %s", p.HoldMin, p.HoldMax, MaxHoldWindow)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -202,5 +203,32 @@ func TestRates(t *testing.T) {
 		"valid": 0, "suspect": 0, "unknown": 0}
 	if !maps.Equal(got, want) {
 		t.Errorf("rates %v, want %v", got, want)
+	}
+}
+
+// One row a setting (dataplane.Settings): each is a flag of run, a key of
+// its config file, and settable at run time by set.
+func TestSettingsFromOneTable(t *testing.T) {
+	fs := newTestFlagSet()
+	s := defaultSettings()
+	daemonFlags(fs, &s)
+	path := filepath.Join(t.TempDir(), "rstguard.json")
+	for _, ps := range dataplane.Settings {
+		def := ps.Get(dataplane.DefaultPolicy())
+		if fs.Lookup(ps.Name) == nil {
+			t.Errorf("%s: no flag", ps.Name)
+		}
+		if !slices.Contains(settable, ps.Name) {
+			t.Errorf("%s: set does not take it", ps.Name)
+		}
+		value := def
+		if ps.JSONString() {
+			value = strconv.Quote(def)
+		}
+		os.WriteFile(path, []byte(`{"`+strings.ReplaceAll(ps.Name, "-", "_")+`": `+value+`}`), 0o600)
+		merged, err := withConfigFile(newTestFlagSet(), defaultSettings(), path)
+		if err != nil || merged.policy[ps.Name] != def {
+			t.Errorf("%s in a config file: %v, read %q", ps.Name, err, merged.policy[ps.Name])
+		}
 	}
 }

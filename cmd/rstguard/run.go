@@ -13,7 +13,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/rstguard/rstguard/control/attach"
 	"github.com/rstguard/rstguard/control/bpffs"
@@ -26,7 +25,6 @@ import (
 // Keys are the long flag names with dashes as underscores.
 type settings struct {
 	Interfaces    []string `json:"interfaces"`
-	Mode          string   `json:"mode"`
 	XDPMode       string   `json:"xdp_mode"`
 	Events        string   `json:"events"`
 	Pcap          string   `json:"pcap"`
@@ -39,38 +37,22 @@ type settings struct {
 	Host          string   `json:"host"`
 	PinDir        string   `json:"pin_dir"`
 	FlowTableSize uint32   `json:"flow_table_size"`
-	TTLTolerance  uint8    `json:"ttl_tolerance"`
-	EventBudget   uint16   `json:"event_budget"`
-	HoldMin       duration `json:"hold_min"`
-	HoldMax       duration `json:"hold_max"`
-	HoldFrames    uint32   `json:"hold_frames"`
-	ProbeRate     uint32   `json:"probe_rate"`
+	// policy are the policy's settings a flag or the config file gave
+	// (dataplane.Settings, by name), as given: only those change the
+	// pinned policy; resolve reads them.
+	policy map[string]string
 	// explicit names the settings a flag or the config file gave (flag
-	// names): only those change the pinned policy.
+	// names).
 	explicit map[string]bool
 }
 
-// duration is a time.Duration written as "250ms" in the config file.
-type duration time.Duration
-
-func (d *duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	*d = duration(v)
-	return err
-}
-
-func (d duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
 func defaultSettings() settings {
 	host, _ := os.Hostname()
-	p := dataplane.DefaultPolicy()
 	return settings{
-		Mode: "monitor", XDPMode: "auto", Events: daemon.DefaultEvents, Pcap: daemon.DefaultPcap,
+		XDPMode: "auto", Events: daemon.DefaultEvents, Pcap: daemon.DefaultPcap,
 		PcapMaxSize: daemon.DefaultPcapMaxSize, PcapMaxFiles: daemon.DefaultPcapMaxFiles, EventsRate: daemon.DefaultEventsRate,
 		Metrics: daemon.DefaultMetrics, Host: host, PinDir: bpffs.DefaultDir,
-		FlowTableSize: dataplane.DefaultFlowTableSize, TTLTolerance: p.TTLTolerance, EventBudget: p.EventBudget,
-		HoldMin: duration(p.HoldMin), HoldMax: duration(p.HoldMax), HoldFrames: p.HoldFrames, ProbeRate: p.ProbeRate,
-		explicit: map[string]bool{},
+		FlowTableSize: dataplane.DefaultFlowTableSize, policy: map[string]string{}, explicit: map[string]bool{},
 	}
 }
 
@@ -98,12 +80,17 @@ func (l listFlag) Set(s string) error {
 func daemonFlags(fs *flag.FlagSet, s *settings) {
 	fs.Var(listFlag{&s.Interfaces}, "i", "interfaces, comma-separated: all of a gateway's, so both directions share one flow table")
 	// Flag values are checked as they are parsed, so that a bad one is a
-	// usage error (exit 1); the same mistake in a config file exits 2.
-	fs.Func("mode", "monitor (report only), drop (drop RSTs judged spoofed) or hold (drop spoofed, hold the rest and ask the claimed sender) (default: the pinned policy's, else monitor)", func(v string) error {
-		_, err := dataplane.ParseMode(v)
-		s.Mode = v
-		return err
-	})
+	// usage error (exit 1), as the same mistake in a config file is.
+	for _, ps := range dataplane.Settings {
+		fs.Func(ps.Name, fmt.Sprintf("%s (default: the pinned policy's, else %s)", ps.Usage, ps.Get(dataplane.DefaultPolicy())),
+			func(v string) error {
+				if err := ps.Set(&dataplane.Policy{}, v); err != nil {
+					return err
+				}
+				s.policy[ps.Name] = v
+				return nil
+			})
+	}
 	fs.Func("xdp-mode", "auto (native, else generic), native or generic (default auto)", func(v string) error {
 		_, err := attach.ParseMode(v)
 		s.XDPMode = v
@@ -132,28 +119,6 @@ func daemonFlags(fs *flag.FlagSet, s *settings) {
 			return errors.New("must be at least 1")
 		}
 		return nil
-	})
-	fs.Func("ttl-tolerance", fmt.Sprintf("TTL difference still counted as weak (default %d)", s.TTLTolerance), func(v string) error {
-		_, err := fmt.Sscan(v, &s.TTLTolerance)
-		return err
-	})
-	fs.Func("event-budget", fmt.Sprintf("events a second one flow may emit; more are counted as suppressed (default %d)", s.EventBudget), func(v string) error {
-		_, err := fmt.Sscan(v, &s.EventBudget)
-		return err
-	})
-	fs.Func("hold-min", fmt.Sprintf("hold mode: shortest hold window (default %s)", time.Duration(s.HoldMin)), func(v string) error {
-		return s.HoldMin.UnmarshalText([]byte(v))
-	})
-	fs.Func("hold-max", fmt.Sprintf("hold mode: longest hold window, after which a held RST is released (default %s)", time.Duration(s.HoldMax)), func(v string) error {
-		return s.HoldMax.UnmarshalText([]byte(v))
-	})
-	fs.Func("hold-frames", fmt.Sprintf("hold mode: RSTs held at once; beyond, new ones pass (default %d)", s.HoldFrames), func(v string) error {
-		_, err := fmt.Sscan(v, &s.HoldFrames)
-		return err
-	})
-	fs.Func("probe-rate", fmt.Sprintf("hold mode: probes per second in total; beyond, held RSTs are released at once (default %d)", s.ProbeRate), func(v string) error {
-		_, err := fmt.Sscan(v, &s.ProbeRate)
-		return err
 	})
 }
 
@@ -230,32 +195,47 @@ func withConfigFile(fs *flag.FlagSet, fromFlags settings, path string) (settings
 		return fromFlags, fmt.Errorf("config: %w", err)
 	}
 	merged := defaultSettings()
+	// The daemon's own settings into their fields (unknown keys are
+	// checked below, with the policy's, which have no field here).
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	if err := dec.Decode(&merged); err != nil {
 		return fromFlags, configError(path, data, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return fromFlags, fmt.Errorf("config %s:%s: trailing data after the JSON object", path, lineCol(data, dec.InputOffset()))
 	}
-	var keys map[string]json.RawMessage
-	json.Unmarshal(data, &keys)
+	entries, err := configEntries(data)
+	if err != nil {
+		return fromFlags, fmt.Errorf("config %s: %w", path, err)
+	}
 	merged.explicit = fromFlags.explicit
-	for k := range keys {
-		merged.explicit[strings.ReplaceAll(k, "_", "-")] = true
+	fields := settingsKeys()
+	for _, e := range entries {
+		name := strings.ReplaceAll(e.key, "_", "-")
+		merged.explicit[name] = true
+		if ps, ok := dataplane.SettingNamed(name); ok {
+			v, kind := configValue(e.raw, ps.JSONString())
+			if kind != "" {
+				return fromFlags, fmt.Errorf("config %s:%s: setting %q: %s where %s belongs", path, lineCol(data, e.end), e.key, kind, ps.Kind)
+			}
+			merged.policy[ps.Name] = v // read by resolve, as the flags' are
+		} else if !fields[e.key] {
+			return fromFlags, fmt.Errorf("config %s:%s: unknown setting %q (the keys are the flags' names with _ for -, e.g. \"hold_max\")",
+				path, lineCol(data, e.keyAt), e.key)
+		}
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, v := range fromFlags.policy {
+		merged.policy[name] = v
+	}
 	override := map[string]func(){
 		"i":               func() { merged.Interfaces = fromFlags.Interfaces },
-		"mode":            func() { merged.Mode = fromFlags.Mode },
 		"xdp-mode":        func() { merged.XDPMode = fromFlags.XDPMode },
 		"allow":           func() { merged.Allow = fromFlags.Allow },
 		"zone":            func() { merged.Zones = fromFlags.Zones },
 		"pin-dir":         func() { merged.PinDir = fromFlags.PinDir },
 		"flow-table-size": func() { merged.FlowTableSize = fromFlags.FlowTableSize },
-		"ttl-tolerance":   func() { merged.TTLTolerance = fromFlags.TTLTolerance },
-		"event-budget":    func() { merged.EventBudget = fromFlags.EventBudget },
 		"events":          func() { merged.Events = fromFlags.Events },
 		"pcap":            func() { merged.Pcap = fromFlags.Pcap },
 		"pcap-max-size":   func() { merged.PcapMaxSize = fromFlags.PcapMaxSize },
@@ -263,10 +243,6 @@ func withConfigFile(fs *flag.FlagSet, fromFlags settings, path string) (settings
 		"events-rate":     func() { merged.EventsRate = fromFlags.EventsRate },
 		"metrics":         func() { merged.Metrics = fromFlags.Metrics },
 		"host":            func() { merged.Host = fromFlags.Host },
-		"hold-min":        func() { merged.HoldMin = fromFlags.HoldMin },
-		"hold-max":        func() { merged.HoldMax = fromFlags.HoldMax },
-		"hold-frames":     func() { merged.HoldFrames = fromFlags.HoldFrames },
-		"probe-rate":      func() { merged.ProbeRate = fromFlags.ProbeRate },
 	}
 	for name, apply := range override {
 		if set[name] {
@@ -274,6 +250,78 @@ func withConfigFile(fs *flag.FlagSet, fromFlags settings, path string) (settings
 		}
 	}
 	return merged, nil
+}
+
+// configEntry is one key of a config file's object: the key, its value, and
+// where the key starts and the value ends (byte offsets).
+type configEntry struct {
+	key        string
+	raw        json.RawMessage
+	keyAt, end int64
+}
+
+// configEntries walks a config file's top-level object, known to be valid
+// JSON (the settings decoded from it).
+func configEntries(data []byte) ([]configEntry, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // {
+		return nil, err
+	}
+	var out []configEntry
+	for dec.More() {
+		at := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, err
+		}
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return nil, err
+		}
+		at += int64(len(data[at:]) - len(bytes.TrimLeft(data[at:], " \t\r\n,")))
+		key, _ := tok.(string)
+		out = append(out, configEntry{key: key, raw: raw, keyAt: at, end: dec.InputOffset()})
+	}
+	return out, nil
+}
+
+// configValue is a policy setting's value in a config file as text, for
+// Setting.Set: a JSON string unquoted, a number as written. kind is the
+// JSON kind found when it is not the one wanted, else "".
+func configValue(raw json.RawMessage, wantString bool) (value, kind string) {
+	switch raw[0] {
+	case '"':
+		if wantString {
+			json.Unmarshal(raw, &value)
+			return value, ""
+		}
+		return "", "string"
+	case '{':
+		return "", "object"
+	case '[':
+		return "", "array"
+	case 't', 'f':
+		return "", "bool"
+	case 'n':
+		return "", "null"
+	}
+	if wantString {
+		return "", "number"
+	}
+	return string(raw), ""
+}
+
+// settingsKeys are the config keys of the daemon's own settings: the JSON
+// names of settings's fields.
+func settingsKeys() map[string]bool {
+	keys := map[string]bool{}
+	t := reflect.TypeFor[settings]()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); name != "" {
+			keys[name] = true
+		}
+	}
+	return keys
 }
 
 // configError says where in the file a JSON mistake is (line:column) and
@@ -288,18 +336,10 @@ func configError(path string, data []byte, err error) error {
 		want := map[reflect.Kind]string{reflect.String: "a string", reflect.Slice: "a list", reflect.Bool: "true or false",
 			reflect.Int: "a number", reflect.Int64: "a number", reflect.Uint8: "a number", reflect.Uint32: "a number",
 			reflect.Uint64: "a number", reflect.Int32: "a number", reflect.Uint: "a number"}[typ.Type.Kind()]
-		if typ.Type == reflect.TypeFor[duration]() {
-			want = `a duration such as "250ms"`
-		} else if want == "" {
+		if want == "" {
 			want = "another kind of value"
 		}
 		return fmt.Errorf("config %s:%s: setting %q: %s where %s belongs", path, lineCol(data, typ.Offset), typ.Field, typ.Value, want)
-	}
-	// An unknown key: encoding/json names it, but not where it is.
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		at := bytes.Index(data, []byte(name))
-		return fmt.Errorf("config %s:%s: unknown setting %s (the keys are the flags' names with _ for -, e.g. \"hold_max\")",
-			path, lineCol(data, int64(max(at, 0))), name)
 	}
 	return fmt.Errorf("config %s: %w", path, err)
 }
@@ -316,6 +356,13 @@ func (s settings) summary() string {
 	data, _ := json.Marshal(s)
 	var kv map[string]any
 	json.Unmarshal(data, &kv)
+	for _, ps := range dataplane.Settings { // as given, else the default
+		v, ok := s.policy[ps.Name]
+		if !ok {
+			v = ps.Get(dataplane.DefaultPolicy())
+		}
+		kv[strings.ReplaceAll(ps.Name, "-", "_")] = v
+	}
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(kv)) {
 		if kv[k] == nil {
@@ -331,10 +378,6 @@ func (s settings) summary() string {
 func (s settings) resolve() (daemon.Config, error) {
 	if len(s.Interfaces) == 0 {
 		return daemon.Config{}, usagef("no interface: give -i IFACE[,IFACE...] (or \"interfaces\" in the config file)")
-	}
-	mode, err := dataplane.ParseMode(s.Mode)
-	if err != nil {
-		return daemon.Config{}, err
 	}
 	xdpMode, err := attach.ParseMode(s.XDPMode)
 	if err != nil {
@@ -354,33 +397,25 @@ func (s settings) resolve() (daemon.Config, error) {
 	if s.EventsRate < 1 || s.PcapMaxSize < 0 || s.PcapMaxFiles < 0 {
 		return daemon.Config{}, fmt.Errorf("events-rate must be at least 1, pcap-max-size and pcap-max-files at least 0")
 	}
-	bounds := dataplane.Policy{EventBudget: s.EventBudget, HoldMin: time.Duration(s.HoldMin),
-		HoldMax: time.Duration(s.HoldMax), HoldFrames: s.HoldFrames, ProbeRate: s.ProbeRate}
+	// The policy's settings given, read into the default policy for their
+	// bounds; the daemon applies them to the pinned policy.
+	given := maps.Clone(s.policy)
+	bounds := dataplane.DefaultPolicy()
+	for _, ps := range dataplane.Settings {
+		if v, ok := given[ps.Name]; ok {
+			if err := ps.Set(&bounds, v); err != nil {
+				return daemon.Config{}, err
+			}
+		}
+	}
 	if err := bounds.Check(); err != nil {
 		return daemon.Config{}, err
 	}
-	set := s.explicit
 	policy := func(p *dataplane.Policy) {
-		if set["mode"] {
-			p.Mode = mode
-		}
-		if set["ttl-tolerance"] {
-			p.TTLTolerance = s.TTLTolerance
-		}
-		if set["event-budget"] {
-			p.EventBudget = s.EventBudget
-		}
-		if set["hold-min"] {
-			p.HoldMin = time.Duration(s.HoldMin)
-		}
-		if set["hold-max"] {
-			p.HoldMax = time.Duration(s.HoldMax)
-		}
-		if set["hold-frames"] {
-			p.HoldFrames = s.HoldFrames
-		}
-		if set["probe-rate"] {
-			p.ProbeRate = s.ProbeRate
+		for _, ps := range dataplane.Settings {
+			if v, ok := given[ps.Name]; ok {
+				ps.Set(p, v) // read above already
+			}
 		}
 	}
 	return daemon.Config{

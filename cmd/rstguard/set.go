@@ -4,9 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/rstguard/rstguard/control/bpffs"
 	"github.com/rstguard/rstguard/control/daemon"
@@ -68,43 +66,18 @@ window (0 < hold-min <= hold-max <= 10s) applies to the next hold.`,
 
 // settingChange checks a setting and its value and returns what applies it.
 func settingChange(setting, value string) (func(*dataplane.Dataplane) error, error) {
-	switch setting {
-	case "mode":
-		mode, err := dataplane.ParseMode(value)
-		if err != nil {
+	if s, ok := dataplane.SettingNamed(setting); ok {
+		// Read now, so that a value that cannot be one is a usage error;
+		// its bounds (Policy.Check) are checked against the policy in force.
+		if err := s.Set(&dataplane.Policy{}, value); err != nil {
 			return nil, err
 		}
-		return policyChange(func(p *dataplane.Policy) { p.Mode = mode }), nil
-	case "ttl-tolerance":
-		n, err := strconv.ParseUint(value, 10, 8)
-		if err != nil {
-			return nil, fmt.Errorf("ttl-tolerance %q: want 0 to 255", value)
-		}
-		return policyChange(func(p *dataplane.Policy) { p.TTLTolerance = uint8(n) }), nil
-	case "event-budget":
-		n, err := strconv.ParseUint(value, 10, 16)
-		if err != nil || n == 0 {
-			return nil, fmt.Errorf("event-budget %q: want 1 to 65535 events a second per flow", value)
-		}
-		return policyChange(func(p *dataplane.Policy) { p.EventBudget = uint16(n) }), nil
-	case "hold-min", "hold-max":
-		d, err := time.ParseDuration(value)
-		if err != nil {
-			return nil, fmt.Errorf("%s %q: want a duration such as 250ms", setting, value)
-		}
-		if setting == "hold-min" {
-			return policyChange(func(p *dataplane.Policy) { p.HoldMin = d }), nil
-		}
-		return policyChange(func(p *dataplane.Policy) { p.HoldMax = d }), nil
-	case "hold-frames", "probe-rate":
-		n, err := strconv.ParseUint(value, 10, 32)
-		if err != nil || n == 0 {
-			return nil, fmt.Errorf("%s %q: want a whole number of at least 1", setting, value)
-		}
-		if setting == "hold-frames" {
-			return policyChange(func(p *dataplane.Policy) { p.HoldFrames = uint32(n) }), nil
-		}
-		return policyChange(func(p *dataplane.Policy) { p.ProbeRate = uint32(n) }), nil
+		return func(dp *dataplane.Dataplane) error {
+			_, err := dp.UpdatePolicy(func(p *dataplane.Policy) { s.Set(p, value) })
+			return err
+		}, nil
+	}
+	switch setting {
 	case "allow":
 		var prefixes []netip.Prefix
 		if value != "none" {
@@ -119,14 +92,13 @@ func settingChange(setting, value string) (func(*dataplane.Dataplane) error, err
 }
 
 // settable are the settings set changes: every one the daemon and the
-// program read at run time.
-var settable = []string{"mode", "allow", "ttl-tolerance", "event-budget", "hold-min", "hold-max", "hold-frames", "probe-rate"}
+// program read at run time, the policy's and the allow-list.
+var settable = append(settingNames(), "allow")
 
-// policyChange applies change to the pinned policy, within run's bounds
-// (dataplane.Policy.Check).
-func policyChange(change func(*dataplane.Policy)) func(*dataplane.Dataplane) error {
-	return func(dp *dataplane.Dataplane) error {
-		_, err := dp.UpdatePolicy(change)
-		return err
+func settingNames() []string {
+	names := make([]string, len(dataplane.Settings))
+	for i, s := range dataplane.Settings {
+		names[i] = s.Name
 	}
+	return names
 }

@@ -29,11 +29,11 @@ func Settings(p dataplane.Policy, allow []netip.Prefix) map[string]string {
 	if list == "" {
 		list = "none"
 	}
-	return map[string]string{
-		"mode": p.Mode.String(), "ttl-tolerance": fmt.Sprint(p.TTLTolerance), "event-budget": fmt.Sprint(p.EventBudget),
-		"hold-min": p.HoldMin.String(), "hold-max": p.HoldMax.String(), "hold-frames": fmt.Sprint(p.HoldFrames),
-		"probe-rate": fmt.Sprint(p.ProbeRate), "allow": list,
+	out := map[string]string{"allow": list}
+	for _, s := range dataplane.Settings {
+		out[s.Name] = s.Get(p)
 	}
+	return out
 }
 
 // ReadSettings reads the run-time settings from the pinned maps.
