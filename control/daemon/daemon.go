@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
@@ -88,20 +89,73 @@ type daemon struct {
 
 	decodeErrors atomic.Uint64
 	health       healthWatch
+	// changes are the watched interfaces' comings and goings.
+	changes chan attach.LinkChange
 }
 
 // Run runs until ctx ends, then detaches (pinned maps stay for a restart).
 // Errors before the program is attached are returned at once; later trouble
 // is logged and the daemon keeps going.
+//
+// Starting is one sequence: each step that needs undoing pushes its undo on
+// one stack, which runs in reverse when Run returns, whether a later step
+// failed or ctx ended. The steps are ordered so that this reverse is the
+// stop that loses nothing: watchers first, then detach (no new events or
+// holds), drain the ring buffer (its data evidence reaches the holds),
+// release what is held (fail open), and only then close the sinks and maps.
 func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{}) error {
 	d := &daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(logOut, nil)).With("host", cfg.Host),
 		ifnames: map[int]string{}, known: map[string]int{}}
+	var stop undo
+	defer stop.run()
+	pol, err := d.start(&stop)
+	if err != nil {
+		return err
+	}
+	d.notify(fmt.Sprintf("READY=1\nSTATUS=judging RSTs on %s in %s mode\nMAINPID=%d",
+		strings.Join(cfg.Interfaces, ","), pol.Mode, os.Getpid()))
+	for {
+		select {
+		case <-ctx.Done():
+			d.notify("STOPPING=1")
+			d.log.Info("stopping: detaching, pinned maps stay", "pins", cfg.PinDir)
+			return nil
+		case <-hup:
+			d.notify("RELOADING=1")
+			if err := d.sink.reopen(); err != nil {
+				d.log.Error("SIGHUP: reopen files", "err", err)
+			} else {
+				d.log.Info("SIGHUP: event log and evidence reopened", "events", cfg.Events, "evidence", cfg.Pcap)
+			}
+			d.notify("READY=1")
+		case c := <-d.changes:
+			d.linkChanged(c)
+		}
+	}
+}
 
+// undo is a start's cleanups, run last first.
+type undo []func()
+
+func (u *undo) push(f func()) { *u = append(*u, f) }
+
+// run is deferred as stop.run(): a pointer receiver, so that it sees the
+// undos pushed after the defer.
+func (u *undo) run() {
+	for i := len(*u) - 1; i >= 0; i-- {
+		(*u)[i]()
+	}
+}
+
+// start brings the daemon up, step by step, pushing each step's undo; it
+// returns the policy in force.
+func (d *daemon) start(stop *undo) (dataplane.Policy, error) {
+	cfg := d.cfg
 	// Every interface must exist before anything changes on the box.
 	for _, name := range cfg.Interfaces {
 		link, err := attach.Link(name)
 		if err != nil {
-			return err
+			return dataplane.Policy{}, err
 		}
 		d.known[name] = link.Attrs().Index
 		d.ifnames[link.Attrs().Index] = name
@@ -111,8 +165,11 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 	hadBPFFS := bpffs.IsBPFFS(root)
 	dp, unlock, err := LoadPinned(cfg.PinDir, cfg.FlowTableSize)
 	if err != nil {
-		return err
+		return dataplane.Policy{}, err
 	}
+	stop.push(unlock)
+	stop.push(func() { dp.Close() })
+	d.dp = dp
 	if !hadBPFFS {
 		// LoadPinned mounted it: said, and warned of where only this
 		// mount namespace sees it (ip netns exec makes a private one, so
@@ -124,77 +181,52 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 			d.log.Info("mounted bpffs", "root", root)
 		}
 	}
-	defer unlock()
-	defer dp.Close()
-	d.dp = dp
 	// A run that does not start leaves no pins it created: they would
 	// claim a pin directory that no program uses (status, set and detach
 	// would then act on maps nobody reads).
 	started := false
 	if pinErr != nil {
-		defer func() {
+		stop.push(func() {
 			if !started {
 				if err := dataplane.Unpin(cfg.PinDir); err != nil {
 					d.log.Error("remove the pins this run created", "pins", cfg.PinDir, "err", err)
 				}
 			}
-		}()
+		})
 	}
-	before, err := dp.Policy()
+	pol, err := d.setPolicy()
 	if err != nil {
-		return err
-	}
-	pol, err := dp.UpdatePolicy(cfg.Policy)
-	if err != nil {
-		return err
-	}
-	if pol != before {
-		d.log.Info("policy changed", "from", before.String(), "to", pol.String())
-	}
-	if kept := KeptFromPins(pol, cfg.Policy); kept != "" {
-		d.log.Warn("settings kept from the pinned policy (an earlier run or rstguard set): give them on the command line or in the config to choose",
-			"kept", kept, "pins", cfg.PinDir)
-	}
-	if err := dp.SetAllow(cfg.Allow); err != nil {
-		return err
-	}
-	if err := SetZones(dp, cfg.Zones, d.known); err != nil {
-		return err
+		return pol, err
 	}
 
-	sink, err := newEventSink(cfg, d.log)
-	if err != nil {
-		return err
+	if d.sink, err = newEventSink(cfg, d.log); err != nil {
+		return pol, err
 	}
-	defer sink.Close()
-	d.sink = sink
-	events, err := dp.NewEventReader(dataplane.MonotonicClock)
-	if err != nil {
-		return err
-	}
-
+	stop.push(func() { d.sink.Close() })
 	var ifindexes []int
 	for _, index := range d.known {
 		ifindexes = append(ifindexes, index)
 	}
-	d.hold, err = hold.Open(dp, ifindexes, d.log, func(e dataplane.Event) { sink.writeEvent(d, e) })
-	if err != nil {
-		events.Close()
-		return err
+	if d.hold, err = hold.Open(dp, ifindexes, d.log, func(e dataplane.Event) { d.sink.writeEvent(d, e) }); err != nil {
+		return pol, err
 	}
 	holdCtx, stopHold := context.WithCancel(context.Background())
 	var holdDone sync.WaitGroup
 	holdDone.Go(func() { d.hold.Run(holdCtx) })
-
-	var srv *http.Server
+	stop.push(func() { stopHold(); holdDone.Wait() })
+	events, err := dp.NewEventReader(dataplane.MonotonicClock)
+	if err != nil {
+		return pol, err
+	}
+	var reading sync.WaitGroup
+	reading.Go(func() { d.readEvents(events, d.sink) })
+	stop.push(func() { events.Flush(); reading.Wait(); events.Close() })
 	if cfg.Metrics != "" {
-		if srv, err = d.serveMetrics(); err != nil {
-			stopHold()
-			holdDone.Wait()
-			events.Close()
-			return err
+		srv, err := d.serveMetrics()
+		if err != nil {
+			return pol, err
 		}
-		defer srv.Close()
+		stop.push(func() { srv.Close() })
 	}
 
 	// Every check that can fail has passed; what the interfaces carry now
@@ -202,93 +234,73 @@ func Run(ctx context.Context, cfg Config, logOut io.Writer, hup <-chan struct{})
 	// not leave the old program's interfaces bare).
 	snap, err := attach.Take(ifindexes)
 	if err != nil {
-		stopHold()
-		holdDone.Wait()
-		events.Close()
-		return err
+		return pol, err
 	}
-	defer snap.Release()
+	stop.push(snap.Release)
 	for _, name := range cfg.Interfaces {
 		if err := d.attach(name); err != nil {
 			if rerr := snap.Restore(); rerr != nil {
 				d.log.Error("put the interfaces back", "err", rerr)
 			}
-			stopHold()
-			holdDone.Wait()
-			events.Close()
-			return err
+			return pol, err
 		}
 	}
+	stop.push(d.detachAll)
+	writeState, removeState := stateWriter(cfg)
+	stop.push(removeState)
+
 	// Subscribe before READY: a service manager, or a test, may change the
 	// interfaces the moment it hears it.
-	watcher, err := attach.Subscribe()
-	if err != nil {
+	watchCtx, stopWatching := context.WithCancel(context.Background())
+	var watching sync.WaitGroup
+	stop.push(func() { stopWatching(); watching.Wait() })
+	d.changes = make(chan attach.LinkChange, 16)
+	if watcher, err := attach.Subscribe(); err != nil {
 		d.log.Error("link watch", "err", err)
+	} else {
+		d.mu.Lock()
+		known := maps.Clone(d.known)
+		d.mu.Unlock()
+		watching.Go(func() {
+			if err := watcher.Run(watchCtx, known, d.changes); err != nil {
+				d.log.Error("link watch stopped", "err", err)
+			}
+		})
 	}
 	d.log.Info("running", "mode", pol.Mode.String(), "interfaces", cfg.Interfaces, "pins", cfg.PinDir,
 		"events", cfg.Events, "evidence", cfg.Pcap, "metrics", cfg.Metrics, "hold_sockets", len(d.hold.Sockets()))
 	// The first assessment before READY: /healthz, status and the log
 	// have a result from the start.
-	writeState, removeState := stateWriter(cfg)
-	defer removeState()
 	d.health.writeState, d.health.rebound = writeState, map[int]time.Time{}
 	d.assess(time.Now())
+	watching.Go(func() { d.watchPolicy(watchCtx) })
+	watching.Go(func() { d.watchHealth(watchCtx) })
 	started = true
-	d.notify(fmt.Sprintf("READY=1\nSTATUS=judging RSTs on %s in %s mode\nMAINPID=%d",
-		strings.Join(cfg.Interfaces, ","), pol.Mode, os.Getpid()))
+	return pol, nil
+}
 
-	var wg sync.WaitGroup
-	wg.Go(func() { d.readEvents(events, sink) })
-	policyCtx, stopPolicy := context.WithCancel(ctx)
-	wg.Go(func() { d.watchPolicy(policyCtx) })
-	wg.Go(func() { d.watchHealth(policyCtx) })
-	// Stop in an order that loses nothing: detach (no new events or holds),
-	// decide what is held (released: fail open), drain the ring buffer, and
-	// only then close the sinks (deferred above).
-	defer func() {
-		d.detachAll()
-		stopHold()
-		holdDone.Wait()
-		stopPolicy()
-		events.Flush()
-		wg.Wait()
-		events.Close()
-	}()
-
-	changes := make(chan attach.LinkChange, 16)
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	d.mu.Lock()
-	known := make(map[string]int, len(d.known))
-	for k, v := range d.known {
-		known[k] = v
+// setPolicy applies the run's settings to the pinned policy and says what
+// changed, and what was kept from the pins; then the allow-list and zones.
+func (d *daemon) setPolicy() (dataplane.Policy, error) {
+	before, err := d.dp.Policy()
+	if err != nil {
+		return before, err
 	}
-	d.mu.Unlock()
-	if watcher != nil {
-		wg.Go(func() {
-			if err := watcher.Run(watchCtx, known, changes); err != nil {
-				d.log.Error("link watch stopped", "err", err)
-			}
-		})
+	pol, err := d.dp.UpdatePolicy(d.cfg.Policy)
+	if err != nil {
+		return pol, err
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			d.notify("STOPPING=1")
-			d.log.Info("stopping: detaching, pinned maps stay", "pins", cfg.PinDir)
-			return nil
-		case <-hup:
-			d.notify("RELOADING=1")
-			if err := sink.reopen(); err != nil {
-				d.log.Error("SIGHUP: reopen files", "err", err)
-			} else {
-				d.log.Info("SIGHUP: event log and evidence reopened", "events", cfg.Events, "evidence", cfg.Pcap)
-			}
-			d.notify("READY=1")
-		case c := <-changes:
-			d.linkChanged(c)
-		}
+	if pol != before {
+		d.log.Info("policy changed", "from", before.String(), "to", pol.String())
 	}
+	if kept := KeptFromPins(pol, d.cfg.Policy); kept != "" {
+		d.log.Warn("settings kept from the pinned policy (an earlier run or rstguard set): give them on the command line or in the config to choose",
+			"kept", kept, "pins", d.cfg.PinDir)
+	}
+	if err := d.dp.SetAllow(d.cfg.Allow); err != nil {
+		return pol, err
+	}
+	return pol, SetZones(d.dp, d.cfg.Zones, d.known)
 }
 
 // SetZones resolves the zones of the watched interfaces (name to ifindex)
