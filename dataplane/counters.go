@@ -99,10 +99,16 @@ func (c Counters) Each(fn func(name string, v uint64)) {
 	}
 }
 
+// Verdict is how many RSTs got verdict v.
+func (j Judged) Verdict(v Verdict) uint64 { return j.Verdicts[v.String()] }
+
+// Action is how many RSTs got action a.
+func (c Counters) Action(a Action) uint64 { return c.Actions[a.String()] }
+
 // Stopped is how many forged RSTs never reached their receiver: those
 // dropped (in drop mode, and in hold mode's kernel: proven alive, joined to
 // a hold) and those held and then proven forged by the daemon.
-func (c Counters) Stopped() uint64 { return c.Actions["drop"] + c.HoldForged }
+func (c Counters) Stopped() uint64 { return c.Action(ActionDrop) + c.HoldForged }
 
 // CountHoldForged adds n held RSTs proven forged to the counters of the
 // interface they arrived on. Only the daemon writes this counter, on the

@@ -1,6 +1,9 @@
 package suite
 
-import "github.com/rstguard/rstguard/bench/pktgen"
+import (
+	"github.com/rstguard/rstguard/bench/pktgen"
+	"github.com/rstguard/rstguard/dataplane"
+)
 
 // Flood is a forged-RST flood at the generator's full rate through
 // rstguard in drop mode, beside a bare XDP_DROP and the lookup baseline
@@ -79,7 +82,7 @@ func (o Options) rstFlood(prefix string, sz sizes) (Flood, error) {
 		return f, err
 	}
 	a, z := after.Counters, before.Counters
-	f.RSTs, f.Dropped = a.RSTs-z.RSTs, a.Actions["drop"]-z.Actions["drop"]
+	f.RSTs, f.Dropped = a.RSTs-z.RSTs, a.Action(dataplane.ActionDrop)-z.Action(dataplane.ActionDrop)
 	f.Events, f.Suppressed, f.Lost = a.EventsSent-z.EventsSent, a.EventsSuppress-z.EventsSuppress, a.EventsLost-z.EventsLost
 	if f.Dropped > f.RSTs {
 		f.NonRSTDropped = f.Dropped - f.RSTs
@@ -142,7 +145,8 @@ func (o Options) synFlood(prefix string, sz sizes) (SYNFlood, error) {
 	}
 	a, z := after.Counters, mid.Counters
 	s.Resets = a.RSTs - z.RSTs
-	s.Valid, s.Spoofed = a.Verdicts["valid"]-z.Verdicts["valid"], a.Verdicts["spoofed"]-z.Verdicts["spoofed"]
+	s.Valid = a.Verdict(dataplane.VerdictValid) - z.Verdict(dataplane.VerdictValid)
+	s.Spoofed = a.Verdict(dataplane.VerdictSpoofed) - z.Verdict(dataplane.VerdictSpoofed)
 	s.Other = s.Resets - s.Valid - s.Spoofed
 	s.Inserts = mid.Counters.FlowInserts - before.Counters.FlowInserts
 	return s, nil

@@ -210,9 +210,9 @@ func rates(before, after dataplane.Counters, secs float64) map[string]float64 {
 	r := map[string]float64{
 		"packets":     rate(before.Packets, after.Packets),
 		"rsts":        rate(before.RSTs, after.RSTs),
-		"dropped":     rate(before.Actions["drop"], after.Actions["drop"]),
+		"dropped":     rate(before.Action(dataplane.ActionDrop), after.Action(dataplane.ActionDrop)),
 		"stopped":     rate(before.Stopped(), after.Stopped()),
-		"held":        rate(before.Actions["hold"], after.Actions["hold"]),
+		"held":        rate(before.Action(dataplane.ActionHold), after.Action(dataplane.ActionHold)),
 		"events_lost": rate(before.EventsLost, after.EventsLost),
 	}
 	for _, v := range dataplane.Verdicts {
@@ -259,7 +259,7 @@ func nagiosCheck(w io.Writer, r statusReport, err error) error {
 		text = fmt.Sprintf("%s mode on %s, daemon pid %d up %s", r.Mode, strings.Join(names, ","), r.Daemon.PID, r.Uptime)
 	}
 	fmt.Fprintf(w, "RSTGUARD %s - %s | flows=%d;;;0;%d rsts=%dc spoofed=%dc dropped=%dc stopped=%dc events_lost=%dc\n", label, text,
-		r.FlowsTracked, r.FlowTableSize, r.Counters.RSTs, r.Counters.Verdicts["spoofed"], r.Counters.Actions["drop"],
+		r.FlowsTracked, r.FlowTableSize, r.Counters.RSTs, r.Counters.Verdict(dataplane.VerdictSpoofed), r.Counters.Action(dataplane.ActionDrop),
 		r.Counters.Stopped(), r.Counters.EventsLost)
 	if code == nagiosOK {
 		return nil
@@ -321,8 +321,8 @@ func printStatus(w io.Writer, r statusReport) {
 		row("  "+v.String(), c.Verdicts[v.String()], v.String())
 	}
 	row("stopped (dropped, or held and proven forged)", c.Stopped(), "stopped")
-	row("dropped", c.Actions["drop"], "dropped")
-	row("held", c.Actions["hold"], "held")
+	row("dropped", c.Action(dataplane.ActionDrop), "dropped")
+	row("held", c.Action(dataplane.ActionHold), "held")
 	row("  proven forged and dropped", c.HoldForged, "")
 	row("  joined a hold", c.HoldJoined, "")
 	row("  probe answers", c.HoldAnswers, "")

@@ -153,7 +153,7 @@ func drawTop(w io.Writer, prev, cur topSample, interval time.Duration) {
 	fmt.Fprintln(tw, "\tPACKETS/S\tRSTS/S\tSPOOFED/S\tSTOPPED/S\tDROPPED/S\tHELD/S\tEVENTS LOST/S\t")
 	line := func(name string, a, b dataplane.Counters) {
 		r := rates(a, b, secs)
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, r["packets"], r["rsts"], r["spoofed"],
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, r["packets"], r["rsts"], r[dataplane.VerdictSpoofed.String()],
 			r["stopped"], r["dropped"], r["held"], r["events_lost"])
 	}
 	names := make([]string, 0, len(cur.ifaces))

@@ -170,11 +170,11 @@ func (s Summary) Print(w io.Writer) {
 		holds += n
 	}
 	fmt.Fprintf(w, "%s: %s judged (", counted(s.Events, "event"), counted(judged, "RST"))
-	for i, v := range []string{"valid", "suspect", "spoofed", "unknown"} {
+	for i, v := range []dataplane.Verdict{dataplane.VerdictValid, dataplane.VerdictSuspect, dataplane.VerdictSpoofed, dataplane.VerdictUnknown} {
 		if i > 0 {
 			fmt.Fprint(w, ", ")
 		}
-		fmt.Fprintf(w, "%d %s", s.Verdicts[v], v)
+		fmt.Fprintf(w, "%d %s", s.Verdict(v), v)
 	}
 	fmt.Fprintf(w, "), %s, %d other\n", counted(holds, "hold decision"), s.Events-judged-holds)
 	fmt.Fprintf(w, "%s dropped, %d proven forged after the fact, %s of real senders\n",
