@@ -162,7 +162,7 @@ func (k *EventKind) UnmarshalText(b []byte) error {
 }
 
 // Signal is one piece of evidence about a RST. Weights and sources are in
-// xdp/rstguard.c beside judge_rst and in docs/SIGNALS.md.
+// xdp/bpf/judge.h beside judge_rst and in docs/SIGNALS.md.
 type Signal uint8
 
 // SignalCount is the number of signals the program knows.

@@ -112,7 +112,7 @@ func ParseSegment(f []byte) (Segment, error) {
 }
 
 // Key is the flow's key in the program's tables in a zone, and whether the
-// segment's sender is the key's addr_hi side (set_key() in rstguard.c).
+// segment's sender is the key's addr_hi side (set_key() in xdp/bpf/parse.h).
 func (s Segment) Key(zone uint16) (key xdp.RstguardFlowKey, fromHi bool) {
 	key.Zone = zone
 	src, dst := s.Src.Addr().As16(), s.Dst.Addr().As16()

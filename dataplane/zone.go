@@ -52,7 +52,7 @@ func (d *Dataplane) SetZones(zones map[ZoneKey]uint16) error {
 }
 
 // ZoneOf is the zone of a frame that arrived on the interface with the VLAN
-// tag, by the program's rule (zone_of in rstguard.c).
+// tag, by the program's rule (zone_of in xdp/bpf/flows.h).
 func (d *Dataplane) ZoneOf(ifindex int, vlan uint16) uint16 {
 	if z, ok := d.zones[ZoneKey{ifindex, vlan}]; ok {
 		return z

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
- * rstguard: every map and every struct shared between the XDP program and Go.
+ * rstguard: every struct and enum shared between the XDP program and Go (the
+ * maps that hold them are in maps.h).
  * Go reads these layouts through bpf2go's generated types, so a change here is
  * a change of the pinned-map ABI: bump RSTGUARD_ABI when a layout changes.
  */
@@ -70,7 +71,7 @@ enum benign_cause {
  * raise it (none: no documented stack or path does). enum signal, enum
  * signal_weight and enum signal_causes are all made from it; docs/SIGNALS.md's
  * tables show the same, and tests tie the two. The signals' sources are
- * beside judge_rst() in rstguard.c and in docs/SIGNALS.md. */
+ * beside judge_rst() in judge.h and in docs/SIGNALS.md. */
 #define RSTGUARD_SIGNALS(X)                                                                        \
 	X(SEQ_EXACT, 0, INFO, 0)                    /* seq == RCV.NXT */                           \
 	X(SEQ_IN_WINDOW, 1, MEDIUM, CAUSE(MISSED))  /* in window, not exact */                     \

@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
+/* rstguard.c, by concern: Hold mode: a held RST's record, its route, its answers.
+ * Included once, in order, by rstguard.c: one translation unit, so that
+ * bpf2go and the verifier see one program. */
+
+/* The XSKMAP slot of the daemon's socket for this interface and queue, or
+ * NULL: a slot whose socket closed (the daemon died) redirects nothing. */
+static __always_inline __u32 *xsk_slot(__u32 ifindex, __u32 queue)
+{
+	struct xsk_key k = {.ifindex = ifindex, .queue = queue};
+	struct xsk_slot *s = bpf_map_lookup_elem(&xsk_slots, &k);
+
+	if (s && bpf_map_lookup_elem(&xsks, &s->slot))
+		return &s->slot;
+	return 0;
+}
+
+/* Where the kernel would forward p (back: toward its sender instead):
+ * egress interface and L2 addresses from the box's own tables, so that the
+ * daemon releases a held RST exactly there and probes its claimed sender
+ * where that sender really is, whatever L2 header a forgery carried. Fails
+ * for an address this box would deliver locally or cannot resolve (fail
+ * open: pass). */
+static __always_inline int route(struct xdp_md *ctx, const struct packet *p, int back, __u32 *ifindex,
+				 __u8 *smac, __u8 *dmac)
+{
+	struct bpf_fib_lookup fib = {};
+	int from_hi = back ? !p->dir : p->dir;
+	const __u8 *src = from_hi ? p->key.addr_hi : p->key.addr_lo;
+	const __u8 *dst = from_hi ? p->key.addr_lo : p->key.addr_hi;
+
+	if (p->ipv6) {
+		fib.family = AF_INET6;
+		__builtin_memcpy(fib.ipv6_src, src, 16);
+		__builtin_memcpy(fib.ipv6_dst, dst, 16);
+		fib.tot_len = p->l4_len;
+	} else {
+		fib.family = AF_INET;
+		__builtin_memcpy(&fib.ipv4_src, src + 12, 4);
+		__builtin_memcpy(&fib.ipv4_dst, dst + 12, 4);
+		fib.tot_len = p->l4_len + sizeof(struct iphdr);
+	}
+	fib.l4_protocol = IPPROTO_TCP;
+	fib.sport = from_hi ? p->key.port_hi : p->key.port_lo;
+	fib.dport = from_hi ? p->key.port_lo : p->key.port_hi;
+	fib.ifindex = p->ifindex;
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return -1;
+	*ifindex = fib.ifindex;
+	__builtin_memcpy(smac, fib.smac, 6);
+	__builtin_memcpy(dmac, fib.dmac, 6);
+	return 0;
+}
+
+/* A RST of a flow with a hold record from its claimed sender: the hold's
+ * business, decided here without the daemon where the daemon needs not
+ * see it. Returns ACTION_DROP (proven alive, or joining the hold),
+ * ACTION_HOLD (the probe's answer, for the daemon), or ACTION_PASS with *stale set when the record is over and a new
+ * hold may begin. */
+static __always_inline __u8 held_rst(const struct packet *p, struct hold *held, const struct config *cfg,
+				     __u64 now, __u32 *slot, int *stale)
+{
+	__u32 *s;
+
+	/* Proven alive moments ago: the same evidence convicts this one too,
+	 * and a new probe would go unanswered (PROVEN_ALIVE_MS). */
+	if (held->evidence == HOLD_EVIDENCE_PROVEN) {
+		if (now - held->decided_ns < PROVEN_ALIVE_MS * 1000000ULL + 2ULL * held->rtt_ns) {
+			count(p->ifindex, CNT_HOLD_PROVEN_DROP);
+			return ACTION_DROP;
+		}
+		*stale = 1;
+		return ACTION_PASS;
+	}
+	/* A hold the daemon never decided (it died, or lost the frame) is
+	 * over once the longest hold would be: fail open. */
+	if (now - held->held_ns > (__u64)cfg->hold_max_us * 1000 + ONE_SECOND_NS) {
+		*stale = 1;
+		return ACTION_PASS;
+	}
+	s = xsk_slot(p->ifindex, p->queue);
+	if (!s) {
+		count(p->ifindex, CNT_HOLD_NO_SOCKET);
+		return ACTION_PASS;
+	}
+	/* A stack without the connection answers the probe with a RST at seq =
+	 * the probe's ACK (RFC 9293 3.10.7.1): the nonce, which nobody knows
+	 * who has not read the probe. That answer goes to the daemon. */
+	if (p->seq == held->nonce) {
+		count(p->ifindex, CNT_HOLD_ANSWER);
+		*slot = *s;
+		return ACTION_HOLD;
+	}
+	/* Any other RST in the sender's name joins the hold: it waits in the
+	 * hold's count, not in the daemon's socket, whose ring a flood would
+	 * fill with joiners until the answers that decide the holds were lost.
+	 * None of it carries the nonce, so a forgery's volley is stopped whole.
+	 * With a real RST released, its stack's later RSTs are not needed: the
+	 * receiver discards a RST for a connection it no longer has (RFC 9293
+	 * 3.10.7.1), and one the first did not reset (not at its exact
+	 * sequence) draws a challenge ACK (RFC 5961 3.2), which the real stack
+	 * answers with a RST at exactly that sequence, held and released anew.
+	 * The daemon reads the count into the hold's report. */
+	__sync_fetch_and_add(&held->joined, 1);
+	count(p->ifindex, CNT_HOLD_JOINED);
+	return ACTION_DROP;
+}
+
+/* Hold mode: a RST that headers cannot clear waits in the daemon while it
+ * asks the claimed sender whether its connection is alive (a keepalive-style
+ * probe: a live Linux stack answers it with an ACK, one without the
+ * connection with a RST, as control/hold's tests show). Only a synchronised
+ * connection can be asked: a RST in SYN-SENT answers a SYN. Later RSTs of
+ * the same sender join the hold: one question per flow. Every way this can
+ * fail passes the RST, as monitor mode would. Returns ACTION_HOLD with *slot
+ * set, or ACTION_PASS. */
+static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, struct flow_value *f,
+				__u64 now, __u32 *slot)
+{
+	const struct config *cfg = get_config();
+	const struct dir_state *snd = &f->dir[p->dir & 1];
+	const struct dir_state *rcv = &f->dir[!p->dir];
+	__u32 *s, zero = 0;
+	struct hold *h;
+	long err;
+
+	if (f->flags & FLOW_HELD) {
+		struct hold *held = bpf_map_lookup_elem(&holds, &p->key);
+		int stale = 0;
+		__u8 action;
+
+		if (!held) {
+			f->flags &= ~FLOW_HELD;
+		} else if (held->from_hi != p->dir) {
+			return ACTION_PASS; /* the other side's RST: not what is being asked */
+		} else {
+			action = held_rst(p, held, cfg, now, slot, &stale);
+			if (!stale)
+				return action;
+			bpf_map_delete_elem(&holds, &p->key);
+			f->flags &= ~FLOW_HELD;
+		}
+	}
+	if ((f->state != STATE_ESTABLISHED && f->state != STATE_CLOSING) || !(snd->flags & DIR_SEEN) ||
+	    !(rcv->flags & DIR_SEEN) || allowed(p))
+		return ACTION_PASS;
+	/* The daemon re-parses what it holds: only Ethernet, VLAN tags, IPv4
+	 * with options, IPv6 with hop-by-hop and destination options, and whole
+	 * segments. A RST in fragments passes: no real stack fragments a RST
+	 * (a few dozen bytes, under any path's MTU: RFC 791's 68, RFC 8200's
+	 * 1280), yet dropping one could cost a real RST that carries data, so
+	 * this stays a documented limit (docs/ARCHITECTURE.md). */
+	if (p->first_fragment || p->ipv6_fixed_ext) {
+		count(p->ifindex, CNT_HOLD_UNRELEASABLE);
+		return ACTION_PASS;
+	}
+	s = xsk_slot(p->ifindex, p->queue);
+	if (!s)
+		goto no_socket;
+	*slot = *s;
+	h = bpf_map_lookup_elem(&hold_scratch, &zero);
+	if (!h)
+		return ACTION_PASS;
+	__builtin_memset(h, 0, sizeof(*h));
+	if (route(ctx, p, 0, &h->egress_ifindex, h->egress_smac, h->egress_dmac) ||
+	    route(ctx, p, 1, &h->probe_ifindex, h->probe_smac, h->probe_dmac)) {
+		count(p->ifindex, CNT_HOLD_UNROUTED);
+		return ACTION_PASS;
+	}
+	if (!xsk_slot(h->egress_ifindex, 0) || !xsk_slot(h->probe_ifindex, 0))
+		goto no_socket;
+	h->held_ns = now;
+	h->probe_seq = rcv->next_seq - 1;
+	h->probe_ack = snd->next_seq;
+	h->nonce = h->probe_ack - 1 - (bpf_get_prandom_u32() & PROBE_NONCE_SPAN);
+	h->rtt_ns = ns_of(snd->rtt);
+	h->ingress_ifindex = p->ifindex;
+	h->from_hi = p->dir;
+	err = bpf_map_update_elem(&holds, &p->key, h, BPF_NOEXIST);
+	if (err && err != -EEXIST) {
+		count(p->ifindex, CNT_HOLD_TABLE_FULL);
+		return ACTION_PASS;
+	}
+	f->flags |= FLOW_HELD;
+	if (err) {
+		/* Held already: FLOW_HELD was lost to the other direction's
+		 * concurrent update of the flow's flags. Join that hold. */
+		struct hold *held = bpf_map_lookup_elem(&holds, &p->key);
+		int stale = 0;
+
+		return held && held->from_hi == p->dir ? held_rst(p, held, cfg, now, slot, &stale) : ACTION_PASS;
+	}
+	count(p->ifindex, CNT_HOLD_STARTED);
+	return ACTION_HOLD;
+no_socket:
+	count(p->ifindex, CNT_HOLD_NO_SOCKET);
+	return ACTION_PASS;
+}
+
+/* The claimed sender's answer to the daemon's probe: a pure ACK that
+ * acknowledges the probe (ack = probe seq + 1) at the sender's next sequence,
+ * arriving no sooner than half its leg RTT after the hold began (an ACK sent
+ * before the probe could reach it is no answer). Its seq may be ahead of
+ * what this box saw of the sender: segments lost before the box (the
+ * incident's device swallowed the request) still advanced it, by at most a
+ * window (HOLD_ANSWER_SEQ_SLACK). It is addressed to the other endpoint,
+ * which never asked, so it goes to the daemon instead. */
+static __always_inline __u8 hold_answer(const struct packet *p, struct flow_value *f, __u32 *slot)
+{
+	struct hold *h = bpf_map_lookup_elem(&holds, &p->key);
+	__u32 *s;
+
+	if (!h) {
+		f->flags &= ~FLOW_HELD;
+		return ACTION_PASS;
+	}
+	if (h->from_hi != p->dir || p->payload_len || (p->tcp_flags & (TH_SYN | TH_FIN | TH_ACK)) != TH_ACK ||
+	    p->seq - h->probe_ack > HOLD_ANSWER_SEQ_SLACK || p->ack != h->probe_seq + 1 ||
+	    now_ns() - h->held_ns < h->rtt_ns / 2)
+		return ACTION_PASS;
+	s = xsk_slot(p->ifindex, p->queue);
+	if (!s)
+		return ACTION_PASS;
+	count(p->ifindex, CNT_HOLD_ANSWER);
+	*slot = *s;
+	return ACTION_HOLD;
+}
