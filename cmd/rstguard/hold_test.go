@@ -598,9 +598,10 @@ func TestHoldModeOnALongLeg(t *testing.T) {
 // A flood of valid-looking forged RSTs over a thousand live flows at once
 // (issue 18): three RSTs a flow, each copying every header (ttl-forge),
 // interleaved across the flows and sent as fast as one socket sends. Each
-// connection killed must be a RST passed by a counted fail-open: a hold released unanswered (timeout, full, probe_rate_limited,
-// probe_unsent), or one the program passed without holding (no socket, hold
-// table full) or the AF_XDP socket could not take.
+// connection killed must be a RST passed by a counted fail-open: a hold
+// released unanswered (timeout, full, probe_rate_limited, probe_unsent), or
+// one the program passed without holding (no socket, hold table full) or the
+// AF_XDP socket could not take.
 func TestHoldModeUnderAFlood(t *testing.T) {
 	const flows, perFlow = 1000, 3
 	g := newGateway(t)
