@@ -22,6 +22,17 @@ const time32Shift = xdp.RstguardTimeUnitTIME32SHIFT
 // that goes with a flow table: a quarter of it, and at least 1,024 entries.
 func EmbryonicTableSize(flows uint32) uint32 { return max(flows/4, 1024) }
 
+// FlowKey is a flow's key in the program's tables: both directions of a
+// connection, in a zone (Segment.Key makes it).
+type FlowKey = xdp.RstguardFlowKey
+
+// ProgramName is the program's name in the kernel (bpftool, xdp-loader);
+// FlowsMapName its flow table's, which names a pin directory's maps.
+const (
+	ProgramName  = xdp.RstguardProgRstguard
+	FlowsMapName = xdp.RstguardMapFlows
+)
+
 // ABI is the version of the map layouts in xdp/rstguard.h. Pinned maps of
 // another ABI are refused rather than reused.
 const ABI = uint32(xdp.RstguardAbiRSTGUARD_ABI)

@@ -12,7 +12,6 @@ import (
 	"github.com/rstguard/rstguard/control/daemon"
 	"github.com/rstguard/rstguard/control/privilege"
 	"github.com/rstguard/rstguard/dataplane"
-	"github.com/rstguard/rstguard/xdp"
 )
 
 func detachCommand() command {
@@ -56,7 +55,7 @@ pinned maps too (the flow table is lost).`,
 				return err
 			}
 			defer unlock()
-			flows, _ := bpffs.PinnedMapID(filepath.Join(*pinDir, xdp.RstguardMapFlows)) // 0: nothing pinned
+			flows, _ := bpffs.PinnedMapID(filepath.Join(*pinDir, dataplane.FlowsMapName)) // 0: nothing pinned
 			if flows != 0 {
 				if err := clearStaleHolds(e, *pinDir); err != nil {
 					return err
@@ -107,7 +106,7 @@ pinned maps too (the flow table is lost).`,
 // attach.Owns looks for owners.
 func liveOwner(s attach.State) string {
 	for _, d := range daemon.Live() {
-		id, err := bpffs.PinnedMapID(filepath.Join(d.PinDir, xdp.RstguardMapFlows))
+		id, err := bpffs.PinnedMapID(filepath.Join(d.PinDir, dataplane.FlowsMapName))
 		if err == nil && s.Uses(id) {
 			return fmt.Sprintf("the daemon (rstguard run, pid %d) on --pin-dir %s", d.PID, d.PinDir)
 		}

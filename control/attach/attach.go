@@ -14,11 +14,11 @@ import (
 	"github.com/vishvananda/netlink/nl"
 
 	"github.com/rstguard/rstguard/control/bpffs"
-	"github.com/rstguard/rstguard/xdp"
+	"github.com/rstguard/rstguard/dataplane"
 )
 
 // ProgramName is the XDP program's name in the kernel; it marks ours.
-const ProgramName = xdp.RstguardProgRstguard
+const ProgramName = dataplane.ProgramName
 
 // Mode is how XDP runs on an interface.
 type Mode int

@@ -10,7 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/rstguard/rstguard/xdp"
+	"github.com/rstguard/rstguard/dataplane"
 )
 
 // DefaultRoot is where Linux distributions mount bpffs.
@@ -87,7 +87,7 @@ func OwnerOf(mapIDs []uint32) string {
 		if !d.IsDir() {
 			continue
 		}
-		id, err := PinnedMapID(filepath.Join(DefaultRoot, d.Name(), xdp.RstguardMapFlows))
+		id, err := PinnedMapID(filepath.Join(DefaultRoot, d.Name(), dataplane.FlowsMapName))
 		if err != nil {
 			continue
 		}

@@ -31,7 +31,6 @@ import (
 	"github.com/rstguard/rstguard/control/hold"
 	"github.com/rstguard/rstguard/control/metrics"
 	"github.com/rstguard/rstguard/dataplane"
-	"github.com/rstguard/rstguard/xdp"
 )
 
 // Config is a resolved daemon configuration.
@@ -160,7 +159,7 @@ func (d *daemon) start(stop *undo) (dataplane.Policy, error) {
 		d.known[name] = link.Attrs().Index
 		d.ifnames[link.Attrs().Index] = name
 	}
-	_, pinErr := bpffs.PinnedMapID(filepath.Join(cfg.PinDir, xdp.RstguardMapFlows))
+	_, pinErr := bpffs.PinnedMapID(filepath.Join(cfg.PinDir, dataplane.FlowsMapName))
 	root := filepath.Dir(cfg.PinDir)
 	hadBPFFS := bpffs.IsBPFFS(root)
 	dp, unlock, err := LoadPinned(cfg.PinDir, cfg.FlowTableSize)

@@ -138,7 +138,7 @@ func BenchmarkHold(b *testing.B) {
 				hb := newHoldBench(b)
 				rsts := make([][]byte, len(hb.conns))
 				answers := make([][]byte, len(hb.conns))
-				keys := make([]xdp.RstguardFlowKey, len(hb.conns))
+				keys := make([]dataplane.FlowKey, len(hb.conns))
 				for i, c := range hb.conns {
 					rst := c.Segment(frames.Client, frames.RST, nil)
 					rsts[i] = rst.MustFrame()
@@ -189,7 +189,7 @@ func BenchmarkHold(b *testing.B) {
 					// A flow proven alive stays so for a second (its next
 					// RST would be dropped in the kernel): end the records
 					// so that the next round asks again.
-					ended := make([]xdp.RstguardFlowKey, 0, n)
+					ended := make([]dataplane.FlowKey, 0, n)
 					for j := range n {
 						ended = append(ended, keys[(i+j)%len(keys)])
 					}

@@ -8,16 +8,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rstguard/rstguard/dataplane"
-	"github.com/rstguard/rstguard/xdp"
 )
 
 // records is the program's hold table as the decisions see it: the
 // Dataplane in the daemon (kernelRecords), a map in the tests.
 type records interface {
-	LookupHold(key xdp.RstguardFlowKey) (dataplane.Hold, bool, error)
+	LookupHold(key dataplane.FlowKey) (dataplane.Hold, bool, error)
 	// ProvenAlive marks the hold begun at held as decided forged at now: the
 	// program then drops the sender's later RSTs on its own for a while.
-	ProvenAlive(key xdp.RstguardFlowKey, held uint64, now time.Time) error
+	ProvenAlive(key dataplane.FlowKey, held uint64, now time.Time) error
 	ZoneOf(ifindex int, vlan uint16) uint16
 }
 
@@ -38,15 +37,15 @@ type decisions struct {
 	log    *slog.Logger
 	policy dataplane.Policy
 
-	pending    map[xdp.RstguardFlowKey]*held
-	recent     map[xdp.RstguardFlowKey]decided
+	pending    map[dataplane.FlowKey]*held
+	recent     map[dataplane.FlowKey]decided
 	heldFrames int
 	next       time.Time // earliest deadline among pending holds
 	limit      *limiter
 
 	// ended are the holds decided this turn (their program records go in
 	// one batch at the end of the turn), reports their events.
-	ended   []xdp.RstguardFlowKey
+	ended   []dataplane.FlowKey
 	reports []dataplane.Event
 
 	outcomes                    *prometheus.CounterVec
@@ -59,7 +58,7 @@ type decisions struct {
 
 // held is one flow's hold: its RSTs, in arrival order.
 type held struct {
-	key      xdp.RstguardFlowKey
+	key      dataplane.FlowKey
 	hold     dataplane.Hold
 	first    dataplane.Segment
 	frames   [][]byte
@@ -83,7 +82,7 @@ const lateRSTs = time.Second
 func newDecisions(prog records, w wire, log *slog.Logger, policy dataplane.Policy) *decisions {
 	d := &decisions{
 		prog: prog, wire: w, log: log, policy: policy,
-		pending: map[xdp.RstguardFlowKey]*held{}, recent: map[xdp.RstguardFlowKey]decided{},
+		pending: map[dataplane.FlowKey]*held{}, recent: map[dataplane.FlowKey]decided{},
 		limit: newLimiter(),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rstguard_hold_outcomes_total", Help: "Held RSTs decided, by outcome (see docs/SIGNALS.md).",
@@ -185,7 +184,7 @@ func (d *decisions) frame(ifindex int, f []byte, now time.Time) {
 // start begins a hold on what the program recorded: send the probe, out of
 // the interface toward the claimed sender (the program's route lookup), or
 // the one the RST came in on where the program found none.
-func (d *decisions) start(ingress int, key xdp.RstguardFlowKey, hd dataplane.Hold, seg dataplane.Segment, frame []byte, now time.Time) {
+func (d *decisions) start(ingress int, key dataplane.FlowKey, hd dataplane.Hold, seg dataplane.Segment, frame []byte, now time.Time) {
 	h := &held{key: key, hold: hd, first: seg, frames: [][]byte{frame}, start: now}
 	d.pending[key] = h
 	// A decided hold of this flow is over: its proven-alive record, which
@@ -218,7 +217,7 @@ func (d *decisions) start(ingress int, key xdp.RstguardFlowKey, hd dataplane.Hol
 // nudge is the program's word that a flow's claimed sender sent data in
 // sequence (an EventConfirmed): its hold ends now rather than at its
 // deadline, if the record says so.
-func (d *decisions) nudge(key xdp.RstguardFlowKey, now time.Time) {
+func (d *decisions) nudge(key dataplane.FlowKey, now time.Time) {
 	if h := d.pending[key]; h != nil && d.dataSeen(h) {
 		d.decide(h, dataplane.HoldData, nil, now)
 	}
@@ -337,7 +336,7 @@ func (d *decisions) release(frame []byte, seg dataplane.Segment, hd dataplane.Ho
 
 // turn hands over what this turn decided: the holds whose records go, and
 // the reports; both start empty again.
-func (d *decisions) turn() (ended []xdp.RstguardFlowKey, reports []dataplane.Event) {
+func (d *decisions) turn() (ended []dataplane.FlowKey, reports []dataplane.Event) {
 	ended, reports = d.ended, d.reports
 	d.ended, d.reports = nil, nil
 	return ended, reports

@@ -15,7 +15,6 @@ import (
 
 	"github.com/rstguard/rstguard/bench/frames"
 	"github.com/rstguard/rstguard/dataplane"
-	"github.com/rstguard/rstguard/xdp"
 )
 
 // The decision core driven without a kernel: the program's hold records are
@@ -27,16 +26,16 @@ import (
 
 // fakeRecords stands for the program's hold table.
 type fakeRecords struct {
-	holds  map[xdp.RstguardFlowKey]dataplane.Hold
-	proven map[xdp.RstguardFlowKey]uint64
+	holds  map[dataplane.FlowKey]dataplane.Hold
+	proven map[dataplane.FlowKey]uint64
 }
 
-func (r *fakeRecords) LookupHold(k xdp.RstguardFlowKey) (dataplane.Hold, bool, error) {
+func (r *fakeRecords) LookupHold(k dataplane.FlowKey) (dataplane.Hold, bool, error) {
 	h, ok := r.holds[k]
 	return h, ok, nil
 }
 
-func (r *fakeRecords) ProvenAlive(k xdp.RstguardFlowKey, held uint64, _ time.Time) error {
+func (r *fakeRecords) ProvenAlive(k dataplane.FlowKey, held uint64, _ time.Time) error {
 	if h, ok := r.holds[k]; !ok || h.Held != held {
 		return errors.New("no such hold")
 	}
@@ -124,14 +123,14 @@ type rig struct {
 }
 
 func newRig(t *testing.T, p dataplane.Policy) *rig {
-	r := &rig{t: t, recs: &fakeRecords{holds: map[xdp.RstguardFlowKey]dataplane.Hold{}, proven: map[xdp.RstguardFlowKey]uint64{}},
+	r := &rig{t: t, recs: &fakeRecords{holds: map[dataplane.FlowKey]dataplane.Hold{}, proven: map[dataplane.FlowKey]uint64{}},
 		wire: &fakeWire{down: map[int]bool{}}, start: time.Unix(1000, 0)}
 	r.now = r.start
 	r.d = newDecisions(r.recs, r.wire, slog.New(slog.NewTextHandler(io.Discard, nil)), p)
 	return r
 }
 
-func keyOf(s frames.Segment) xdp.RstguardFlowKey {
+func keyOf(s frames.Segment) dataplane.FlowKey {
 	k, _ := dataplane.Segment{Src: s.Src, Dst: s.Dst}.Key(0)
 	return k
 }

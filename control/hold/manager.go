@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/dataplane"
-	"github.com/rstguard/rstguard/xdp"
 )
 
 // Manager is hold mode's user-space half. One goroutine (Run) owns every
@@ -38,7 +37,7 @@ type Manager struct {
 	// sockets.
 	d        *decisions
 	policyAt time.Time
-	nudges   chan xdp.RstguardFlowKey
+	nudges   chan dataplane.FlowKey
 
 	// reports hands decided holds to the event writer, a turn's at a time:
 	// a bounded queue, so that no decision ever waits on the event log (a
@@ -62,7 +61,7 @@ func Open(dp *dataplane.Dataplane, ifindexes []int, log *slog.Logger, report fun
 	}
 	m := &Manager{
 		dp: dp, log: log, tx: map[int]*dataplane.Socket{}, slots: map[*dataplane.Socket]uint32{},
-		links: make(chan int, 64), nudges: make(chan xdp.RstguardFlowKey, 1024),
+		links: make(chan int, 64), nudges: make(chan dataplane.FlowKey, 1024),
 	}
 	m.d = newDecisions(kernelRecords{dp}, m, log, dataplane.Policy{})
 	m.reports = make(chan []dataplane.Event, reportQueue)
@@ -313,7 +312,7 @@ type kernelRecords struct{ *dataplane.Dataplane }
 
 // ProvenAlive marks the hold on the program's clock (bpf_ktime_get_ns:
 // CLOCK_MONOTONIC), whatever the decisions' clock says.
-func (k kernelRecords) ProvenAlive(key xdp.RstguardFlowKey, held uint64, _ time.Time) error {
+func (k kernelRecords) ProvenAlive(key dataplane.FlowKey, held uint64, _ time.Time) error {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return err
