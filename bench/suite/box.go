@@ -194,7 +194,7 @@ func (d *daemon) status() (st struct {
 
 // tableMemory is what the kernel charges for the flow tables (both), in bytes, and their capacity.
 func (d *daemon) tableMemory() (bytes, capacity uint64, err error) {
-	for _, name := range []string{xdp.RstguardMapFlows, xdp.RstguardMapEmbryonic} {
+	for _, name := range []string{dataplane.FlowsMapName, xdp.RstguardMapEmbryonic} {
 		m, err := ebpf.LoadPinnedMap(filepath.Join(d.pinDir, name), nil)
 		if err != nil {
 			return 0, 0, err
