@@ -2,11 +2,11 @@ package dataplane
 
 import (
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
 	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/internal/testutil"
 )
 
 // t0 is the fixtures' clock origin; frames are 10 ms apart unless they say.
@@ -14,9 +14,7 @@ var t0 = time.Date(2026, 11, 26, 9, 24, 36, 0, time.UTC)
 
 func requireRoot(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("loading BPF programs needs root (CAP_BPF, CAP_NET_ADMIN)")
-	}
+	testutil.RequireRoot(tb, "BPF programs (CAP_BPF, CAP_NET_ADMIN)")
 }
 
 // harness is one freshly loaded program and a reader of its events.

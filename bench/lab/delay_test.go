@@ -6,19 +6,18 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rstguard/rstguard/internal/testutil"
 )
 
 // The delay line is the lab's long leg: a TCP handshake through it takes its
 // RTT, and a whole HTTP exchange (ARP, handshake, data both ways, close)
 // crosses it unharmed.
 func TestDelayedChain(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: namespaces")
-	}
+	testutil.RequireRoot(t, "namespaces")
 	const oneWay = 10 * time.Millisecond
 	chain, err := NewDelayedChain(UniquePrefix(), []time.Duration{oneWay}, "client", "gw", "server")
 	if err != nil {

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink/nl"
 
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/testutil"
 	"github.com/rstguard/rstguard/xdp"
 )
 
@@ -24,9 +24,7 @@ import (
 // this time with every data segment advancing its flow. Report the ratio;
 // the throughput shows what veth itself costs.
 func BenchmarkLiveTCP(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root")
-	}
+	testutil.RequireRoot(b, "namespaces, BPF")
 	chain, err := NewChain(UniquePrefix(), "client", "gw", "server")
 	if err != nil {
 		b.Fatal(err)

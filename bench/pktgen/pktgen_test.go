@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/testutil"
 	"github.com/rstguard/rstguard/xdp"
 )
 
@@ -73,9 +73,7 @@ func TestTraffic(t *testing.T) {
 // (without live frames, so that the rewritten frame comes back) and checks
 // it against Rewrite, the afxdp engine's, and both checksums from scratch.
 func TestRewriteMatchesProgram(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to load BPF programs")
-	}
+	testutil.RequireRoot(t, "load BPF programs")
 	l := &live{}
 	if err := xdp.LoadPktgenObjects(&l.objs, nil); err != nil {
 		t.Fatal(err)
@@ -160,9 +158,7 @@ func checkChecksums(t *testing.T, f []byte, ipv6 bool) {
 // into a veth whose peer carries rstguard, and checks that rstguard saw
 // every frame and tracked every flow as established.
 func TestLiveEngineFeedsRstguard(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for namespaces and BPF")
-	}
+	testutil.RequireRoot(t, "namespaces and BPF")
 	runtime.LockOSThread() // never unlocked: the thread dies in the namespace
 	ns, err := netns.New()
 	if err != nil {

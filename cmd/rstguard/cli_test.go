@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/testutil"
 )
 
 // runCLI runs rstguard in-process and returns its exit code and output.
@@ -160,9 +161,7 @@ func TestManPage(t *testing.T) {
 // line names its file and frame; --summary adds the report; --progress
 // reports on standard error.
 func TestAnalyzeWritesAnnotatedCapture(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root for BPF_PROG_TEST_RUN")
-	}
+	testutil.RequireRoot(t, "BPF_PROG_TEST_RUN")
 	const capture = "../../testdata/rst-inject-rae.pcap"
 	annotated := filepath.Join(t.TempDir(), "annotated.pcapng")
 	code, out, errOut := runCLI("analyze", "--json", "--summary", "--progress", "1ns", "--write", annotated, capture)

@@ -30,6 +30,7 @@ import (
 	"github.com/rstguard/rstguard/bench/inject"
 	"github.com/rstguard/rstguard/bench/lab"
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/testutil"
 )
 
 // rstguardBin is the binary under test, built once by TestMain.
@@ -83,9 +84,7 @@ func newGateway(t *testing.T) *gateway {
 // leg has an RTT of twice that.
 func newGatewayBehind(t *testing.T, clientOneWay time.Duration) *gateway {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: namespaces, XDP, bpffs")
-	}
+	testutil.RequireRoot(t, "namespaces, XDP, bpffs")
 	prefix := lab.UniquePrefix()
 	chain, err := lab.NewDelayedChain(prefix, []time.Duration{clientOneWay}, "client", "gw", "server")
 	if err != nil {
@@ -944,9 +943,7 @@ func addVeth(t *testing.T, h *lab.Host, name string) {
 }
 
 func TestWrongInterfaceExitsTwo(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t, "namespaces, BPF")
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
 	code := run([]string{"run", "-i", "nosuch0", "--pin-dir", "/sys/fs/bpf/rstguard-test-none",
@@ -969,9 +966,7 @@ func TestWrongInterfaceExitsTwo(t *testing.T) {
 
 // Without the capabilities it needs, rstguard says which are missing.
 func TestMissingCapabilitiesNamed(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to drop capabilities")
-	}
+	testutil.RequireRoot(t, "drop capabilities")
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv (util-linux) not installed")
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/rstguard/rstguard/bench/lab"
 	"github.com/rstguard/rstguard/control/capture"
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/testutil"
 )
 
 // progOn is the ID of the XDP program on an interface of the gateway.
@@ -301,9 +302,7 @@ func TestCommandsEndOnSignals(t *testing.T) {
 // Nagios runs its checks unprivileged: what such a user cannot read is
 // UNKNOWN (3), not CRITICAL, and the line says where to look instead.
 func TestCheckUnprivilegedIsUnknown(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to run the check as another user")
-	}
+	testutil.RequireRoot(t, "run the check as another user")
 	dir, err := os.MkdirTemp("", "rstguard-nobody")
 	if err != nil {
 		t.Fatal(err)

@@ -19,13 +19,12 @@ import (
 	"github.com/rstguard/rstguard/control/capture"
 	"github.com/rstguard/rstguard/control/report"
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/testutil"
 )
 
 func requireRoot(t *testing.T) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("loading BPF programs needs root")
-	}
+	testutil.RequireRoot(t, "BPF programs")
 }
 
 // analyzeJSON runs the analysis with --json output and decodes it.

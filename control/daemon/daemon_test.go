@@ -2,21 +2,19 @@ package daemon
 
 import (
 	"errors"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/rstguard/rstguard/control/bpffs"
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/testutil"
 )
 
 // Maps pinned by a run with another layout (here: another table size) are
 // refused with a message that says what to do, never reused or overwritten;
 // the same layout is reused with its policy intact.
 func TestLoadPinnedChecksLayout(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
+	testutil.RequireRoot(t, "namespaces, BPF")
 	dir := bpffs.DefaultRoot + "/rstguard-test-layout"
 	t.Cleanup(func() { dataplane.Unpin(dir) })
 

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -18,6 +17,7 @@ import (
 	"github.com/rstguard/rstguard/bench/lab"
 	"github.com/rstguard/rstguard/bench/netbox"
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/testutil"
 	"github.com/rstguard/rstguard/xdp"
 )
 
@@ -109,9 +109,7 @@ func inject(b *testing.B, prog *ebpf.Program, frame []byte, ifindex int) {
 // answer comes at once here, so this is rstguard's own delay; on a real path
 // the claimed sender's leg RTT comes on top).
 func BenchmarkHold(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip("needs root: namespaces, BPF, AF_XDP")
-	}
+	testutil.RequireRoot(b, "namespaces, BPF, AF_XDP")
 	for _, answer := range []struct {
 		name  string
 		flags uint8

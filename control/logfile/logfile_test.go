@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/rstguard/rstguard/internal/testutil"
 )
 
 func TestOpenRefusesSymlinks(t *testing.T) {
@@ -42,9 +44,7 @@ func TestOpenMakesExistingFilesPrivateAndAppends(t *testing.T) {
 }
 
 func TestOpenRefusesAnotherUsersFile(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to give a file to another user")
-	}
+	testutil.RequireRoot(t, "give a file to another user")
 	path := filepath.Join(t.TempDir(), "events.jsonl")
 	os.WriteFile(path, nil, 0o600)
 	os.Chown(path, 65534, 65534)
