@@ -1,6 +1,6 @@
 // Package hold is hold mode's user-space half: it owns the AF_XDP sockets,
 // asks the claimed sender of every held RST whether its connection is
-// alive, and drops or releases the RST on the answer (docs/ARCHITECTURE.md).
+// alive, and drops or releases the RST on the answer (docs/HOLD.md).
 package hold
 
 import (

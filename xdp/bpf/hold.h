@@ -149,7 +149,7 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 	 * segments. A RST in fragments passes: no real stack fragments a RST
 	 * (a few dozen bytes, under any path's MTU: RFC 791's 68, RFC 8200's
 	 * 1280), yet dropping one could cost a real RST that carries data, so
-	 * this stays a documented limit (docs/ARCHITECTURE.md). */
+	 * this stays a documented limit (docs/HOLD.md). */
 	if (p->first_fragment || p->ipv6_fixed_ext) {
 		count(p->ifindex, CNT_HOLD_UNRELEASABLE);
 		return ACTION_PASS;

@@ -21,7 +21,7 @@ enum mode {
 	MODE_DROP = 1,    /* drop RSTs judged spoofed */
 	MODE_HOLD = 2,    /* drop spoofed; park every other RST of a synchronised
 			   * flow in an AF_XDP socket until its claimed sender
-			   * answers a probe (docs/ARCHITECTURE.md, hold mode) */
+			   * answers a probe (docs/HOLD.md) */
 };
 
 enum verdict {
