@@ -54,10 +54,10 @@ static __always_inline struct event *event_start(struct xdp_md *ctx, const struc
 	e->time_ns = now;
 	e->kind = kind;
 	e->ifindex = p->ifindex;
-	__builtin_memcpy(e->saddr, p->dir ? p->key.addr_hi : p->key.addr_lo, 16);
-	__builtin_memcpy(e->daddr, p->dir ? p->key.addr_lo : p->key.addr_hi, 16);
-	e->sport = bpf_ntohs(p->dir ? p->key.port_hi : p->key.port_lo);
-	e->dport = bpf_ntohs(p->dir ? p->key.port_lo : p->key.port_hi);
+	__builtin_memcpy(e->saddr, SRC_ADDR(p, p->dir), 16);
+	__builtin_memcpy(e->daddr, DST_ADDR(p, p->dir), 16);
+	e->sport = bpf_ntohs(SRC_PORT(p, p->dir));
+	e->dport = bpf_ntohs(DST_PORT(p, p->dir));
 	e->zone = p->key.zone;
 	e->seq = p->seq;
 	e->ack = p->ack;

@@ -49,12 +49,12 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 		/* A retransmitted SYN keeps the entry; any other SYN starts a
 		 * connection. Karn's rule (RFC 6298 section 3): a SYN/ACK after a
 		 * retransmission answers one of several SYNs, so it times nothing. */
-		if (f && f->state == STATE_SYN_SENT && (f->dir[p->dir & 1].flags & DIR_SYN) &&
-		    f->dir[p->dir & 1].isn == p->seq) {
-			f->dir[p->dir & 1].flags |= DIR_SYN_RETRANS;
+		if (f && f->state == STATE_SYN_SENT && (SENDER(f, p)->flags & DIR_SYN) &&
+		    SENDER(f, p)->isn == p->seq) {
+			SENDER(f, p)->flags |= DIR_SYN_RETRANS;
 			return XDP_PASS;
 		}
-		learn_syn(&fresh.dir[p->dir & 1], p, &opts, now32);
+		learn_syn(SENDER(&fresh, p), p, &opts, now32);
 		fresh.state = STATE_SYN_SENT;
 		fresh.flags = p->dir ? FLOW_INIT_HI : 0;
 		return insert_flow(p->ifindex, &p->key, &fresh, BPF_ANY);
@@ -62,16 +62,16 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 
 	/* SYN/ACK */
 	if (!f) {
-		learn_syn(&fresh.dir[p->dir & 1], p, &opts, now32);
+		learn_syn(SENDER(&fresh, p), p, &opts, now32);
 		fresh.state = STATE_SYN_RCVD;
 		fresh.flags = FLOW_MIDSTREAM | (p->dir ? 0 : FLOW_INIT_HI);
 		return insert_flow(p->ifindex, &p->key, &fresh, BPF_NOEXIST);
 	}
-	s = &f->dir[p->dir & 1];
+	s = SENDER(f, p);
 	if (rst_pending(f, p->dir) && !(f->flags & FLOW_CONFIRMED))
 		confirm_after_rst(ctx, p, f);
 	if (f->state == STATE_SYN_SENT || f->state == STATE_RESET) {
-		const struct dir_state *init = &f->dir[!p->dir];
+		const struct dir_state *init = RECEIVER(f, p);
 
 		if (init->last_data_t && !(s->flags & DIR_SYN) && !(init->flags & DIR_SYN_RETRANS))
 			s->rtt = now32 - init->last_data_t;
@@ -108,7 +108,7 @@ static __noinline int pick_up_flow(struct packet *p)
 	struct flow_value fresh = {};
 	__u32 now32 = 0;
 
-	learn(&fresh.dir[p->dir & 1], p, &now32);
+	learn(SENDER(&fresh, p), p, &now32);
 	fresh.state = (p->tcp_flags & TH_FIN) ? STATE_CLOSING : STATE_ESTABLISHED;
 	fresh.flags = FLOW_MIDSTREAM;
 	return insert_flow(p->ifindex, &p->key, &fresh, BPF_NOEXIST);

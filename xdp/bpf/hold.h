@@ -26,8 +26,8 @@ static __always_inline int route(struct xdp_md *ctx, const struct packet *p, int
 {
 	struct bpf_fib_lookup fib = {};
 	int from_hi = back ? !p->dir : p->dir;
-	const __u8 *src = from_hi ? p->key.addr_hi : p->key.addr_lo;
-	const __u8 *dst = from_hi ? p->key.addr_lo : p->key.addr_hi;
+	const __u8 *src = SRC_ADDR(p, from_hi);
+	const __u8 *dst = DST_ADDR(p, from_hi);
 
 	if (p->ipv6) {
 		fib.family = AF_INET6;
@@ -41,8 +41,8 @@ static __always_inline int route(struct xdp_md *ctx, const struct packet *p, int
 		fib.tot_len = p->l4_len + sizeof(struct iphdr);
 	}
 	fib.l4_protocol = IPPROTO_TCP;
-	fib.sport = from_hi ? p->key.port_hi : p->key.port_lo;
-	fib.dport = from_hi ? p->key.port_lo : p->key.port_hi;
+	fib.sport = SRC_PORT(p, from_hi);
+	fib.dport = DST_PORT(p, from_hi);
 	fib.ifindex = p->ifindex;
 	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return -1;
@@ -118,8 +118,8 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 				__u64 now, __u32 *slot)
 {
 	const struct config *cfg = get_config();
-	const struct dir_state *snd = &f->dir[p->dir & 1];
-	const struct dir_state *rcv = &f->dir[!p->dir];
+	const struct dir_state *snd = SENDER(f, p);
+	const struct dir_state *rcv = RECEIVER(f, p);
 	__u32 *s, zero = 0;
 	struct hold *h;
 	long err;

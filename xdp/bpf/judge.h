@@ -86,8 +86,8 @@ static __noinline int bad_checksum(struct xdp_md *ctx, const struct packet *p)
 {
 	__u32 zero = 0, pseudo[10] = {}, pseudo_len, len = p->l4_len, sum;
 	struct scratch *s = bpf_map_lookup_elem(&csum_scratch, &zero);
-	const __u8 *src = p->dir ? p->key.addr_hi : p->key.addr_lo;
-	const __u8 *dst = p->dir ? p->key.addr_lo : p->key.addr_hi;
+	const __u8 *src = SRC_ADDR(p, p->dir);
+	const __u8 *dst = DST_ADDR(p, p->dir);
 	__u16 check = 0, pseudo_folded;
 	__s64 r;
 	int i;
@@ -270,8 +270,8 @@ __noinline int rst_fit(const struct packet *p, const struct flow_value *f)
 
 	if (!p || !f)
 		return 0;
-	snd = &f->dir[p->dir & 1];
-	rcv = &f->dir[!p->dir];
+	snd = SENDER(f, p);
+	rcv = RECEIVER(f, p);
 	return replies(p, snd, rcv) | (harmless(p, f, snd, rcv) ? FIT_HARMLESS : 0);
 }
 
@@ -294,8 +294,8 @@ static __always_inline int is_reply(int fit)
 static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 				 const struct config *cfg, __u32 now32, struct judgement *j)
 {
-	const struct dir_state *snd = &f->dir[p->dir & 1];
-	const struct dir_state *rcv = &f->dir[!p->dir];
+	const struct dir_state *snd = SENDER(f, p);
+	const struct dir_state *rcv = RECEIVER(f, p);
 	int has_ack = p->tcp_flags & TH_ACK;
 	int fit = -1, exact = 0;
 

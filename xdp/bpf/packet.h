@@ -31,6 +31,18 @@ struct packet {
 	__u16 vlan;          /* the outer VLAN ID; 0 untagged */
 };
 
+/* The flow's state of p's sender and of its receiver (macros: they keep
+ * the flow's constness). */
+#define SENDER(f, p) (&(f)->dir[(p)->dir & 1])
+#define RECEIVER(f, p) (&(f)->dir[!(p)->dir])
+
+/* p's source and destination address and port (the key keeps them lower
+ * first); from_hi says the source is the key's addr_hi side. */
+#define SRC_ADDR(p, from_hi) ((from_hi) ? (p)->key.addr_hi : (p)->key.addr_lo)
+#define DST_ADDR(p, from_hi) ((from_hi) ? (p)->key.addr_lo : (p)->key.addr_hi)
+#define SRC_PORT(p, from_hi) ((from_hi) ? (p)->key.port_hi : (p)->key.port_lo)
+#define DST_PORT(p, from_hi) ((from_hi) ? (p)->key.port_lo : (p)->key.port_hi)
+
 static __always_inline __u8 iface_slot(__u32 ifindex)
 {
 	return ifindex & (IFACE_SLOTS - 1);

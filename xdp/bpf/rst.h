@@ -76,7 +76,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 	count_signals(&j);
 
 	if (f) {
-		const struct dir_state *snd = &f->dir[p->dir & 1];
+		const struct dir_state *snd = SENDER(f, p);
 
 		f->rst_seq = p->seq;
 		f->rst_t = now32;
@@ -97,7 +97,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 			e->exp_seq = j.exp_seq;
 			e->exp_ack = j.exp_ack;
 			e->exp_ttl = (snd->flags & DIR_SEEN) ? snd->ttl : 0;
-			e->exp_window = f->dir[!p->dir].window;
+			e->exp_window = RECEIVER(f, p)->window;
 			e->ipid_model = snd->ipid_model;
 			e->rtt_ns = ns_of(snd->rtt);
 			event_submit(e);
@@ -123,8 +123,8 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 static __always_inline int proves_alive(const struct packet *p, const struct flow_value *f,
 					const struct config *cfg, __u32 now32)
 {
-	const struct dir_state *snd = &f->dir[p->dir & 1];
-	const struct dir_state *rcv = &f->dir[!p->dir];
+	const struct dir_state *snd = SENDER(f, p);
+	const struct dir_state *rcv = RECEIVER(f, p);
 
 	if (f->rst_verdict == VERDICT_UNKNOWN)
 		return 0;
@@ -148,7 +148,7 @@ static __always_inline int proves_alive(const struct packet *p, const struct flo
 static __noinline int confirm_after_rst(struct xdp_md *ctx, struct packet *p, struct flow_value *f)
 {
 	const struct config *cfg = get_config();
-	const struct dir_state *snd = &f->dir[p->dir & 1];
+	const struct dir_state *snd = SENDER(f, p);
 	__u64 now = now_ns();
 	struct event *e;
 	__u8 rst_action;
