@@ -460,30 +460,31 @@ func TestDecisionsFailOpen(t *testing.T) {
 			t.Errorf("held now %d after the decision, want 0", n)
 		}
 	})
-	t.Run("past the probe rate a hold is released at once", func(t *testing.T) {
-		p := testPolicy
-		p.ProbeRate = 1
-		r := newRig(t, p)
-		r.hold(injected, record(1, 0))
-		r.hold(other, record(1, 0))
-		if got := r.outcomes(); !slices.Equal(got, []string{"probe_rate_limited"}) {
-			t.Errorf("outcomes %v", got)
-		}
-		if got := len(r.out(egressIf)); got != 1 {
-			t.Errorf("released %d, want 1", got)
-		}
-	})
-	t.Run("a probe that cannot be sent releases at once", func(t *testing.T) {
-		r := newRig(t, testPolicy)
-		r.wire.down[probeIf] = true
-		r.hold(injected, record(1, 0))
-		if got := r.outcomes(); !slices.Equal(got, []string{"probe_unsent"}) {
-			t.Errorf("outcomes %v", got)
-		}
-		if got := len(r.out(egressIf)); got != 1 {
-			t.Errorf("released %d, want 1", got)
-		}
-	})
+	for _, tc := range []struct {
+		name, outcome string
+		probeRate     uint32 // 0: the test policy's
+		probeDown     bool
+	}{
+		{"past the probe rate a hold is released at once", "probe_rate_limited", 1, false},
+		{"a probe that cannot be sent releases at once", "probe_unsent", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testPolicy
+			if tc.probeRate != 0 {
+				p.ProbeRate = tc.probeRate
+			}
+			r := newRig(t, p)
+			r.wire.down[probeIf] = tc.probeDown
+			r.hold(injected, record(1, 0))
+			r.hold(other, record(1, 0)) // the second: past a budget of one
+			if got := r.outcomes(); len(got) == 0 || got[len(got)-1] != tc.outcome {
+				t.Errorf("outcomes %v, want the last %s", got, tc.outcome)
+			}
+			if got := len(r.out(egressIf)); got != len(r.outcomes()) {
+				t.Errorf("released %d, want one per decided hold (%d)", got, len(r.outcomes()))
+			}
+		})
+	}
 	t.Run("a release that cannot be sent is counted", func(t *testing.T) {
 		r := newRig(t, testPolicy)
 		r.wire.down[egressIf] = true
