@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -229,5 +230,38 @@ func TestSettingsFromOneTable(t *testing.T) {
 		if err != nil || merged.policy[ps.Name] != def {
 			t.Errorf("%s in a config file: %v, read %q", ps.Name, err, merged.policy[ps.Name])
 		}
+	}
+}
+
+// Every daemon setting of the config file is a flag by the same name, and
+// a flag given wins over the file.
+func TestFlagsOverTheConfigFile(t *testing.T) {
+	fs := newTestFlagSet()
+	s := defaultSettings()
+	daemonFlags(fs, &s)
+	for _, name := range []string{"events", "pcap", "pcap-max-size", "pcap-max-files", "events-rate", "metrics", "host"} {
+		fs.String(name, "", "run's own") // declared by run, not daemonFlags
+	}
+	typ := reflect.TypeFor[settings]()
+	for i := range typ.NumField() {
+		if name, ok := settingFlag(typ.Field(i)); ok && fs.Lookup(name) == nil {
+			t.Errorf("config key of %s has no flag %q", typ.Field(i).Name, name)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "rstguard.json")
+	os.WriteFile(path, []byte(`{"interfaces": ["eth9"], "xdp_mode": "generic", "zones": ["eth9=1"], "flow_table_size": 5}`), 0o600)
+	fs = newTestFlagSet()
+	s = defaultSettings()
+	daemonFlags(fs, &s)
+	if err := fs.Parse([]string{"-i", "eth1", "--zone", "eth1=2"}); err != nil {
+		t.Fatal(err)
+	}
+	merged, err := withConfigFile(fs, s, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(merged.Interfaces, []string{"eth1"}) || !slices.Equal(merged.Zones, []string{"eth1=2"}) ||
+		merged.XDPMode != "generic" || merged.FlowTableSize != 5 {
+		t.Errorf("merged %+v: want -i and --zone from the flags, xdp_mode and flow_table_size from the file", merged)
 	}
 }

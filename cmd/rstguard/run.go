@@ -22,9 +22,10 @@ import (
 )
 
 // settings are the daemon's options as flags and config file share them.
-// Keys are the long flag names with dashes as underscores.
+// Keys are the long flag names with dashes as underscores; a flag named
+// otherwise says so in its field's flag tag (settingFlag).
 type settings struct {
-	Interfaces    []string `json:"interfaces"`
+	Interfaces    []string `json:"interfaces" flag:"i"`
 	XDPMode       string   `json:"xdp_mode"`
 	Events        string   `json:"events"`
 	Pcap          string   `json:"pcap"`
@@ -33,7 +34,7 @@ type settings struct {
 	EventsRate    int      `json:"events_rate"`
 	Metrics       string   `json:"metrics"`
 	Allow         []string `json:"allow"`
-	Zones         []string `json:"zones"`
+	Zones         []string `json:"zones" flag:"zone"`
 	Host          string   `json:"host"`
 	PinDir        string   `json:"pin_dir"`
 	FlowTableSize uint32   `json:"flow_table_size"`
@@ -229,27 +230,23 @@ func withConfigFile(fs *flag.FlagSet, fromFlags settings, path string) (settings
 	for name, v := range fromFlags.policy {
 		merged.policy[name] = v
 	}
-	override := map[string]func(){
-		"i":               func() { merged.Interfaces = fromFlags.Interfaces },
-		"xdp-mode":        func() { merged.XDPMode = fromFlags.XDPMode },
-		"allow":           func() { merged.Allow = fromFlags.Allow },
-		"zone":            func() { merged.Zones = fromFlags.Zones },
-		"pin-dir":         func() { merged.PinDir = fromFlags.PinDir },
-		"flow-table-size": func() { merged.FlowTableSize = fromFlags.FlowTableSize },
-		"events":          func() { merged.Events = fromFlags.Events },
-		"pcap":            func() { merged.Pcap = fromFlags.Pcap },
-		"pcap-max-size":   func() { merged.PcapMaxSize = fromFlags.PcapMaxSize },
-		"pcap-max-files":  func() { merged.PcapMaxFiles = fromFlags.PcapMaxFiles },
-		"events-rate":     func() { merged.EventsRate = fromFlags.EventsRate },
-		"metrics":         func() { merged.Metrics = fromFlags.Metrics },
-		"host":            func() { merged.Host = fromFlags.Host },
-	}
-	for name, apply := range override {
-		if set[name] {
-			apply()
+	to, from := reflect.ValueOf(&merged).Elem(), reflect.ValueOf(fromFlags)
+	for i := range to.NumField() {
+		if name, ok := settingFlag(to.Type().Field(i)); ok && set[name] {
+			to.Field(i).Set(from.Field(i))
 		}
 	}
 	return merged, nil
+}
+
+// settingFlag is the flag that sets a settings field: its flag tag, else its
+// config key with - for _.
+func settingFlag(f reflect.StructField) (string, bool) {
+	if name := f.Tag.Get("flag"); name != "" {
+		return name, true
+	}
+	key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	return strings.ReplaceAll(key, "_", "-"), key != ""
 }
 
 // configEntry is one key of a config file's object: the key, its value, and
