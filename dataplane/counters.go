@@ -52,6 +52,9 @@ type Counters struct {
 
 	Judged
 	Actions map[string]uint64 `json:"actions"`
+	// Program is every one of the program's own counters by its name in
+	// the header (Each): a counter added there is here without a field.
+	Program map[string]uint64 `json:"program_counters"`
 	// ConfirmedByAction splits Confirmed by what the forged RST got here:
 	// dropped (stopped), held, or passed (the connection died).
 	ConfirmedByAction map[string]uint64 `json:"confirmed_forged_by_action"`
@@ -290,6 +293,8 @@ func countersFrom(raw []uint64) Counters {
 	}
 	c.Packets = c.TCP + c.NotTCP + c.ParseErrors + c.Fragments + c.IPv6ExtLimit + c.TinyFragments
 	c.raw = raw
+	c.Program = map[string]uint64{}
+	c.Each(func(name string, v uint64) { c.Program[name] = v })
 	for _, v := range Verdicts {
 		c.Verdicts[v.String()] = raw[int(xdp.RstguardCounterCNT_VERDICT_BASE)+int(v)]
 	}
