@@ -69,7 +69,7 @@ func New(src Source, host string, interfaces func() []attach.State, written, dec
 		capped:      d("events_rate_capped_total", "Events the event log's rate cap (--events-rate) left out."),
 		decodeErr:   d("event_decode_errors_total", "Ring-buffer records that could not be decoded."),
 		holdProgram: d("hold_program_total", "Hold mode as the XDP program saw it, by event: holds started, RSTs joined "+
-			"to a hold (kept with it, to share its fate), probe answers and data redirected, RSTs dropped because "+
+			"to a hold (dropped in the kernel with their count on the hold: they share its fate), probe answers and data redirected, RSTs dropped because "+
 			"their sender was proven alive moments ago, and RSTs passed for want of a socket, a route, room in "+
 			"the hold table, or because the daemon could not release them.", "event"),
 	}
