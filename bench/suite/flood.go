@@ -30,8 +30,15 @@ type Flood struct {
 // established flows, with a little data that must all pass.
 var floodMix = pktgen.Mix{Weights: map[string]int{pktgen.KindForged: 99, pktgen.KindData: 1}, Handshake: true}
 
-func (o Options) rstFlood(prefix string, sz sizes) (Flood, error) {
-	f := Flood{Flows: sz.flows[len(sz.flows)-1] / 10}
+// floodFlows are the floods' sizes: a tenth of the live runs' largest
+// table, and all of it.
+func (sz sizes) floodFlows() []uint32 {
+	most := sz.flows[len(sz.flows)-1]
+	return []uint32{most / 10, most}
+}
+
+func (o Options) rstFlood(prefix string, sz sizes, flows uint32) (Flood, error) {
+	f := Flood{Flows: flows}
 	b, err := newBox(prefix + "bench")
 	if err != nil {
 		return f, err

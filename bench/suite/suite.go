@@ -180,9 +180,13 @@ func Run(o Options) (*Report, error) {
 		return r, fmt.Errorf("generator: %w", err)
 	}
 	return r, timed(func() (err error) {
-		fmt.Fprintf(o.Log, "flood: forged RSTs\n")
-		if r.Flood, err = o.rstFlood(prefix, sz); err != nil {
-			return fmt.Errorf("RST flood: %w", err)
+		for _, flows := range sz.floodFlows() {
+			fmt.Fprintf(o.Log, "flood: forged RSTs over %d flows\n", flows)
+			f, err := o.rstFlood(prefix, sz, flows)
+			if err != nil {
+				return fmt.Errorf("RST flood over %d flows: %w", flows, err)
+			}
+			r.Floods = append(r.Floods, f)
 		}
 		fmt.Fprintf(o.Log, "flood: SYNs against a full table\n")
 		if r.SYNFlood, err = o.synFlood(prefix, sz); err != nil {
