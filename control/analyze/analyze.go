@@ -80,10 +80,15 @@ func Files(paths []string, opts Options, errOut io.Writer) (Summary, error) {
 	if err := dp.SetPolicy(pol); err != nil {
 		return sum, err
 	}
+	events, err := dp.NewEventReader(dataplane.CaptureClock)
+	if err != nil {
+		return sum, err
+	}
+	defer events.Close()
 	var failed []error
 	for _, p := range paths {
 		sum.Files++
-		if err := file(dp, p, opts, &sum); err != nil {
+		if err := file(dp, events, p, opts, &sum); err != nil {
 			sum.Unreadable++
 			failed = append(failed, err)
 			fmt.Fprintf(errOut, "rstguard analyze: %v\n", err)
@@ -92,7 +97,7 @@ func Files(paths []string, opts Options, errOut io.Writer) (Summary, error) {
 	return sum, errors.Join(failed...)
 }
 
-func file(dp *dataplane.Dataplane, path string, opts Options, sum *Summary) error {
+func file(dp *dataplane.Dataplane, events *dataplane.EventReader, path string, opts Options, sum *Summary) error {
 	r, err := capture.Open(path)
 	if err != nil {
 		return err
@@ -101,11 +106,6 @@ func file(dp *dataplane.Dataplane, path string, opts Options, sum *Summary) erro
 	if err := dp.Reset(); err != nil {
 		return err
 	}
-	events, err := dp.NewEventReader(dataplane.CaptureClock)
-	if err != nil {
-		return err
-	}
-	defer events.Close()
 	// What an earlier file left in the ring, cut short by an error, is not
 	// this file's.
 	if _, err := events.Drain(); err != nil {

@@ -89,7 +89,7 @@ func newDecisions(prog records, w wire, log *slog.Logger, policy dataplane.Polic
 		}, []string{"outcome"}),
 		late: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rstguard_hold_late_rsts_total",
-			Help: "RSTs redirected before their hold was decided and reaching the daemon after: they share its fate.",
+			Help: "RSTs that reached the daemon after their flow's hold was decided, with no newer hold: they share its fate.",
 		}, []string{"fate"}),
 		waited: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "rstguard_hold_wait_seconds", Help: "How long held RSTs waited for a decision: the delay a released one incurred.",
@@ -144,7 +144,10 @@ func (d *decisions) frame(ifindex int, f []byte, now time.Time) {
 				d.strayAnswers.Add(1)
 				return
 			}
-			// Redirected before its hold was decided: the same fate.
+			// A RST of the decided hold all the same. The program keeps
+			// a hold's later RSTs in its own count and redirects none, so
+			// this is a guard: should one come, it gets the decided fate,
+			// neither a second probe nor loss.
 			if dec.forged {
 				d.late.WithLabelValues("dropped").Inc()
 			} else {

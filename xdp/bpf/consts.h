@@ -1,14 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* rstguard.c, by concern: Every number the program judges or parses by.
- * Included once, in order, by rstguard.c: one translation unit, so that
- * bpf2go and the verifier see one program. */
+/* rstguard.c, by concern: every number the program judges or parses by, in
+ * one place (as katran's balancer_consts.h). Times are time32: nanoseconds
+ * >> TIME32_SHIFT. Included once, in order, by rstguard.c: one translation
+ * unit, so that bpf2go and the verifier see one program. */
 
-/* Every number the program judges or parses by, in one place (as katran's
- * balancer_consts.h). Times are time32: nanoseconds >> TIME32_SHIFT. */
-
-/* Parsing: how deep, and the header fields read by mask. */
-/* How deep: MAX_VLAN and MAX_IPV6_EXT are in rstguard.h (enum parse_limits),
- * shared with the daemon's parser. */
+/* Parsing: the header fields read by mask. How deep the parser walks
+ * (MAX_VLAN, MAX_IPV6_EXT) is in rstguard.h, enum parse_limits, shared with
+ * the daemon's parser. */
 #define TCP_OPT_MAX 40      /* the TCP option space (RFC 9293 3.1) */
 #define TCP_FLAGS_OFFSET 13 /* the flags byte in the TCP header */
 #define IP_DF 0x4000        /* IPv4 frag_off (RFC 791) */

@@ -55,8 +55,8 @@ static __always_inline int route(struct xdp_md *ctx, const struct packet *p, int
 /* A RST of a flow with a hold record from its claimed sender: the hold's
  * business, decided here without the daemon where the daemon needs not
  * see it. Returns ACTION_DROP (proven alive, or joining the hold),
- * ACTION_HOLD (the probe's answer, for the daemon), or ACTION_PASS with *stale set when the record is over and a new
- * hold may begin. */
+ * ACTION_HOLD (the probe's answer, for the daemon), or ACTION_PASS with
+ * *stale set when the record is over and a new hold may begin. */
 static __always_inline __u8 held_rst(const struct packet *p, struct hold *held, const struct config *cfg,
 				     __u64 now, __u32 *slot, int *stale)
 {
