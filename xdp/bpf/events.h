@@ -5,10 +5,8 @@
 
 /* A budget per flow (and one per CPU for RSTs of no flow) so that a flood
  * cannot starve the ring buffer; counters stay exact either way. */
-static __always_inline int event_allowed(__u32 ifindex, struct event_budget *b, __u32 limit, __u64 now)
+static __always_inline int event_allowed(__u32 ifindex, struct event_budget *b, __u32 limit, __u32 t)
 {
-	__u32 t = time32(now);
-
 	if (t - b->window_t > ONE_SECOND_T32) {
 		b->window_t = t;
 		b->count = 0;
@@ -33,17 +31,19 @@ static __always_inline struct event_budget *no_flow_budget(void)
 /* Reserves an event about p, charged to budget b (limit a second: the
  * flow's, or no_flow_budget()) and to the CPU's budget for all events. NULL
  * when a budget is spent or the ring buffer full; either is counted. The
- * caller fills in the rest and calls event_submit(). */
+ * caller fills in the rest and calls event_submit(). The budgets' one-second
+ * windows run on the coarse clock; only an event sent reads the precise one,
+ * so that a flood over its budget does not pay for it. */
 static __always_inline struct event *event_start(struct xdp_md *ctx, const struct packet *p, __u8 kind,
-						 __u64 now, struct event_budget *b, __u32 limit)
+						 struct event_budget *b, __u32 limit)
 {
-	__u32 global = BUDGET_GLOBAL, cap;
+	__u32 global = BUDGET_GLOBAL, cap, now32 = time32(now_coarse_ns());
 	struct event_budget *g = bpf_map_lookup_elem(&cpu_budgets, &global);
 	struct event *e;
 
-	if (!b || !event_allowed(p->ifindex, b, limit, now))
+	if (!b || !event_allowed(p->ifindex, b, limit, now32))
 		return 0;
-	if (g && !event_allowed(p->ifindex, g, GLOBAL_EVENT_BUDGET, now))
+	if (g && !event_allowed(p->ifindex, g, GLOBAL_EVENT_BUDGET, now32))
 		return 0;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
@@ -51,7 +51,7 @@ static __always_inline struct event *event_start(struct xdp_md *ctx, const struc
 		return 0;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
-	e->time_ns = now;
+	e->time_ns = now_ns();
 	e->kind = kind;
 	e->ifindex = p->ifindex;
 	__builtin_memcpy(e->saddr, SRC_ADDR(p, p->dir), 16);

@@ -120,19 +120,19 @@ static __noinline void context_event(struct xdp_md *ctx, struct packet *p, struc
 {
 	const struct config *cfg = get_config();
 	__u16 left = *(volatile __u16 *)&f->budget.context; /* once: the other direction may write it */
-	__u64 now = now_ns();
+	__u32 now32 = time32(now_coarse_ns());
 	struct event *e;
 
 	if (!left)
 		return;
-	if (time32(now) - f->rst_t > CONTEXT_SECONDS * ONE_SECOND_T32) {
+	if (now32 - f->rst_t > CONTEXT_SECONDS * ONE_SECOND_T32) {
 		f->budget.context = 0;
 		return;
 	}
 	/* From a non-zero read, so a concurrent update costs one packet more or
 	 * less, never a wrap to 65535. */
 	f->budget.context = left - 1;
-	e = event_start(ctx, p, EVENT_CONTEXT, now, &f->budget, cfg->event_budget);
+	e = event_start(ctx, p, EVENT_CONTEXT, &f->budget, cfg->event_budget);
 	if (!e)
 		return;
 	e->verdict = f->rst_verdict;
@@ -186,7 +186,7 @@ static __noinline int tiny_fragment(struct xdp_md *ctx, struct packet *p)
 {
 	const struct config *cfg = get_config();
 	__u8 action = cfg->mode == MODE_MONITOR ? ACTION_PASS : ACTION_DROP;
-	struct event *e = event_start(ctx, p, EVENT_TINY_FRAGMENT, now_ns(), no_flow_budget(), NO_FLOW_EVENT_BUDGET);
+	struct event *e = event_start(ctx, p, EVENT_TINY_FRAGMENT, no_flow_budget(), NO_FLOW_EVENT_BUDGET);
 
 	if (e) {
 		e->action = action;

@@ -114,10 +114,10 @@ static __always_inline __u8 held_rst(const struct packet *p, struct hold *held, 
  * the same sender join the hold: one question per flow. Every way this can
  * fail passes the RST, as monitor mode would. Returns ACTION_HOLD with *slot
  * set, or ACTION_PASS. */
-static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, struct flow_value *f,
-				__u64 now, __u32 *slot)
+static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, struct flow_value *f, __u32 *slot)
 {
 	const struct config *cfg = get_config();
+	__u64 now = now_ns();
 	const struct dir_state *snd = SENDER(f, p);
 	const struct dir_state *rcv = RECEIVER(f, p);
 	__u32 *s, zero = 0;

@@ -19,7 +19,6 @@ struct judgement {
 	__u8 score;   /* every signal */
 	__u8 hard;    /* medium and strong signals only */
 	__u8 verdict;
-	__u8 iface_slot; /* the counters' set, for count_signal */
 };
 
 /* One byte lane per benign cause, 1 in each lane of a cause in the mask:
@@ -262,6 +261,33 @@ static __always_inline int replies(const struct packet *p, const struct dir_stat
 	return FIT_REPLY_SEQ;
 }
 
+/* Timing (net4people #285): a RST/ACK that acknowledges the other side's
+ * latest data sooner than half the sender's measured RTT after that data
+ * passed this box answers something the sender cannot have seen yet. Only on
+ * legs of MIN_TIMING_RTT or more: below that, host processing rather than the
+ * path makes up the RTT, and a stack that was closing anyway acks data
+ * microseconds after it arrived. now32 is the coarse clock, which lags the
+ * precise one by up to a tick: not too soon by it is not too soon by the
+ * precise clock either, and only a RST that looks too soon pays for the
+ * precise read. A global function, called on every judged RST, as
+ * rst_fit(): a precise read under judge_rst()'s own branches doubled the
+ * paths the verifier walks after it. */
+__noinline int too_soon(const struct packet *p, const struct flow_value *f, __u32 now32)
+{
+	const struct dir_state *snd, *rcv;
+	__u32 since, half_rtt;
+
+	if (!p || !f)
+		return 0;
+	snd = SENDER(f, p);
+	rcv = RECEIVER(f, p);
+	since = rcv->last_data_t;
+	half_rtt = snd->rtt / 2;
+	if (!(p->tcp_flags & TH_ACK) || snd->rtt < MIN_TIMING_RTT_T32 || !since || p->ack != rcv->next_seq)
+		return 0;
+	return now32 - since < half_rtt && time32(now_ns()) - since < half_rtt;
+}
+
 /* Both models' tests in one global function, verified once, as verdict_of():
  * at most one call on the RST path (fit_of()), not one per model. */
 __noinline int rst_fit(const struct packet *p, const struct flow_value *f)
@@ -405,14 +431,7 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	if (has_ack && (snd->flags & DIR_TS) && (rcv->flags & DIR_TS) && !p->has_ts)
 		FLAG(j, TS_MISSING);
 
-	/* Timing (net4people #285): a RST/ACK that acknowledges the other side's
-	 * latest data sooner than half the sender's measured RTT after that data
-	 * passed this box answers something the sender cannot have seen yet.
-	 * Only on legs of MIN_TIMING_RTT or more: below that, host processing
-	 * rather than the path makes up the RTT, and a stack that was closing
-	 * anyway acks data microseconds after it arrived. */
-	if (has_ack && snd->rtt >= MIN_TIMING_RTT_T32 && rcv->last_data_t && p->ack == rcv->next_seq &&
-	    now32 - rcv->last_data_t < snd->rtt / 2)
+	if (too_soon(p, f, now32))
 		FLAG(j, TOO_SOON);
 
 	/* Several RSTs for one event with differing seq or hop count: the GFW's
@@ -450,32 +469,42 @@ static __always_inline int allowed(const struct packet *p)
 	return bpf_map_lookup_elem(&allow, &k) != 0;
 }
 
-/* Counts signal i if it was raised; stops the loop after the highest raised
- * one, so that a RST pays for the signals up to its last, not for every one
- * there is. */
-static long count_signal(__u32 i, struct judgement *j)
+/* Bit i of 1 << i, in the top five bits of its product with a de Bruijn
+ * sequence, whose 5-bit windows all differ (Leiserson, Prokop and Randall,
+ * "Using de Bruijn Sequences to Index a 1 in a Computer Word", 1998). The
+ * table is computed: bit_of_window[((1 << i) * DEBRUIJN_32) >> 27] = i. */
+#define DEBRUIJN_32 0x077CB531U
+static const __u8 bit_of_window[32] = {
+	0,  1,  28, 2,  29, 14, 24, 3, 30, 22, 20, 15, 25, 17, 4,  8,
+	31, 27, 13, 23, 21, 19, 16, 7, 26, 12, 18, 6,  11, 5,  10, 9,
+};
+
+struct signals_left {
+	__u32 signals;
+	__u32 slot;
+};
+
+/* Counts the lowest raised signal and clears it; stops when none is left. */
+static long count_lowest_signal(__u32 i, struct signals_left *s)
 {
-	if (j->signals & (1U << i))
-		count_in_slot(j->iface_slot, CNT_SIGNAL_BASE + i);
-	return !(j->signals >> i >> 1);
+	__u32 lowest = s->signals & -s->signals;
+
+	if (!lowest)
+		return 1;
+	count_in_slot(s->slot, CNT_SIGNAL_BASE + bit_of_window[(__u32)(lowest * DEBRUIJN_32) >> 27]);
+	s->signals &= s->signals - 1;
+	return 0;
 }
 
-/* Counts the judgement's signals. reply and harmless, raised on most real
- * RSTs, sit high in the enum: counted on their own, so that the loop still
- * stops after the highest other raised signal (a valid RST counts one or
- * two, not twenty-odd). The loop sees the judgement without them and gets
- * it back as it was. */
-static __noinline void count_signals(struct judgement *j)
+/* Counts each raised signal, in the interface's counter set: one pass per
+ * raised signal, lowest first. A global function, so that the verifier
+ * checks it once with signals unknown, not once for every path of
+ * handle_rst() with its signals known; a pass over every signal up to the
+ * highest raised one cost a flood of forged RSTs about 40 ns a RST. */
+__noinline int count_signals(__u32 signals, __u32 slot)
 {
-	const __u32 own = (1U << SIG_REPLY) | (1U << SIG_HARMLESS);
-	__u32 all = j->signals;
+	struct signals_left s = {.signals = signals, .slot = slot};
 
-	if (all & (1U << SIG_REPLY))
-		count_in_slot(j->iface_slot, CNT_SIGNAL_BASE + SIG_REPLY);
-	if (all & (1U << SIG_HARMLESS))
-		count_in_slot(j->iface_slot, CNT_SIGNAL_BASE + SIG_HARMLESS);
-	j->signals = all & ~own;
-	if (j->signals)
-		bpf_loop(SIG_COUNT, count_signal, j, 0);
-	j->signals = all;
+	bpf_loop(SIG_COUNT, count_lowest_signal, &s, 0);
+	return 0;
 }

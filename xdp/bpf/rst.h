@@ -19,8 +19,10 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 	const struct config *cfg = get_config();
 	struct judgement j = {};
 	struct tcp_options opts = {};
-	__u64 now = now_ns();
-	__u32 now32 = time32(now);
+	/* The coarse clock: the precise one costs more than any signal, and
+	 * only TOO_SOON (judge_rst), a hold and an event's time need it; each
+	 * reads it itself. */
+	__u32 now32 = time32(now_coarse_ns());
 	__u32 slot = 0;
 	__u8 action = ACTION_PASS, kind = EVENT_RST;
 	struct event *e;
@@ -67,13 +69,12 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		else
 			action = ACTION_DROP;
 	} else if (cfg->mode == MODE_HOLD && f && j.verdict != VERDICT_UNKNOWN) {
-		action = hold_rst(ctx, p, f, now, &slot);
+		action = hold_rst(ctx, p, f, &slot);
 	}
 
 	count(p->ifindex, CNT_VERDICT_BASE + j.verdict);
 	count(p->ifindex, CNT_ACTION_BASE + action);
-	j.iface_slot = iface_slot(p->ifindex);
-	count_signals(&j);
+	count_signals(j.signals, iface_slot(p->ifindex));
 
 	if (f) {
 		const struct dir_state *snd = SENDER(f, p);
@@ -88,7 +89,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		if (action == ACTION_PASS && kind != EVENT_COLLATERAL_RESET && !(j.signals & (1U << SIG_HARMLESS)))
 			f->state = STATE_RESET;
 
-		e = event_start(ctx, p, kind, now, &f->budget, cfg->event_budget);
+		e = event_start(ctx, p, kind, &f->budget, cfg->event_budget);
 		if (e) {
 			e->verdict = j.verdict;
 			e->action = action;
@@ -103,7 +104,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 			event_submit(e);
 		}
 	} else {
-		e = event_start(ctx, p, kind, now, no_flow_budget(), NO_FLOW_EVENT_BUDGET);
+		e = event_start(ctx, p, kind, no_flow_budget(), NO_FLOW_EVENT_BUDGET);
 		if (e) {
 			e->verdict = j.verdict;
 			event_submit(e);
@@ -149,11 +150,10 @@ static __noinline int confirm_after_rst(struct xdp_md *ctx, struct packet *p, st
 {
 	const struct config *cfg = get_config();
 	const struct dir_state *snd = SENDER(f, p);
-	__u64 now = now_ns();
 	struct event *e;
 	__u8 rst_action;
 
-	if (!proves_alive(p, f, cfg, time32(now)))
+	if (!proves_alive(p, f, cfg, time32(now_ns())))
 		return 0;
 	f->flags |= FLOW_CONFIRMED;
 	/* What became of the forged RST: stopped here, or let through. */
@@ -173,7 +173,7 @@ static __noinline int confirm_after_rst(struct xdp_md *ctx, struct packet *p, st
 			count(p->ifindex, CNT_HOLD_DATA);
 		}
 	}
-	e = event_start(ctx, p, EVENT_DATA_AFTER_RST, now, &f->budget, cfg->event_budget);
+	e = event_start(ctx, p, EVENT_DATA_AFTER_RST, &f->budget, cfg->event_budget);
 	if (!e)
 		return 1;
 	e->verdict = VERDICT_SPOOFED;

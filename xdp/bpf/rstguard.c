@@ -34,18 +34,20 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  *   in a bpf_loop() callback, and signals are counted in one: a bounded loop
  *   over packet pointers cost 875,000 of the 1,000,000 instructions
  *   (measured on this project's kernel, 6.18); the callbacks cost a few
- *   thousand. The signals' callback must leave the judgement as it found
- *   it: unrolling the loop, or clearing each bit as it is counted (to run
- *   once per raised signal), each took the verifier past 1,000,000.
+ *   thousand. Counting signals is a global function that takes them by
+ *   value: as a static one that read the caller's judgement, unrolling its
+ *   loop or clearing each bit as it was counted each took the verifier past
+ *   1,000,000.
  * - barrier_var() keeps clang from folding a two-sided bounds check into one
  *   compare on a temporary, after which the verifier has lost the bound.
  * - ctx fields are read once, at the top of the program: clang may merge
  *   reads from several branches into a modified ctx pointer, which the
  *   verifier rejects.
- * - rst_fit() and verdict_of() are global functions: the verifier
- *   checks each once on its own, against its prototype. As static
- *   subprograms inside judge_rst() they took it to 472,819 instructions (their
- *   branches multiply with judge_rst()'s); inlined, past 1,000,000.
+ * - rst_fit(), too_soon(), verdict_of() and count_signals() are global
+ *   functions: the verifier checks each once on its own, against its
+ *   prototype. As static subprograms inside judge_rst(), the first and the
+ *   third took it to 472,819 instructions (their branches multiply with
+ *   judge_rst()'s); inlined, past 1,000,000.
  * - The RST path's frames (rstguard, handle_rst, hold_rst) come within 512
  *   bytes of stack only because hold_rst() builds its record in a per-CPU
  *   scratch map (hold_scratch) and count_signals() is a frame of its own.
