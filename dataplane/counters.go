@@ -49,6 +49,12 @@ type Counters struct {
 	// program's counters (CountHoldForged), so that every surface reads
 	// one figure of what was stopped (Stopped).
 	HoldForged uint64 `json:"hold_forged"`
+	// Wire mode: frames sent out of their pair's other port, passed to the
+	// stack because the other port was missing, and dropped while the pair
+	// was closed (--wire-fail closed).
+	WireForwarded uint64 `json:"wire_forwarded"`
+	WireNoPeer    uint64 `json:"wire_no_peer"`
+	WireClosed    uint64 `json:"wire_closed_drops"`
 
 	Judged
 	Actions map[string]uint64 `json:"actions"`
@@ -281,6 +287,9 @@ func countersFrom(raw []uint64) Counters {
 		HoldProvenDrop:   at(xdp.RstguardCounterCNT_HOLD_PROVEN_DROP),
 		HoldUnreleasable: at(xdp.RstguardCounterCNT_HOLD_UNRELEASABLE),
 		HoldForged:       at(xdp.RstguardCounterCNT_HOLD_FORGED),
+		WireForwarded:    at(xdp.RstguardCounterCNT_WIRE_FORWARDED),
+		WireNoPeer:       at(xdp.RstguardCounterCNT_WIRE_NO_PEER),
+		WireClosed:       at(xdp.RstguardCounterCNT_WIRE_CLOSED),
 		Judged: Judged{
 			Verdicts:   map[string]uint64{},
 			Signals:    map[string]uint64{},

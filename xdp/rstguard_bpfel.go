@@ -16,7 +16,7 @@ import (
 type RstguardAbi uint32
 
 const (
-	RstguardAbiRSTGUARD_ABI RstguardAbi = 6
+	RstguardAbiRSTGUARD_ABI RstguardAbi = 7
 )
 
 type RstguardAction uint32
@@ -84,11 +84,14 @@ const (
 	RstguardCounterCNT_HOLD_PROVEN_DROP      RstguardCounter = 25
 	RstguardCounterCNT_HOLD_UNRELEASABLE     RstguardCounter = 26
 	RstguardCounterCNT_HOLD_FORGED           RstguardCounter = 27
-	RstguardCounterCNT_VERDICT_BASE          RstguardCounter = 28
-	RstguardCounterCNT_ACTION_BASE           RstguardCounter = 32
-	RstguardCounterCNT_SIGNAL_BASE           RstguardCounter = 35
-	RstguardCounterCNT_CONFIRMED_ACTION_BASE RstguardCounter = 58
-	RstguardCounterCNT_MAX                   RstguardCounter = 61
+	RstguardCounterCNT_WIRE_FORWARDED        RstguardCounter = 28
+	RstguardCounterCNT_WIRE_NO_PEER          RstguardCounter = 29
+	RstguardCounterCNT_WIRE_CLOSED           RstguardCounter = 30
+	RstguardCounterCNT_VERDICT_BASE          RstguardCounter = 31
+	RstguardCounterCNT_ACTION_BASE           RstguardCounter = 35
+	RstguardCounterCNT_SIGNAL_BASE           RstguardCounter = 38
+	RstguardCounterCNT_CONFIRMED_ACTION_BASE RstguardCounter = 61
+	RstguardCounterCNT_MAX                   RstguardCounter = 64
 )
 
 type RstguardDirFlag uint32
@@ -415,6 +418,12 @@ const (
 	RstguardVerdictVERDICT_COUNT   RstguardVerdict = 4
 )
 
+type RstguardWirePort struct {
+	_           structs.HostLayout
+	PeerIfindex uint32
+	Closed      uint32
+}
+
 type RstguardXskKey struct {
 	_       structs.HostLayout
 	Ifindex uint32
@@ -447,12 +456,15 @@ const (
 	RstguardMapHoldScratch     = "hold_scratch"
 	RstguardMapHolds           = "holds"
 	RstguardMapPolicy          = "policy"
+	RstguardMapWirePeers       = "wire_peers"
+	RstguardMapWirePorts       = "wire_ports"
 	RstguardMapXskSlots        = "xsk_slots"
 	RstguardMapXsks            = "xsks"
 	RstguardMapZones           = "zones"
 	RstguardProgRstguard       = "rstguard"
 	RstguardVarClockOverrideNs = "clock_override_ns"
 	RstguardVarUnusedBtfAnchor = "unused_btf_anchor"
+	RstguardVarWireInUse       = "wire_in_use"
 	RstguardVarZonesInUse      = "zones_in_use"
 )
 
@@ -515,6 +527,8 @@ type RstguardMapSpecs struct {
 	HoldScratch *ebpf.MapSpec `ebpf:"hold_scratch"`
 	Holds       *ebpf.MapSpec `ebpf:"holds"`
 	Policy      *ebpf.MapSpec `ebpf:"policy"`
+	WirePeers   *ebpf.MapSpec `ebpf:"wire_peers"`
+	WirePorts   *ebpf.MapSpec `ebpf:"wire_ports"`
 	XskSlots    *ebpf.MapSpec `ebpf:"xsk_slots"`
 	Xsks        *ebpf.MapSpec `ebpf:"xsks"`
 	Zones       *ebpf.MapSpec `ebpf:"zones"`
@@ -526,6 +540,7 @@ type RstguardMapSpecs struct {
 type RstguardVariableSpecs struct {
 	ClockOverrideNs *ebpf.VariableSpec `ebpf:"clock_override_ns"`
 	UnusedBtfAnchor *ebpf.VariableSpec `ebpf:"unused_btf_anchor"`
+	WireInUse       *ebpf.VariableSpec `ebpf:"wire_in_use"`
 	ZonesInUse      *ebpf.VariableSpec `ebpf:"zones_in_use"`
 }
 
@@ -559,6 +574,8 @@ type RstguardMaps struct {
 	HoldScratch *ebpf.Map `ebpf:"hold_scratch"`
 	Holds       *ebpf.Map `ebpf:"holds"`
 	Policy      *ebpf.Map `ebpf:"policy"`
+	WirePeers   *ebpf.Map `ebpf:"wire_peers"`
+	WirePorts   *ebpf.Map `ebpf:"wire_ports"`
 	XskSlots    *ebpf.Map `ebpf:"xsk_slots"`
 	Xsks        *ebpf.Map `ebpf:"xsks"`
 	Zones       *ebpf.Map `ebpf:"zones"`
@@ -576,6 +593,8 @@ func (m *RstguardMaps) Close() error {
 		m.HoldScratch,
 		m.Holds,
 		m.Policy,
+		m.WirePeers,
+		m.WirePorts,
 		m.XskSlots,
 		m.Xsks,
 		m.Zones,
@@ -588,6 +607,7 @@ func (m *RstguardMaps) Close() error {
 type RstguardVariables struct {
 	ClockOverrideNs *ebpf.Variable `ebpf:"clock_override_ns"`
 	UnusedBtfAnchor *ebpf.Variable `ebpf:"unused_btf_anchor"`
+	WireInUse       *ebpf.Variable `ebpf:"wire_in_use"`
 	ZonesInUse      *ebpf.Variable `ebpf:"zones_in_use"`
 }
 

@@ -1,10 +1,15 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/rstguard/rstguard/xdp"
 )
 
 // Interface names in every Chain host: toward the client end and toward the
@@ -25,6 +30,8 @@ type Chain struct {
 	// delayHosts are the delay lines' namespaces, which are not hosts of
 	// the chain: nothing runs in them.
 	delayHosts []*Host
+	// wire: the hosts between the ends are bumps in the wire (NewWireChain).
+	wire bool
 }
 
 // NewChain builds the line; names are the hosts' roles ("client", "gw", ...)
@@ -98,6 +105,75 @@ func NewDelayedChain(prefix string, oneWay []time.Duration, names ...string) (c 
 	return c, nil
 }
 
+// NewWireChain is a line whose hosts between the ends are bumps in the
+// wire: no addresses, no forwarding by the kernel, so that only what runs on
+// them (rstguard run --wire ethc:eths) carries frames. The ends share one
+// subnet, 10.99.0.0/24 (.1 the client, .2 the server), and reach each other
+// through the boxes as through a cable: ARP and all. veth needs two things
+// of the ends for frames redirected by XDP to arrive (docs/DEPLOYMENT.md): an
+// XDP program on the receiving end (a bare XDP_PASS here) and full
+// checksums on what they send (TX checksum offload off).
+func NewWireChain(prefix string, names ...string) (c *Chain, err error) {
+	if len(names) < 3 {
+		return nil, fmt.Errorf("a wire chain needs two ends and a box")
+	}
+	c = &Chain{names: names, wire: true}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	for _, n := range names {
+		h, err := NewHost(prefix + "-" + n)
+		if err != nil {
+			return nil, err
+		}
+		c.Hosts = append(c.Hosts, h)
+	}
+	last := len(names) - 1
+	for _, box := range c.Hosts[1:last] {
+		// Not even an IPv6 link-local address: the box sends nothing of its own.
+		for _, conf := range []string{"all", "default"} {
+			if err := box.Sysctl("net.ipv6.conf."+conf+".disable_ipv6", "1"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for i := range last {
+		var aAddr, bAddr netip.Prefix
+		if i == 0 {
+			aAddr = netip.PrefixFrom(c.linkAddr(0, 1), 24)
+		}
+		if i+1 == last {
+			bAddr = netip.PrefixFrom(c.linkAddr(0, 2), 24)
+		}
+		if err := Connect(c.Hosts[i], ServerSide, aAddr, c.Hosts[i+1], ClientSide, bAddr); err != nil {
+			return nil, err
+		}
+	}
+	var pass xdp.BaselineObjects
+	if err := xdp.LoadBaselineObjects(&pass, nil); err != nil {
+		return nil, err
+	}
+	defer pass.Close() // attached, the program stays until its veth goes
+	for _, end := range []struct {
+		h      *Host
+		ifname string
+	}{{c.Hosts[0], ServerSide}, {c.Hosts[last], ClientSide}} {
+		link, err := end.h.nl.LinkByName(end.ifname)
+		if err != nil {
+			return nil, err
+		}
+		if err := end.h.Do(func() error { return netlink.LinkSetXdpFd(link, pass.BarePass.FD()) }); err != nil {
+			return nil, fmt.Errorf("%s: XDP_PASS on %s: %w", end.h.Name, end.ifname, err)
+		}
+		if out, err := end.h.Command(context.Background(), "ethtool", "-K", end.ifname, "tx", "off").CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("%s: TX checksum offload off on %s: %v: %s", end.h.Name, end.ifname, err, out)
+		}
+	}
+	return c, nil
+}
+
 func (c *Chain) linkAddr(link, host int) netip.Addr {
 	return netip.AddrFrom4([4]byte{10, 99, byte(link), byte(host)})
 }
@@ -117,6 +193,15 @@ func (c *Chain) Host(name string) *Host {
 func (c *Chain) Addr(name string) netip.Addr {
 	for i, n := range c.names {
 		if n == name {
+			if c.wire {
+				switch i {
+				case 0:
+					return c.linkAddr(0, 1)
+				case len(c.names) - 1:
+					return c.linkAddr(0, 2)
+				}
+				panic("lab: " + name + " is a bump in the wire, without an address")
+			}
 			if i == len(c.names)-1 {
 				return c.linkAddr(i-1, 2)
 			}

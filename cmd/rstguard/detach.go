@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/rstguard/rstguard/control/attach"
 	"github.com/rstguard/rstguard/control/bpffs"
@@ -84,6 +85,18 @@ pinned maps too (the flow table is lost).`,
 					return err
 				}
 				fmt.Fprintf(e.stdout, "detached from %s\n", name)
+			}
+			// A daemon killed with -9 left its wire ports promiscuous.
+			if d, ok := daemon.LeftBehind(*pinDir); ok {
+				for _, name := range d.PromiscSet {
+					if !slices.Contains(ifaces, name) {
+						continue
+					}
+					if err := attach.PromiscOff(name); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "promiscuous mode off on %s, as before the daemon turned it on\n", name)
+				}
 			}
 			if *purge {
 				if flows == 0 {

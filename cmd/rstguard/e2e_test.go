@@ -90,6 +90,13 @@ func newGatewayBehind(t *testing.T, clientOneWay time.Duration) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return gatewayOn(t, prefix, chain)
+}
+
+// gatewayOn is a gateway on a chain of client, gw and server, with the
+// server's HTTP server started.
+func gatewayOn(t *testing.T, prefix string, chain *lab.Chain) *gateway {
+	t.Helper()
 	dir := t.TempDir()
 	g := &gateway{t: t, chain: chain, client: chain.Host("client"), gw: chain.Host("gw"),
 		server: chain.Host("server"), srvIP: chain.Addr("server"), dir: dir,

@@ -25,19 +25,22 @@ import (
 // Keys are the long flag names with dashes as underscores; a flag named
 // otherwise says so in its field's flag tag (settingFlag).
 type settings struct {
-	Interfaces    []string `json:"interfaces" flag:"i"`
-	XDPMode       string   `json:"xdp_mode"`
-	Events        string   `json:"events"`
-	Pcap          string   `json:"pcap"`
-	PcapMaxSize   int64    `json:"pcap_max_size"`
-	PcapMaxFiles  int      `json:"pcap_max_files"`
-	EventsRate    int      `json:"events_rate"`
-	Metrics       string   `json:"metrics"`
-	Allow         []string `json:"allow"`
-	Zones         []string `json:"zones" flag:"zone"`
-	Host          string   `json:"host"`
-	PinDir        string   `json:"pin_dir"`
-	FlowTableSize uint32   `json:"flow_table_size"`
+	Interfaces   []string `json:"interfaces" flag:"i"`
+	XDPMode      string   `json:"xdp_mode"`
+	Events       string   `json:"events"`
+	Pcap         string   `json:"pcap"`
+	PcapMaxSize  int64    `json:"pcap_max_size"`
+	PcapMaxFiles int      `json:"pcap_max_files"`
+	EventsRate   int      `json:"events_rate"`
+	Metrics      string   `json:"metrics"`
+	Allow        []string `json:"allow"`
+	Zones        []string `json:"zones" flag:"zone"`
+	// Wire are the --wire pairs, each [A, B]; WireFail is open or closed.
+	Wire          [][]string `json:"wire"`
+	WireFail      string     `json:"wire_fail"`
+	Host          string     `json:"host"`
+	PinDir        string     `json:"pin_dir"`
+	FlowTableSize uint32     `json:"flow_table_size"`
 	// policy are the policy's settings a flag or the config file gave
 	// (dataplane.Settings, by name), as given: only those change the
 	// pinned policy; resolve reads them.
@@ -50,7 +53,7 @@ type settings struct {
 func defaultSettings() settings {
 	host, _ := os.Hostname()
 	return settings{
-		XDPMode: "auto", Events: daemon.DefaultEvents, Pcap: daemon.DefaultPcap,
+		XDPMode: "auto", WireFail: "open", Events: daemon.DefaultEvents, Pcap: daemon.DefaultPcap,
 		PcapMaxSize: daemon.DefaultPcapMaxSize, PcapMaxFiles: daemon.DefaultPcapMaxFiles, EventsRate: daemon.DefaultEventsRate,
 		Metrics: daemon.DefaultMetrics, Host: host, PinDir: bpffs.DefaultDir,
 		FlowTableSize: dataplane.DefaultFlowTableSize, policy: map[string]string{}, explicit: map[string]bool{},
@@ -111,6 +114,20 @@ func daemonFlags(fs *flag.FlagSet, s *settings) {
 		_, err := parseZones(s.Zones)
 		return err
 	})
+	fs.Func("wire", "A:B: a bump in the wire, two ports without addresses; what is not dropped or held leaves by the other port, unchanged; comma-separated or repeated for several pairs", func(v string) error {
+		for _, part := range strings.Split(v, ",") {
+			w, err := daemon.ParseWire(strings.TrimSpace(part))
+			if err != nil {
+				return err
+			}
+			s.Wire = append(s.Wire, []string{w.A, w.B})
+		}
+		return nil
+	})
+	fs.Func("wire-fail", "open (a pair with a port down carries what it can) or closed (it drops every frame, as a cut cable; default open)", func(v string) error {
+		s.WireFail = v
+		return checkWireFail(v)
+	})
 	fs.StringVar(&s.PinDir, "pin-dir", s.PinDir, "bpffs directory for the pinned maps (kept across restarts)")
 	fs.Func("flow-table-size", fmt.Sprintf("flows tracked at once (default %d)", s.FlowTableSize), func(v string) error {
 		if _, err := fmt.Sscan(v, &s.FlowTableSize); err != nil {
@@ -130,7 +147,7 @@ var daemonCapabilities = []int{privilege.CapBPF, privilege.CapNetAdmin, privileg
 func runCommand() command {
 	return command{
 		name: "run",
-		args: "-i IFACE[,IFACE...] [--mode monitor|drop|hold] [--xdp-mode auto|native|generic] [--events FILE|-] [--pcap FILE] [--metrics ADDR] [--allow CIDR,...] [--config FILE]",
+		args: "-i IFACE[,IFACE...] | --wire A:B[,C:D] [--wire-fail open|closed] [--mode monitor|drop|hold] [--xdp-mode auto|native|generic] [--events FILE|-] [--pcap FILE] [--metrics ADDR] [--allow CIDR,...] [--config FILE]",
 		summary: `the daemon: attach to a gateway's interfaces, judge every RST, report
 Attaches over netlink (native XDP, generic as an announced fallback) with one
 flow table for all interfaces, pinned under bpffs so that a restart keeps
@@ -373,8 +390,24 @@ func (s settings) summary() string {
 
 // resolve checks every value and names the one that is wrong.
 func (s settings) resolve() (daemon.Config, error) {
-	if len(s.Interfaces) == 0 {
-		return daemon.Config{}, usagef("no interface: give -i IFACE[,IFACE...] (or \"interfaces\" in the config file)")
+	wires, err := parseWires(s.Wire)
+	if err != nil {
+		return daemon.Config{}, err
+	}
+	if err := checkWireFail(s.WireFail); err != nil {
+		return daemon.Config{}, err
+	}
+	// A wire pair's ports are interfaces the daemon attaches to, like -i's.
+	interfaces := slices.Clone(s.Interfaces)
+	for _, w := range wires {
+		for _, port := range []string{w.A, w.B} {
+			if !slices.Contains(interfaces, port) {
+				interfaces = append(interfaces, port)
+			}
+		}
+	}
+	if len(interfaces) == 0 {
+		return daemon.Config{}, usagef("no interface: give -i IFACE[,IFACE...] or --wire A:B (or \"interfaces\" or \"wire\" in the config file)")
 	}
 	xdpMode, err := attach.ParseMode(s.XDPMode)
 	if err != nil {
@@ -416,10 +449,33 @@ func (s settings) resolve() (daemon.Config, error) {
 		}
 	}
 	return daemon.Config{
-		Interfaces: s.Interfaces, Policy: policy, XDPMode: xdpMode, Events: s.Events, Pcap: s.Pcap,
+		Interfaces: interfaces, Wire: wires, WireFailClosed: s.WireFail == "closed", Policy: policy, XDPMode: xdpMode, Events: s.Events, Pcap: s.Pcap,
 		PcapMaxSize: s.PcapMaxSize, PcapMaxFiles: s.PcapMaxFiles, EventsRate: s.EventsRate,
 		Metrics: s.Metrics, Allow: allow, Zones: zones, Host: s.Host, PinDir: s.PinDir, FlowTableSize: s.FlowTableSize,
 	}, nil
+}
+
+func checkWireFail(v string) error {
+	if v != "open" && v != "closed" {
+		return fmt.Errorf("wire-fail %q: want open or closed", v)
+	}
+	return nil
+}
+
+// parseWires reads the pairs, [A, B] each, and refuses a port in two.
+func parseWires(list [][]string) ([]daemon.WireSpec, error) {
+	var out []daemon.WireSpec
+	for _, pair := range list {
+		if len(pair) != 2 {
+			return nil, fmt.Errorf("wire %q: want two ports, [\"A\", \"B\"]", pair)
+		}
+		w, err := daemon.ParseWire(pair[0] + ":" + pair[1])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, daemon.CheckWires(out)
 }
 
 func parseZones(list []string) ([]daemon.ZoneSpec, error) {

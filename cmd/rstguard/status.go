@@ -53,6 +53,23 @@ type statusReport struct {
 	// reasons' texts, what an operator should act on.
 	Health   health.Result `json:"health"`
 	Warnings []string      `json:"warnings"`
+	// Wire are the daemon's --wire pairs, each with its ports' forwarding
+	// counters.
+	Wire []wirePairStatus `json:"wire"`
+}
+
+// wirePairStatus is one wire pair in status: what each of its ports
+// received and sent on by the other, and what it could not.
+type wirePairStatus struct {
+	Pair  string                `json:"pair"` // "A:B"
+	Fail  string                `json:"fail"` // --wire-fail: open or closed
+	Ports map[string]wireCounts `json:"ports"`
+}
+
+type wireCounts struct {
+	Forwarded   uint64 `json:"forwarded"`
+	NoPeer      uint64 `json:"no_peer"`
+	ClosedDrops uint64 `json:"closed_drops"`
 }
 
 func statusCommand() command {
@@ -113,7 +130,7 @@ table is nearly full or events are being lost), 2 CRITICAL (not attached),
 // holds the interfaces.
 func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 	r := statusReport{Interfaces: []attach.State{}, Interval: interval.String(), IntervalS: interval.Seconds(),
-		Rates: map[string]float64{}, Warnings: []string{}}
+		Rates: map[string]float64{}, Warnings: []string{}, Wire: []wirePairStatus{}}
 	ifaces, err := attach.Attached()
 	if err != nil {
 		return r, err
@@ -167,6 +184,9 @@ func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 		up := time.Since(d.Started).Round(time.Second)
 		secs := up.Seconds()
 		r.Daemon, r.Uptime, r.UptimeS = &d, up.String(), &secs
+		if r.Wire, err = wireStatus(dp, d, r.Interfaces); err != nil {
+			return r, err
+		}
 		if d.Health != nil {
 			r.Health = health.Aged(*d.Health, time.Now())
 			d.Health = nil // said once, as "health"
@@ -185,6 +205,32 @@ func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 		r.Warnings = append(r.Warnings, x.Text)
 	}
 	return r, nil
+}
+
+// wireStatus is each of the daemon's wire pairs with its ports' counters.
+func wireStatus(dp *dataplane.Dataplane, d daemon.State, ifaces []attach.State) ([]wirePairStatus, error) {
+	out := []wirePairStatus{}
+	if len(d.Wire) == 0 {
+		return out, nil
+	}
+	names := map[int]string{}
+	for _, i := range ifaces {
+		names[i.Index] = i.Ifname
+	}
+	perPort, err := dp.InterfaceCounters(names)
+	if err != nil {
+		return nil, err
+	}
+	for _, pair := range d.Wire {
+		a, b, _ := strings.Cut(pair, ":")
+		w := wirePairStatus{Pair: pair, Fail: d.WireFail, Ports: map[string]wireCounts{}}
+		for _, port := range []string{a, b} {
+			c := perPort[port]
+			w.Ports[port] = wireCounts{Forwarded: c.WireForwarded, NoPeer: c.WireNoPeer, ClosedDrops: c.WireClosed}
+		}
+		out = append(out, w)
+	}
+	return out, nil
 }
 
 // statusView is what status itself sees, for health.Assess when no daemon
@@ -291,6 +337,12 @@ func printStatus(w io.Writer, r statusReport) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%d\t%s\n", s.Ifname, s.Index, s.Mode, s.ProgID, up)
 	}
 	tw.Flush()
+	for _, p := range r.Wire {
+		a, b, _ := strings.Cut(p.Pair, ":")
+		fmt.Fprintf(w, "\nwire %s <-> %s (fail %s): %s forwarded %d, %s forwarded %d; no peer %d, dropped closed %d\n",
+			a, b, p.Fail, a, p.Ports[a].Forwarded, b, p.Ports[b].Forwarded,
+			p.Ports[a].NoPeer+p.Ports[b].NoPeer, p.Ports[a].ClosedDrops+p.Ports[b].ClosedDrops)
+	}
 	fmt.Fprintf(w, "\nmode %s, TTL tolerance %d, event budget %d/s a flow, allow-list %v\n", r.Mode, r.TTLTolerance, r.EventBudget, r.Allow)
 	fmt.Fprintf(w, "hold: window %s to %s, %d frames at most, %d probes/s; held now %d\n",
 		r.HoldMin, r.HoldMax, r.HoldFrames, r.ProbeRate, r.HeldNow)

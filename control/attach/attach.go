@@ -12,6 +12,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/control/bpffs"
 	"github.com/rstguard/rstguard/dataplane"
@@ -110,7 +111,7 @@ type State struct {
 // StateOf reads back an interface's XDP attachment.
 func StateOf(link netlink.Link) State {
 	a := link.Attrs()
-	s := State{Ifname: a.Name, Index: a.Index, Up: a.Flags&1 != 0}
+	s := State{Ifname: a.Name, Index: a.Index, Up: Running(a)}
 	if a.Xdp == nil || !a.Xdp.Attached {
 		return s
 	}
@@ -384,6 +385,25 @@ func detach(link netlink.Link, cur State) error {
 	}
 	if err := netlink.LinkSetXdpFdWithFlags(link, -1, flags); err != nil {
 		return fmt.Errorf("detach xdp from %s: %w", cur.Ifname, err)
+	}
+	return nil
+}
+
+// Running says whether a link is up and has its carrier: whether what is
+// sent on it can arrive (a cut cable, or a veth whose peer is down, is up
+// without one).
+func Running(a *netlink.LinkAttrs) bool {
+	return a.RawFlags&unix.IFF_UP != 0 && a.RawFlags&unix.IFF_LOWER_UP != 0
+}
+
+// PromiscOff turns an interface's promiscuous mode off.
+func PromiscOff(ifname string) error {
+	link, err := Link(ifname)
+	if err != nil {
+		return err
+	}
+	if err := netlink.SetPromiscOff(link); err != nil {
+		return fmt.Errorf("%s: promiscuous mode off: %w", ifname, err)
 	}
 	return nil
 }

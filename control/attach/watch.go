@@ -102,14 +102,14 @@ func (w *Watcher) Run(ctx context.Context, known map[string]int, changes chan<- 
 			case !wasWatched && nameWatched:
 				byIndex[a.Index] = a.Name
 				known[a.Name] = a.Index
-				up[a.Name] = a.Flags&1 != 0
+				up[a.Name] = Running(a)
 				emit(LinkChange{Ifname: a.Name, Index: a.Index, What: "returned"})
 			case wasWatched:
 				if id := progOf(a); id != prog[a.Index] {
 					prog[a.Index] = id
 					emit(LinkChange{Ifname: a.Name, Index: a.Index, What: "xdp changed"})
 				}
-				isUp := a.Flags&1 != 0
+				isUp := Running(a)
 				if isUp != up[a.Name] {
 					up[a.Name] = isUp
 					what := "down"

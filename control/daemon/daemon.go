@@ -54,10 +54,14 @@ type Config struct {
 	Allow   []netip.Prefix
 	// Zones are --zone IFACE[.VLAN]=N; interfaces in a VRF without one
 	// take the VRF's table.
-	Zones         []ZoneSpec
-	Host          string
-	PinDir        string
-	FlowTableSize uint32
+	Zones []ZoneSpec
+	// Wire are the --wire pairs (their ports are among Interfaces too);
+	// WireFailClosed drops a pair's frames while a port of it is down.
+	Wire           []WireSpec
+	WireFailClosed bool
+	Host           string
+	PinDir         string
+	FlowTableSize  uint32
 }
 
 // Defaults for a gateway.
@@ -79,6 +83,8 @@ type daemon struct {
 
 	hold *hold.Manager
 	sink *eventSink
+	// promiscSet are the wire ports startWire turned promiscuous.
+	promiscSet []string
 
 	mu sync.Mutex
 	// ifnames are the interfaces the daemon attached to, by index (their
@@ -236,6 +242,10 @@ func (d *daemon) start(stop *undo) (dataplane.Policy, error) {
 		return pol, err
 	}
 	stop.push(snap.Release)
+	// The pairs before the program: it forwards from its first frame.
+	if err := d.startWire(stop); err != nil {
+		return pol, err
+	}
 	for _, name := range cfg.Interfaces {
 		if err := d.attach(name); err != nil {
 			if rerr := snap.Restore(); rerr != nil {
@@ -245,7 +255,7 @@ func (d *daemon) start(stop *undo) (dataplane.Policy, error) {
 		}
 	}
 	stop.push(d.detachAll)
-	writeState, removeState := stateWriter(cfg)
+	writeState, removeState := stateWriter(cfg, d.promiscSet)
 	stop.push(removeState)
 
 	// Subscribe before READY: a service manager, or a test, may change the
@@ -394,6 +404,11 @@ func (d *daemon) linkChanged(c attach.LinkChange) {
 		d.log.Error("rstguard's program was taken off the interface: re-attaching", "iface", c.Ifname)
 		if err := d.attach(c.Ifname); err != nil {
 			d.log.Error("re-attach failed: RSTs on this interface are not judged", "iface", c.Ifname, "err", err)
+		}
+	}
+	if d.isWirePort(c.Ifname) || d.isWirePort(c.OldName) {
+		if err := d.setWire(); err != nil {
+			d.log.Error("wire: re-program the pairs", "err", err)
 		}
 	}
 }

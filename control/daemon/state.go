@@ -30,6 +30,13 @@ type State struct {
 	Events     string    `json:"events"`
 	Pcap       string    `json:"pcap"`
 	Metrics    string    `json:"metrics"`
+	// Wire are the --wire pairs, "A:B" each, and what a pair with a port
+	// down does (--wire-fail).
+	Wire     []string `json:"wire,omitempty"`
+	WireFail string   `json:"wire_fail,omitempty"`
+	// PromiscSet are the ports this daemon turned promiscuous: it turns
+	// them back as it stops; after kill -9, rstguard detach does.
+	PromiscSet []string `json:"promisc_set,omitempty"`
 	// Health is the daemon's latest assessment (health.StateEvery fresh at
 	// least): what status and status --check show.
 	Health *health.Result `json:"health,omitempty"`
@@ -42,9 +49,16 @@ func StatePath(pinDir string) string {
 
 // stateWriter writes the daemon's state file, first at start, then with
 // each health result (replaced whole: a reader never sees half a file).
-func stateWriter(cfg Config) (write func(health.Result) error, remove func()) {
+func stateWriter(cfg Config, promiscSet []string) (write func(health.Result) error, remove func()) {
 	s := State{PID: os.Getpid(), Started: time.Now().UTC(), Version: version.Get().String(), Host: cfg.Host,
 		Interfaces: cfg.Interfaces, PinDir: cfg.PinDir, Events: cfg.Events, Pcap: cfg.Pcap, Metrics: cfg.Metrics}
+	for _, w := range cfg.Wire {
+		s.Wire = append(s.Wire, w.String())
+	}
+	s.PromiscSet = promiscSet
+	if len(cfg.Wire) > 0 {
+		s.WireFail = map[bool]string{false: "open", true: "closed"}[cfg.WireFailClosed]
+	}
 	path := StatePath(cfg.PinDir)
 	write = func(r health.Result) error {
 		s.Health = &r
@@ -71,6 +85,29 @@ var ErrNoDaemon = errors.New("no daemon (rstguard run) is using")
 // Running reports the daemon using pinDir, from its state file: the pid
 // must still be an rstguard process (kill -9 leaves the file behind).
 func Running(pinDir string) (State, error) {
+	s, err := lastState(pinDir)
+	if err != nil {
+		return State{}, err
+	}
+	comm, err := os.ReadFile("/proc/" + strconv.Itoa(s.PID) + "/comm")
+	if err != nil || !strings.HasPrefix(string(comm), "rstguard") {
+		return State{}, fmt.Errorf("%w --pin-dir %s (pid %d in %s is gone)", ErrNoDaemon, pinDir, s.PID, StatePath(pinDir))
+	}
+	return s, nil
+}
+
+// LeftBehind is the state file of a daemon on pinDir that is gone without
+// removing it (kill -9): what it changed that detach puts back.
+func LeftBehind(pinDir string) (State, bool) {
+	if _, err := Running(pinDir); err == nil {
+		return State{}, false
+	}
+	s, err := lastState(pinDir)
+	return s, err == nil
+}
+
+// lastState reads the state file of the daemon on pinDir, running or not.
+func lastState(pinDir string) (State, error) {
 	var s State
 	data, err := os.ReadFile(StatePath(pinDir))
 	if errors.Is(err, os.ErrNotExist) {
@@ -81,10 +118,6 @@ func Running(pinDir string) (State, error) {
 	}
 	if err := json.Unmarshal(data, &s); err != nil {
 		return State{}, fmt.Errorf("%s: %w", StatePath(pinDir), err)
-	}
-	comm, err := os.ReadFile("/proc/" + strconv.Itoa(s.PID) + "/comm")
-	if err != nil || !strings.HasPrefix(string(comm), "rstguard") {
-		return State{}, fmt.Errorf("%w --pin-dir %s (pid %d in %s is gone)", ErrNoDaemon, pinDir, s.PID, StatePath(pinDir))
 	}
 	return s, nil
 }

@@ -131,6 +131,27 @@ struct {
 
 volatile __u32 zones_in_use;
 
+/* Wire mode (--wire A:B): what each port is (wire_ports, by its ifindex)
+ * and the devmap its frames leave by (wire_peers, by the ingress ifindex:
+ * bpf_redirect_map() queues frames in bulk and needs no FIB or neighbour).
+ * Set by the daemon; consulted only while wire_in_use, so that a router
+ * pays no lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_WIRE_PORTS);
+	__type(key, __u32);
+	__type(value, struct wire_port);
+} wire_ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP_HASH);
+	__uint(max_entries, MAX_WIRE_PORTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} wire_peers SEC(".maps");
+
+volatile __u32 wire_in_use;
+
 /* Puts the shared types in BTF so that bpf2go generates their Go twins:
  * Go then never restates a layout or an enum value by hand. */
 struct btf_anchor {
@@ -139,6 +160,7 @@ struct btf_anchor {
 	struct xsk_key xsk_key;
 	struct xsk_slot xsk_slot;
 	struct zone_key zone_key;
+	struct wire_port wire_port;
 	struct hold hold;
 	enum hold_outcome hold_outcome;
 	enum hold_evidence hold_evidence;

@@ -66,13 +66,10 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #include "rst.h"
 #include "flows.h"
 
-SEC("xdp")
-int rstguard(struct xdp_md *ctx)
+/* Judges one frame: every exit is an XDP code, XDP_PASS for whatever is not
+ * a RST to stop or hold. */
+static __always_inline int judge_frame(struct xdp_md *ctx, __u32 ifindex, __u32 queue)
 {
-	/* ctx fields read once, here: clang may otherwise merge reads from several
-	 * branches into a modified ctx pointer, which the verifier rejects. */
-	__u32 ifindex = ctx->ingress_ifindex;
-	__u32 queue = ctx->rx_queue_index;
 	struct packet p; /* parse() clears it once the frame is TCP */
 	struct flow_value *f;
 	struct dir_state *s;
@@ -132,4 +129,38 @@ int rstguard(struct xdp_md *ctx)
 	if (f->flags & FLOW_EMBRYONIC)
 		promote(&p, f);
 	return XDP_PASS;
+}
+
+/* Where a frame to pass goes: on a router, the kernel's stack; on a port of
+ * a wire pair, out of the pair's other port, unchanged (no FIB, no TTL), as
+ * a cable would carry it, whatever it is (ARP, LLDP, VLAN-tagged, not IP).
+ * A pair closed by --wire-fail closed drops. A port whose peer is missing
+ * from the devmap passes to the stack: fail open. */
+static __always_inline int forward(__u32 ifindex, int action)
+{
+	struct wire_port *w;
+
+	if (action != XDP_PASS || !wire_in_use)
+		return action;
+	w = bpf_map_lookup_elem(&wire_ports, &ifindex);
+	if (!w)
+		return XDP_PASS;
+	if (w->closed) {
+		count(ifindex, CNT_WIRE_CLOSED);
+		return XDP_DROP;
+	}
+	action = bpf_redirect_map(&wire_peers, ifindex, XDP_PASS);
+	count(ifindex, action == XDP_REDIRECT ? CNT_WIRE_FORWARDED : CNT_WIRE_NO_PEER);
+	return action;
+}
+
+SEC("xdp")
+int rstguard(struct xdp_md *ctx)
+{
+	/* ctx fields read once, here: clang may otherwise merge reads from several
+	 * branches into a modified ctx pointer, which the verifier rejects. */
+	__u32 ifindex = ctx->ingress_ifindex;
+	__u32 queue = ctx->rx_queue_index;
+
+	return forward(ifindex, judge_frame(ctx, ifindex, queue));
 }

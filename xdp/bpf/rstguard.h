@@ -12,7 +12,7 @@
 
 /* Stored in the policy map; the control plane refuses pinned maps of another ABI. */
 enum abi {
-	RSTGUARD_ABI = 6,
+	RSTGUARD_ABI = 7,
 };
 
 /* Policy, changed at run time through the config map (no reload). */
@@ -247,6 +247,9 @@ enum counter {
 	CNT_HOLD_PROVEN_DROP, /* RSTs dropped in the kernel: their claimed sender was proven alive moments ago */
 	CNT_HOLD_UNRELEASABLE,/* hold mode, but the daemon could not release it (an IPv6 routing, fragment or AH header; an IPv4 first fragment): passed */
 	CNT_HOLD_FORGED,      /* held RSTs the daemon proved forged and dropped: counted by the daemon, never by the program */
+	CNT_WIRE_FORWARDED,   /* wire mode: frames sent out of the other port of their pair */
+	CNT_WIRE_NO_PEER,     /* wire mode: the pair's other port not in the devmap: passed to the stack */
+	CNT_WIRE_CLOSED,      /* wire mode, --wire-fail closed: frames dropped while a port of their pair is down */
 	CNT_VERDICT_BASE,     /* VERDICT_COUNT slots */
 	CNT_ACTION_BASE = CNT_VERDICT_BASE + VERDICT_COUNT,
 	CNT_SIGNAL_BASE = CNT_ACTION_BASE + ACTION_COUNT,
@@ -276,6 +279,17 @@ struct flow_key {
 	__u16 zone;
 	__u16 pad;
 };
+
+/* A port of a wire pair (rstguard run --wire A:B): the port its frames leave
+ * by, and whether the pair is closed (--wire-fail closed while a port of it
+ * is down: its frames are dropped). */
+struct wire_port {
+	__u32 peer_ifindex;
+	__u32 closed;
+};
+
+/* Wire ports at once, at most: 32 pairs. */
+#define MAX_WIRE_PORTS 64
 
 /* Which zone an interface, or a VLAN on it, carries (vlan 0: untagged). */
 struct zone_key {

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/rstguard/rstguard/bench/lab"
+	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/testutil"
+)
+
+// newWireGateway is a gateway whose gw is a bump in the wire between a
+// client and a server on one subnet (lab.NewWireChain): no address, no
+// forwarding by its kernel. The daemon runs with --wire ethc:eths.
+func newWireGateway(t *testing.T, extra ...string) *gateway {
+	t.Helper()
+	testutil.RequireRoot(t, "namespaces, XDP, bpffs")
+	prefix := lab.UniquePrefix()
+	chain, err := lab.NewWireChain(prefix, "client", "gw", "server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := gatewayOn(t, prefix, chain)
+	g.runArgs = append([]string{"--wire", lab.ClientSide + ":" + lab.ServerSide}, extra...)
+	return g
+}
+
+// wirePort is a port's forwarding counters in status.
+func (g *gateway) wirePort(name string) wireCounts {
+	st := g.status()
+	if len(st.Wire) != 1 {
+		g.t.Fatalf("status shows %d wire pairs, want 1: %+v", len(st.Wire), st.Wire)
+	}
+	return st.Wire[0].Ports[name]
+}
+
+// abort closes the held connection with a RST (SO_LINGER 0), as a real
+// stack aborts.
+func (h *heldConn) abort(t *testing.T) {
+	t.Helper()
+	if err := h.c.(*net.TCPConn).SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	h.c.Close()
+}
+
+// TestWireMode: rstguard as a bump in the wire carries a real HTTP exchange
+// (ARP and all) between hosts that see each other as on one cable, stops
+// the incident's forged RST, lets a real abort through with its TTL as sent,
+// and keeps forwarding after kill -9 until detach.
+func TestWireMode(t *testing.T) {
+	g := newWireGateway(t)
+	g.startDaemon("drop")
+
+	addrs, err := g.gw.Netlink().AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if !a.IP.IsLoopback() {
+			t.Fatalf("the box has an address: %s", a.IPNet)
+		}
+	}
+	if out, err := g.curl(); err != nil || !strings.Contains(out, "hello from the server") {
+		t.Fatalf("curl across the wire: %v %s", err, out)
+	}
+	st := g.status()
+	if len(st.Wire) != 1 || st.Wire[0].Pair != "ethc:eths" || st.Wire[0].Fail != "open" {
+		t.Fatalf("status wire: %+v", st.Wire)
+	}
+	for _, port := range []string{lab.ClientSide, lab.ServerSide} {
+		if c := st.Wire[0].Ports[port]; c.Forwarded == 0 || c.NoPeer != 0 || c.ClosedDrops != 0 {
+			t.Errorf("port %s: %+v, want frames forwarded and nothing else", port, c)
+		}
+	}
+	if st.Counters.NotTCP == 0 {
+		t.Error("no frame that is not TCP crossed: ARP must")
+	}
+	for _, port := range []string{lab.ClientSide, lab.ServerSide} {
+		if link, err := g.gw.Netlink().LinkByName(port); err != nil || link.Attrs().Promisc == 0 {
+			t.Errorf("%s not promiscuous in wire mode (%v)", port, err)
+		}
+	}
+	if !strings.Contains(g.mustRstguard("status", "--interval", "0", "--pin-dir", g.pinDir), "wire ethc <-> eths (fail open)") {
+		t.Error("status text does not show the pair")
+	}
+
+	h := g.hold()
+	g.forgeClientRST(h)
+	if err := h.roundTrip(); err != nil {
+		t.Fatalf("the forged RST killed the connection: %v", err)
+	}
+	if n := g.status().Counters.Action(dataplane.ActionDrop); n != 1 {
+		t.Errorf("dropped %d RSTs, want the forged one", n)
+	}
+
+	rsts := sniffRSTs(t, g.server, lab.ClientSide, 80)
+	h.abort(t)
+	g.waitFor("the client's abort at the server", func() bool { return len(rsts()) > 0 })
+	if got := rsts(); len(got) != 1 || got[0].TTL != 64 {
+		t.Errorf("the server got %+v, want one RST with the client's TTL, 64: no hop on a wire", got)
+	}
+
+	// Killed, the daemon leaves the program forwarding from its maps.
+	g.stopDaemon(syscall.SIGKILL)
+	if out, err := g.curl(); err != nil {
+		t.Fatalf("curl after kill -9: %v %s", err, out)
+	}
+	if out := g.mustRstguard("detach", "--all", "--pin-dir", g.pinDir); !strings.Contains(out, "promiscuous mode off on ethc") {
+		t.Errorf("detach after kill -9 left the ports promiscuous: %s", out)
+	}
+	for _, port := range []string{lab.ClientSide, lab.ServerSide} {
+		if link, err := g.gw.Netlink().LinkByName(port); err != nil || link.Attrs().Promisc != 0 {
+			t.Errorf("%s promiscuous after detach (%v)", port, err)
+		}
+	}
+	if out, err := g.curl(); err == nil {
+		t.Fatalf("curl after detach crossed a box that forwards nothing: %s", out)
+	}
+}
+
+// TestWireFailClosed: with --wire-fail closed, a pair with a port down drops
+// what arrives on the other, counted, and carries it again once the port is
+// back.
+func TestWireFailClosed(t *testing.T) {
+	g := newWireGateway(t, "--wire-fail", "closed")
+	g.startDaemon("monitor")
+	if out, err := g.curl(); err != nil {
+		t.Fatalf("curl across the wire: %v %s", err, out)
+	}
+	serverSide, err := g.gw.Netlink().LinkByName(lab.ServerSide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.gw.Netlink().LinkSetDown(serverSide); err != nil {
+		t.Fatal(err)
+	}
+	g.waitFor("the pair closed", func() bool { return strings.Contains(g.logs.String(), "wire pair closed") })
+	if out, err := g.curl(); err == nil {
+		t.Fatalf("curl crossed a closed pair: %s", out)
+	}
+	if c := g.wirePort(lab.ClientSide); c.ClosedDrops == 0 {
+		t.Errorf("client port %+v: nothing counted as dropped while closed", c)
+	}
+	if err := g.gw.Netlink().LinkSetUp(serverSide); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := g.curl()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("curl after the port came back: %v %s\n%s", err, out, g.logs.String())
+		}
+	}
+	// Stopped, the daemon puts the ports' promiscuous mode back.
+	g.stopDaemon(syscall.SIGTERM)
+	for _, port := range []string{lab.ClientSide, lab.ServerSide} {
+		if link, err := g.gw.Netlink().LinkByName(port); err != nil || link.Attrs().Promisc != 0 {
+			t.Errorf("%s still promiscuous after the daemon stopped (%v)", port, err)
+		}
+	}
+}
