@@ -71,8 +71,9 @@ matrix: e2e
 	cp lab-output/detection-matrix.md docs/detection-matrix.md
 
 # The incident, replayed without and with rstguard (the README's first command).
+# make demo WIRE=1: the gateway as a bump in the wire (rstguard run --wire).
 demo: deps build
-	./bin/rstguard-lab demo --out lab-output
+	./bin/rstguard-lab demo --out lab-output $(if $(WIRE),--wire)
 
 # Per-path costs through BPF_PROG_TEST_RUN (Go benchmarks), then the live
 # suite: rstguard-pktgen's gateway traffic at 1 k to 10 M flows, floods and

@@ -68,6 +68,10 @@ type Case struct {
 	Legit string
 	// Mode is rstguard's: "off" (not running), "monitor", "drop" or "hold".
 	Mode string
+	// Wire puts the gateways in the wire (rstguard run --wire): no
+	// addresses, no hop; the hosts on either side share a subnet. With
+	// rstguard off nothing crosses them: compare with the routed "off".
+	Wire bool
 }
 
 // Outcome is how a case ended.
@@ -96,7 +100,11 @@ type Lab struct {
 // Run builds a fresh network for the case, runs it and removes the network.
 func (l *Lab) Run(ctx context.Context, c Case) (out Outcome, err error) {
 	prefix := UniquePrefix()
-	chain, err := NewChain(prefix, c.Placement.roles()...)
+	var wired []string
+	if c.Wire {
+		wired = c.Placement.gateways()
+	}
+	chain, err := NewWiredChain(prefix, wired, c.Placement.roles()...)
 	if err != nil {
 		return out, err
 	}
@@ -190,9 +198,13 @@ func (l *Lab) startRstguard(ctx context.Context, h *Host, role, prefix string, c
 		return nil, "", "", err
 	}
 	defer ready.Close()
-	cmd := h.Command(context.Background(), l.Rstguard, "run", "-i", ClientSide+","+ServerSide, "--mode", c.Mode,
-		"--pin-dir", pinDir(prefix, role), "--events", events, "--pcap", evidence, "--metrics", "", "--host", role,
-		"--flow-table-size", "65536")
+	args := []string{"run", "-i", ClientSide + "," + ServerSide}
+	if c.Wire {
+		args = []string{"run", "--wire", ClientSide + ":" + ServerSide}
+	}
+	args = append(args, "--mode", c.Mode, "--pin-dir", pinDir(prefix, role), "--events", events, "--pcap", evidence,
+		"--metrics", "", "--host", role, "--flow-table-size", "65536")
+	cmd := h.Command(context.Background(), l.Rstguard, args...)
 	cmd.Env = append(os.Environ(), ready.Env())
 	logs := &Output{}
 	cmd.Stdout, cmd.Stderr = logs, logs

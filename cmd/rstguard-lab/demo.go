@@ -25,11 +25,18 @@ type act struct {
 
 // demo replays the incident without and with rstguard, then an injector
 // that forges every header, against drop mode and hold mode, and tells
-// what happened.
-func demo(ctx context.Context, l *lab.Lab) (bool, error) {
+// what happened. In the wire, the gateway is a bump in the wire with rstguard
+// (no hop, no address); hold mode, which needs a route to probe by, is left
+// out there.
+func demo(ctx context.Context, l *lab.Lab, wire bool) (bool, error) {
 	w := l.Log
 	fmt.Fprintln(w, "rstguard demo: the incident, replayed")
-	fmt.Fprintln(w, "  network: client (curl) - r1 - r2 - injector - r3 - gateway - server (www.testaaa.com, Go net/http)")
+	if wire {
+		fmt.Fprintln(w, "  network: client (curl) - r1 - r2 - injector - r3 - [rstguard in the wire: two ports, no address] - server")
+		fmt.Fprintln(w, "  (r3 and the server share a subnet; without rstguard the run is routed, since a wire box without it carries nothing)")
+	} else {
+		fmt.Fprintln(w, "  network: client (curl) - r1 - r2 - injector - r3 - gateway - server (www.testaaa.com, Go net/http)")
+	}
 	fmt.Fprintln(w, "  each box a network namespace with real Linux TCP; routers forward with the kernel")
 	fmt.Fprintln(w, "  the injector swallows the client's first HEAD and resets the server in the client's name")
 
@@ -51,9 +58,14 @@ func demo(ctx context.Context, l *lab.Lab) (bool, error) {
 			bad: "hold mode should have stopped the forgery"},
 	}
 	modes := []string{"off", "drop", "drop", "hold"}
+	if wire {
+		acts, modes = acts[:3], modes[:3]
+		acts[1].title = "2) with rstguard run --wire ethc:eths --mode drop in the wire"
+	}
 	all := true
 	for i, a := range acts {
 		a.c.Mode, a.c.Name = modes[i], fmt.Sprintf("demo-%d-%s-%s", i+1, a.c.Profile, modes[i])
+		a.c.Wire = wire && a.c.Mode != "off"
 		fmt.Fprintf(w, "\n%s\n", a.title)
 		o, err := l.Run(ctx, a.c)
 		if err != nil {

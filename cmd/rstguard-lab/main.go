@@ -49,10 +49,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&l.Dir, "out", "lab-output", "directory for event logs and evidence pcaps")
 	matrixOut := fs.String("matrix", "docs/detection-matrix.md", "matrix: where to write the table")
 	only := fs.String("only", "", "matrix: run only the cases whose name matches this regexp (and their baselines); writes no table")
+	wire := fs.Bool("wire", false, "demo: the gateway as a bump in the wire (rstguard run --wire), no addresses, no hop")
 	var cmd func(context.Context, *lab.Lab) (bool, error)
 	switch args[0] {
 	case "demo":
-		cmd = demo
+		cmd = func(ctx context.Context, l *lab.Lab) (bool, error) { return demo(ctx, l, *wire) }
 	case "matrix":
 		cmd = func(ctx context.Context, l *lab.Lab) (bool, error) {
 			var re *regexp.Regexp

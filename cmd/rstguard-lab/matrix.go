@@ -82,6 +82,20 @@ func matrix(ctx context.Context, l *lab.Lab, path string, only *regexp.Regexp) (
 			}
 			rows = append(rows, judgeAttack(c, o, baseline))
 		}
+		// The same attack on a gateway in the wire: the goals do not change.
+		// Hold mode is left out: a box without addresses has no route to
+		// probe by, so it passes what needs a probe (docs/DEPLOYMENT.md).
+		for _, mode := range []string{"monitor", "drop"} {
+			c := lab.Case{Name: p + "/wire-" + mode, Placement: profilePlacement[p], Profile: p, Mode: mode, Wire: true}
+			o, err := runCase(c)
+			if errors.Is(err, errSkipped) {
+				continue
+			}
+			if err != nil {
+				return false, err
+			}
+			rows = append(rows, judgeAttack(c, o, baseline))
+		}
 	}
 	for _, lc := range legitCases {
 		var off lab.Outcome
@@ -99,6 +113,15 @@ func matrix(ctx context.Context, l *lab.Lab, path string, only *regexp.Regexp) (
 			}
 			rows = append(rows, judgeLegit(c, o, off, lc.doc))
 		}
+		c := lab.Case{Name: "legit-" + lc.name + "/wire-drop", Placement: lab.InFrontOfServer, Legit: lc.name, Mode: "drop", Wire: true}
+		o, err := runCase(c)
+		if errors.Is(err, errSkipped) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		rows = append(rows, judgeLegit(c, o, off, lc.doc))
 	}
 	all := true
 	for _, r := range rows {
@@ -244,6 +267,9 @@ func render(rows []row) string {
 	b.WriteString("1 means the client saw the reset). Verdicts are every event the gateways wrote, as\n")
 	b.WriteString("verdict/action (`data_after_rst`: a RST proven forged after the fact; `hold:OUTCOME`: how a held RST\n")
 	b.WriteString("was decided, dropped or released).\n\n")
+	b.WriteString("Rows placed \"in the wire\" run each gateway as a bump in the wire (`rstguard run --wire ethc:eths`: no\n")
+	b.WriteString("addresses, no hop, the hosts on either side on one subnet), judged against the routed run without rstguard:\n")
+	b.WriteString("without rstguard a wire box carries nothing. Hold mode is not run there (docs/DEPLOYMENT.md).\n\n")
 	b.WriteString("The lab server takes 30 ms to answer `/`, as a distant or busy server does, so that the injector\n")
 	b.WriteString("(nearer the client) wins the race with the answer as on real paths; this kernel has no netem to delay\n")
 	b.WriteString("links instead. The `ttl-forge` profiles forge every header the gateway can check: their RSTs pass as\n")
@@ -263,7 +289,11 @@ func render(rows []row) string {
 		if name == "" {
 			name = "legit: " + r.c.Legit
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | exit %d | %s | %s | %s | %s | %s |\n", name, r.c.Placement, r.c.Mode,
+		placement := string(r.c.Placement)
+		if r.c.Wire {
+			placement += ", in the wire"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | exit %d | %s | %s | %s | %s | %s |\n", name, placement, r.c.Mode,
 			r.o.Exit, cell(r.o.Verdicts()), cell(signals(r.o)), r.goal, met, r.comment)
 	}
 	b.WriteString("\nProfiles:\n\n")

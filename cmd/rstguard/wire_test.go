@@ -15,13 +15,13 @@ import (
 )
 
 // newWireGateway is a gateway whose gw is a bump in the wire between a
-// client and a server on one subnet (lab.NewWireChain): no address, no
+// client and a server on one subnet (lab.NewWiredChain): no address, no
 // forwarding by its kernel. The daemon runs with --wire ethc:eths.
 func newWireGateway(t *testing.T, extra ...string) *gateway {
 	t.Helper()
 	testutil.RequireRoot(t, "namespaces, XDP, bpffs")
 	prefix := lab.UniquePrefix()
-	chain, err := lab.NewWireChain(prefix, "client", "gw", "server")
+	chain, err := lab.NewWiredChain(prefix, []string{"gw"}, "client", "gw", "server")
 	if err != nil {
 		t.Fatal(err)
 	}
