@@ -62,11 +62,14 @@ type BaselineFlowValue struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	BaselineMapBaselineFlows    = "baseline_flows"
-	BaselineProgBareDrop        = "bare_drop"
-	BaselineProgBarePass        = "bare_pass"
-	BaselineProgParseLookup     = "parse_lookup"
-	BaselineProgParseLookupDrop = "parse_lookup_drop"
+	BaselineMapBaselineFlows        = "baseline_flows"
+	BaselineMapBaselineOut          = "baseline_out"
+	BaselineProgBareDrop            = "bare_drop"
+	BaselineProgBarePass            = "bare_pass"
+	BaselineProgBareRedirect        = "bare_redirect"
+	BaselineProgParseLookup         = "parse_lookup"
+	BaselineProgParseLookupDrop     = "parse_lookup_drop"
+	BaselineProgParseLookupRedirect = "parse_lookup_redirect"
 )
 
 // LoadBaseline returns the embedded CollectionSpec for Baseline.
@@ -111,10 +114,12 @@ type BaselineSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type BaselineProgramSpecs struct {
-	BareDrop        *ebpf.ProgramSpec `ebpf:"bare_drop"`
-	BarePass        *ebpf.ProgramSpec `ebpf:"bare_pass"`
-	ParseLookup     *ebpf.ProgramSpec `ebpf:"parse_lookup"`
-	ParseLookupDrop *ebpf.ProgramSpec `ebpf:"parse_lookup_drop"`
+	BareDrop            *ebpf.ProgramSpec `ebpf:"bare_drop"`
+	BarePass            *ebpf.ProgramSpec `ebpf:"bare_pass"`
+	BareRedirect        *ebpf.ProgramSpec `ebpf:"bare_redirect"`
+	ParseLookup         *ebpf.ProgramSpec `ebpf:"parse_lookup"`
+	ParseLookupDrop     *ebpf.ProgramSpec `ebpf:"parse_lookup_drop"`
+	ParseLookupRedirect *ebpf.ProgramSpec `ebpf:"parse_lookup_redirect"`
 }
 
 // BaselineMapSpecs contains maps before they are loaded into the kernel.
@@ -122,6 +127,7 @@ type BaselineProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type BaselineMapSpecs struct {
 	BaselineFlows *ebpf.MapSpec `ebpf:"baseline_flows"`
+	BaselineOut   *ebpf.MapSpec `ebpf:"baseline_out"`
 }
 
 // BaselineVariableSpecs contains global variables before they are loaded into the kernel.
@@ -151,11 +157,13 @@ func (o *BaselineObjects) Close() error {
 // It can be passed to LoadBaselineObjects or ebpf.CollectionSpec.LoadAndAssign.
 type BaselineMaps struct {
 	BaselineFlows *ebpf.Map `ebpf:"baseline_flows"`
+	BaselineOut   *ebpf.Map `ebpf:"baseline_out"`
 }
 
 func (m *BaselineMaps) Close() error {
 	return _BaselineClose(
 		m.BaselineFlows,
+		m.BaselineOut,
 	)
 }
 
@@ -169,18 +177,22 @@ type BaselineVariables struct {
 //
 // It can be passed to LoadBaselineObjects or ebpf.CollectionSpec.LoadAndAssign.
 type BaselinePrograms struct {
-	BareDrop        *ebpf.Program `ebpf:"bare_drop"`
-	BarePass        *ebpf.Program `ebpf:"bare_pass"`
-	ParseLookup     *ebpf.Program `ebpf:"parse_lookup"`
-	ParseLookupDrop *ebpf.Program `ebpf:"parse_lookup_drop"`
+	BareDrop            *ebpf.Program `ebpf:"bare_drop"`
+	BarePass            *ebpf.Program `ebpf:"bare_pass"`
+	BareRedirect        *ebpf.Program `ebpf:"bare_redirect"`
+	ParseLookup         *ebpf.Program `ebpf:"parse_lookup"`
+	ParseLookupDrop     *ebpf.Program `ebpf:"parse_lookup_drop"`
+	ParseLookupRedirect *ebpf.Program `ebpf:"parse_lookup_redirect"`
 }
 
 func (p *BaselinePrograms) Close() error {
 	return _BaselineClose(
 		p.BareDrop,
 		p.BarePass,
+		p.BareRedirect,
 		p.ParseLookup,
 		p.ParseLookupDrop,
+		p.ParseLookupRedirect,
 	)
 }
 

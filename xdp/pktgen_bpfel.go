@@ -26,8 +26,10 @@ const (
 	PktgenVarPorts        = "ports"
 	PktgenVarTmplAddr     = "tmpl_addr"
 	PktgenVarTmplIpCheck  = "tmpl_ip_check"
+	PktgenVarTmplMacs     = "tmpl_macs"
 	PktgenVarTmplPort     = "tmpl_port"
 	PktgenVarTmplTcpCheck = "tmpl_tcp_check"
+	PktgenVarTmplTtl      = "tmpl_ttl"
 	PktgenVarTxIfindex    = "tx_ifindex"
 )
 
@@ -95,8 +97,10 @@ type PktgenVariableSpecs struct {
 	Ports        *ebpf.VariableSpec `ebpf:"ports"`
 	TmplAddr     *ebpf.VariableSpec `ebpf:"tmpl_addr"`
 	TmplIpCheck  *ebpf.VariableSpec `ebpf:"tmpl_ip_check"`
+	TmplMacs     *ebpf.VariableSpec `ebpf:"tmpl_macs"`
 	TmplPort     *ebpf.VariableSpec `ebpf:"tmpl_port"`
 	TmplTcpCheck *ebpf.VariableSpec `ebpf:"tmpl_tcp_check"`
+	TmplTtl      *ebpf.VariableSpec `ebpf:"tmpl_ttl"`
 	TxIfindex    *ebpf.VariableSpec `ebpf:"tx_ifindex"`
 }
 
@@ -139,8 +143,10 @@ type PktgenVariables struct {
 	Ports        *ebpf.Variable `ebpf:"ports"`
 	TmplAddr     *ebpf.Variable `ebpf:"tmpl_addr"`
 	TmplIpCheck  *ebpf.Variable `ebpf:"tmpl_ip_check"`
+	TmplMacs     *ebpf.Variable `ebpf:"tmpl_macs"`
 	TmplPort     *ebpf.Variable `ebpf:"tmpl_port"`
 	TmplTcpCheck *ebpf.Variable `ebpf:"tmpl_tcp_check"`
+	TmplTtl      *ebpf.Variable `ebpf:"tmpl_ttl"`
 	TxIfindex    *ebpf.Variable `ebpf:"tx_ifindex"`
 }
 

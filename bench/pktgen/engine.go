@@ -113,6 +113,8 @@ func (l *live) setTemplate(t *Template, first uint32) error {
 	if !t.IPv6 {
 		ipCheck = raw16(t.ipCheckOff)
 	}
+	var macs [12]byte
+	copy(macs[:], t.Frame)
 	for _, set := range []struct {
 		v     *ebpf.Variable
 		value any
@@ -124,6 +126,8 @@ func (l *live) setTemplate(t *Template, first uint32) error {
 		{l.objs.TmplPort, raw16(t.portOff)},
 		{l.objs.TmplIpCheck, ipCheck},
 		{l.objs.TmplTcpCheck, raw16(t.tcpCheckOff)},
+		{l.objs.TmplMacs, macs},
+		{l.objs.TmplTtl, t.Frame[t.ttlOff]},
 	} {
 		if err := set.v.Set(set.value); err != nil {
 			return fmt.Errorf("live engine: %w", err)

@@ -13,9 +13,9 @@ type Template struct {
 	// ClientIsDst: the frame goes to the client (the server sent it).
 	ClientIsDst bool
 	IPv6        bool
-	// Offsets of the client's address (last 32 bits) and port, and of the
-	// IPv4 and TCP checksums, in Frame.
-	addrOff, portOff, ipCheckOff, tcpCheckOff int
+	// Offsets of the client's address (last 32 bits) and port, of the
+	// IPv4 and TCP checksums, and of the TTL or hop limit, in Frame.
+	addrOff, portOff, ipCheckOff, tcpCheckOff, ttlOff int
 }
 
 // Flow numbering: client ports FirstPort .. FirstPort+Ports-1 on each
@@ -35,10 +35,10 @@ func newTemplate(kind string, frame []byte, clientIsDst bool) *Template {
 	const eth = 14
 	t := &Template{Kind: kind, Frame: frame, ClientIsDst: clientIsDst, IPv6: frame[12] == 0x86 && frame[13] == 0xdd}
 	tcp, src, dst := eth+20, eth+12, eth+16
-	t.ipCheckOff = eth + 10
+	t.ipCheckOff, t.ttlOff = eth+10, eth+8
 	if t.IPv6 {
 		tcp, src, dst = eth+40, eth+8+12, eth+24+12
-		t.ipCheckOff = -1
+		t.ipCheckOff, t.ttlOff = -1, eth+7 // the hop limit
 	}
 	t.addrOff, t.portOff = src, tcp
 	if clientIsDst {

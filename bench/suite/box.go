@@ -102,7 +102,8 @@ func attachBaseline(b *box, name string, tableSize uint32) (*baseline, error) {
 		return nil, err
 	}
 	s.prog = map[string]*ebpf.Program{"pass": s.objs.BarePass, "drop": s.objs.BareDrop, "lookup": s.objs.ParseLookup,
-		"lookup-drop": s.objs.ParseLookupDrop}[name]
+		"lookup-drop": s.objs.ParseLookupDrop, "redirect": s.objs.BareRedirect,
+		"lookup-redirect": s.objs.ParseLookupRedirect}[name]
 	if err := b.host.Do(func() error { return netlink.LinkSetXdpFd(b.dut, s.prog.FD()) }); err != nil {
 		s.objs.Close()
 		return nil, fmt.Errorf("attach %s: %w", name, err)
@@ -133,7 +134,12 @@ type daemon struct {
 	prog   *ebpf.Program // the attached program, once asked for
 }
 
-func startDaemon(b *box, bin, mode string, flows uint32) (*daemon, error) {
+// startDaemon runs rstguard on dut0, or on the ports placement names
+// (--wire dut0:dut1).
+func startDaemon(b *box, bin, mode string, flows uint32, placement ...string) (*daemon, error) {
+	if len(placement) == 0 {
+		placement = []string{"-i", "dut0"}
+	}
 	dir, err := os.MkdirTemp("", "rstguard-bench")
 	if err != nil {
 		return nil, err
@@ -144,9 +150,10 @@ func startDaemon(b *box, bin, mode string, flows uint32) (*daemon, error) {
 		return nil, err
 	}
 	defer n.Close()
-	d.cmd = b.host.Command(context.Background(), bin, "run", "-i", "dut0", "--mode", mode,
+	args := append([]string{"run"}, placement...)
+	d.cmd = b.host.Command(context.Background(), bin, append(args, "--mode", mode,
 		"--flow-table-size", strconv.Itoa(int(flows)), "--pin-dir", d.pinDir,
-		"--events", filepath.Join(dir, "events.jsonl"), "--pcap", "", "--metrics", "")
+		"--events", filepath.Join(dir, "events.jsonl"), "--pcap", "", "--metrics", "")...)
 	d.cmd.Env = append(os.Environ(), n.Env())
 	log, err := os.Create(filepath.Join(dir, "daemon.log"))
 	if err != nil {

@@ -24,6 +24,20 @@ type Report struct {
 	Generator Live
 	Floods    []Flood // forged-RST floods, by flows
 	SYNFlood  SYNFlood
+	// Forwarding is the box's forwarding rate, dut0 to dut1, by subject,
+	// flows and frame size.
+	Forwarding []Forwarding
+}
+
+// forwarding finds a forwarding measurement.
+func (r *Report) forwarding(subject string, flows uint32, size int) (Forwarding, bool) {
+	i := slices.IndexFunc(r.Forwarding, func(f Forwarding) bool {
+		return f.Subject == subject && f.Flows == flows && f.Size == size
+	})
+	if i < 0 {
+		return Forwarding{}, false
+	}
+	return r.Forwarding[i], true
 }
 
 // live finds a measurement.
@@ -86,6 +100,24 @@ func (r *Report) Goals() []Goal {
 	if l, ok := r.live("monitor", 10_000_000); ok {
 		gs = append(gs, Goal{"10 M flows tracked", fmt.Sprintf("%d tracked, %.0f bytes per flow", l.Tracked, perFlow(l)),
 			l.Tracked >= 10_000_000})
+	}
+	for _, size := range []int{64, 1518} {
+		redirect, ok := r.forwarding("redirect", 100_000, size)
+		if !ok {
+			continue
+		}
+		bridge, _ := r.forwarding("bridge", 100_000, size)
+		routing, _ := r.forwarding("routing", 100_000, size)
+		for _, mode := range []string{"wire-monitor", "wire-drop"} {
+			f, _ := r.forwarding(mode, 100_000, size)
+			gs = append(gs,
+				Goal{fmt.Sprintf("forwarding, rstguard %s, 100 k flows, %d-byte frames, >= 0.8x a bare devmap redirect", mode, size),
+					fmt.Sprintf("%.2fx", f.PPS/redirect.PPS), f.PPS >= 0.8*redirect.PPS},
+				Goal{fmt.Sprintf("forwarding, rstguard %s, 100 k flows, %d-byte frames, >= 2x the kernel bridge", mode, size),
+					fmt.Sprintf("%.2fx", f.PPS/bridge.PPS), f.PPS >= 2*bridge.PPS},
+				Goal{fmt.Sprintf("forwarding, rstguard %s, 100 k flows, %d-byte frames, >= 2x kernel routing", mode, size),
+					fmt.Sprintf("%.2fx", f.PPS/routing.PPS), f.PPS >= 2*routing.PPS})
+		}
 	}
 	gen := min(r.Generator.GenPPS, r.Generator.PPS) // only what arrived counts
 	gs = append(gs, Goal{"generator >= 3.5 Mpps of 64-byte frames, one core", fmt.Sprintf("%.2f Mpps", gen/1e6), gen >= 3.5e6})
@@ -207,6 +239,25 @@ func (r *Report) markdown(w io.Writer, scale, throughput string) {
 			"(ring full), all counted; non-RST packets dropped: %d. The daemon used %.2f CPU seconds per second of flood, "+
 			"%.1f MiB resident.\n", count(f.Flows), f.RSTs, f.Dropped, 100*float64(f.Dropped)/float64(max(f.RSTs, 1)), f.Events,
 			f.Suppressed, f.Lost, f.NonRSTDropped, f.CPU, float64(f.RSS)/(1<<20))
+	}
+
+	if len(r.Forwarding) > 0 {
+		fmt.Fprintf(w, "\n## Forwarding: the box in the wire\n\nThe same established flows' traffic from gen0 into dut0, "+
+			"each frame to leave by dut1, whose peer sink0 counts what crossed with a bare XDP_DROP (its bpf_stats run "+
+			"count over the mix's wall time). Subjects: a bare XDP program redirecting every frame through a devmap to dut1; "+
+			"the same after parse + lookup (the stateful bound: the least a bump in the wire that tracks flows does); "+
+			"`rstguard run --wire dut0:dut1` in each mode; the kernel's bridge (dut0 and dut1 in br0); the kernel's "+
+			"routing (dut0 and dut1 addressed, every destination by way of sink0). The kernel's subjects run a bare "+
+			"XDP_PASS on dut0, which frames redirected into a veth need there.\n\n"+
+			"| flows | frame bytes | subject | generator Mpps | crossed Mpps | x redirect | x the stateful bound | x bridge | x routing |\n|---|---|---|---|---|---|---|---|---|\n")
+		for _, f := range r.Forwarding {
+			redirect, _ := r.forwarding("redirect", f.Flows, f.Size)
+			bound, _ := r.forwarding("lookup-redirect", f.Flows, f.Size)
+			bridge, _ := r.forwarding("bridge", f.Flows, f.Size)
+			routing, _ := r.forwarding("routing", f.Flows, f.Size)
+			fmt.Fprintf(w, "| %s | %d | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", count(f.Flows), f.Size, f.Subject,
+				f.GenPPS/1e6, f.PPS/1e6, f.PPS/redirect.PPS, f.PPS/bound.PPS, f.PPS/bridge.PPS, f.PPS/routing.PPS)
+		}
 	}
 
 	s := r.SYNFlood

@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"time"
 
@@ -33,13 +34,18 @@ type sizes struct {
 	flows     []uint32
 	packets   uint64 // of the mix, per measurement
 	floodSize uint32 // the SYN flood's table
+	// The forwarding rate's flow counts and frame sizes.
+	forwardFlows []uint32
+	forwardSizes []int
 }
 
 func (o Options) sizes() sizes {
 	if o.Short {
-		return sizes{flows: []uint32{1000, 10_000}, packets: 200_000, floodSize: 8192}
+		return sizes{flows: []uint32{1000, 10_000}, packets: 200_000, floodSize: 8192,
+			forwardFlows: []uint32{1000}, forwardSizes: []int{pktgen.MinSize}}
 	}
-	return sizes{flows: []uint32{1000, 100_000, 1_000_000, 10_000_000}, packets: 20_000_000, floodSize: 1 << 16}
+	return sizes{flows: []uint32{1000, 100_000, 1_000_000, 10_000_000}, packets: 20_000_000, floodSize: 1 << 16,
+		forwardFlows: []uint32{1000, 100_000, 1_000_000}, forwardSizes: []int{pktgen.MinSize, pktgen.MaxSize}}
 }
 
 // Subjects of the live measurements: the baselines, then rstguard's modes.
@@ -64,6 +70,10 @@ type workload struct {
 	mix   pktgen.Mix
 	flows uint32
 	count uint64 // packets of the mix
+	// size is the frames' size (0: pktgen.MinSize); dst their destination
+	// MAC (nil: gen0's own).
+	size int
+	dst  net.HardwareAddr
 	// trim, when set, changes the traffic before it is sent.
 	trim func(*pktgen.Traffic)
 	// afterHandshake, when set, runs between the handshakes and the mix.
@@ -85,7 +95,14 @@ func measure(b *box, s subject, w workload) (Live, error) {
 	if err != nil {
 		return res, err
 	}
-	tr, err := pktgen.BuildTraffic(w.mix, pktgen.MinSize, false, ifc.HardwareAddr, ifc.HardwareAddr)
+	size, dst := w.size, w.dst
+	if size == 0 {
+		size = pktgen.MinSize
+	}
+	if dst == nil {
+		dst = ifc.HardwareAddr
+	}
+	tr, err := pktgen.BuildTraffic(w.mix, size, false, ifc.HardwareAddr, dst)
 	if err != nil {
 		return res, err
 	}
@@ -168,6 +185,24 @@ func Run(o Options) (*Report, error) {
 					return fmt.Errorf("live %s at %d flows: %w", name, flows, err)
 				}
 				r.Live = append(r.Live, res)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return r, err
+	}
+	err = timed(func() error {
+		for _, flows := range sz.forwardFlows {
+			for _, size := range sz.forwardSizes {
+				for _, name := range forwarders {
+					fmt.Fprintf(o.Log, "forwarding: %s at %d flows, %d-byte frames\n", name, flows, size)
+					res, err := o.forward(prefix, name, flows, size, sz.packets/2)
+					if err != nil {
+						return fmt.Errorf("forwarding %s at %d flows, %d bytes: %w", name, flows, size, err)
+					}
+					r.Forwarding = append(r.Forwarding, res)
+				}
 			}
 		}
 		return nil

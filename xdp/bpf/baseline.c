@@ -4,7 +4,8 @@
  * a bare XDP_PASS (and XDP_DROP, for floods), and the least any flow tracker
  * must do (parse Ethernet, IPv4 and TCP, build rstguard's flow key, one LRU
  * hash lookup, an insert for a new flow; the table is sized at load time
- * like rstguard's).
+ * like rstguard's), and for the box's forwarding rate the least a bump in the
+ * wire does: every frame out of one devmap port.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -36,6 +37,21 @@ SEC("xdp")
 int bare_drop(struct xdp_md *ctx)
 {
 	return XDP_DROP;
+}
+
+/* The port bare_redirect sends every frame out of (index 0), as rstguard
+ * run --wire sends what it does not drop through its own devmap. */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} baseline_out SEC(".maps");
+
+SEC("xdp")
+int bare_redirect(struct xdp_md *ctx)
+{
+	return bpf_redirect_map(&baseline_out, 0, XDP_PASS);
 }
 
 /* The least any flow tracker must do: parse Ethernet, IPv4 and TCP, build
@@ -91,4 +107,15 @@ int parse_lookup_drop(struct xdp_md *ctx)
 	int rst = 0;
 
 	return track(ctx, &rst) && rst ? XDP_DROP : XDP_PASS;
+}
+
+/* The wire baseline with flow state: track, then send every frame out of
+ * the devmap's port, as the least a stateful bump in the wire does. */
+SEC("xdp")
+int parse_lookup_redirect(struct xdp_md *ctx)
+{
+	int rst = 0;
+
+	track(ctx, &rst);
+	return bpf_redirect_map(&baseline_out, 0, XDP_PASS);
 }

@@ -7,8 +7,13 @@
  * The client side's address and port change, on whichever side of the frame
  * the client is; both checksums are recomputed from the template's own
  * values (RFC 1624), so it does not matter whether the kernel hands the
- * program the template again or its last rewrite. bench/pktgen's Template
- * documents the numbering of flows and does the same rewrite in Go.
+ * program the template again or its last rewrite. A frame's page comes back
+ * to the run after the kernel is done with it, with what the path wrote into
+ * it: a router forwarding it rewrites its MACs and its TTL in place. Both are
+ * restored from the template, or every frame after the first few hundred
+ * would carry the next hop's MACs (bench/suite's routing subject).
+ * bench/pktgen's Template documents the numbering of flows and does the same
+ * rewrite in Go.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -34,6 +39,9 @@ volatile __u32 tmpl_addr;
 volatile __u16 tmpl_port;
 volatile __u16 tmpl_ip_check;
 volatile __u16 tmpl_tcp_check;
+/* The template's destination and source MACs, and its TTL or hop limit. */
+volatile __u8 tmpl_macs[12];
+volatile __u8 tmpl_ttl;
 
 /* The next flow's index. The generator sets it before each run and runs
  * one template at a time from one thread, so a plain global suffices. */
@@ -71,12 +79,18 @@ int pktgen(struct xdp_md *ctx)
 	addr = bpf_htonl(bpf_ntohl(tmpl_addr) + i / ports);
 	port = bpf_htons(first_port + i % ports);
 
+	if ((void *)((struct ethhdr *)data + 1) > data_end)
+		return XDP_ABORTED;
+#pragma unroll
+	for (int b = 0; b < 12; b++)
+		((__u8 *)data)[b] = tmpl_macs[b];
 	if (ipv6) {
 		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
 
 		th = (void *)(ip6 + 1);
 		if ((void *)(th + 1) > data_end)
 			return XDP_ABORTED;
+		ip6->hop_limit = tmpl_ttl;
 		ip_addr = client_is_dst ? &ip6->daddr.in6_u.u6_addr32[3] : &ip6->saddr.in6_u.u6_addr32[3];
 	} else {
 		struct iphdr *ip = data + sizeof(struct ethhdr);
@@ -85,6 +99,7 @@ int pktgen(struct xdp_md *ctx)
 		if ((void *)(th + 1) > data_end)
 			return XDP_ABORTED;
 		ip_addr = client_is_dst ? &ip->daddr : &ip->saddr;
+		ip->ttl = tmpl_ttl;
 		ip->check = csum_replace(tmpl_ip_check, tmpl_addr, addr);
 	}
 	*ip_addr = addr;
