@@ -68,7 +68,7 @@ func (b *box) addSink() (*sink, error) {
 }
 
 func (s *sink) program() (*ebpf.Program, error) { return s.objs.BareDrop, nil }
-func (s *sink) stop() error                    { return s.objs.Close() }
+func (s *sink) stop() error                     { return s.objs.Close() }
 
 // forward measures one subject forwarding steady traffic from dut0 to dut1.
 func (o Options) forward(prefix, name string, flows uint32, size int, count uint64) (Forwarding, error) {
