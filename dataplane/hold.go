@@ -40,7 +40,13 @@ type Hold struct {
 	// the held frame carried.
 	Probe              int
 	ProbeSrc, ProbeDst net.HardwareAddr
-	FromHi             bool
+	// Wire: held on a port of a wire pair. The RST is released as it came
+	// (Egress is the pair's other port, EgressSrc and EgressDst its own
+	// MACs), and the probe carries ProbeVLAN's tag (0: none): the claimed
+	// sender's outer VLAN from its handshake, as ProbeDst is its MAC.
+	Wire      bool
+	ProbeVLAN uint16
+	FromHi    bool
 	// DataSeen: the claimed sender sent data in sequence during the hold.
 	DataSeen bool
 	// Joined is how many later RSTs of the hold the program dropped in
@@ -61,6 +67,7 @@ func (d *Dataplane) LookupHold(key xdp.RstguardFlowKey) (h Hold, ok bool, err er
 		IngressIfindex: int(v.IngressIfindex), Egress: int(v.EgressIfindex),
 		EgressSrc: net.HardwareAddr(v.EgressSmac[:]), EgressDst: net.HardwareAddr(v.EgressDmac[:]),
 		Probe: int(v.ProbeIfindex), ProbeSrc: net.HardwareAddr(v.ProbeSmac[:]), ProbeDst: net.HardwareAddr(v.ProbeDmac[:]),
+		Wire: v.Wire != 0, ProbeVLAN: v.ProbeVlan,
 		FromHi: v.FromHi != 0, DataSeen: v.Evidence == uint8(xdp.RstguardHoldEvidenceHOLD_EVIDENCE_DATA),
 		Joined: int(v.Joined),
 	}, true, nil
@@ -220,15 +227,10 @@ func (d *Dataplane) ClearHolds() error {
 	return errors.Join(d.UnregisterSockets(), clearMap[xdp.RstguardFlowKey, xdp.RstguardHold](d.objs.Holds))
 }
 
+// clearMap empties m, whose keys are K and values V.
 func clearMap[K, V any](m *ebpf.Map) error {
-	var keys []K
-	var k K
-	var v V
-	it := m.Iterate()
-	for it.Next(&k, &v) {
-		keys = append(keys, k)
-	}
-	if err := it.Err(); err != nil {
+	keys, err := keysOf[K, V](m)
+	if err != nil {
 		return fmt.Errorf("clear %v: %w", m, err)
 	}
 	if len(keys) == 0 {
@@ -244,4 +246,16 @@ func clearMap[K, V any](m *ebpf.Map) error {
 		}
 	}
 	return nil
+}
+
+// keysOf lists m's keys.
+func keysOf[K, V any](m *ebpf.Map) ([]K, error) {
+	var keys []K
+	var k K
+	var v V
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		keys = append(keys, k)
+	}
+	return keys, it.Err()
 }

@@ -155,20 +155,8 @@ func (d *Dataplane) Policy() (Policy, error) {
 // SetAllow replaces the allow-list: RSTs to or from these prefixes are
 // judged and reported but never dropped.
 func (d *Dataplane) SetAllow(prefixes []netip.Prefix) error {
-	var stale []xdp.RstguardAllowKey
-	var key xdp.RstguardAllowKey
-	var val uint8
-	it := d.objs.Allow.Iterate()
-	for it.Next(&key, &val) {
-		stale = append(stale, key)
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("read allow-list: %w", err)
-	}
-	for _, k := range stale {
-		if err := d.objs.Allow.Delete(&k); err != nil {
-			return fmt.Errorf("clear allow-list: %w", err)
-		}
+	if err := clearMap[xdp.RstguardAllowKey, uint8](d.objs.Allow); err != nil {
+		return fmt.Errorf("allow-list: %w", err)
 	}
 	for _, p := range prefixes {
 		k := allowKey(p)

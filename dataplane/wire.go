@@ -22,27 +22,17 @@ type WirePair struct {
 // SetWire tells the program its wire pairs, replacing what it had; none
 // turns wire mode off, and the program then looks nothing up.
 func (d *Dataplane) SetWire(pairs []WirePair) error {
-	var k uint32
-	var v xdp.RstguardWirePort
-	var stale []uint32
-	it := d.objs.WirePorts.Iterate()
-	for it.Next(&k, &v) {
-		stale = append(stale, k)
-	}
-	if err := it.Err(); err != nil {
+	// The new pairs first, then what is no longer one: a port in both
+	// forwards throughout.
+	stale, err := keysOf[uint32, xdp.RstguardWirePort](d.objs.WirePorts)
+	if err != nil {
 		return fmt.Errorf("read wire ports: %w", err)
 	}
-	for _, k := range stale {
-		if err := d.objs.WirePorts.Delete(k); err != nil {
-			return fmt.Errorf("clear wire port %d: %w", k, err)
-		}
-		if err := d.objs.WirePeers.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("clear wire peer of %d: %w", k, err)
-		}
-	}
+	ports := map[uint32]bool{}
 	for _, p := range pairs {
 		for _, dir := range [][2]int{{p.A, p.B}, {p.B, p.A}} {
 			in, out := uint32(dir[0]), uint32(dir[1])
+			ports[in] = true
 			// The devmap first: a port the program knows always has its peer.
 			if err := d.objs.WirePeers.Put(in, out); err != nil {
 				return fmt.Errorf("wire ifindex %d to %d: %w", in, out, err)
@@ -53,6 +43,16 @@ func (d *Dataplane) SetWire(pairs []WirePair) error {
 			}
 			if err := d.objs.WirePorts.Put(in, port); err != nil {
 				return fmt.Errorf("wire port %d: %w", in, err)
+			}
+		}
+	}
+	for _, k := range stale {
+		if ports[k] {
+			continue
+		}
+		for _, m := range []*ebpf.Map{d.objs.WirePorts, d.objs.WirePeers} {
+			if err := m.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return fmt.Errorf("wire: forget port %d: %w", k, err)
 			}
 		}
 	}

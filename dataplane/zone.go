@@ -19,20 +19,8 @@ type ZoneKey struct {
 // two connections. Both directions of a connection must map to one zone.
 // With no zones, the program looks none up.
 func (d *Dataplane) SetZones(zones map[ZoneKey]uint16) error {
-	var k xdp.RstguardZoneKey
-	var v uint16
-	var stale []xdp.RstguardZoneKey
-	it := d.objs.Zones.Iterate()
-	for it.Next(&k, &v) {
-		stale = append(stale, k)
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("read zones: %w", err)
-	}
-	for _, k := range stale {
-		if err := d.objs.Zones.Delete(&k); err != nil {
-			return fmt.Errorf("clear zones: %w", err)
-		}
+	if err := clearMap[xdp.RstguardZoneKey, uint16](d.objs.Zones); err != nil {
+		return fmt.Errorf("zones: %w", err)
 	}
 	for zk, zone := range zones {
 		k := xdp.RstguardZoneKey{Ifindex: uint32(zk.Ifindex), Vlan: uint32(zk.VLAN)}

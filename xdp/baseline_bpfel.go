@@ -56,6 +56,8 @@ type BaselineFlowValue struct {
 	State      uint8
 	Flags      uint8
 	RstVerdict uint8
+	L2Mac      [2][6]uint8
+	L2Vlan     [2]uint16
 }
 
 // Names of all BPF objects in the ELF.

@@ -234,6 +234,8 @@ type RstguardFlowValue struct {
 	State      uint8
 	Flags      uint8
 	RstVerdict uint8
+	L2Mac      [2][6]uint8
+	L2Vlan     [2]uint16
 }
 
 type RstguardHold struct {
@@ -252,10 +254,11 @@ type RstguardHold struct {
 	ProbeSmac      [6]uint8
 	ProbeDmac      [6]uint8
 	Joined         uint32
+	ProbeVlan      uint16
 	FromHi         uint8
 	Evidence       uint8
-	Pad            [2]uint8
-	_              [4]byte
+	Wire           uint8
+	Pad            [3]uint8
 }
 
 type RstguardHoldEvidence uint32

@@ -26,8 +26,7 @@ type act struct {
 // demo replays the incident without and with rstguard, then an injector
 // that forges every header, against drop mode and hold mode, and tells
 // what happened. In the wire, the gateway is a bump in the wire with rstguard
-// (no hop, no address); hold mode, which needs a route to probe by, is left
-// out there.
+// (no hop, no address).
 func demo(ctx context.Context, l *lab.Lab, wire bool) (bool, error) {
 	w := l.Log
 	fmt.Fprintln(w, "rstguard demo: the incident, replayed")
@@ -59,7 +58,6 @@ func demo(ctx context.Context, l *lab.Lab, wire bool) (bool, error) {
 	}
 	modes := []string{"off", "drop", "drop", "hold"}
 	if wire {
-		acts, modes = acts[:3], modes[:3]
 		acts[1].title = "2) with rstguard run --wire ethc:eths --mode drop in the wire"
 	}
 	all := true

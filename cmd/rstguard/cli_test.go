@@ -197,10 +197,10 @@ func TestRates(t *testing.T) {
 		Actions: map[string]uint64{"drop": 1}}
 	after := dataplane.Counters{Packets: 300, RSTs: 30, EventsLost: 3, // a reused slot: went down
 		Judged:  dataplane.Judged{Verdicts: map[string]uint64{"spoofed": 6}},
-		Actions: map[string]uint64{"drop": 5, "hold": 2}, HoldForged: 2}
+		Actions: map[string]uint64{"drop": 5, "hold": 2}, HoldForged: 2, WireForwarded: 40}
 	got := rates(before, after, 2)
 	want := map[string]float64{"packets": 100, "rsts": 10, "spoofed": 2, "dropped": 2, "stopped": 3, "held": 1, "events_lost": 0,
-		"valid": 0, "suspect": 0, "unknown": 0}
+		"forwarded": 20, "valid": 0, "suspect": 0, "unknown": 0}
 	if !maps.Equal(got, want) {
 		t.Errorf("rates %v, want %v", got, want)
 	}

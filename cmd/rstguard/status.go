@@ -260,6 +260,7 @@ func rates(before, after dataplane.Counters, secs float64) map[string]float64 {
 		"stopped":     rate(before.Stopped(), after.Stopped()),
 		"held":        rate(before.Action(dataplane.ActionHold), after.Action(dataplane.ActionHold)),
 		"events_lost": rate(before.EventsLost, after.EventsLost),
+		"forwarded":   rate(before.WireForwarded, after.WireForwarded), // by wire pairs
 	}
 	for _, v := range dataplane.Verdicts {
 		r[v.String()] = rate(before.Verdicts[v.String()], after.Verdicts[v.String()])

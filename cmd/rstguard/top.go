@@ -150,11 +150,11 @@ func drawTop(w io.Writer, prev, cur topSample, interval time.Duration) {
 		fmt.Fprintf(w, "health %s\n\n", cur.health)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tPACKETS/S\tRSTS/S\tSPOOFED/S\tSTOPPED/S\tDROPPED/S\tHELD/S\tEVENTS LOST/S\t")
+	fmt.Fprintln(tw, "\tPACKETS/S\tRSTS/S\tSPOOFED/S\tSTOPPED/S\tDROPPED/S\tHELD/S\tEVENTS LOST/S\tWIRE FWD/S\t")
 	line := func(name string, a, b dataplane.Counters) {
 		r := rates(a, b, secs)
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, r["packets"], r["rsts"], r[dataplane.VerdictSpoofed.String()],
-			r["stopped"], r["dropped"], r["held"], r["events_lost"])
+		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t\n", name, r["packets"], r["rsts"], r[dataplane.VerdictSpoofed.String()],
+			r["stopped"], r["dropped"], r["held"], r["events_lost"], r["forwarded"])
 	}
 	names := make([]string, 0, len(cur.ifaces))
 	for n := range cur.ifaces {

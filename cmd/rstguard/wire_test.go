@@ -168,3 +168,30 @@ func TestWireFailClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestWireHold: hold mode in the wire. A RST that copies every header is
+// held and the client asked: its probe leaves by the port the RST came in
+// on, to the MAC and VLAN of the client's handshake, whatever MAC or tag the
+// forgery made up, so every volley is stopped; a real abort is released out
+// of the other port as it came (TTL 64: no hop).
+func TestWireHold(t *testing.T) {
+	// As in TestHoldMode: answers decide the holds, not the window.
+	g := newWireGateway(t, "--hold-min", "1s", "--hold-max", "2s")
+	g.startDaemon("hold")
+	if st := g.status(); len(st.Sockets) != 2 {
+		t.Fatalf("sockets %+v, want one on each port", st.Sockets)
+	}
+	t.Run("a RST that copies every header is held, the client answers the probe, it is dropped", g.stopsExactForgery)
+	for _, v := range volleys {
+		t.Run("a volley of "+v.name+" is stopped whole, the connection lives", func(t *testing.T) { g.stopsVolley(t, v) })
+	}
+	t.Run("a real abort is held, answered with a RST, released as it came", func(t *testing.T) {
+		rsts := g.abortReleased(t, g.srvIP, &net.Dialer{Timeout: 3 * time.Second})
+		if len(rsts) != 1 || rsts[0].TTL != 64 || rsts[0].VLAN != 0 {
+			t.Errorf("RSTs at the server %+v, want one with the client's TTL, 64", rsts)
+		}
+	})
+	if n := g.status().Counters.HoldUnrouted; n != 0 {
+		t.Errorf("%d RSTs not held for want of a route: the wire needs none", n)
+	}
+}

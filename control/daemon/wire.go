@@ -92,10 +92,6 @@ func (d *daemon) startWire(stop *undo) error {
 	if err := d.setWire(); err != nil {
 		return err
 	}
-	if pol, err := d.dp.Policy(); err == nil && pol.Mode == dataplane.ModeHold {
-		d.log.Warn("hold mode on a wire pair: RSTs the headers convict are dropped; those that need a probe pass (hold_unrouted), " +
-			"since a box without addresses has no route to probe by")
-	}
 	return nil
 }
 

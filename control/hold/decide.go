@@ -325,9 +325,13 @@ func (d *decisions) setHeld(n int) {
 }
 
 // release sends a held RST on to where it was going, out of the egress
-// interface, changed only as forwarding changes it (Forward).
+// interface, changed only as forwarding changes it (Forward); in the wire,
+// as it came, as a cable carries it.
 func (d *decisions) release(frame []byte, seg dataplane.Segment, hd dataplane.Hold) {
-	out, err := Forward(frame, seg, hd.EgressSrc, hd.EgressDst)
+	out, err := frame, error(nil)
+	if !hd.Wire {
+		out, err = Forward(frame, seg, hd.EgressSrc, hd.EgressDst)
+	}
 	if err == nil {
 		err = d.wire.send(hd.Egress, out)
 	}

@@ -29,12 +29,17 @@ const probeWindow = 65535
 // 3.10.7.1): the nonce, which an injector cannot know without reading the
 // probe. Both answers are checked against Linux in cmd/rstguard's
 // TestHoldMode. Its Ethernet header is the box's own route to the sender
-// (hd.ProbeSrc, hd.ProbeDst from bpf_fib_lookup), untagged: nothing of the
-// held frame's L2 header, which a forgery makes up.
+// (hd.ProbeSrc, hd.ProbeDst from bpf_fib_lookup), untagged; in the wire,
+// the MACs and outer VLAN the sender and the receiver showed in their
+// handshake: nothing of the held frame's L2 header, which a forgery makes up.
 func Probe(rst dataplane.Segment, hd dataplane.Hold) []byte {
-	out := make([]byte, 0, 14+40+20)
+	out := make([]byte, 0, 18+40+20)
 	out = append(out, hd.ProbeDst...)
 	out = append(out, hd.ProbeSrc...)
+	if hd.ProbeVLAN != 0 {
+		out = binary.BigEndian.AppendUint16(out, 0x8100) // IEEE 802.1Q
+		out = binary.BigEndian.AppendUint16(out, hd.ProbeVLAN)
+	}
 	l2 := len(out) + 2
 	if rst.IPv6 {
 		out = binary.BigEndian.AppendUint16(out, 0x86dd)

@@ -35,6 +35,21 @@ static __always_inline void learn_syn(struct dir_state *s, const struct packet *
 	s->last_data_t = now32;
 }
 
+/* The sender's source MAC and outer VLAN, from its SYN or SYN/ACK only: a
+ * later forgery cannot move where hold mode in the wire probes it. */
+static __always_inline void learn_l2(struct xdp_md *ctx, const struct packet *p, struct flow_value *f)
+{
+	/* Two branches, not an index: clang would OR the index into the
+	 * pointer, which the verifier rejects. */
+	if (p->dir) {
+		bpf_xdp_load_bytes(ctx, ETH_ALEN, f->l2_mac[1], ETH_ALEN);
+		f->l2_vlan[1] = p->vlan;
+	} else {
+		bpf_xdp_load_bytes(ctx, ETH_ALEN, f->l2_mac[0], ETH_ALEN);
+		f->l2_vlan[0] = p->vlan;
+	}
+}
+
 /* SYN, SYN/ACK: the rare path. Reads options and the precise clock. */
 static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct flow_value *f)
 {
@@ -55,6 +70,7 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 			return XDP_PASS;
 		}
 		learn_syn(SENDER(&fresh, p), p, &opts, now32);
+		learn_l2(ctx, p, &fresh);
 		fresh.state = STATE_SYN_SENT;
 		fresh.flags = p->dir ? FLOW_INIT_HI : 0;
 		return insert_flow(p->ifindex, &p->key, &fresh, BPF_ANY);
@@ -63,6 +79,7 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 	/* SYN/ACK */
 	if (!f) {
 		learn_syn(SENDER(&fresh, p), p, &opts, now32);
+		learn_l2(ctx, p, &fresh);
 		fresh.state = STATE_SYN_RCVD;
 		fresh.flags = FLOW_MIDSTREAM | (p->dir ? 0 : FLOW_INIT_HI);
 		return insert_flow(p->ifindex, &p->key, &fresh, BPF_NOEXIST);
@@ -77,6 +94,8 @@ static __noinline int handle_syn(struct xdp_md *ctx, struct packet *p, struct fl
 			s->rtt = now32 - init->last_data_t;
 		f->state = STATE_SYN_RCVD;
 	}
+	if (!(s->flags & DIR_SYN))
+		learn_l2(ctx, p, f);
 	learn_syn(s, p, &opts, now32);
 	return XDP_PASS;
 }

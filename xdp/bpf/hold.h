@@ -52,6 +52,41 @@ static __always_inline int route(struct xdp_md *ctx, const struct packet *p, int
 	return 0;
 }
 
+/* Where a RST held on a wire port goes, and its probe (rstguard run --wire):
+ * released out of the pair's other port as it came (its own MACs), probed
+ * out of the port it came in on, to the claimed sender's MAC and VLAN from
+ * its handshake, from the receiver's. A flow whose handshake this box did
+ * not see has neither: fails (fail open: pass). */
+static __always_inline int wire_route(struct xdp_md *ctx, const struct packet *p, const struct flow_value *f,
+				      const struct wire_port *w, struct hold *h)
+{
+	const __u8 *to = f->l2_mac[0], *from = f->l2_mac[1];
+	__u8 known_to = 0, known_from = 0;
+
+	if (p->dir) {
+		to = f->l2_mac[1];
+		from = f->l2_mac[0];
+	}
+
+#pragma unroll
+	for (int i = 0; i < ETH_ALEN; i++) {
+		known_to |= to[i];
+		known_from |= from[i];
+	}
+	if (!known_to || !known_from)
+		return -1;
+	if (bpf_xdp_load_bytes(ctx, 0, h->egress_dmac, ETH_ALEN) ||
+	    bpf_xdp_load_bytes(ctx, ETH_ALEN, h->egress_smac, ETH_ALEN))
+		return -1;
+	h->egress_ifindex = w->peer_ifindex;
+	h->probe_ifindex = p->ifindex;
+	__builtin_memcpy(h->probe_dmac, to, ETH_ALEN);
+	__builtin_memcpy(h->probe_smac, from, ETH_ALEN);
+	h->probe_vlan = p->dir ? f->l2_vlan[1] : f->l2_vlan[0];
+	h->wire = 1;
+	return 0;
+}
+
 /* A RST of a flow with a hold record from its claimed sender: the hold's
  * business, decided here without the daemon where the daemon needs not
  * see it. Returns ACTION_DROP (proven alive, or joining the hold),
@@ -121,6 +156,7 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 	const struct dir_state *snd = SENDER(f, p);
 	const struct dir_state *rcv = RECEIVER(f, p);
 	__u32 *s, zero = 0;
+	const struct wire_port *w;
 	struct hold *h;
 	long err;
 
@@ -162,8 +198,10 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 	if (!h)
 		return ACTION_PASS;
 	__builtin_memset(h, 0, sizeof(*h));
-	if (route(ctx, p, 0, &h->egress_ifindex, h->egress_smac, h->egress_dmac) ||
-	    route(ctx, p, 1, &h->probe_ifindex, h->probe_smac, h->probe_dmac)) {
+	w = wire_in_use ? bpf_map_lookup_elem(&wire_ports, &p->ifindex) : 0;
+	if (w ? wire_route(ctx, p, f, w, h)
+	      : route(ctx, p, 0, &h->egress_ifindex, h->egress_smac, h->egress_dmac) ||
+		    route(ctx, p, 1, &h->probe_ifindex, h->probe_smac, h->probe_dmac)) {
 		count(p->ifindex, CNT_HOLD_UNROUTED);
 		return ACTION_PASS;
 	}

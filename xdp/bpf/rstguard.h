@@ -364,6 +364,11 @@ struct flow_value {
 	__u8 state;              /* enum flow_state */
 	__u8 flags;              /* FLOW_* */
 	__u8 rst_verdict;
+	/* Each side's source MAC and outer VLAN (0: untagged), from its SYN or
+	 * SYN/ACK, indexed as dir: where hold mode in the wire sends it a probe,
+	 * whatever L2 header a forged RST carries. Read on no other path. */
+	__u8 l2_mac[2][6];
+	__u16 l2_vlan[2];
 };
 
 /* Events per second per CPU, besides each flow's budget (policy): for RSTs
@@ -441,16 +446,18 @@ struct hold {
 	__u32 nonce;          /* the probe's ACK field: a dead stack's RST answer echoes it as its seq */
 	__u32 rtt_ns;         /* the claimed sender's leg RTT at this box; 0 unknown */
 	__u32 ingress_ifindex;
-	__u32 egress_ifindex; /* from bpf_fib_lookup(), toward the RST's receiver */
-	__u32 probe_ifindex;  /* from bpf_fib_lookup(), toward the claimed sender */
+	__u32 egress_ifindex; /* from bpf_fib_lookup() (in the wire: the pair's other port), toward the RST's receiver */
+	__u32 probe_ifindex;  /* from bpf_fib_lookup() (in the wire: the RST's port), toward the claimed sender */
 	__u8 egress_smac[6];
 	__u8 egress_dmac[6];
 	__u8 probe_smac[6];
 	__u8 probe_dmac[6];
 	__u32 joined;         /* later RSTs of the hold, dropped in the kernel with its count here */
+	__u16 probe_vlan;     /* in the wire: the claimed sender's outer VLAN (0: untagged) */
 	__u8 from_hi;         /* the claimed sender is the addr_hi side */
 	__u8 evidence;        /* enum hold_evidence */
-	__u8 pad[2];
+	__u8 wire;            /* held on a wire port: released as it came, probed with probe_vlan */
+	__u8 pad[3];
 };
 
 #define EVENT_PKT_MAX 128
