@@ -21,7 +21,8 @@ func arpRequest() []byte {
 }
 
 // On a wire port (forward in xdp/bpf/rstguard.c) whatever the program would
-// pass leaves by the pair's other port, ARP as well as TCP; a forged RST is
+// pass leaves by the pair's other port, ARP, double-tagged frames and
+// fragments as well as TCP; a forged RST is
 // still dropped; a closed pair drops everything, counted; with no pair the
 // program passes, as on a router. BPF_PROG_TEST_RUN's frames arrive on lo
 // (ifindex 1), which is here both ports of the pair: the redirect is
@@ -33,7 +34,15 @@ func TestWireForwarding(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := linuxPair(clientAddr, serverAddr)
-	for i, f := range append(c.Handshake(), arpRequest(), c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n"))) {
+	// Not IP, TCP in two VLAN tags, and a datagram's first fragment: all
+	// carried across, as a cable carries them.
+	tagged := c.Segment(frames.Client, frames.ACK, nil)
+	tagged.VLANs = []uint16{100, 200}
+	fragment := c.Segment(frames.Client, frames.ACK|frames.PSH, []byte("part"))
+	fragment.MoreFragments = true
+	fs := append(c.Handshake(), arpRequest(), c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")),
+		tagged.MustFrame(), fragment.MustFrame())
+	for i, f := range fs {
 		if ret := h.send(f, time.Millisecond); ret != XDPRedirect {
 			t.Errorf("frame %d: XDP verdict %d, want redirect", i, ret)
 		}
@@ -43,8 +52,8 @@ func TestWireForwarding(t *testing.T) {
 	if ret := h.send(rst.MustFrame(), time.Millisecond); ret != XDPDrop {
 		t.Errorf("forged RST: XDP verdict %d, want drop", ret)
 	}
-	if cnt := h.counters(); cnt.WireForwarded != 5 || cnt.WireNoPeer != 0 || cnt.WireClosed != 0 || cnt.Action(ActionDrop) != 1 {
-		t.Errorf("counters: forwarded %d, no peer %d, closed %d, dropped %d; want 5 0 0 1",
+	if cnt := h.counters(); cnt.WireForwarded != 7 || cnt.WireNoPeer != 0 || cnt.WireClosed != 0 || cnt.Action(ActionDrop) != 1 {
+		t.Errorf("counters: forwarded %d, no peer %d, closed %d, dropped %d; want 7 0 0 1",
 			cnt.WireForwarded, cnt.WireNoPeer, cnt.WireClosed, cnt.Action(ActionDrop))
 	}
 
@@ -66,7 +75,7 @@ func TestWireForwarding(t *testing.T) {
 	if ret := h.send(arpRequest(), time.Millisecond); ret != XDPPass {
 		t.Errorf("no pair: XDP verdict %d, want pass", ret)
 	}
-	if cnt := h.counters(); cnt.WireForwarded != 5 || cnt.WireClosed != 2 {
+	if cnt := h.counters(); cnt.WireForwarded != 7 || cnt.WireClosed != 2 {
 		t.Errorf("no pair: wire counters moved (%d, %d)", cnt.WireForwarded, cnt.WireClosed)
 	}
 }

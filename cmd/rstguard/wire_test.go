@@ -106,11 +106,20 @@ func TestWireMode(t *testing.T) {
 		t.Errorf("the server got %+v, want one RST with the client's TTL, 64: no hop on a wire", got)
 	}
 
-	// Killed, the daemon leaves the program forwarding from its maps.
+	// Killed, the daemon leaves the program forwarding and judging from its
+	// maps; restarted, it keeps the flows: a connection from before the
+	// kill is still protected.
+	before := g.hold()
 	g.stopDaemon(syscall.SIGKILL)
 	if out, err := g.curl(); err != nil {
 		t.Fatalf("curl after kill -9: %v %s", err, out)
 	}
+	g.startDaemon("drop")
+	g.forgeClientRST(before)
+	if err := before.roundTrip(); err != nil {
+		t.Fatalf("after the restart, a forged RST killed a connection from before the kill: %v", err)
+	}
+	g.stopDaemon(syscall.SIGKILL)
 	if out := g.mustRstguard("detach", "--all", "--pin-dir", g.pinDir); !strings.Contains(out, "promiscuous mode off on ethc") {
 		t.Errorf("detach after kill -9 left the ports promiscuous: %s", out)
 	}

@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -52,6 +53,12 @@ func (d *daemon) startWire(stop *undo) error {
 	if len(d.cfg.Wire) == 0 {
 		return nil
 	}
+	// A daemon killed with -9 left its ports promiscuous: they are this
+	// one's to put back.
+	var inherited []string
+	if prev, ok := LeftBehind(d.cfg.PinDir); ok {
+		inherited = prev.PromiscSet
+	}
 	for _, p := range d.cfg.Wire {
 		a, err := attach.Link(p.A)
 		if err != nil {
@@ -69,13 +76,13 @@ func (d *daemon) startWire(stop *undo) error {
 				d.log.Warn("wire port has an address: the box itself talks on the wire (for none, remove it; for IPv6 link-local, sysctl net.ipv6.conf.IFACE.disable_ipv6=1)",
 					"iface", link.Attrs().Name, "addr", addrs[0].IPNet.String())
 			}
-			if link.Attrs().Promisc != 0 {
-				continue
+			name := link.Attrs().Name
+			if link.Attrs().Promisc != 0 && !slices.Contains(inherited, name) {
+				continue // the operator's
 			}
 			if err := netlink.SetPromiscOn(link); err != nil {
-				return fmt.Errorf("wire %s: promiscuous mode on %s: %w", p, link.Attrs().Name, err)
+				return fmt.Errorf("wire %s: promiscuous mode on %s: %w", p, name, err)
 			}
-			name := link.Attrs().Name
 			d.promiscSet = append(d.promiscSet, name)
 			stop.push(func() {
 				if err := attach.PromiscOff(name); err != nil && !errors.Is(err, attach.ErrNoInterface) {
