@@ -1,13 +1,18 @@
 package main
 
 import (
+	"context"
+	"io"
 	"net"
+	"net/http"
+	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/bench/lab"
 	"github.com/rstguard/rstguard/dataplane"
@@ -89,6 +94,8 @@ func TestWireMode(t *testing.T) {
 	if !strings.Contains(g.mustRstguard("status", "--interval", "0", "--pin-dir", g.pinDir), "wire ethc <-> eths (fail open)") {
 		t.Error("status text does not show the pair")
 	}
+
+	t.Run("IPv6 crosses too, neighbour discovery and all", g.curlsOverIPv6)
 
 	h := g.hold()
 	g.forgeClientRST(h)
@@ -202,5 +209,42 @@ func TestWireHold(t *testing.T) {
 	})
 	if n := g.status().Counters.HoldUnrouted; n != 0 {
 		t.Errorf("%d RSTs not held for want of a route: the wire needs none", n)
+	}
+}
+
+// curlsOverIPv6 gives the client and the server IPv6 addresses on their one
+// subnet and fetches a page over them: neighbour discovery's multicast and
+// the TCP exchange both cross the wire.
+func (g *gateway) curlsOverIPv6(t *testing.T) {
+	client, server := netip.MustParseAddr("fd00:77::1"), netip.MustParseAddr("fd00:77::2")
+	for _, a := range []struct {
+		h      *lab.Host
+		ifname string
+		addr   netip.Addr
+	}{{g.client, lab.ServerSide, client}, {g.server, lab.ClientSide, server}} {
+		link, err := a.h.Netlink().LinkByName(a.ifname)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.addr.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
+		if err := a.h.Netlink().AddrAdd(link, addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ln net.Listener
+	if err := g.server.Do(func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(server, 80).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello over IPv6\n") })}
+	go srv.Serve(ln)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := g.client.Command(ctx, "curl", "-sS", "-m", "5", "http://[fd00:77::2]/").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "hello over IPv6") {
+		t.Fatalf("curl over IPv6 across the wire: %v %s", err, out)
 	}
 }
