@@ -66,61 +66,45 @@ func matrix(ctx context.Context, l *lab.Lab, path string, only *regexp.Regexp) (
 		return o, nil
 	}
 
-	for _, p := range inject.ProfileNames() {
-		baseline := lab.Outcome{}
-		for _, mode := range []string{"off", "monitor", "drop", "hold"} {
-			c := lab.Case{Name: p + "/" + mode, Placement: profilePlacement[p], Profile: p, Mode: mode}
-			o, err := runCase(c)
-			if errors.Is(err, errSkipped) {
-				continue
-			}
-			if err != nil {
-				return false, err
-			}
-			if mode == "off" {
-				baseline = o
-			}
-			rows = append(rows, judgeAttack(c, o, baseline))
+	// Every case is judged against its profile's or reset's run without
+	// rstguard, routed: a gateway in the wire ("wire-" modes) carries nothing
+	// without it. The goals are the same in the wire.
+	run := func(c lab.Case, judge func(lab.Outcome) row) (lab.Outcome, error) {
+		o, err := runCase(c)
+		if errors.Is(err, errSkipped) {
+			return o, nil
 		}
-		// The same attack on a gateway in the wire: the goals do not change.
-		for _, mode := range []string{"monitor", "drop", "hold"} {
-			c := lab.Case{Name: p + "/wire-" + mode, Placement: profilePlacement[p], Profile: p, Mode: mode, Wire: true}
-			o, err := runCase(c)
-			if errors.Is(err, errSkipped) {
-				continue
-			}
-			if err != nil {
-				return false, err
-			}
-			rows = append(rows, judgeAttack(c, o, baseline))
+		if err == nil {
+			rows = append(rows, judge(o))
 		}
+		return o, err
 	}
-	for _, lc := range legitCases {
+	for _, p := range inject.ProfileNames() {
 		var off lab.Outcome
-		for _, mode := range []string{"off", "drop", "hold"} {
-			c := lab.Case{Name: "legit-" + lc.name + "/" + mode, Placement: lab.InFrontOfServer, Legit: lc.name, Mode: mode}
-			o, err := runCase(c)
-			if errors.Is(err, errSkipped) {
-				continue
-			}
+		for _, mode := range []string{"off", "monitor", "drop", "hold", "wire-monitor", "wire-drop", "wire-hold"} {
+			m, wire := strings.CutPrefix(mode, "wire-")
+			c := lab.Case{Name: p + "/" + mode, Placement: profilePlacement[p], Profile: p, Mode: m, Wire: wire}
+			o, err := run(c, func(o lab.Outcome) row { return judgeAttack(c, o, off) })
 			if err != nil {
 				return false, err
 			}
 			if mode == "off" {
 				off = o
 			}
-			rows = append(rows, judgeLegit(c, o, off, lc.doc))
 		}
-		for _, mode := range []string{"drop", "hold"} {
-			c := lab.Case{Name: "legit-" + lc.name + "/wire-" + mode, Placement: lab.InFrontOfServer, Legit: lc.name, Mode: mode, Wire: true}
-			o, err := runCase(c)
-			if errors.Is(err, errSkipped) {
-				continue
-			}
+	}
+	for _, lc := range legitCases {
+		var off lab.Outcome
+		for _, mode := range []string{"off", "drop", "hold", "wire-drop", "wire-hold"} {
+			m, wire := strings.CutPrefix(mode, "wire-")
+			c := lab.Case{Name: "legit-" + lc.name + "/" + mode, Placement: lab.InFrontOfServer, Legit: lc.name, Mode: m, Wire: wire}
+			o, err := run(c, func(o lab.Outcome) row { return judgeLegit(c, o, off, lc.doc) })
 			if err != nil {
 				return false, err
 			}
-			rows = append(rows, judgeLegit(c, o, off, lc.doc))
+			if mode == "off" {
+				off = o
+			}
 		}
 	}
 	all := true
