@@ -27,6 +27,10 @@ type Report struct {
 	// Forwarding is the box's forwarding rate, dut0 to dut1, by subject,
 	// flows and frame size.
 	Forwarding []Forwarding
+	// Holds are what a decided hold costs; Analyze what a capture costs
+	// rstguard analyze.
+	Holds   []HoldCost
+	Analyze AnalyzeCost
 }
 
 // forwarding finds a forwarding measurement.
@@ -118,6 +122,20 @@ func (r *Report) Goals() []Goal {
 				Goal{fmt.Sprintf("forwarding, rstguard %s, 100 k flows, %d-byte frames, >= 2x kernel routing", mode, size),
 					fmt.Sprintf("%.2fx", f.PPS/routing.PPS), f.PPS >= 2*routing.PPS})
 		}
+	}
+	for _, h := range r.Holds {
+		// The real abort's RST is the one released; a forged one is dropped.
+		if strings.HasPrefix(h.Case, "real") && h.P99us > 0 {
+			gs = append(gs, Goal{"hold: a released legitimate RST delayed by no more than its leg RTT + 200 us at p99",
+				fmt.Sprintf("%.1f us beyond the answer (%s)", h.P99us, h.Case), h.P99us <= 200})
+		}
+	}
+	if a := r.Analyze; a.Files > 1 {
+		// Were the program loaded (and verified) per capture, a capture
+		// beyond the first would cost about what one alone does.
+		gs = append(gs, Goal{fmt.Sprintf("analyze, %d captures: the setup paid once (a capture beyond the first under half of one alone)", a.Files),
+			fmt.Sprintf("%s a capture beyond the first; one alone %s", a.PerFile.Round(10*time.Microsecond), a.One.Round(time.Millisecond)),
+			a.PerFile < a.One/2})
 	}
 	gen := min(r.Generator.GenPPS, r.Generator.PPS) // only what arrived counts
 	gs = append(gs, Goal{"generator >= 3.5 Mpps of 64-byte frames, one core", fmt.Sprintf("%.2f Mpps", gen/1e6), gen >= 3.5e6})
@@ -258,6 +276,22 @@ func (r *Report) markdown(w io.Writer, scale, throughput string) {
 			fmt.Fprintf(w, "| %s | %d | %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n", count(f.Flows), f.Size, f.Subject,
 				f.GenPPS/1e6, f.PPS/1e6, f.PPS/redirect.PPS, f.PPS/bound.PPS, f.PPS/bridge.PPS, f.PPS/routing.PPS)
 		}
+	}
+
+	if len(r.Holds) > 0 {
+		fmt.Fprintf(w, "\n## Hold mode\n\ncontrol/hold's BenchmarkHold (a forwarding box in a namespace, the program in hold mode, the "+
+			"daemon's manager with its AF_XDP socket in copy mode): the CPU a decided hold takes beyond receiving its frames, "+
+			"kernel and daemon on one core; holds decided a second; the delay a released RST gets beyond the answer that "+
+			"decided it (the answer comes at once here: on a real path the leg RTT comes on top).\n\n"+
+			"| case | holds | CPU per hold | holds/s | delay beyond the answer, p50 | p99 |\n|---|---|---|---|---|---|\n")
+		for _, h := range r.Holds {
+			fmt.Fprintf(w, "| %s | %d | %.1f us | %.0f | %.1f us | %.1f us |\n", h.Case, h.Holds, h.CPUus, h.HoldsPerSec, h.P50us, h.P99us)
+		}
+	}
+	if a := r.Analyze; a.Files > 1 {
+		fmt.Fprintf(w, "\n## rstguard analyze\n\n%d captures: one alone took %s (the program's load and verification "+
+			"included), all %d took %s: %s a capture beyond the first.\n", a.Files, a.One.Round(time.Millisecond), a.Files,
+			a.All.Round(time.Millisecond), a.PerFile.Round(10*time.Microsecond))
 	}
 
 	s := r.SYNFlood

@@ -210,6 +210,14 @@ func Run(o Options) (*Report, error) {
 	if err != nil {
 		return r, err
 	}
+	fmt.Fprintf(o.Log, "hold costs (BenchmarkHold)\n")
+	if r.Holds, err = o.holdCosts(); err != nil {
+		return r, err
+	}
+	fmt.Fprintf(o.Log, "analyze costs\n")
+	if r.Analyze, err = o.analyzeCost(); err != nil {
+		return r, err
+	}
 	fmt.Fprintf(o.Log, "generator\n")
 	if r.Generator, err = o.generator(prefix, sz); err != nil {
 		return r, fmt.Errorf("generator: %w", err)
