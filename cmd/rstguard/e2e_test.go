@@ -108,19 +108,38 @@ func gatewayOn(t *testing.T, prefix string, chain *lab.Chain) *gateway {
 		chain.Close()
 	})
 
+	g.serve(t, g.srvIP, "hello from the server\n")
+	return g
+}
+
+// serve runs an HTTP server in the server's namespace on addr, port 80,
+// answering every request with body, until the test ends.
+func (g *gateway) serve(t *testing.T, addr netip.Addr, body string) {
+	t.Helper()
 	var ln net.Listener
 	if err := g.server.Do(func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(g.srvIP, 80).String())
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(addr, 80).String())
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "hello from the server\n")
-	})}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, body) })}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return g
+}
+
+// addIPv6 gives a host's interface an address in a /64, usable at once (no
+// duplicate address detection).
+func addIPv6(t *testing.T, h *lab.Host, ifname string, a netip.Addr) {
+	t.Helper()
+	link, err := h.Netlink().LinkByName(ifname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
+	if err := h.Netlink().AddrAdd(link, addr); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // rstguard runs the CLI inside the gateway's namespace.

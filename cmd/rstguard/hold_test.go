@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -19,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/bench/frames"
@@ -703,14 +701,7 @@ func TestHoldModeIPv6(t *testing.T) {
 		ifname string
 		addr   netip.Addr
 	}{{g.client, lab.ServerSide, clientIP}, {g.gw, lab.ClientSide, gwIn}, {g.gw, lab.ServerSide, gwOut}, {g.server, lab.ClientSide, srvIP}} {
-		link, err := a.h.Netlink().LinkByName(a.ifname)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.addr.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
-		if err := a.h.Netlink().AddrAdd(link, addr); err != nil {
-			t.Fatal(err)
-		}
+		addIPv6(t, a.h, a.ifname, a.addr)
 	}
 	if err := g.gw.Sysctl("net.ipv6.conf.all.forwarding", "1"); err != nil {
 		t.Fatal(err)
@@ -721,16 +712,7 @@ func TestHoldModeIPv6(t *testing.T) {
 	if err := g.server.Route(netip.MustParsePrefix("fd00:99::/64"), gwOut); err != nil {
 		t.Fatal(err)
 	}
-	var ln net.Listener
-	if err := g.server.Do(func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(srvIP, 80).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello\n") })}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	g.serve(t, srvIP, "hello\n")
 	g.startDaemon("hold")
 
 	var c net.Conn

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net"
-	"net/http"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/bench/lab"
 	"github.com/rstguard/rstguard/dataplane"
@@ -203,31 +200,9 @@ func TestWireHold(t *testing.T) {
 // subnet and fetches a page over them: neighbour discovery's multicast and
 // the TCP exchange both cross the wire.
 func (g *gateway) curlsOverIPv6(t *testing.T) {
-	client, server := netip.MustParseAddr("fd00:77::1"), netip.MustParseAddr("fd00:77::2")
-	for _, a := range []struct {
-		h      *lab.Host
-		ifname string
-		addr   netip.Addr
-	}{{g.client, lab.ServerSide, client}, {g.server, lab.ClientSide, server}} {
-		link, err := a.h.Netlink().LinkByName(a.ifname)
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.addr.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
-		if err := a.h.Netlink().AddrAdd(link, addr); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var ln net.Listener
-	if err := g.server.Do(func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(server, 80).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello over IPv6\n") })}
-	go srv.Serve(ln)
-	defer srv.Close()
+	addIPv6(t, g.client, lab.ServerSide, netip.MustParseAddr("fd00:77::1"))
+	addIPv6(t, g.server, lab.ClientSide, netip.MustParseAddr("fd00:77::2"))
+	g.serve(t, netip.MustParseAddr("fd00:77::2"), "hello over IPv6\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	out, err := g.client.Command(ctx, "curl", "-sS", "-m", "5", "http://[fd00:77::2]/").CombinedOutput()
