@@ -96,10 +96,7 @@ func (d *daemon) startWire(stop *undo) error {
 			d.log.Error("wire: clear the pairs", "err", err)
 		}
 	})
-	if err := d.setWire(); err != nil {
-		return err
-	}
-	return nil
+	return d.setWire()
 }
 
 // setWire gives the program the pairs as the ports are now: their current
