@@ -269,49 +269,26 @@ func TestFlagsOverTheConfigFile(t *testing.T) {
 // TestWireSettings: --wire and "wire" in the config file give the pairs,
 // whose ports are interfaces too; a bad pair is a clear error.
 func TestWireSettings(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "rstguard.json")
-	os.WriteFile(path, []byte(`{"wire": [["eth0", "eth1"]], "wire_fail": "closed"}`), 0o600)
-	fs := newTestFlagSet()
-	s := defaultSettings()
-	daemonFlags(fs, &s)
-	if err := fs.Parse(nil); err != nil {
-		t.Fatal(err)
-	}
-	merged, err := withConfigFile(fs, s, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := merged.resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := resolvedConfig(t, `{"wire": [["eth0", "eth1"]], "wire_fail": "closed"}`)
 	if len(cfg.Wire) != 1 || cfg.Wire[0].String() != "eth0:eth1" || !cfg.WireFailClosed ||
 		!slices.Equal(cfg.Interfaces, []string{"eth0", "eth1"}) {
 		t.Errorf("config: %+v", cfg)
 	}
 
-	fs = newTestFlagSet()
-	s = defaultSettings()
-	daemonFlags(fs, &s)
-	if err := fs.Parse([]string{"-i", "eth2", "--wire", "eth0:eth1,eth3:eth4"}); err != nil {
-		t.Fatal(err)
-	}
-	if cfg, err = s.resolve(); err != nil {
-		t.Fatal(err)
-	}
+	cfg = resolvedConfig(t, `{}`, "-i", "eth2", "--wire", "eth0:eth1,eth3:eth4")
 	if len(cfg.Wire) != 2 || cfg.WireFailClosed || !slices.Equal(cfg.Interfaces, []string{"eth2", "eth0", "eth1", "eth3", "eth4"}) {
 		t.Errorf("flags: %+v", cfg)
 	}
 
 	for _, bad := range [][]string{{"--wire", "eth0"}, {"--wire", "eth0:eth0"}, {"--wire", "a:b:c"}, {"--wire-fail", "half"}} {
-		fs = newTestFlagSet()
-		s = defaultSettings()
+		fs := newTestFlagSet()
+		s := defaultSettings()
 		daemonFlags(fs, &s)
 		if err := fs.Parse(bad); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}
-	s = defaultSettings()
+	s := defaultSettings()
 	s.Wire = [][]string{{"eth0", "eth1"}, {"eth1", "eth2"}}
 	if _, err := s.resolve(); err == nil || !strings.Contains(err.Error(), "eth1 is in two pairs") {
 		t.Errorf("a port in two pairs: %v", err)

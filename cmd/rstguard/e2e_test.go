@@ -29,6 +29,7 @@ import (
 	"github.com/rstguard/rstguard/bench/frames"
 	"github.com/rstguard/rstguard/bench/inject"
 	"github.com/rstguard/rstguard/bench/lab"
+	"github.com/rstguard/rstguard/control/daemon"
 	"github.com/rstguard/rstguard/dataplane"
 	"github.com/rstguard/rstguard/internal/testutil"
 )
@@ -1006,21 +1007,8 @@ func TestMissingCapabilitiesNamed(t *testing.T) {
 }
 
 func TestConfigFile(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "rstguard.json")
-	os.WriteFile(path, []byte(`{"interfaces": ["eth9"], "mode": "drop", "allow": ["10.0.0.0/8"], "xdp_mode": "generic"}`), 0o600)
-	fs := newTestFlagSet()
-	s := defaultSettings()
-	daemonFlags(fs, &s)
-	fs.Parse([]string{"--mode", "monitor"})
-	merged, err := withConfigFile(fs, s, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := merged.resolve()
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := resolvedConfig(t, `{"interfaces": ["eth9"], "mode": "drop", "allow": ["10.0.0.0/8"], "xdp_mode": "generic"}`, "--mode", "monitor")
+	path := filepath.Join(t.TempDir(), "rstguard.json")
 	pol := dataplane.DefaultPolicy()
 	pol.Mode = dataplane.ModeDrop
 	cfg.Policy(&pol)
@@ -1028,7 +1016,7 @@ func TestConfigFile(t *testing.T) {
 		t.Errorf("merged config %+v", cfg)
 	}
 	os.WriteFile(path, []byte(`{"mode": "explode"}`), 0o600)
-	merged, _ = withConfigFile(newTestFlagSet(), defaultSettings(), path)
+	merged, _ := withConfigFile(newTestFlagSet(), defaultSettings(), path)
 	merged.Interfaces = []string{"eth0"}
 	if _, err := merged.resolve(); err == nil || !strings.Contains(err.Error(), "explode") {
 		t.Errorf("bad mode in config: %v", err)
@@ -1037,7 +1025,7 @@ func TestConfigFile(t *testing.T) {
 	if _, err := withConfigFile(newTestFlagSet(), defaultSettings(), path); err == nil || !strings.Contains(err.Error(), "trailing data") {
 		t.Errorf("two objects in a config file: %v", err)
 	}
-	fs = newTestFlagSet()
+	fs := newTestFlagSet()
 	daemonFlags(fs, &merged)
 	if err := fs.Parse([]string{"--flow-table-size", "0"}); err == nil {
 		t.Error("--flow-table-size 0 accepted")
@@ -1071,6 +1059,31 @@ func newTestFlagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("test", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	return fs
+}
+
+// resolvedConfig is what run makes of a config file and flags over it: the
+// daemon's configuration.
+func resolvedConfig(t *testing.T, config string, args ...string) daemon.Config {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "rstguard.json")
+	if err := os.WriteFile(path, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs := newTestFlagSet()
+	s := defaultSettings()
+	daemonFlags(fs, &s)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	merged, err := withConfigFile(fs, s, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := merged.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // A flag given twice accumulates: -i eth0 -i eth1 watches both.

@@ -32,12 +32,13 @@ static __always_inline struct event_budget *no_flow_budget(void)
  * flow's, or no_flow_budget()) and to the CPU's budget for all events. NULL
  * when a budget is spent or the ring buffer full; either is counted. The
  * caller fills in the rest and calls event_submit(). The budgets' one-second
- * windows run on the coarse clock; only an event sent reads the precise one,
- * so that a flood over its budget does not pay for it. */
+ * windows run on the caller's clock, now32 (the coarse one serves); only an
+ * event sent reads the precise one, so that a flood over its budget does
+ * not pay for it. */
 static __always_inline struct event *event_start(struct xdp_md *ctx, const struct packet *p, __u8 kind,
-						 struct event_budget *b, __u32 limit)
+						 __u32 now32, struct event_budget *b, __u32 limit)
 {
-	__u32 global = BUDGET_GLOBAL, cap, now32 = time32(now_coarse_ns());
+	__u32 global = BUDGET_GLOBAL, cap;
 	struct event_budget *g = bpf_map_lookup_elem(&cpu_budgets, &global);
 	struct event *e;
 

@@ -151,7 +151,7 @@ static __noinline void context_event(struct xdp_md *ctx, struct packet *p, struc
 	/* From a non-zero read, so a concurrent update costs one packet more or
 	 * less, never a wrap to 65535. */
 	f->budget.context = left - 1;
-	e = event_start(ctx, p, EVENT_CONTEXT, &f->budget, cfg->event_budget);
+	e = event_start(ctx, p, EVENT_CONTEXT, now32, &f->budget, cfg->event_budget);
 	if (!e)
 		return;
 	e->verdict = f->rst_verdict;
@@ -205,7 +205,7 @@ static __noinline int tiny_fragment(struct xdp_md *ctx, struct packet *p)
 {
 	const struct config *cfg = get_config();
 	__u8 action = cfg->mode == MODE_MONITOR ? ACTION_PASS : ACTION_DROP;
-	struct event *e = event_start(ctx, p, EVENT_TINY_FRAGMENT, no_flow_budget(), NO_FLOW_EVENT_BUDGET);
+	struct event *e = event_start(ctx, p, EVENT_TINY_FRAGMENT, time32(now_coarse_ns()), no_flow_budget(), NO_FLOW_EVENT_BUDGET);
 
 	if (e) {
 		e->action = action;

@@ -89,7 +89,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 		if (action == ACTION_PASS && kind != EVENT_COLLATERAL_RESET && !(j.signals & (1U << SIG_HARMLESS)))
 			f->state = STATE_RESET;
 
-		e = event_start(ctx, p, kind, &f->budget, cfg->event_budget);
+		e = event_start(ctx, p, kind, now32, &f->budget, cfg->event_budget);
 		if (e) {
 			e->verdict = j.verdict;
 			e->action = action;
@@ -104,7 +104,7 @@ static __noinline int handle_rst(struct xdp_md *ctx, struct packet *p, struct fl
 			event_submit(e);
 		}
 	} else {
-		e = event_start(ctx, p, kind, no_flow_budget(), NO_FLOW_EVENT_BUDGET);
+		e = event_start(ctx, p, kind, now32, no_flow_budget(), NO_FLOW_EVENT_BUDGET);
 		if (e) {
 			e->verdict = j.verdict;
 			event_submit(e);
@@ -150,10 +150,11 @@ static __noinline int confirm_after_rst(struct xdp_md *ctx, struct packet *p, st
 {
 	const struct config *cfg = get_config();
 	const struct dir_state *snd = SENDER(f, p);
+	__u32 now32 = time32(now_ns());
 	struct event *e;
 	__u8 rst_action;
 
-	if (!proves_alive(p, f, cfg, time32(now_ns())))
+	if (!proves_alive(p, f, cfg, now32))
 		return 0;
 	f->flags |= FLOW_CONFIRMED;
 	/* What became of the forged RST: stopped here, or let through. */
@@ -173,7 +174,7 @@ static __noinline int confirm_after_rst(struct xdp_md *ctx, struct packet *p, st
 			count(p->ifindex, CNT_HOLD_DATA);
 		}
 	}
-	e = event_start(ctx, p, EVENT_DATA_AFTER_RST, &f->budget, cfg->event_budget);
+	e = event_start(ctx, p, EVENT_DATA_AFTER_RST, now32, &f->budget, cfg->event_budget);
 	if (!e)
 		return 1;
 	e->verdict = VERDICT_SPOOFED;
