@@ -51,6 +51,26 @@ var ErrNoInterface = errors.New("no such interface")
 // ErrForeignProgram means another XDP program holds the interface.
 var ErrForeignProgram = errors.New("another XDP program is attached")
 
+// libxdpDispatcher is the name of libxdp's multi-program dispatcher
+// (xdp-tools, lib/libxdp/protocol.org), which rstguard does not join.
+const libxdpDispatcher = "xdp_dispatcher"
+
+// foreign describes another program on an interface for an error: its name
+// and ID, so that `xdp-loader status` or `bpftool prog show id N` finds it.
+func foreign(ifname string, progID uint32) error {
+	name := "name unknown"
+	if p, err := ebpf.NewProgramFromID(ebpf.ProgramID(progID)); err == nil {
+		if info, err := p.Info(); err == nil {
+			name = info.Name
+		}
+		p.Close()
+	}
+	if name == libxdpDispatcher {
+		name += ", libxdp's dispatcher: rstguard does not join it (docs/DEPLOYMENT.md, \"Sharing an interface\")"
+	}
+	return fmt.Errorf("%s: %w (%s, id %d)", ifname, ErrForeignProgram, name, progID)
+}
+
 // ErrOtherPinDir means rstguard holds the interface, but with another flow
 // table: another daemon's, on another pin directory.
 var ErrOtherPinDir = errors.New("carries rstguard from another pin directory")
@@ -169,8 +189,8 @@ func Attach(ifname string, prog *ebpf.Program, mode Mode, flowsMap uint32) (Mode
 	}
 	cur := StateOf(link)
 	if cur.ProgID != 0 && !cur.Ours {
-		return 0, fmt.Errorf("%s: %w (id %d): remove it first (ip link set dev %s xdp off)",
-			ifname, ErrForeignProgram, cur.ProgID, ifname)
+		return 0, fmt.Errorf("%w: rstguard never replaces another program; remove it first if it may go "+
+			"(xdp-loader unload %s --all, or ip link set dev %s xdp off)", foreign(ifname, cur.ProgID), ifname, ifname)
 	}
 	if cur.Ours && !ownedBy(cur.ProgID, flowsMap) {
 		owner := bpffs.OwnerOf(mapIDs(cur.ProgID))
@@ -191,7 +211,18 @@ func Attach(ifname string, prog *ebpf.Program, mode Mode, flowsMap uint32) (Mode
 		if m == ModeGeneric {
 			flags = nl.XDP_FLAGS_SKB_MODE
 		}
-		return netlink.LinkSetXdpFdWithFlags(link, prog.FD(), flags)
+		if cur.ProgID == 0 {
+			// Another loader may have attached since cur was read: the
+			// kernel then refuses (EBUSY) rather than replace its program.
+			flags |= nl.XDP_FLAGS_UPDATE_IF_NOEXIST
+		}
+		err := netlink.LinkSetXdpFdWithFlags(link, prog.FD(), flags)
+		if errors.Is(err, unix.EBUSY) {
+			if now, lerr := Link(ifname); lerr == nil && StateOf(now).ProgID != 0 {
+				return foreign(ifname, StateOf(now).ProgID)
+			}
+		}
+		return err
 	}
 	switch mode {
 	case ModeNative, ModeGeneric:
@@ -373,7 +404,7 @@ func detachLink(link netlink.Link) error {
 		return nil
 	}
 	if !cur.Ours {
-		return fmt.Errorf("%s: %w (id %d): not removing it", ifname, ErrForeignProgram, cur.ProgID)
+		return fmt.Errorf("%w: not removing it", foreign(ifname, cur.ProgID))
 	}
 	return detach(link, cur)
 }
