@@ -50,11 +50,13 @@ type Counters struct {
 	// one figure of what was stopped (Stopped).
 	HoldForged uint64 `json:"hold_forged"`
 	// Wire mode: frames sent out of their pair's other port, passed to the
-	// stack because the other port was missing, and dropped while the pair
-	// was closed (--wire-fail closed).
-	WireForwarded uint64 `json:"wire_forwarded"`
-	WireNoPeer    uint64 `json:"wire_no_peer"`
-	WireClosed    uint64 `json:"wire_closed_drops"`
+	// stack because the other port was missing, dropped while the pair
+	// was closed (--wire-fail closed), and redirected but then lost by the
+	// kernel on the way out (the port's TX ring full, the port down).
+	WireForwarded      uint64 `json:"wire_forwarded"`
+	WireNoPeer         uint64 `json:"wire_no_peer"`
+	WireClosed         uint64 `json:"wire_closed_drops"`
+	WireRedirectErrors uint64 `json:"wire_redirect_errors"`
 
 	Judged
 	Actions map[string]uint64 `json:"actions"`
@@ -261,35 +263,36 @@ func (d *Dataplane) readRaw() (values []uint64, cpus int, err error) {
 func countersFrom(raw []uint64) Counters {
 	at := func(c xdp.RstguardCounter) uint64 { return raw[c] }
 	c := Counters{
-		TCP:              at(xdp.RstguardCounterCNT_TCP),
-		NotTCP:           at(xdp.RstguardCounterCNT_NOT_TCP),
-		ParseErrors:      at(xdp.RstguardCounterCNT_PARSE_ERROR),
-		Fragments:        at(xdp.RstguardCounterCNT_FRAGMENT),
-		IPv6ExtLimit:     at(xdp.RstguardCounterCNT_IPV6EXT_LIMIT),
-		TinyFragments:    at(xdp.RstguardCounterCNT_TINY_FRAGMENT),
-		FlowInserts:      at(xdp.RstguardCounterCNT_FLOW_INSERT),
-		FlowInsertFails:  at(xdp.RstguardCounterCNT_FLOW_INSERT_FAIL),
-		FlowPromoted:     at(xdp.RstguardCounterCNT_FLOW_PROMOTED),
-		Midstream:        at(xdp.RstguardCounterCNT_MIDSTREAM),
-		RSTs:             at(xdp.RstguardCounterCNT_RST),
-		RSTsNoFlow:       at(xdp.RstguardCounterCNT_RST_NO_FLOW),
-		CsumUnchecked:    at(xdp.RstguardCounterCNT_CSUM_UNCHECKED),
-		EventsSent:       at(xdp.RstguardCounterCNT_EVENT_SENT),
-		EventsLost:       at(xdp.RstguardCounterCNT_EVENT_LOST),
-		EventsSuppress:   at(xdp.RstguardCounterCNT_EVENT_SUPPRESSED),
-		HoldStarted:      at(xdp.RstguardCounterCNT_HOLD_STARTED),
-		HoldJoined:       at(xdp.RstguardCounterCNT_HOLD_JOINED),
-		HoldNoSocket:     at(xdp.RstguardCounterCNT_HOLD_NO_SOCKET),
-		HoldUnrouted:     at(xdp.RstguardCounterCNT_HOLD_UNROUTED),
-		HoldTableFull:    at(xdp.RstguardCounterCNT_HOLD_TABLE_FULL),
-		HoldAnswers:      at(xdp.RstguardCounterCNT_HOLD_ANSWER),
-		HoldData:         at(xdp.RstguardCounterCNT_HOLD_DATA),
-		HoldProvenDrop:   at(xdp.RstguardCounterCNT_HOLD_PROVEN_DROP),
-		HoldUnreleasable: at(xdp.RstguardCounterCNT_HOLD_UNRELEASABLE),
-		HoldForged:       at(xdp.RstguardCounterCNT_HOLD_FORGED),
-		WireForwarded:    at(xdp.RstguardCounterCNT_WIRE_FORWARDED),
-		WireNoPeer:       at(xdp.RstguardCounterCNT_WIRE_NO_PEER),
-		WireClosed:       at(xdp.RstguardCounterCNT_WIRE_CLOSED),
+		TCP:                at(xdp.RstguardCounterCNT_TCP),
+		NotTCP:             at(xdp.RstguardCounterCNT_NOT_TCP),
+		ParseErrors:        at(xdp.RstguardCounterCNT_PARSE_ERROR),
+		Fragments:          at(xdp.RstguardCounterCNT_FRAGMENT),
+		IPv6ExtLimit:       at(xdp.RstguardCounterCNT_IPV6EXT_LIMIT),
+		TinyFragments:      at(xdp.RstguardCounterCNT_TINY_FRAGMENT),
+		FlowInserts:        at(xdp.RstguardCounterCNT_FLOW_INSERT),
+		FlowInsertFails:    at(xdp.RstguardCounterCNT_FLOW_INSERT_FAIL),
+		FlowPromoted:       at(xdp.RstguardCounterCNT_FLOW_PROMOTED),
+		Midstream:          at(xdp.RstguardCounterCNT_MIDSTREAM),
+		RSTs:               at(xdp.RstguardCounterCNT_RST),
+		RSTsNoFlow:         at(xdp.RstguardCounterCNT_RST_NO_FLOW),
+		CsumUnchecked:      at(xdp.RstguardCounterCNT_CSUM_UNCHECKED),
+		EventsSent:         at(xdp.RstguardCounterCNT_EVENT_SENT),
+		EventsLost:         at(xdp.RstguardCounterCNT_EVENT_LOST),
+		EventsSuppress:     at(xdp.RstguardCounterCNT_EVENT_SUPPRESSED),
+		HoldStarted:        at(xdp.RstguardCounterCNT_HOLD_STARTED),
+		HoldJoined:         at(xdp.RstguardCounterCNT_HOLD_JOINED),
+		HoldNoSocket:       at(xdp.RstguardCounterCNT_HOLD_NO_SOCKET),
+		HoldUnrouted:       at(xdp.RstguardCounterCNT_HOLD_UNROUTED),
+		HoldTableFull:      at(xdp.RstguardCounterCNT_HOLD_TABLE_FULL),
+		HoldAnswers:        at(xdp.RstguardCounterCNT_HOLD_ANSWER),
+		HoldData:           at(xdp.RstguardCounterCNT_HOLD_DATA),
+		HoldProvenDrop:     at(xdp.RstguardCounterCNT_HOLD_PROVEN_DROP),
+		HoldUnreleasable:   at(xdp.RstguardCounterCNT_HOLD_UNRELEASABLE),
+		HoldForged:         at(xdp.RstguardCounterCNT_HOLD_FORGED),
+		WireForwarded:      at(xdp.RstguardCounterCNT_WIRE_FORWARDED),
+		WireNoPeer:         at(xdp.RstguardCounterCNT_WIRE_NO_PEER),
+		WireClosed:         at(xdp.RstguardCounterCNT_WIRE_CLOSED),
+		WireRedirectErrors: at(xdp.RstguardCounterCNT_WIRE_REDIRECT_ERRORS),
 		Judged: Judged{
 			Verdicts:   map[string]uint64{},
 			Signals:    map[string]uint64{},

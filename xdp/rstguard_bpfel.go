@@ -16,7 +16,7 @@ import (
 type RstguardAbi uint32
 
 const (
-	RstguardAbiRSTGUARD_ABI RstguardAbi = 7
+	RstguardAbiRSTGUARD_ABI RstguardAbi = 8
 )
 
 type RstguardAction uint32
@@ -87,12 +87,24 @@ const (
 	RstguardCounterCNT_WIRE_FORWARDED        RstguardCounter = 28
 	RstguardCounterCNT_WIRE_NO_PEER          RstguardCounter = 29
 	RstguardCounterCNT_WIRE_CLOSED           RstguardCounter = 30
-	RstguardCounterCNT_VERDICT_BASE          RstguardCounter = 31
-	RstguardCounterCNT_ACTION_BASE           RstguardCounter = 35
-	RstguardCounterCNT_SIGNAL_BASE           RstguardCounter = 38
-	RstguardCounterCNT_CONFIRMED_ACTION_BASE RstguardCounter = 61
-	RstguardCounterCNT_MAX                   RstguardCounter = 64
+	RstguardCounterCNT_WIRE_REDIRECT_ERRORS  RstguardCounter = 31
+	RstguardCounterCNT_VERDICT_BASE          RstguardCounter = 32
+	RstguardCounterCNT_ACTION_BASE           RstguardCounter = 36
+	RstguardCounterCNT_SIGNAL_BASE           RstguardCounter = 39
+	RstguardCounterCNT_CONFIRMED_ACTION_BASE RstguardCounter = 62
+	RstguardCounterCNT_MAX                   RstguardCounter = 65
 )
+
+type RstguardDevmapXmitRecord struct {
+	_           structs.HostLayout
+	Common      uint64
+	FromIfindex int32
+	Act         uint32
+	ToIfindex   int32
+	Drops       int32
+	Sent        int32
+	Err         int32
+}
 
 type RstguardDirFlag uint32
 
@@ -332,6 +344,19 @@ const (
 	RstguardPolicyDefaultDEFAULT_PROBE_RATE      RstguardPolicyDefault = 10000
 )
 
+type RstguardRedirectErrRecord struct {
+	_         structs.HostLayout
+	Common    uint64
+	ProgId    int32
+	Act       uint32
+	Ifindex   int32
+	Err       int32
+	ToIfindex int32
+	MapId     uint32
+	MapIndex  int32
+	_         [4]byte
+}
+
 type RstguardScratch struct {
 	_   structs.HostLayout
 	Buf [516]uint8
@@ -449,26 +474,29 @@ type RstguardZoneKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	RstguardMapAllow           = "allow"
-	RstguardMapCounters        = "counters"
-	RstguardMapCpuBudgets      = "cpu_budgets"
-	RstguardMapCsumScratch     = "csum_scratch"
-	RstguardMapEmbryonic       = "embryonic"
-	RstguardMapEvents          = "events"
-	RstguardMapFlows           = "flows"
-	RstguardMapHoldScratch     = "hold_scratch"
-	RstguardMapHolds           = "holds"
-	RstguardMapPolicy          = "policy"
-	RstguardMapWirePeers       = "wire_peers"
-	RstguardMapWirePorts       = "wire_ports"
-	RstguardMapXskSlots        = "xsk_slots"
-	RstguardMapXsks            = "xsks"
-	RstguardMapZones           = "zones"
-	RstguardProgRstguard       = "rstguard"
-	RstguardVarClockOverrideNs = "clock_override_ns"
-	RstguardVarUnusedBtfAnchor = "unused_btf_anchor"
-	RstguardVarWireInUse       = "wire_in_use"
-	RstguardVarZonesInUse      = "zones_in_use"
+	RstguardMapAllow                = "allow"
+	RstguardMapCounters             = "counters"
+	RstguardMapCpuBudgets           = "cpu_budgets"
+	RstguardMapCsumScratch          = "csum_scratch"
+	RstguardMapEmbryonic            = "embryonic"
+	RstguardMapEvents               = "events"
+	RstguardMapFlows                = "flows"
+	RstguardMapHoldScratch          = "hold_scratch"
+	RstguardMapHolds                = "holds"
+	RstguardMapPolicy               = "policy"
+	RstguardMapWirePeers            = "wire_peers"
+	RstguardMapWirePorts            = "wire_ports"
+	RstguardMapXskSlots             = "xsk_slots"
+	RstguardMapXsks                 = "xsks"
+	RstguardMapZones                = "zones"
+	RstguardProgRstguard            = "rstguard"
+	RstguardProgRstguardDevmapXmit  = "rstguard_devmap_xmit"
+	RstguardProgRstguardRedirectErr = "rstguard_redirect_err"
+	RstguardVarClockOverrideNs      = "clock_override_ns"
+	RstguardVarUnusedBtfAnchor      = "unused_btf_anchor"
+	RstguardVarWireInUse            = "wire_in_use"
+	RstguardVarWirePeersId          = "wire_peers_id"
+	RstguardVarZonesInUse           = "zones_in_use"
 )
 
 // LoadRstguard returns the embedded CollectionSpec for Rstguard.
@@ -513,7 +541,9 @@ type RstguardSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type RstguardProgramSpecs struct {
-	Rstguard *ebpf.ProgramSpec `ebpf:"rstguard"`
+	Rstguard            *ebpf.ProgramSpec `ebpf:"rstguard"`
+	RstguardDevmapXmit  *ebpf.ProgramSpec `ebpf:"rstguard_devmap_xmit"`
+	RstguardRedirectErr *ebpf.ProgramSpec `ebpf:"rstguard_redirect_err"`
 }
 
 // RstguardMapSpecs contains maps before they are loaded into the kernel.
@@ -544,6 +574,7 @@ type RstguardVariableSpecs struct {
 	ClockOverrideNs *ebpf.VariableSpec `ebpf:"clock_override_ns"`
 	UnusedBtfAnchor *ebpf.VariableSpec `ebpf:"unused_btf_anchor"`
 	WireInUse       *ebpf.VariableSpec `ebpf:"wire_in_use"`
+	WirePeersId     *ebpf.VariableSpec `ebpf:"wire_peers_id"`
 	ZonesInUse      *ebpf.VariableSpec `ebpf:"zones_in_use"`
 }
 
@@ -611,6 +642,7 @@ type RstguardVariables struct {
 	ClockOverrideNs *ebpf.Variable `ebpf:"clock_override_ns"`
 	UnusedBtfAnchor *ebpf.Variable `ebpf:"unused_btf_anchor"`
 	WireInUse       *ebpf.Variable `ebpf:"wire_in_use"`
+	WirePeersId     *ebpf.Variable `ebpf:"wire_peers_id"`
 	ZonesInUse      *ebpf.Variable `ebpf:"zones_in_use"`
 }
 
@@ -618,12 +650,16 @@ type RstguardVariables struct {
 //
 // It can be passed to LoadRstguardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type RstguardPrograms struct {
-	Rstguard *ebpf.Program `ebpf:"rstguard"`
+	Rstguard            *ebpf.Program `ebpf:"rstguard"`
+	RstguardDevmapXmit  *ebpf.Program `ebpf:"rstguard_devmap_xmit"`
+	RstguardRedirectErr *ebpf.Program `ebpf:"rstguard_redirect_err"`
 }
 
 func (p *RstguardPrograms) Close() error {
 	return _RstguardClose(
 		p.Rstguard,
+		p.RstguardDevmapXmit,
+		p.RstguardRedirectErr,
 	)
 }
 

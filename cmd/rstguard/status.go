@@ -67,9 +67,10 @@ type wirePairStatus struct {
 }
 
 type wireCounts struct {
-	Forwarded   uint64 `json:"forwarded"`
-	NoPeer      uint64 `json:"no_peer"`
-	ClosedDrops uint64 `json:"closed_drops"`
+	Forwarded      uint64 `json:"forwarded"`
+	NoPeer         uint64 `json:"no_peer"`
+	ClosedDrops    uint64 `json:"closed_drops"`
+	RedirectErrors uint64 `json:"redirect_errors"` // redirected, then lost on the way out
 }
 
 func statusCommand() command {
@@ -226,7 +227,8 @@ func wireStatus(dp *dataplane.Dataplane, d daemon.State, ifaces []attach.State) 
 		w := wirePairStatus{Pair: pair, Fail: d.WireFail, Ports: map[string]wireCounts{}}
 		for _, port := range []string{a, b} {
 			c := perPort[port]
-			w.Ports[port] = wireCounts{Forwarded: c.WireForwarded, NoPeer: c.WireNoPeer, ClosedDrops: c.WireClosed}
+			w.Ports[port] = wireCounts{Forwarded: c.WireForwarded, NoPeer: c.WireNoPeer, ClosedDrops: c.WireClosed,
+				RedirectErrors: c.WireRedirectErrors}
 		}
 		out = append(out, w)
 	}
@@ -340,9 +342,10 @@ func printStatus(w io.Writer, r statusReport) {
 	tw.Flush()
 	for _, p := range r.Wire {
 		a, b, _ := strings.Cut(p.Pair, ":")
-		fmt.Fprintf(w, "\nwire %s <-> %s (fail %s): %s forwarded %d, %s forwarded %d; no peer %d, dropped closed %d\n",
+		fmt.Fprintf(w, "\nwire %s <-> %s (fail %s): %s forwarded %d, %s forwarded %d; no peer %d, dropped closed %d, redirect errors %d\n",
 			a, b, p.Fail, a, p.Ports[a].Forwarded, b, p.Ports[b].Forwarded,
-			p.Ports[a].NoPeer+p.Ports[b].NoPeer, p.Ports[a].ClosedDrops+p.Ports[b].ClosedDrops)
+			p.Ports[a].NoPeer+p.Ports[b].NoPeer, p.Ports[a].ClosedDrops+p.Ports[b].ClosedDrops,
+			p.Ports[a].RedirectErrors+p.Ports[b].RedirectErrors)
 	}
 	fmt.Fprintf(w, "\nmode %s, TTL tolerance %d, event budget %d/s a flow, allow-list %v\n", r.Mode, r.TTLTolerance, r.EventBudget, r.Allow)
 	fmt.Fprintf(w, "hold: window %s to %s, %d frames at most, %d probes/s; held now %d\n",

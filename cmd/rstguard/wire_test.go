@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 
 	"github.com/rstguard/rstguard/bench/lab"
@@ -96,11 +97,19 @@ func TestWireMode(t *testing.T) {
 	t.Run("IPv6 crosses too, neighbour discovery and all", g.curlsOverIPv6)
 	t.Run("bulk TCP crosses (iperf3), nothing dropped", g.bulkAcross)
 	t.Run("a port down and up again: the pair forwards again, nothing closed", func(t *testing.T) {
+		before := g.wirePort(lab.ClientSide).RedirectErrors
 		g.portDownUp(t, func() {})
-		if c := g.wirePort(lab.ClientSide); c.ClosedDrops != 0 {
+		c := g.wirePort(lab.ClientSide)
+		if c.ClosedDrops != 0 {
 			t.Errorf("open pair counted %d closed drops", c.ClosedDrops)
 		}
+		// The client's SYNs went to a port that was down: the kernel
+		// refused them (xdp:xdp_redirect_err, ENETDOWN).
+		if c.RedirectErrors <= before {
+			t.Errorf("frames redirected to a port that was down: %d redirect errors, want more than %d", c.RedirectErrors, before)
+		}
 	})
+	t.Run("frames the other side cannot take are counted as redirect errors", g.redirectErrorsCounted)
 
 	h := g.hold()
 	g.forgeClientRST(h)
@@ -193,6 +202,41 @@ func TestWireHold(t *testing.T) {
 	})
 	if n := g.status().Counters.HoldUnrouted; n != 0 {
 		t.Errorf("%d RSTs not held for want of a route: the wire needs none", n)
+	}
+}
+
+// redirectErrorsCounted takes the XDP program off the server's end of its
+// cable: a veth then refuses the frames redirected into it (ENXIO, counted
+// as drops by xdp:xdp_devmap_xmit), and the pair's redirect errors rise
+// until the program is back.
+func (g *gateway) redirectErrorsCounted(t *testing.T) {
+	link, err := g.server.Netlink().LinkByName(lab.ClientSide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pass, err := ebpf.NewProgramFromID(ebpf.ProgramID(link.Attrs().Xdp.ProgId))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pass.Close()
+	before := g.wirePort(lab.ClientSide).RedirectErrors
+	if err := g.server.Do(func() error { return netlink.LinkSetXdpFd(link, -1) }); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := g.curl(); err == nil {
+		t.Errorf("curl crossed to a veth that takes no redirected frames: %s", out)
+	}
+	if after := g.wirePort(lab.ClientSide).RedirectErrors; after <= before {
+		t.Errorf("frames lost on the way out: %d redirect errors, want more than %d", after, before)
+	}
+	if !strings.Contains(g.mustRstguard("status", "--interval", "0", "--pin-dir", g.pinDir), "redirect errors") {
+		t.Error("status text does not show the redirect errors")
+	}
+	if err := g.server.Do(func() error { return netlink.LinkSetXdpFd(link, pass.FD()) }); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := g.curl(); err != nil {
+		t.Fatalf("curl with the server's XDP program back: %v %s", err, out)
 	}
 }
 

@@ -152,6 +152,10 @@ struct {
 
 volatile __u32 wire_in_use;
 
+/* The kernel's ID of wire_peers, set by the daemon: a failed redirect's
+ * tracepoint names the map it went through by ID. */
+volatile __u32 wire_peers_id;
+
 /* Puts the shared types in BTF so that bpf2go generates their Go twins:
  * Go then never restates a layout or an enum value by hand. */
 struct btf_anchor {

@@ -48,13 +48,18 @@ static __always_inline __u8 iface_slot(__u32 ifindex)
 	return ifindex & (IFACE_SLOTS - 1);
 }
 
-static __always_inline void count_in_slot(__u32 slot, __u32 idx)
+static __always_inline void count_n_in_slot(__u32 slot, __u32 idx, __u64 n)
 {
 	__u32 key = slot * CNT_MAX + idx;
 	__u64 *v = bpf_map_lookup_elem(&counters, &key);
 
 	if (v)
-		*v += 1;
+		*v += n;
+}
+
+static __always_inline void count_in_slot(__u32 slot, __u32 idx)
+{
+	count_n_in_slot(slot, idx, 1);
 }
 
 /* Counts one idx for the interface a frame arrived on. */

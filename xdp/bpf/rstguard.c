@@ -154,6 +154,62 @@ static __always_inline int forward(__u32 ifindex, int action)
 	return action;
 }
 
+/* ---------------------------------------------------- redirects that failed
+ *
+ * bpf_redirect_map() only queues a frame: the kernel sends it later, and a
+ * frame it then cannot send (the port's TX ring full, the port down, too
+ * big for it, a veth peer with no XDP program) is freed with no trace in
+ * the program. Two tracepoints report those (include/trace/events/xdp.h;
+ * xdp-tools' xdp-monitor counts the same ones): xdp:xdp_redirect_err, per
+ * frame the redirect itself refused, and xdp:xdp_devmap_xmit, per bulk of
+ * frames sent out of a devmap's port, with the number dropped. Neither
+ * fires on the XDP program's path, and xdp_redirect_err not at all while
+ * redirects succeed. Their records below are the layout of Linux 5.8 and
+ * later; the daemon checks them against each tracepoint's format file
+ * before it attaches, and counts nothing rather than misread them. */
+struct redirect_err_record {
+	__u64 common;
+	__s32 prog_id;
+	__u32 act;
+	__s32 ifindex; /* where the frame arrived */
+	__s32 err;
+	__s32 to_ifindex;
+	__u32 map_id;
+	__s32 map_index;
+};
+
+struct devmap_xmit_record {
+	__u64 common;
+	__s32 from_ifindex; /* where the frames arrived */
+	__u32 act;
+	__s32 to_ifindex;
+	__s32 drops;
+	__s32 sent;
+	__s32 err;
+};
+
+SEC("tracepoint/xdp/xdp_redirect_err")
+int rstguard_redirect_err(struct redirect_err_record *r)
+{
+	/* Frames for the AF_XDP sockets (xsks) are not counted here: the
+	 * sockets' own statistics count them (rstguard_hold_socket_drops_total). */
+	if (r->map_id && r->map_id == wire_peers_id)
+		count(r->ifindex, CNT_WIRE_REDIRECT_ERRORS);
+	return 0;
+}
+
+/* Only rstguard's program runs on a wire port, and its only devmap is
+ * wire_peers: what a wire port's frames lost in a bulk send is the pair's. */
+SEC("tracepoint/xdp/xdp_devmap_xmit")
+int rstguard_devmap_xmit(struct devmap_xmit_record *r)
+{
+	__u32 from = r->from_ifindex;
+
+	if (r->drops > 0 && bpf_map_lookup_elem(&wire_ports, &from))
+		count_n_in_slot(iface_slot(from), CNT_WIRE_REDIRECT_ERRORS, r->drops);
+	return 0;
+}
+
 SEC("xdp")
 int rstguard(struct xdp_md *ctx)
 {

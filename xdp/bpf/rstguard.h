@@ -12,7 +12,7 @@
 
 /* Stored in the policy map; the control plane refuses pinned maps of another ABI. */
 enum abi {
-	RSTGUARD_ABI = 7,
+	RSTGUARD_ABI = 8,
 };
 
 /* Policy, changed at run time through the config map (no reload). */
@@ -250,6 +250,7 @@ enum counter {
 	CNT_WIRE_FORWARDED,   /* wire mode: frames sent out of the other port of their pair */
 	CNT_WIRE_NO_PEER,     /* wire mode: the pair's other port not in the devmap: passed to the stack */
 	CNT_WIRE_CLOSED,      /* wire mode, --wire-fail closed: frames dropped while a port of their pair is down */
+	CNT_WIRE_REDIRECT_ERRORS, /* wire mode: forwarded frames the kernel failed to send out of the other port (its TX ring full, the port down, a veth peer without XDP): lost (xdp:xdp_devmap_xmit and xdp:xdp_redirect_err, while the daemon runs) */
 	CNT_VERDICT_BASE,     /* VERDICT_COUNT slots */
 	CNT_ACTION_BASE = CNT_VERDICT_BASE + VERDICT_COUNT,
 	CNT_SIGNAL_BASE = CNT_ACTION_BASE + ACTION_COUNT,
