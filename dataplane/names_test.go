@@ -3,6 +3,7 @@ package dataplane
 import (
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -111,5 +112,27 @@ func TestListsCoverHeader(t *testing.T) {
 		if c.list != c.names {
 			t.Errorf("%s lists %d, the header has %d", c.name, c.list, c.names)
 		}
+	}
+}
+
+// docs/EVENTS.md's counter table lists every counter of the program, in
+// the header's order, and nothing else: a counter added to enum counter
+// fails here until the page says what it counts.
+func TestCountersDocMatchesHeader(t *testing.T) {
+	doc, err := os.ReadFile("../docs/EVENTS.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "\n### The program's counters\n")
+	if !ok {
+		t.Fatal("docs/EVENTS.md has no \"### The program's counters\" section")
+	}
+	section, _, _ = strings.Cut(section, "\n#")
+	var documented []string
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z_0-9]+)` \\| [^|]+ \\|$").FindAllStringSubmatch(section, -1) {
+		documented = append(documented, m[1])
+	}
+	if !slices.Equal(documented, counterNames) {
+		t.Errorf("docs/EVENTS.md's counters:\n%v\nenum counter's:\n%v", documented, counterNames)
 	}
 }
