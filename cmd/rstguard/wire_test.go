@@ -93,6 +93,18 @@ func TestWireMode(t *testing.T) {
 	if !strings.Contains(g.mustRstguard("status", "--interval", "0", "--pin-dir", g.pinDir), "wire ethc <-> eths (fail open)") {
 		t.Error("status text does not show the pair")
 	}
+	// The metrics name each port's pair, to join its counters to it.
+	ports := map[string]string{}
+	for _, m := range g.metrics(t)["rstguard_wire_port"].GetMetric() {
+		l := map[string]string{}
+		for _, p := range m.Label {
+			l[p.GetName()] = p.GetValue()
+		}
+		ports[l["iface"]] = l["pair"] + " " + l["fail"]
+	}
+	if want := "ethc:eths open"; len(ports) != 2 || ports[lab.ClientSide] != want || ports[lab.ServerSide] != want {
+		t.Errorf("rstguard_wire_port: %v, want both ports in pair %q", ports, want)
+	}
 
 	t.Run("IPv6 crosses too, neighbour discovery and all", g.curlsOverIPv6)
 	t.Run("bulk TCP crosses (iperf3), nothing dropped", g.bulkAcross)

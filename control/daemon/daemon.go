@@ -457,6 +457,9 @@ func (d *daemon) serveMetrics() (*http.Server, error) {
 	reg.MustRegister(metrics.New(flowCounted{d.dp, d}, d.cfg.Host, d.interfaceStates, d.sink.written.Load, d.decodeErrors.Load,
 		d.sink.suppressed.Load), metrics.Health(d.cfg.Host, d.Health),
 		metrics.WriteLost(d.cfg.Host, map[string]func() uint64{"events": d.sink.events.lost.Load, "evidence": d.sink.frames.lost.Load}))
+	if len(d.cfg.Wire) > 0 {
+		reg.MustRegister(metrics.WirePorts(d.cfg.Host, d.cfg.wirePairs(), d.cfg.wireFail()))
+	}
 	for _, c := range d.hold.Collectors() {
 		reg.MustRegister(prometheus.WrapCollectorWith(prometheus.Labels{"host": d.cfg.Host}, c))
 	}

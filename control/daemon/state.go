@@ -52,12 +52,10 @@ func StatePath(pinDir string) string {
 func stateWriter(cfg Config, promiscSet []string) (write func(health.Result) error, remove func()) {
 	s := State{PID: os.Getpid(), Started: time.Now().UTC(), Version: version.Get().String(), Host: cfg.Host,
 		Interfaces: cfg.Interfaces, PinDir: cfg.PinDir, Events: cfg.Events, Pcap: cfg.Pcap, Metrics: cfg.Metrics}
-	for _, w := range cfg.Wire {
-		s.Wire = append(s.Wire, w.String())
-	}
+	s.Wire = cfg.wirePairs()
 	s.PromiscSet = promiscSet
 	if len(cfg.Wire) > 0 {
-		s.WireFail = map[bool]string{false: "open", true: "closed"}[cfg.WireFailClosed]
+		s.WireFail = cfg.wireFail()
 	}
 	path := StatePath(cfg.PinDir)
 	write = func(r health.Result) error {

@@ -30,6 +30,23 @@ func ParseWire(s string) (WireSpec, error) {
 	return WireSpec{A: a, B: b}, nil
 }
 
+// wirePairs are the --wire pairs as "A:B".
+func (c Config) wirePairs() []string {
+	var out []string
+	for _, w := range c.Wire {
+		out = append(out, w.String())
+	}
+	return out
+}
+
+// wireFail is --wire-fail's word: open or closed.
+func (c Config) wireFail() string {
+	if c.WireFailClosed {
+		return "closed"
+	}
+	return "open"
+}
+
 // CheckWires refuses a port in two pairs.
 func CheckWires(pairs []WireSpec) error {
 	seen := map[string]string{}

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"strings"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rstguard/rstguard/control/health"
@@ -44,3 +46,20 @@ type collector struct {
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 func (c collector) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
+
+// WirePorts exports rstguard_wire_port{iface,pair,fail}: 1 for each port of
+// a wire pair (pairs as "A:B"), so that a query joins the per-port
+// counters (rstguard_program_counters_total{counter=~"wire_.*"}) to their
+// pair on iface.
+func WirePorts(host string, pairs []string, fail string) prometheus.Collector {
+	desc := prometheus.NewDesc("rstguard_wire_port",
+		"1 for each port of a wire pair (--wire A:B), with its pair and --wire-fail.",
+		[]string{"iface", "pair", "fail"}, prometheus.Labels{"host": host})
+	return collector{desc: desc, collect: func(ch chan<- prometheus.Metric) {
+		for _, pair := range pairs {
+			for port := range strings.SplitSeq(pair, ":") {
+				ch <- prometheus.MustNewConstMetric(desc, prometheus.GaugeValue, 1, port, pair, fail)
+			}
+		}
+	}}
+}
