@@ -155,7 +155,7 @@ func file(dp *dataplane.Dataplane, events *dataplane.EventReader, path string, o
 		for _, e := range evs {
 			rec := report.FromEvent(e, "", "")
 			comments = append(comments, rec.Comment())
-			if e.Kind == dataplane.EventContext { // for the annotated capture only
+			if !report.Logged(e) { // for the annotated capture only
 				continue
 			}
 			emitted++

@@ -181,7 +181,7 @@ func (s *eventSink) write(e dataplane.Event, iface, host string) {
 	rec := report.FromEvent(e, iface, host)
 	// The frame first, so that the event says where it went; an event whose
 	// frame could not be written is still written, saying nothing of a file.
-	if s.isEvidence(e) {
+	if s.evidence != nil && report.IsEvidence(e) {
 		if write, reopen := s.frames.attempt(now); write {
 			err := s.writeEvidence(e, &rec, reopen)
 			if err != nil {
@@ -192,7 +192,7 @@ func (s *eventSink) write(e dataplane.Event, iface, host string) {
 			}
 		}
 	}
-	if e.Kind == dataplane.EventContext { // for the evidence only: the log has the RST
+	if !report.Logged(e) {
 		return
 	}
 	write, reopen := s.events.attempt(now)
@@ -232,15 +232,6 @@ func (s *eventSink) writeLine(rec report.Record, reopen bool) error {
 		}
 	}
 	return err
-}
-
-// isEvidence: the evidence file takes the frame of a suspect or spoofed
-// RST, of what followed it (the packet that proved it forged, the flow's
-// next packets as context, the victim's collateral reset), and of a hold
-// (the held RST and the answer that decided it).
-func (s *eventSink) isEvidence(e dataplane.Event) bool {
-	return s.evidence != nil && len(e.Frame) > 0 && (e.Kind == dataplane.EventHold || e.Kind == dataplane.EventCollateral ||
-		e.Verdict == dataplane.VerdictSpoofed || e.Verdict == dataplane.VerdictSuspect)
 }
 
 // writeEvidence writes the event's frames, commented with its verdict, and

@@ -94,6 +94,21 @@ func hopsFrom(ttl uint8) int {
 	return 0
 }
 
+// Logged says whether an event has a record of its own in the event log and
+// in analyze's output: a context event (a packet that followed a suspect
+// RST) is for the evidence only, beside the RST's own frame.
+func Logged(e dataplane.Event) bool { return e.Kind != dataplane.EventContext }
+
+// IsEvidence says whether an event's frame goes to the evidence file: the
+// frame of a suspect or spoofed RST, of what followed it (the packet that
+// proved it forged, the flow's next packets as context, the victim's
+// collateral reset), and of a hold (the held RST and the answer that
+// decided it).
+func IsEvidence(e dataplane.Event) bool {
+	return len(e.Frame) > 0 && (e.Kind == dataplane.EventHold || e.Kind == dataplane.EventCollateral ||
+		e.Verdict == dataplane.VerdictSpoofed || e.Verdict == dataplane.VerdictSuspect)
+}
+
 // FromEvent builds the record of one event; iface and host may be empty.
 func FromEvent(e dataplane.Event, iface, host string) Record {
 	r := Record{
