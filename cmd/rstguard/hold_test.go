@@ -604,11 +604,15 @@ func TestHoldModeOnALongLeg(t *testing.T) {
 // connection killed must be a RST passed by a counted fail-open: a hold
 // released unanswered (timeout, full, probe_rate_limited, probe_unsent), or
 // one the program passed without holding (no socket, hold table full) or the
-// AF_XDP socket could not take.
+// AF_XDP socket could not take. TestWireHoldUnderAFlood runs it in the wire.
 func TestHoldModeUnderAFlood(t *testing.T) {
-	const flows, perFlow = 1000, 3
 	g := newGateway(t)
 	g.startDaemon("hold")
+	g.holdsAFlood(t)
+}
+
+func (g *gateway) holdsAFlood(t *testing.T) {
+	const flows, perFlow = 1000, 3
 	conns := make([]*heldConn, flows)
 	for i := range conns {
 		conns[i] = g.hold()

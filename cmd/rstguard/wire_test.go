@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -108,6 +109,7 @@ func TestWireMode(t *testing.T) {
 
 	t.Run("IPv6 crosses too, neighbour discovery and all", g.curlsOverIPv6)
 	t.Run("bulk TCP crosses (iperf3), nothing dropped", g.bulkAcross)
+	t.Run("IPv4 fragments cross, each as it came", g.fragmentsAcross)
 	t.Run("a port down and up again: the pair forwards again, nothing closed", func(t *testing.T) {
 		before := g.wirePort(lab.ClientSide).RedirectErrors
 		g.portDownUp(t, func() {})
@@ -249,6 +251,86 @@ func (g *gateway) redirectErrorsCounted(t *testing.T) {
 	}
 	if out, err := g.curl(); err != nil {
 		t.Fatalf("curl with the server's XDP program back: %v %s", err, out)
+	}
+}
+
+// fragmentsAcross sends a 4,000-byte UDP datagram, which the client's
+// stack cuts into three fragments on the 1,500-byte link (its FragCreates):
+// the box forwards each as it came (it never reassembles), and the server
+// gets the datagram whole.
+func (g *gateway) fragmentsAcross(t *testing.T) {
+	before := g.fragmentsMade(t)
+	var srv net.PacketConn
+	if err := g.server.Do(func() (err error) {
+		srv, err = net.ListenPacket("udp4", netip.AddrPortFrom(g.srvIP, 9999).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	payload := []byte(strings.Repeat("fragment ", 4000/9))
+	if err := g.client.Do(func() error {
+		c, err := net.Dial("udp4", netip.AddrPortFrom(g.srvIP, 9999).String())
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write(payload)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 8192)
+	n, _, err := srv.ReadFrom(buf)
+	if err != nil || n != len(payload) {
+		t.Fatalf("the server got %d of %d bytes: %v", n, len(payload), err)
+	}
+	if made := g.fragmentsMade(t) - before; made < 3 {
+		t.Errorf("the client made %d fragments, want 3: the datagram crossed whole, not in fragments", made)
+	}
+}
+
+// fragmentsMade is the client stack's FragCreates (/proc/net/snmp).
+func (g *gateway) fragmentsMade(t *testing.T) int {
+	t.Helper()
+	out, err := g.client.Command(context.Background(), "cat", "/proc/net/snmp").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, line := range strings.Split(string(out), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) == 0 || fields[0] != "Ip:" {
+			continue
+		}
+		if names == nil {
+			names = fields
+			continue
+		}
+		for i, name := range names {
+			if name == "FragCreates" && i < len(fields) {
+				n, err := strconv.Atoi(fields[i])
+				if err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+		}
+	}
+	t.Fatalf("no Ip FragCreates in /proc/net/snmp:\n%s", out)
+	return 0
+}
+
+// TestWireHoldUnderAFlood is TestHoldModeUnderAFlood in the wire: every
+// probe of the flood's thousand holds finds its client by the handshake's
+// MAC, with no route.
+func TestWireHoldUnderAFlood(t *testing.T) {
+	g := newWireGateway(t)
+	g.startDaemon("hold")
+	g.holdsAFlood(t)
+	if n := g.status().Counters.HoldUnrouted; n != 0 {
+		t.Errorf("%d RSTs not held for want of a route: the wire needs none", n)
 	}
 }
 
