@@ -56,6 +56,8 @@ type statusReport struct {
 	// Wire are the daemon's --wire pairs, each with its ports' forwarding
 	// counters.
 	Wire []wirePairStatus `json:"wire"`
+	// policy is the pinned policy the fields above show, for the text.
+	policy dataplane.Policy
 }
 
 // wirePairStatus is one wire pair in status: what each of its ports
@@ -148,6 +150,7 @@ func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 	if err != nil {
 		return r, err
 	}
+	r.policy = pol
 	r.Mode, r.TTLTolerance, r.EventBudget = pol.Mode.String(), pol.TTLTolerance, pol.EventBudget
 	r.HoldMin, r.HoldMax, r.HoldFrames, r.ProbeRate = pol.HoldMin.String(), pol.HoldMax.String(), pol.HoldFrames, pol.ProbeRate
 	r.HoldMinSec, r.HoldMaxSec = pol.HoldMin.Seconds(), pol.HoldMax.Seconds()
@@ -347,9 +350,8 @@ func printStatus(w io.Writer, r statusReport) {
 			p.Ports[a].NoPeer+p.Ports[b].NoPeer, p.Ports[a].ClosedDrops+p.Ports[b].ClosedDrops,
 			p.Ports[a].RedirectErrors+p.Ports[b].RedirectErrors)
 	}
-	fmt.Fprintf(w, "\nmode %s, TTL tolerance %d, event budget %d/s a flow, allow-list %v\n", r.Mode, r.TTLTolerance, r.EventBudget, r.Allow)
-	fmt.Fprintf(w, "hold: window %s to %s, %d frames at most, %d probes/s; held now %d\n",
-		r.HoldMin, r.HoldMax, r.HoldFrames, r.ProbeRate, r.HeldNow)
+	// The settings by the names run and set take (dataplane.Settings).
+	fmt.Fprintf(w, "\npolicy %s\nallow-list %v; held now %d\n", r.policy, r.Allow, r.HeldNow)
 	for _, s := range r.Sockets {
 		name := strconv.Itoa(s.Ifindex)
 		for _, i := range r.Interfaces {
