@@ -1,47 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* rstguard.c, by concern: What one parse of a frame yields, and the helpers every path uses: counting, clocks, sequence arithmetic.
+/* rstguard.c, by concern: the helpers every path uses: counting, clocks, sequence arithmetic.
  * Included once, in order, by rstguard.c: one translation unit, so that
  * bpf2go and the verifier see one program. */
-
-/* What one parse of a frame yields. */
-struct packet {
-	struct flow_key key;
-	__u32 seq;
-	__u32 ack;
-	__u32 tsval;
-	__u32 flow_label;
-	__u32 payload_len;
-	__u16 l4_off;
-	__u16 l4_len; /* TCP header + payload, from the IP length (GSO-safe) */
-	__u16 window;
-	__u16 ip_id;
-	__u16 frame_len;
-	__u8 tcp_hdr_len;
-	__u8 tcp_flags;
-	__u8 ttl;
-	__u8 df;
-	__u8 ipv6;
-	__u8 has_ts;
-	__u8 dir; /* 0: sent by the addr_lo side */
-	__u8 pad[3];
-	__u32 ifindex; /* where it arrived: interface and RX queue */
-	__u32 queue;
-	__u8 first_fragment; /* the first fragment of a datagram: payload incomplete */
-	__u8 ipv6_fixed_ext; /* IPv6 with a routing, fragment or AH header before TCP: hold mode cannot release it */
-	__u16 vlan;          /* the outer VLAN ID; 0 untagged */
-};
-
-/* The flow's state of p's sender and of its receiver (macros: they keep
- * the flow's constness). */
-#define SENDER(f, p) (&(f)->dir[(p)->dir & 1])
-#define RECEIVER(f, p) (&(f)->dir[!(p)->dir])
-
-/* p's source and destination address and port (the key keeps them lower
- * first); from_hi says the source is the key's addr_hi side. */
-#define SRC_ADDR(p, from_hi) ((from_hi) ? (p)->key.addr_hi : (p)->key.addr_lo)
-#define DST_ADDR(p, from_hi) ((from_hi) ? (p)->key.addr_lo : (p)->key.addr_hi)
-#define SRC_PORT(p, from_hi) ((from_hi) ? (p)->key.port_hi : (p)->key.port_lo)
-#define DST_PORT(p, from_hi) ((from_hi) ? (p)->key.port_lo : (p)->key.port_hi)
 
 static __always_inline __u8 iface_slot(__u32 ifindex)
 {

@@ -1,7 +1,51 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
-/* rstguard.c, by concern: Ethernet, VLAN tags, IPv4, IPv6 and its extension headers, TCP and its options.
+/* rstguard.c, by concern: what one parse of a frame yields, and the parse:
+ * Ethernet, VLAN tags, IPv4, IPv6 and its extension headers, TCP.
  * Included once, in order, by rstguard.c: one translation unit, so that
- * bpf2go and the verifier see one program. */
+ * bpf2go and the verifier see one program. baseline.c includes it too: its
+ * stateful bound parses and keys a frame as rstguard does. Needs consts.h
+ * and rstguard.h. */
+
+/* What one parse of a frame yields. */
+struct packet {
+	struct flow_key key;
+	__u32 seq;
+	__u32 ack;
+	__u32 tsval;
+	__u32 flow_label;
+	__u32 payload_len;
+	__u16 l4_off;
+	__u16 l4_len; /* TCP header + payload, from the IP length (GSO-safe) */
+	__u16 window;
+	__u16 ip_id;
+	__u16 frame_len;
+	__u8 tcp_hdr_len;
+	__u8 tcp_flags;
+	__u8 ttl;
+	__u8 df;
+	__u8 ipv6;
+	__u8 has_ts;
+	__u8 dir; /* 0: sent by the addr_lo side */
+	__u8 pad[3];
+	__u32 ifindex; /* where it arrived: interface and RX queue */
+	__u32 queue;
+	__u8 first_fragment; /* the first fragment of a datagram: payload incomplete */
+	__u8 ipv6_fixed_ext; /* IPv6 with a routing, fragment or AH header before TCP: hold mode cannot release it */
+	__u16 vlan;          /* the outer VLAN ID; 0 untagged */
+};
+
+/* The flow's state of p's sender and of its receiver (macros: they keep
+ * the flow's constness). */
+#define SENDER(f, p) (&(f)->dir[(p)->dir & 1])
+#define RECEIVER(f, p) (&(f)->dir[!(p)->dir])
+
+/* p's source and destination address and port (the key keeps them lower
+ * first); from_hi says the source is the key's addr_hi side. */
+#define SRC_ADDR(p, from_hi) ((from_hi) ? (p)->key.addr_hi : (p)->key.addr_lo)
+#define DST_ADDR(p, from_hi) ((from_hi) ? (p)->key.addr_lo : (p)->key.addr_hi)
+#define SRC_PORT(p, from_hi) ((from_hi) ? (p)->key.port_hi : (p)->key.port_lo)
+#define DST_PORT(p, from_hi) ((from_hi) ? (p)->key.port_lo : (p)->key.port_hi)
+
 
 /* Each result is also the counter it lands in: one increment, no branches. */
 enum parse_result {
@@ -250,68 +294,4 @@ static __always_inline int parse(struct xdp_md *ctx, struct packet *p)
 		return r;
 	p->vlan = vlan;
 	return parse_tcp(&c, p, data, src, dst, l4_len);
-}
-
-/* Options of SYNs and RSTs, walked in a bpf_loop callback over a stack copy:
- * a direct walk over packet pointers nearly exhausts the verifier (verifier notes above). */
-struct tcp_options {
-	__u8 buf[TCP_OPT_MAX];
-	__u32 len;
-	__u32 pos;
-	__u32 tsval;
-	__u8 wscale;
-	__u8 has_wscale;
-	__u8 has_ts;
-	__u8 has_auth; /* TCP-MD5 or TCP-AO */
-};
-
-static long walk_option(__u32 i, struct tcp_options *o)
-{
-	__u32 pos = o->pos;
-	__u8 kind, len;
-
-	if (pos >= o->len || pos >= TCP_OPT_MAX)
-		return 1;
-	kind = o->buf[pos];
-	if (kind == TCPOPT_EOL)
-		return 1;
-	if (kind == TCPOPT_NOP) {
-		o->pos = pos + 1;
-		return 0;
-	}
-	if (pos + 1 >= TCP_OPT_MAX || pos + 1 >= o->len)
-		return 1;
-	len = o->buf[pos + 1];
-	if (len < 2 || pos + len > o->len)
-		return 1;
-	if (kind == TCPOPT_WINDOW && len == 3 && pos + 2 < TCP_OPT_MAX) {
-		o->wscale = o->buf[pos + 2];
-		o->has_wscale = 1;
-	} else if (kind == TCPOPT_TIMESTAMP && len == 10 && pos + 5 < TCP_OPT_MAX) {
-		o->tsval = ((__u32)o->buf[pos + 2] << 24) | ((__u32)o->buf[pos + 3] << 16) |
-			   ((__u32)o->buf[pos + 4] << 8) | o->buf[pos + 5];
-		o->has_ts = 1;
-	} else if (kind == TCPOPT_MD5SIG || kind == TCPOPT_AO) {
-		o->has_auth = 1;
-	}
-	o->pos = pos + len;
-	return 0;
-}
-
-static __noinline int read_options(struct xdp_md *ctx, struct packet *p, struct tcp_options *o)
-{
-	__u32 len = p->tcp_hdr_len;
-
-	if (len <= sizeof(struct tcphdr) || len > sizeof(struct tcphdr) + TCP_OPT_MAX)
-		return 0;
-	len -= sizeof(struct tcphdr);
-	if (bpf_xdp_load_bytes(ctx, p->l4_off + sizeof(struct tcphdr), o->buf, len))
-		return 0;
-	o->len = len;
-	bpf_loop(TCP_OPT_MAX, walk_option, o, 0);
-	if (o->has_ts) {
-		p->has_ts = 1;
-		p->tsval = o->tsval;
-	}
-	return 0;
 }

@@ -59,6 +59,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #include "maps.h"
 #include "packet.h"
 #include "parse.h"
+#include "options.h"
 #include "learn.h"
 #include "events.h"
 #include "judge.h"
