@@ -133,9 +133,10 @@ func TestHoldMode(t *testing.T) {
 		if program["started"] < float64(len(g.holdOutcomes())) || program["joined"]+program["proven_drop"] < 25 {
 			t.Errorf("program's hold counters %v for %d holds", program, len(g.holdOutcomes()))
 		}
-		// status's table shows the same counts as the metrics.
+		// status's table shows the same counts as the metrics, each
+		// program counter by its name there.
 		text := g.mustRstguard("status", "--interval", "0", "--pin-dir", g.pinDir)
-		for label, event := range map[string]string{"joined a hold": "joined", "dropped, sender proven alive moments ago": "proven_drop"} {
+		for label, event := range map[string]string{"hold_joined": "joined", "hold_proven_drop": "proven_drop"} {
 			if !regexp.MustCompile(regexp.QuoteMeta(label) + `\s+` + fmt.Sprint(program[event]) + `\b`).MatchString(text) {
 				t.Errorf("status: no row %q of %v:\n%s", label, program[event], text)
 			}
