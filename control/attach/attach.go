@@ -218,8 +218,10 @@ func Attach(ifname string, prog *ebpf.Program, mode Mode, flowsMap uint32) (Mode
 		}
 		err := netlink.LinkSetXdpFdWithFlags(link, prog.FD(), flags)
 		if errors.Is(err, unix.EBUSY) {
-			if now, lerr := Link(ifname); lerr == nil && StateOf(now).ProgID != 0 {
-				return foreign(ifname, StateOf(now).ProgID)
+			if now, lerr := Link(ifname); lerr == nil {
+				if id := StateOf(now).ProgID; id != 0 {
+					return foreign(ifname, id)
+				}
 			}
 		}
 		return err
