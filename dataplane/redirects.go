@@ -37,13 +37,13 @@ var redirectTracepoints = []redirectTracepoint{
 }
 
 // WatchRedirects counts the frames the kernel could not send after the
-// program redirected them out of a wire port's pair (wire_redirect_errors).
-// With wire false, xdp_devmap_xmit, which fires on every bulk send of every
-// devmap on the box, is left alone. The counting
-// lasts until the returned Closer is closed (the daemon's lifetime). It
-// mounts tracefs if it is nowhere, and refuses a tracepoint whose record is
-// not laid out as the program reads it.
-func (d *Dataplane) WatchRedirects(wire bool) (io.Closer, error) {
+// program redirected them out of a wire port's pair (wire_redirect_errors):
+// for a daemon with wire pairs only, as xdp_devmap_xmit fires on every bulk
+// send of every devmap on the box. The counting lasts until the returned
+// Closer is closed (the daemon's lifetime). It mounts tracefs if it is
+// nowhere, and refuses a tracepoint whose record is not laid out as the
+// program reads it.
+func (d *Dataplane) WatchRedirects() (io.Closer, error) {
 	id, err := mapID(d.objs.WirePeers)
 	if err != nil {
 		return nil, err
@@ -57,9 +57,6 @@ func (d *Dataplane) WatchRedirects(wire bool) (io.Closer, error) {
 	}
 	var links closers
 	for _, tp := range redirectTracepoints {
-		if tp.name == "xdp_devmap_xmit" && !wire {
-			continue
-		}
 		if err := checkRecord(filepath.Join(root, "events", "xdp", tp.name, "format"), tp.record); err != nil {
 			links.Close()
 			return nil, err

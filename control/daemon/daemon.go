@@ -226,12 +226,6 @@ func (d *daemon) start(stop *undo) (dataplane.Policy, error) {
 	var reading sync.WaitGroup
 	reading.Go(func() { d.readEvents(events, d.sink) })
 	stop.push(func() { events.Flush(); reading.Wait(); events.Close() })
-	// Counting is all these do: without them frames flow as before.
-	if redirects, err := dp.WatchRedirects(len(cfg.Wire) > 0); err != nil {
-		d.log.Warn("redirects the kernel fails will not be counted (wire_redirect_errors)", "err", err)
-	} else {
-		stop.push(func() { redirects.Close() })
-	}
 	if cfg.Metrics != "" {
 		srv, err := d.serveMetrics()
 		if err != nil {

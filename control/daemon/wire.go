@@ -113,6 +113,12 @@ func (d *daemon) startWire(stop *undo) error {
 			d.log.Error("wire: clear the pairs", "err", err)
 		}
 	})
+	// Counting is all these do: without them frames cross as before.
+	if redirects, err := d.dp.WatchRedirects(); err != nil {
+		d.log.Warn("wire: redirects the kernel fails will not be counted (wire_redirect_errors)", "err", err)
+	} else {
+		stop.push(func() { redirects.Close() })
+	}
 	return d.setWire()
 }
 
