@@ -71,10 +71,14 @@ bash: source <(rstguard completion bash), or install it as
 			if err != nil {
 				return err
 			}
-			if len(rest) != 1 || shells[rest[0]].header == "" {
+			shell := ""
+			if len(rest) == 1 {
+				shell = rest[0]
+			}
+			if _, ok := shells[shell]; !ok {
 				return usagef("want: completion bash|zsh")
 			}
-			return writeCompletion(e.stdout, rest[0], commands())
+			return writeCompletion(e.stdout, shell, commands())
 		},
 	}
 }
