@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"regexp"
 	"slices"
@@ -231,16 +232,16 @@ func judgeLegit(c lab.Case, o, off lab.Outcome, doc string) row {
 	// its sender that the program dropped while it waited (docs/HOLD.md),
 	// each counted on the hold's record. The first, released, resets the
 	// connection; the receiver discards the later ones (RFC 9293 3.10.7.1).
-	type pair struct{ src, dst string }
+	type pair struct{ src, dst netip.AddrPort }
 	joined := map[pair]int{}
 	for _, rec := range o.Records {
 		if rec.Kind == dataplane.EventHold && rec.Hold != nil && rec.Action == dataplane.ActionPass {
-			joined[pair{rec.Src.String(), rec.Dst.String()}] += rec.Hold.Joined
+			joined[pair{rec.Src, rec.Dst}] += rec.Hold.Joined
 		}
 	}
 	joiners := 0
 	for _, rec := range o.Records {
-		flow := pair{rec.Src.String(), rec.Dst.String()}
+		flow := pair{rec.Src, rec.Dst}
 		switch {
 		case rec.Verdict == dataplane.VerdictSpoofed:
 			r.met = false
