@@ -6,8 +6,10 @@ package dataplane
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/xdp"
 )
@@ -95,7 +97,33 @@ func Load(opts Options) (*Dataplane, error) {
 		}
 		return nil, fmt.Errorf("load xdp program: %w", err)
 	}
+	if err := d.SetCoarseTick(hostCoarseTick()); err != nil {
+		d.Close()
+		return nil, err
+	}
 	return &d, nil
+}
+
+// hostCoarseTick is the resolution of this host's coarse clock, which the
+// program reads on the data path: one scheduler tick (4 ms at HZ=250).
+func hostCoarseTick() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGetres(unix.CLOCK_MONOTONIC_COARSE, &ts); err != nil {
+		return time.Second / 100 // the coarsest tick a kernel is built with (HZ=100)
+	}
+	return time.Duration(ts.Nano())
+}
+
+// SetCoarseTick sets the tick the program allows for in RTTs it measured on
+// its coarse clock (rtt_floor() in xdp/bpf/packet.h). Load sets the host's.
+// Under Run's clock, which is a capture's, the coarse clock is that clock
+// rounded down to the tick: 0 makes it exact, as `rstguard analyze` wants,
+// and a tick emulates the live clock.
+func (d *Dataplane) SetCoarseTick(tick time.Duration) error {
+	if err := d.objs.CoarseTickNs.Set(uint64(tick)); err != nil {
+		return fmt.Errorf("set the coarse clock's tick: %w", err)
+	}
+	return nil
 }
 
 // Close releases the program and the maps (pinned maps stay on bpffs).

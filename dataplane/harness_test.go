@@ -33,6 +33,10 @@ func newHarness(tb testing.TB, mode Mode) *harness {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { dp.Close() })
+	// The fixtures' clock is exact unless one emulates the coarse clock.
+	if err := dp.SetCoarseTick(0); err != nil {
+		tb.Fatal(err)
+	}
 	p := DefaultPolicy()
 	p.Mode = mode
 	if err := dp.SetPolicy(p); err != nil {

@@ -395,6 +395,41 @@ func TestHoldDatapath(t *testing.T) {
 			h.drain()
 		})
 
+		run("coarse clock: a leg timed a tick long by one sample; its answer 100 µs into the hold is the answer", func(t *testing.T) {
+			const tick = 4 * time.Millisecond
+			if err := h.dp.SetCoarseTick(tick); err != nil {
+				t.Fatal(err)
+			}
+			defer h.dp.SetCoarseTick(0)
+			c8 := linuxPair(netip.AddrPortFrom(clientAddr.Addr(), 40008), serverAddr)
+			// The handshake's ACK comes 50 ms late; then the server's data
+			// just before a tick and the client's ACK 100 µs later, after it:
+			// the coarse clock reads a tick between them.
+			h.sendOn(c8.Send(frames.Client, c8.Segment(frames.Client, frames.SYN, nil)), 10*time.Millisecond, box, 0)
+			h.sendOn(c8.Send(frames.Server, c8.Segment(frames.Server, frames.SYN|frames.ACK, nil)), time.Millisecond, box, 0)
+			h.sendOn(c8.Send(frames.Client, c8.Segment(frames.Client, frames.ACK, nil)), 50*time.Millisecond, box, 0)
+			beforeTick := h.now.Truncate(tick).Add(2*tick - 50*time.Microsecond)
+			h.sendOn(c8.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), beforeTick.Sub(h.now), box, 0)
+			h.sendOn(c8.ACK(frames.Client), 100*time.Microsecond, box, 0)
+			_, rst8 := forgedRST(c8)
+			h.sendLive(rst8, time.Millisecond, box)
+			if got := received(q0); len(got) != 1 {
+				t.Fatalf("socket received %d frames, want the held RST", len(got))
+			}
+			h.drain()
+			key8, _ := mustSegment(t, rst8).Key(0)
+			hd8, _, _ := h.dp.LookupHold(key8)
+			if hd8.RTT.Round(time.Millisecond) != tick {
+				t.Fatalf("the leg's RTT %s, want the straddled sample's tick %s", hd8.RTT, tick)
+			}
+			ans := c8.Segment(frames.Client, frames.ACK, nil)
+			ans.Ack = hd8.ProbeSeq + 1
+			h.sendLive(ans.MustFrame(), 100*time.Microsecond, box)
+			if got := received(q0); len(got) != 1 || mustSegment(t, got[0]).Ack != hd8.ProbeSeq+1 {
+				t.Errorf("socket received %d frames, want the answer", len(got))
+			}
+		})
+
 		run("the hold ended: the same ACK passes", func(t *testing.T) {
 			if err := h.dp.EndHold(key); err != nil {
 				t.Fatal(err)

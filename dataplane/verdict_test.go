@@ -40,6 +40,14 @@ type rstFixture struct {
 	lacks   []Signal // must be absent
 }
 
+// coarseTick makes the program's coarse clock a live gateway's: the
+// fixtures' clock rounded down to a 4 ms tick (HZ=250).
+func coarseTick(h *harness) {
+	if err := h.dp.SetCoarseTick(4 * time.Millisecond); err != nil {
+		h.tb.Fatal(err)
+	}
+}
+
 // forgedFromClient is the incident's packet: a plain RST toward the server,
 // exact sequence, but with the injector's TTL and its own IP-ID.
 func forgedFromClient(c *frames.Conn) frames.Segment {
@@ -321,6 +329,75 @@ var rstFixtures = []rstFixture{
 		},
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
+	},
+	// A live gateway times legs on its coarse clock (xdp/bpf/packet.h),
+	// here a 4 ms tick (HZ=250): the fixtures' clock rounded down to it.
+	{
+		name: "coarse clock: a nearby client's answers read zero ticks; its abort after a slow request is not too soon",
+		mode: ModeDrop,
+		setup: func(h *harness, c *frames.Conn) {
+			coarseTick(h)
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
+			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 16500*time.Microsecond)
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), 60*time.Microsecond)
+			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), 200*time.Microsecond)
+			h.send(c.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), 34*time.Millisecond)
+			h.send(c.ACK(frames.Client), 20*time.Microsecond) // within the tick: zero
+			// The next request, 32 ms after the server's push (its
+			// application's time, not the path's), is the first to
+			// acknowledge it: a 32 ms sample.
+			h.send(c.Data(frames.Server, []byte("event: 1\r\n")), 100*time.Millisecond)
+			h.send(c.Data(frames.Client, []byte("GET /2 HTTP/1.1\r\n\r\n")), 32*time.Millisecond)
+			h.send(c.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), 20*time.Millisecond)
+		},
+		gap: 66 * time.Microsecond,
+		rst: func(c *frames.Conn) frames.Segment {
+			return c.Segment(frames.Client, frames.RST|frames.ACK, nil)
+		},
+		verdict: VerdictValid, action: ActionPass,
+		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
+	},
+	{
+		name: "coarse clock: a leg timed a tick long by a sample across a tick: an abort 1 ms after data is not too soon",
+		mode: ModeDrop,
+		setup: func(h *harness, c *frames.Conn) {
+			coarseTick(h)
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
+			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 10*time.Millisecond)
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), 50*time.Millisecond)
+			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), time.Millisecond)
+			// The server's data 50 µs before a tick, the client's ACK
+			// 100 µs after it: the coarse clock reads 4 ms between them.
+			h.send(c.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), 2950*time.Microsecond)
+			h.send(c.ACK(frames.Client), 100*time.Microsecond)
+			h.send(c.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), 20*time.Millisecond)
+		},
+		gap: time.Millisecond,
+		rst: func(c *frames.Conn) frames.Segment {
+			return c.Segment(frames.Client, frames.RST|frames.ACK, nil)
+		},
+		verdict: VerdictValid, action: ActionPass,
+		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
+	},
+	{
+		name: "coarse clock: a 30 ms leg is still timed: a RST/ACK 1 ms after the server's data is too soon",
+		mode: ModeDrop,
+		setup: func(h *harness, c *frames.Conn) {
+			coarseTick(h)
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
+			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 1100*time.Microsecond)
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), 30*time.Millisecond)
+			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), 100*time.Microsecond)
+			h.send(c.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), time.Millisecond)
+			h.send(c.ACK(frames.Client), 30*time.Millisecond)
+			h.send(c.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), 10*time.Millisecond)
+		},
+		gap: time.Millisecond,
+		rst: func(c *frames.Conn) frames.Segment {
+			return c.Segment(frames.Client, frames.RST|frames.ACK, nil)
+		},
+		verdict: VerdictSuspect, action: ActionPass,
+		has: sig(xdp.RstguardSignalSIG_TOO_SOON),
 	},
 	{
 		name: "time running backwards (merged capture taps) never makes a huge RTT",

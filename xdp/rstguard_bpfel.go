@@ -493,6 +493,7 @@ const (
 	RstguardProgRstguardDevmapXmit  = "rstguard_devmap_xmit"
 	RstguardProgRstguardRedirectErr = "rstguard_redirect_err"
 	RstguardVarClockOverrideNs      = "clock_override_ns"
+	RstguardVarCoarseTickNs         = "coarse_tick_ns"
 	RstguardVarUnusedBtfAnchor      = "unused_btf_anchor"
 	RstguardVarWireInUse            = "wire_in_use"
 	RstguardVarWirePeersId          = "wire_peers_id"
@@ -572,6 +573,7 @@ type RstguardMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type RstguardVariableSpecs struct {
 	ClockOverrideNs *ebpf.VariableSpec `ebpf:"clock_override_ns"`
+	CoarseTickNs    *ebpf.VariableSpec `ebpf:"coarse_tick_ns"`
 	UnusedBtfAnchor *ebpf.VariableSpec `ebpf:"unused_btf_anchor"`
 	WireInUse       *ebpf.VariableSpec `ebpf:"wire_in_use"`
 	WirePeersId     *ebpf.VariableSpec `ebpf:"wire_peers_id"`
@@ -640,6 +642,7 @@ func (m *RstguardMaps) Close() error {
 // It can be passed to LoadRstguardObjects or ebpf.CollectionSpec.LoadAndAssign.
 type RstguardVariables struct {
 	ClockOverrideNs *ebpf.Variable `ebpf:"clock_override_ns"`
+	CoarseTickNs    *ebpf.Variable `ebpf:"coarse_tick_ns"`
 	UnusedBtfAnchor *ebpf.Variable `ebpf:"unused_btf_anchor"`
 	WireInUse       *ebpf.Variable `ebpf:"wire_in_use"`
 	WirePeersId     *ebpf.Variable `ebpf:"wire_peers_id"`

@@ -38,6 +38,10 @@ type Options struct {
 	// Progress, if set, gets a line every ProgressEvery while a run lasts.
 	Progress      io.Writer
 	ProgressEvery time.Duration
+	// CoarseTick, if set, judges as a live gateway whose coarse clock ticks
+	// this often (Dataplane.SetCoarseTick); zero, on the capture's exact
+	// timestamps.
+	CoarseTick time.Duration
 }
 
 // Summary is what the analysis saw, over one file or several: the files and
@@ -73,6 +77,9 @@ func Files(paths []string, opts Options, errOut io.Writer) (Summary, error) {
 		return sum, err
 	}
 	defer dp.Close()
+	if err := dp.SetCoarseTick(opts.CoarseTick); err != nil {
+		return sum, err
+	}
 	// Offline, every event is wanted: no per-flow budget.
 	pol := dataplane.DefaultPolicy()
 	pol.Mode = opts.Mode

@@ -238,7 +238,9 @@ no_socket:
 /* The claimed sender's answer to the daemon's probe: a pure ACK that
  * acknowledges the probe (ack = probe seq + 1) at the sender's next sequence,
  * arriving no sooner than half its leg RTT after the hold began (an ACK sent
- * before the probe could reach it is no answer). Its seq may be ahead of
+ * before the probe could reach it is no answer), the RTT's floor
+ * (rtt_floor()): a leg measured a tick long on the coarse clock must not turn
+ * the real answer away, and the forgery loose. Its seq may be ahead of
  * what this box saw of the sender: segments lost before the box (the
  * incident's device swallowed the request) still advanced it, by at most a
  * window (HOLD_ANSWER_SEQ_SLACK). It is addressed to the other endpoint,
@@ -254,7 +256,7 @@ static __always_inline __u8 hold_answer(const struct packet *p, struct flow_valu
 	}
 	if (h->from_hi != p->dir || p->payload_len || (p->tcp_flags & (TH_SYN | TH_FIN | TH_ACK)) != TH_ACK ||
 	    p->seq - h->probe_ack > HOLD_ANSWER_SEQ_SLACK || p->ack != h->probe_seq + 1 ||
-	    now_ns() - h->held_ns < h->rtt_ns / 2)
+	    now_ns() - h->held_ns < ns_of(rtt_floor(h->rtt_ns >> TIME32_SHIFT)) / 2)
 		return ACTION_PASS;
 	s = xsk_slot(p->ifindex, p->queue);
 	if (!s)

@@ -266,7 +266,10 @@ static __always_inline int replies(const struct packet *p, const struct dir_stat
  * passed this box answers something the sender cannot have seen yet. Only on
  * legs of MIN_TIMING_RTT or more: below that, host processing rather than the
  * path makes up the RTT, and a stack that was closing anyway acks data
- * microseconds after it arrived. now32 is the coarse clock, which lags the
+ * microseconds after it arrived. The RTT is its floor (rtt_floor()): a leg
+ * whose smallest sample straddled a tick of the coarse clock would otherwise
+ * look up to a tick longer than it is, and a nearby client's real abort too
+ * soon. now32 is the coarse clock, which lags the
  * precise one by up to a tick: not too soon by it is not too soon by the
  * precise clock either, and only a RST that looks too soon pays for the
  * precise read. A global function, called on every judged RST, as
@@ -275,15 +278,16 @@ static __always_inline int replies(const struct packet *p, const struct dir_stat
 __noinline int too_soon(const struct packet *p, const struct flow_value *f, __u32 now32)
 {
 	const struct dir_state *snd, *rcv;
-	__u32 since, half_rtt;
+	__u32 since, rtt, half_rtt;
 
 	if (!p || !f)
 		return 0;
 	snd = SENDER(f, p);
 	rcv = RECEIVER(f, p);
 	since = rcv->last_data_t;
-	half_rtt = snd->rtt / 2;
-	if (!(p->tcp_flags & TH_ACK) || snd->rtt < MIN_TIMING_RTT_T32 || !since || p->ack != rcv->next_seq)
+	rtt = rtt_floor(snd->rtt);
+	half_rtt = rtt / 2;
+	if (!(p->tcp_flags & TH_ACK) || rtt < MIN_TIMING_RTT_T32 || !since || p->ack != rcv->next_seq)
 		return 0;
 	return now32 - since < half_rtt && time32(now_ns()) - since < half_rtt;
 }

@@ -196,3 +196,12 @@ const struct btf_anchor *unused_btf_anchor __attribute__((unused));
 /* Set by `rstguard analyze` so that a capture's own timestamps drive every
  * timing signal; 0 on a live interface. */
 volatile __u64 clock_override_ns;
+
+/* The coarse clock's tick: how far bpf_ktime_get_coarse_ns() lags the
+ * precise clock at most. The tick updates it, and a CPU leaving idle updates
+ * it on its first interrupt (tick_nohz_irq_enter()), so an RTT sample read on
+ * it is off by less than a tick either way (rtt_floor()). Set at load to
+ * clock_getres(CLOCK_MONOTONIC_COARSE); under clock_override_ns the coarse
+ * clock is the override rounded down to it, and 0 makes both one exact clock
+ * (a capture's timestamps). */
+volatile __u64 coarse_tick_ns;

@@ -40,8 +40,11 @@ static __always_inline __u64 now_ns(void)
 static __always_inline __u64 now_coarse_ns(void)
 {
 	__u64 t = clock_override_ns;
+	__u64 tick = coarse_tick_ns;
 
-	return t ? t : bpf_ktime_get_coarse_ns();
+	if (!t)
+		return bpf_ktime_get_coarse_ns();
+	return tick ? t - t % tick : t;
 }
 
 /* A time32 duration in nanoseconds, saturating at 4.29 s instead of wrapping. */
@@ -53,6 +56,19 @@ static __always_inline __u32 ns_of(__u32 t32)
 static __always_inline __u32 time32(__u64 ns)
 {
 	return (__u32)(ns >> TIME32_SHIFT) | 1; /* never 0: 0 means "not recorded" */
+}
+
+/* The least a leg's RTT can be, in time32, given its smallest sample rtt
+ * (0: unknown). A sample between two readings of the coarse clock is off by
+ * less than a tick either way (coarse_tick_ns), and one between a precise
+ * stamp and a coarse reading is short by less than a tick: take a tick off,
+ * and no real answer is ever faster than the floor says. The rules that would
+ * call an answer too early use it: too_soon(), hold_answer(). */
+static __always_inline __u32 rtt_floor(__u32 rtt)
+{
+	__u32 tick = coarse_tick_ns >> TIME32_SHIFT;
+
+	return rtt > tick ? rtt - tick : 0;
 }
 
 /* The data path's clock, read at most once per packet and only when asked;

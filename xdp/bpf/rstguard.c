@@ -119,12 +119,18 @@ static __always_inline int judge_frame(struct xdp_md *ctx, __u32 ifindex, __u32 
 		     (!(s->flags & DIR_ACKED) || seq_before(s->max_ack, p.ack));
 	learn(s, &p, &now32);
 	if (rtt_sample) {
-		/* The coarse clock lags the precise one that stamped a SYN/ACK by
-		 * up to a tick: a sample at or below zero is under a tick, too
-		 * small to time anything by, and must not wrap into a huge RTT. */
+		/* A sample at or below zero is under a tick of the coarse clock
+		 * (which lags the precise one that stamped a SYN/ACK, and reads the
+		 * same on both sides of a fast answer): this leg is faster than the
+		 * clock can time. It counts as the smallest time, 1, under
+		 * MIN_TIMING_RTT, and never wraps into a huge RTT; dropped, it would
+		 * leave the RTT to the slow samples, an answer held up by its
+		 * application. */
 		__s32 sample = clock32(&now32) - peer->last_data_t;
 
-		if (sample > 0 && (!s->rtt || (__u32)sample < s->rtt))
+		if (sample < 1)
+			sample = 1;
+		if (!s->rtt || (__u32)sample < s->rtt)
 			s->rtt = sample;
 	}
 	if (f->flags & FLOW_EMBRYONIC)
