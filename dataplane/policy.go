@@ -81,37 +81,29 @@ func (p Policy) Check() error {
 // DefaultPolicy is the policy of a new policy map, from xdp/rstguard.h:
 // monitor, with the header's defaults for everything else.
 func DefaultPolicy() Policy {
-	return policyOf(xdp.RstguardConfig{
-		Abi:          ABI,
-		Mode:         uint32(ModeMonitor),
-		TtlTolerance: uint32(xdp.RstguardPolicyDefaultDEFAULT_TTL_TOLERANCE),
-		EventBudget:  uint32(xdp.RstguardPolicyDefaultDEFAULT_EVENT_BUDGET),
-		HoldMinUs:    uint32(xdp.RstguardPolicyDefaultDEFAULT_HOLD_MIN_US),
-		HoldMaxUs:    uint32(xdp.RstguardPolicyDefaultDEFAULT_HOLD_MAX_US),
-		HoldFrames:   uint32(xdp.RstguardPolicyDefaultDEFAULT_HOLD_FRAMES),
-		ProbeRate:    uint32(xdp.RstguardPolicyDefaultDEFAULT_PROBE_RATE),
-	})
+	c := xdp.RstguardConfig{Abi: ABI}
+	for _, s := range Settings {
+		*s.config(&c) = s.def
+	}
+	return policyOf(c)
 }
 
+// configOf and policyOf carry a policy to and from the program's struct
+// config, a field a setting.
 func configOf(p Policy) xdp.RstguardConfig {
-	return xdp.RstguardConfig{
-		Abi:          ABI,
-		Mode:         uint32(p.Mode),
-		TtlTolerance: uint32(p.TTLTolerance),
-		EventBudget:  uint32(p.EventBudget),
-		HoldMinUs:    uint32(p.HoldMin / time.Microsecond),
-		HoldMaxUs:    uint32(p.HoldMax / time.Microsecond),
-		HoldFrames:   p.HoldFrames,
-		ProbeRate:    p.ProbeRate,
+	c := xdp.RstguardConfig{Abi: ABI}
+	for _, s := range Settings {
+		*s.config(&c) = s.toRaw(p)
 	}
+	return c
 }
 
 func policyOf(c xdp.RstguardConfig) Policy {
-	return Policy{
-		Mode: Mode(c.Mode), TTLTolerance: uint8(c.TtlTolerance), EventBudget: uint16(c.EventBudget),
-		HoldMin: time.Duration(c.HoldMinUs) * time.Microsecond, HoldMax: time.Duration(c.HoldMaxUs) * time.Microsecond,
-		HoldFrames: c.HoldFrames, ProbeRate: c.ProbeRate,
+	var p Policy
+	for _, s := range Settings {
+		s.fromRaw(&p, *s.config(&c))
 	}
+	return p
 }
 
 // SetPolicy changes the mode and thresholds; the next packet sees them.

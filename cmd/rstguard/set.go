@@ -14,7 +14,7 @@ import (
 func setCommand() command {
 	return command{
 		name: "set",
-		args: "mode monitor|drop|hold | allow CIDR[,CIDR...]|none | ttl-tolerance N | event-budget N | hold-min D | hold-max D | hold-frames N | probe-rate N",
+		args: setArgs(),
 		summary: `change the policy at run time, without reattaching
 Writes the pinned maps: the next packet sees the change, daemon or not. Each
 change goes to the running daemon's event log (kind policy_change, from and
@@ -94,6 +94,15 @@ func settingChange(setting, value string) (func(*dataplane.Dataplane) error, err
 // settable are the settings set changes: every one the daemon and the
 // program read at run time, the policy's and the allow-list.
 var settable = append(settingNames(), "allow")
+
+// setArgs is set's usage: each setting with the shape of its value.
+func setArgs() string {
+	var forms []string
+	for _, s := range dataplane.Settings {
+		forms = append(forms, s.Name+" "+s.Shape())
+	}
+	return strings.Join(append(forms, "allow CIDR[,CIDR...]|none"), " | ")
+}
 
 func settingNames() []string {
 	names := make([]string, len(dataplane.Settings))
