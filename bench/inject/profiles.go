@@ -138,11 +138,7 @@ var Profiles = map[string]Profile{
 		DropFirst: true,
 		Gap:       2 * time.Millisecond,
 		Forge: func(t Trigger, ttl uint8) []frames.Segment {
-			segs := append(ttlForge(t, ttl), ttlForge(t, ttl)[0], ttlForge(t, ttl)[0])
-			for i := range segs {
-				segs[i].IPID += uint16(i)
-			}
-			return segs
+			return volleyOf(ttlForge(t, ttl)[0], 3)
 		},
 	},
 	"second-rst": {
@@ -154,9 +150,7 @@ var Profiles = map[string]Profile{
 		Forge: func(t Trigger, ttl uint8) []frames.Segment {
 			s := ttlForge(t, ttl)[0]
 			s.Flags, s.Ack = frames.RST|frames.ACK, t.Ack
-			second := s
-			second.IPID++
-			return []frames.Segment{s, second}
+			return volleyOf(s, 2)
 		},
 	},
 	"ttl-forge-race": {
@@ -210,4 +204,15 @@ func ProfileHelp() string {
 		fmt.Fprintf(&b, "  %-15s %s\n", n, Profiles[n].Doc)
 	}
 	return b.String()
+}
+
+// volleyOf is n copies of a forged segment, each with the next IP-ID, as an
+// injector's counter gives them.
+func volleyOf(s frames.Segment, n int) []frames.Segment {
+	segs := make([]frames.Segment, n)
+	for i := range segs {
+		segs[i] = s
+		segs[i].IPID += uint16(i)
+	}
+	return segs
 }
