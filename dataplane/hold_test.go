@@ -2,45 +2,16 @@ package dataplane
 
 import (
 	"net/netip"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/bench/frames"
 	"github.com/rstguard/rstguard/bench/netbox"
+	"github.com/rstguard/rstguard/internal/testutil"
 )
-
-// inFreshNetns runs fn on a thread in a new network namespace, so that the
-// veth it makes and the routes it adds vanish with it. A namespace belongs to
-// a thread: subtests, which run on goroutines of their own, go through run.
-func inFreshNetns(t *testing.T, fn func(run func(name string, body func(t *testing.T)))) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		runtime.LockOSThread() // never unlocked: the thread dies in the namespace
-		ns, err := netns.New()
-		if err != nil {
-			t.Errorf("new netns: %v", err)
-			return
-		}
-		defer ns.Close()
-		fn(func(name string, body func(t *testing.T)) {
-			t.Run(name, func(t *testing.T) {
-				runtime.LockOSThread()
-				if err := netns.Set(ns); err != nil {
-					t.Fatal(err)
-				}
-				body(t)
-			})
-		})
-	}()
-	<-done
-}
 
 // holdBox is a forwarding box in its own namespace: veth0 with two RX
 // queues toward the client, a route to the server through a neighbour on
@@ -123,7 +94,7 @@ func received(s *Socket) [][]byte {
 // veth: what is held, what fails open, what answers a probe.
 func TestHoldDatapath(t *testing.T) {
 	requireRoot(t)
-	inFreshNetns(t, func(run func(string, func(*testing.T))) {
+	testutil.InFreshNetns(t, func(run func(string, func(*testing.T))) {
 		h := newHarness(t, ModeHold)
 		box := newHoldBox(t, h)
 		open := func(client netip.AddrPort) *frames.Conn {

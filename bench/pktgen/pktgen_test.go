@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/rstguard/rstguard/dataplane"
 	"github.com/rstguard/rstguard/internal/testutil"
@@ -159,35 +157,34 @@ func checkChecksums(t *testing.T, f []byte, ipv6 bool) {
 // every frame and tracked every flow as established.
 func TestLiveEngineFeedsRstguard(t *testing.T) {
 	testutil.RequireRoot(t, "namespaces and BPF")
-	runtime.LockOSThread() // never unlocked: the thread dies in the namespace
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Close()
-	if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "gen0"}, PeerName: "box0"}); err != nil {
-		t.Fatal(err)
-	}
-	gen, _ := netlink.LinkByName("gen0")
-	box, _ := netlink.LinkByName("box0")
-	for _, l := range []netlink.Link{gen, box} {
-		if err := netlink.LinkSetUp(l); err != nil {
-			t.Fatal(err)
+	testutil.InFreshNetns(t, func(run func(string, func(*testing.T))) {
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "gen0"}, PeerName: "box0"}); err != nil {
+			t.Error(err)
+			return
 		}
-	}
-	ifc, _ := net.InterfaceByName("gen0")
-	for _, engine := range []string{"live", "afxdp"} {
-		// One engine for both address families: asavie/xdp leaves a closed
-		// socket bound to its queue until the process exits.
-		eng, err := OpenEngine(engine, ifc, feedFlows)
-		if err != nil {
-			t.Fatal(err)
+		gen, _ := netlink.LinkByName("gen0")
+		box, _ := netlink.LinkByName("box0")
+		for _, l := range []netlink.Link{gen, box} {
+			if err := netlink.LinkSetUp(l); err != nil {
+				t.Error(err)
+				return
+			}
 		}
-		for _, ipv6 := range []bool{false, true} {
-			feedRstguard(t, fmt.Sprintf("%s ipv6=%v", engine, ipv6), eng, ipv6, box)
+		ifc, _ := net.InterfaceByName("gen0")
+		for _, engine := range []string{"live", "afxdp"} {
+			// One engine for both address families: asavie/xdp leaves a
+			// closed socket bound to its queue until the process exits.
+			eng, err := OpenEngine(engine, ifc, feedFlows)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for _, ipv6 := range []bool{false, true} {
+				run(fmt.Sprintf("%s ipv6=%v", engine, ipv6), func(t *testing.T) { feedRstguard(t, eng, ipv6, box) })
+			}
+			eng.Close()
 		}
-		eng.Close()
-	}
+	})
 }
 
 // feedFlows is how many flows TestLiveEngineFeedsRstguard opens.
@@ -195,7 +192,7 @@ const feedFlows = 1000
 
 // feedRstguard sends the gateway mix with an engine into box, which carries
 // a fresh rstguard, and checks what rstguard saw.
-func feedRstguard(t *testing.T, name string, eng Engine, ipv6 bool, box netlink.Link) {
+func feedRstguard(t *testing.T, eng Engine, ipv6 bool, box netlink.Link) {
 	// Room to spare in both tables: a BPF LRU table fed from two CPUs evicts
 	// well before it is full (its per-CPU free lists), and the half-open
 	// table is a quarter of this.
@@ -220,7 +217,7 @@ func feedRstguard(t *testing.T, name string, eng Engine, ipv6 bool, box netlink.
 		t.Fatal(err)
 	}
 	if st.Handshake != 3*flows || st.Sent != count {
-		t.Errorf("%s: sent %d handshake and %d mix packets, want %d and %d", name, st.Handshake, st.Sent, 3*flows, count)
+		t.Errorf("sent %d handshake and %d mix packets, want %d and %d", st.Handshake, st.Sent, 3*flows, count)
 	}
 	// The receiving end drains its ring after the generator returns; under
 	// load, a full ring drops frames, which veth counts. The kernel's own
@@ -238,7 +235,7 @@ func feedRstguard(t *testing.T, name string, eng Engine, ipv6 bool, box netlink.
 	dropped := vethDrops(t, "gen0") + vethDrops(t, "box0") - dropsBefore
 	sent := st.Handshake + st.Sent
 	if c.TCP+dropped != sent || dropped > sent/10 {
-		t.Errorf("%s: rstguard saw %d TCP packets and veth dropped %d, the generator sent %d", name, c.TCP, dropped, sent)
+		t.Errorf("rstguard saw %d TCP packets and veth dropped %d, the generator sent %d", c.TCP, dropped, sent)
 	}
 	// The mix's SYNs reopen the flows they land on (a new connection on the
 	// same port pair, as insert_flow() says): such a flow is tracked anew
@@ -258,12 +255,12 @@ func feedRstguard(t *testing.T, name string, eng Engine, ipv6 bool, box netlink.
 	}
 	if tracked := established + reopened; tracked < flows-int(dropped) || tracked > flows ||
 		uint64(reopened) > st.ByKind[KindSYN] {
-		t.Errorf("%s: rstguard tracks %d flows from their handshake and %d reopened by the mix's %d SYNs, want %d in all",
-			name, established, reopened, st.ByKind[KindSYN], flows)
+		t.Errorf("rstguard tracks %d flows from their handshake and %d reopened by the mix's %d SYNs, want %d in all",
+			established, reopened, st.ByKind[KindSYN], flows)
 	}
 	// The mix's legitimate resets are valid, its forged ones spoofed.
 	if c.Verdicts["valid"] == 0 || c.Verdicts["spoofed"] == 0 {
-		t.Errorf("%s: the mix's resets were not judged: %d RSTs, verdicts %v", name, c.RSTs, c.Verdicts)
+		t.Errorf("the mix's resets were not judged: %d RSTs, verdicts %v", c.RSTs, c.Verdicts)
 	}
 }
 
