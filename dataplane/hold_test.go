@@ -284,7 +284,7 @@ func TestHoldDatapath(t *testing.T) {
 				t.Errorf("XDP %d, want pass", ret)
 			}
 		})
-		run("the probe's answer is consumed: it goes to the daemon", func(t *testing.T) {
+		run("the probe's answer goes to the daemon", func(t *testing.T) {
 			before := h.counters()
 			h.sendLive(answer.MustFrame(), hd.RTT, box)
 			if got := received(q0); len(got) != 1 || mustSegment(t, got[0]).Ack != hd.ProbeSeq+1 {
@@ -295,7 +295,7 @@ func TestHoldDatapath(t *testing.T) {
 			}
 			// An ACK of less than all the server sent answers no probe. (One
 			// of exactly all is the probe's answer, or a duplicate ACK that
-			// crossed it: consuming either harms nothing.)
+			// crossed it: the daemon sends either on.)
 			other := answer
 			other.Ack--
 			if ret := h.sendOn(other.MustFrame(), time.Millisecond, box, 0); ret != XDPPass {
@@ -328,6 +328,11 @@ func TestHoldDatapath(t *testing.T) {
 			}
 			if d := h.counters().HoldProvenDrop - before.HoldProvenDrop; d != 1 {
 				t.Errorf("proven drops %d", d)
+			}
+			// A decided hold asks nothing: an ACK like the answer (a window
+			// update) passes to the endpoint.
+			if ret := h.sendOn(answer.MustFrame(), time.Millisecond, box, 0); ret != XDPPass {
+				t.Errorf("an ACK like the answer after the decision: XDP %d, want pass", ret)
 			}
 
 			// Past the bound it is asked again: a new hold.

@@ -35,6 +35,17 @@ func (g *gateway) forgeExactClientRST(h *heldConn) {
 	g.sendClientRST(h, func(f dataplane.Flow, s *frames.Segment) { s.TTL, s.DF = f.ClientSide.TTL, true })
 }
 
+// lastHold is the hold part of the log's last hold event.
+func (g *gateway) lastHold() map[string]any {
+	var last map[string]any
+	for _, r := range g.records() {
+		if r["kind"] == "hold" {
+			last = r["hold"].(map[string]any)
+		}
+	}
+	return last
+}
+
 // holdOutcomes lists the hold events' outcomes in the log.
 func (g *gateway) holdOutcomes() []string {
 	var out []string
@@ -291,6 +302,9 @@ func TestHoldMode(t *testing.T) {
 // the connection lives.
 func (g *gateway) stopsExactForgery(t *testing.T) {
 	h := g.hold()
+	pureACKs := sniff(t, g.server, lab.ClientSide, func(s dataplane.Segment) bool {
+		return s.Src.Port() == h.port && s.Flags == dataplane.FlagACK && s.PayloadLen == 0
+	})
 	g.forgeExactClientRST(h)
 	// The RST's event comes from the program's ring buffer, the hold's
 	// from the manager: either may reach the log first.
@@ -300,6 +314,12 @@ func (g *gateway) stopsExactForgery(t *testing.T) {
 	if got := g.holdOutcomes(); got[0] != "probe_answered_ack" {
 		t.Errorf("outcome %v, want probe_answered_ack", got)
 	}
+	// The client's answer goes on to the server it was addressed to: a
+	// pure ACK of all it sent (the probe's seq + 1), forwarded once.
+	probeSeq := uint32(g.lastHold()["probe_seq"].(float64))
+	g.waitFor("the answer at the server", func() bool {
+		return slices.ContainsFunc(pureACKs(), func(s dataplane.Segment) bool { return s.Ack == probeSeq+1 && s.TTL == 63 })
+	})
 	if err := h.roundTrip(); err != nil {
 		t.Errorf("connection killed: %v", err)
 	}
@@ -363,7 +383,7 @@ func (g *gateway) abortReleased(t *testing.T, srvIP netip.Addr, dialer *net.Dial
 		t.Fatalf("server: %v", err)
 	}
 	before := len(g.holdOutcomes())
-	arrived := sniffRSTs(t, g.server, lab.ClientSide, port)
+	arrived := sniff(t, g.server, lab.ClientSide, rstTo(port))
 	c.(*net.TCPConn).SetLinger(0)
 	c.Close() // RST/ACK
 	if err := <-readErr; !errors.Is(err, syscall.ECONNRESET) {
@@ -377,9 +397,14 @@ func (g *gateway) abortReleased(t *testing.T, srvIP netip.Addr, dialer *net.Dial
 	return arrived()
 }
 
-// sniffRSTs records the RSTs to port that arrive on a host's interface; the
-// returned function gives those seen so far.
-func sniffRSTs(t *testing.T, h *lab.Host, ifname string, port uint16) func() []dataplane.Segment {
+// rstTo keeps a sniffer's RSTs to port.
+func rstTo(port uint16) func(dataplane.Segment) bool {
+	return func(s dataplane.Segment) bool { return s.Flags&dataplane.FlagRST != 0 && s.Dst.Port() == port }
+}
+
+// sniff records the TCP segments that arrive on a host's interface and
+// keep keeps; the returned function gives those seen so far.
+func sniff(t *testing.T, h *lab.Host, ifname string, keep func(dataplane.Segment) bool) func() []dataplane.Segment {
 	t.Helper()
 	link, err := h.Netlink().LinkByName(ifname)
 	if err != nil {
@@ -418,7 +443,7 @@ func sniffRSTs(t *testing.T, h *lab.Host, ifname string, port uint16) func() []d
 			if ll, ok := from.(*unix.SockaddrLinklayer); ok && ll.Pkttype == unix.PACKET_OUTGOING {
 				continue
 			}
-			if seg, err := dataplane.ParseSegment(buf[:n]); err == nil && seg.Flags&dataplane.FlagRST != 0 && seg.Dst.Port() == port {
+			if seg, err := dataplane.ParseSegment(buf[:n]); err == nil && keep(seg) {
 				mu.Lock()
 				seen = append(seen, seg)
 				mu.Unlock()

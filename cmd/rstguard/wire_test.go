@@ -134,7 +134,7 @@ func TestWireMode(t *testing.T) {
 		t.Errorf("dropped %d RSTs, want the forged one", n)
 	}
 
-	rsts := sniffRSTs(t, g.server, lab.ClientSide, 80)
+	rsts := sniff(t, g.server, lab.ClientSide, rstTo(80))
 	h.abort(t)
 	g.waitFor("the client's abort at the server", func() bool { return len(rsts()) > 0 })
 	if got := rsts(); len(got) != 1 || got[0].TTL != 64 {

@@ -124,22 +124,37 @@ func (d *decisions) frame(ifindex int, f []byte, now time.Time) {
 	}
 	key, fromHi := seg.Key(d.prog.ZoneOf(ifindex, seg.VLAN))
 	h := d.pending[key]
+	frame := append([]byte(nil), f...)
 	if seg.Flags&dataplane.FlagRST == 0 {
-		// The program redirects only answers to a pending probe; one that
-		// arrives after its hold was decided is a duplicate ACK: consumed.
+		// The program redirects only pure ACKs that answer a pending probe.
+		// Each goes on to the endpoint it is addressed to once it has
+		// decided, as every frame that is not a RST does (fail open): to
+		// it, the probe's answer is a duplicate ACK, harmless, and a
+		// window update that crossed the probe looks the same and is
+		// needed. One after its hold was decided (redirected before the
+		// program read the decision) is stray, and goes on too.
 		if h != nil && fromHi == h.hold.FromHi && IsACKAnswer(seg, h.hold) {
-			d.decide(h, dataplane.HoldAnsweredACK, append([]byte(nil), f...), now)
+			d.decide(h, dataplane.HoldAnsweredACK, frame, now)
+			d.release(frame, seg, h.hold)
+			return
+		}
+		d.strayAnswers.Add(1)
+		if h != nil {
+			d.release(frame, seg, h.hold)
+		} else if dec, ok := d.recent[key]; ok {
+			d.release(frame, seg, dec.hold)
+		} else if hd, ok, err := d.prog.LookupHold(key); err == nil && ok {
+			d.release(frame, seg, hd)
 		} else {
-			d.strayAnswers.Add(1)
+			d.releaseErrors.Add(1) // nothing says where it was going
 		}
 		return
 	}
-	frame := append([]byte(nil), f...)
 	if h == nil {
 		hd, ok, err := d.prog.LookupHold(key)
 		if dec, late := d.recent[key]; late && now.Before(dec.until) && !(ok && hd.Held > dec.held) {
-			// The answer to a probe whose hold was decided already: the
-			// endpoint it is addressed to never asked. Consumed.
+			// The RST answer to a probe whose hold was decided already:
+			// it answers the daemon, and goes no further.
 			if fromHi == dec.hold.FromHi && IsRSTAnswer(seg, dec.hold) {
 				d.strayAnswers.Add(1)
 				return
@@ -324,9 +339,9 @@ func (d *decisions) setHeld(n int) {
 	d.heldNow.Store(int64(n))
 }
 
-// release sends a held RST on to where it was going, out of the egress
-// interface, changed only as forwarding changes it (Forward); in the wire,
-// as it came, as a cable carries it.
+// release sends a held RST, or a probe's answer, on to where it was going,
+// out of the egress interface, changed only as forwarding changes it
+// (Forward); in the wire, as it came, as a cable carries it.
 func (d *decisions) release(frame []byte, seg dataplane.Segment, hd dataplane.Hold) {
 	out, err := frame, error(nil)
 	if !hd.Wire {
@@ -337,7 +352,7 @@ func (d *decisions) release(frame []byte, seg dataplane.Segment, hd dataplane.Ho
 	}
 	if err != nil {
 		d.releaseErrors.Add(1)
-		d.log.Warn("held RST not released", "src", seg.Src, "dst", seg.Dst, "err", err)
+		d.log.Warn("held frame not sent on", "src", seg.Src, "dst", seg.Dst, "err", err)
 	}
 }
 

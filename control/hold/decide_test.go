@@ -186,6 +186,19 @@ func (r *rig) out(ifindex int) []dataplane.Segment {
 	return segs
 }
 
+// sentOn splits what went out of ifindex into RSTs released and the
+// probes' answers sent on, and forgets it.
+func (r *rig) sentOn(ifindex int) (rsts, answers []dataplane.Segment) {
+	for _, seg := range r.out(ifindex) {
+		if seg.Flags&dataplane.FlagRST != 0 {
+			rsts = append(rsts, seg)
+		} else {
+			answers = append(answers, seg)
+		}
+	}
+	return rsts, answers
+}
+
 // outcomes lists the reported holds' outcomes, in order.
 func (r *rig) outcomes() []string {
 	var o []string
@@ -234,26 +247,29 @@ func TestDecisions(t *testing.T) {
 		rtt   time.Duration
 		steps []step
 		// outcomes are the decided holds' outcomes, in order; released the
-		// seqs of the RSTs that went on, in order.
+		// seqs of the RSTs that went on, in order; answered the ACKs that
+		// went on (the probe's answers, to the endpoint they were
+		// addressed to).
 		outcomes     []string
 		released     []uint32
+		answered     int
 		frames       int // the first hold's frames
 		lateDropped  float64
 		lateReleased float64
 		stray        uint64
 	}{
-		{name: "live sender answers with an ACK: the RST is dropped", steps: []step{
+		{name: "live sender answers with an ACK: the RST is dropped, the answer goes on", steps: []step{
 			{rst: &injected}, {at: time.Millisecond, answer: &aliveAnswer},
-		}, outcomes: []string{"probe_answered_ack"}, frames: 1},
+		}, outcomes: []string{"probe_answered_ack"}, answered: 1, frames: 1},
 		{name: "sender without the connection answers the nonce: its RST goes on, the answer does not", steps: []step{
 			{rst: &realRST}, {at: time.Millisecond, answer: &deadAnswer},
 		}, outcomes: []string{"probe_answered_rst"}, released: []uint32{clientNext}, frames: 1},
 		{name: "volley of two, the second before the answer: both dropped", steps: []step{
 			{rst: &injected}, {at: 2 * time.Millisecond, rst: &injected}, {at: 3 * time.Millisecond, answer: &aliveAnswer},
-		}, outcomes: []string{"probe_answered_ack"}, frames: 2},
+		}, outcomes: []string{"probe_answered_ack"}, answered: 1, frames: 2},
 		{name: "volley of two, the second after the answer: dropped as late", steps: []step{
 			{rst: &injected}, {at: 200 * time.Microsecond, answer: &aliveAnswer}, {at: 2 * time.Millisecond, answer: &injected},
-		}, outcomes: []string{"probe_answered_ack"}, frames: 1, lateDropped: 1},
+		}, outcomes: []string{"probe_answered_ack"}, answered: 1, frames: 1, lateDropped: 1},
 		{name: "volley of ten RST/ACKs 1 ms apart on an unmeasured leg: all dropped", steps: append(
 			[]step{{rst: &injectedACK}, {at: time.Millisecond, rst: &injectedACK}, {at: 2 * time.Millisecond, rst: &injectedACK},
 				{at: 3 * time.Millisecond, rst: &injectedACK}, {at: 4 * time.Millisecond, rst: &injectedACK},
@@ -261,7 +277,7 @@ func TestDecisions(t *testing.T) {
 				{at: 7 * time.Millisecond, rst: &injectedACK}, {at: 8 * time.Millisecond, rst: &injectedACK},
 				{at: 9 * time.Millisecond, rst: &injectedACK}},
 			step{at: 15 * time.Millisecond, answer: &aliveAnswer}),
-			outcomes: []string{"probe_answered_ack"}, frames: 10},
+			outcomes: []string{"probe_answered_ack"}, answered: 1, frames: 10},
 		{name: "real RST and a second from the same dead stack: both go on with the answer", steps: []step{
 			{rst: &realRST}, {at: time.Millisecond, rst: &realRST}, {at: 2 * time.Millisecond, answer: &deadAnswer},
 		}, outcomes: []string{"probe_answered_rst"}, released: []uint32{clientNext, clientNext}, frames: 2},
@@ -280,13 +296,13 @@ func TestDecisions(t *testing.T) {
 		{name: "the dead stack's answer after the timeout is consumed", rtt: 10 * time.Millisecond, steps: []step{
 			{rst: &realRST}, {at: 30 * time.Millisecond}, {at: 31 * time.Millisecond, answer: &deadAnswer},
 		}, outcomes: []string{"timeout"}, released: []uint32{clientNext}, frames: 1, stray: 1},
-		{name: "a duplicate ACK answer after the decision is consumed", steps: []step{
+		{name: "a duplicate ACK answer after the decision is stray, and goes on", steps: []step{
 			{rst: &injected}, {at: time.Millisecond, answer: &aliveAnswer}, {at: 2 * time.Millisecond, answer: &aliveAnswer},
-		}, outcomes: []string{"probe_answered_ack"}, frames: 1, stray: 1},
+		}, outcomes: []string{"probe_answered_ack"}, answered: 2, frames: 1, stray: 1},
 		{name: "a RST held anew after a release is asked anew", rtt: 10 * time.Millisecond, steps: []step{
 			{rst: &realRST}, {at: 30 * time.Millisecond}, {at: 31 * time.Millisecond, rst: &injected, newHold: true},
 			{at: 32 * time.Millisecond, answer: &aliveAnswer},
-		}, outcomes: []string{"timeout", "probe_answered_ack"}, released: []uint32{clientNext}, frames: 1},
+		}, outcomes: []string{"timeout", "probe_answered_ack"}, released: []uint32{clientNext}, answered: 1, frames: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, testPolicy)
@@ -316,8 +332,12 @@ func TestDecisions(t *testing.T) {
 			if got := r.outcomes(); !slices.Equal(got, tc.outcomes) {
 				t.Errorf("outcomes %v, want %v", got, tc.outcomes)
 			}
-			if got := seqs(r.out(egressIf)); !slices.Equal(got, tc.released) {
+			rsts, acks := r.sentOn(egressIf)
+			if got := seqs(rsts); !slices.Equal(got, tc.released) {
 				t.Errorf("released seqs %v, want %v", got, tc.released)
+			}
+			if len(acks) != tc.answered {
+				t.Errorf("%d ACKs went on, want %d", len(acks), tc.answered)
 			}
 			if len(r.reports) > 0 && r.reports[0].Hold.Frames != tc.frames {
 				t.Errorf("first hold had %d frames, want %d", r.reports[0].Hold.Frames, tc.frames)
@@ -534,10 +554,11 @@ func TestDecisionsCountTheProgramsJoiners(t *testing.T) {
 		name     string
 		first    frames.Segment
 		answer   frames.Segment
-		released int
+		released int // RSTs
+		answered int // the ACK answer that goes on
 	}{
-		{"a volley of ten, stopped", injected, aliveAnswer, 0},
-		{"a real RST and nine more of its stack, the first released", realRST, deadAnswer, 1},
+		{"a volley of ten, stopped", injected, aliveAnswer, 0, 1},
+		{"a real RST and nine more of its stack, the first released", realRST, deadAnswer, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, testPolicy)
@@ -551,8 +572,8 @@ func TestDecisionsCountTheProgramsJoiners(t *testing.T) {
 			if len(r.reports) != 1 || r.reports[0].Hold.Frames != 10 || r.reports[0].Hold.Joined != 9 {
 				t.Fatalf("reports %+v, want one of 10 frames, 9 joined", r.reports)
 			}
-			if got := len(r.out(egressIf)); got != tc.released {
-				t.Errorf("released %d, want %d", got, tc.released)
+			if rsts, acks := r.sentOn(egressIf); len(rsts) != tc.released || len(acks) != tc.answered {
+				t.Errorf("released %d RSTs and %d ACKs, want %d and %d", len(rsts), len(acks), tc.released, tc.answered)
 			}
 		})
 	}

@@ -243,8 +243,9 @@ no_socket:
  * the real answer away, and the forgery loose. Its seq may be ahead of
  * what this box saw of the sender: segments lost before the box (the
  * incident's device swallowed the request) still advanced it, by at most a
- * window (HOLD_ANSWER_SEQ_SLACK). It is addressed to the other endpoint,
- * which never asked, so it goes to the daemon instead. */
+ * window (HOLD_ANSWER_SEQ_SLACK). It goes to the daemon, which decides on
+ * it and sends it on to the endpoint it is addressed to. A decided hold asks
+ * nothing more: the sender's ACKs pass (a window update looks the same). */
 static __always_inline __u8 hold_answer(const struct packet *p, struct flow_value *f, __u32 *slot)
 {
 	struct hold *h = bpf_map_lookup_elem(&holds, &p->key);
@@ -254,7 +255,8 @@ static __always_inline __u8 hold_answer(const struct packet *p, struct flow_valu
 		f->flags &= ~FLOW_HELD;
 		return ACTION_PASS;
 	}
-	if (h->from_hi != p->dir || p->payload_len || (p->tcp_flags & (TH_SYN | TH_FIN | TH_ACK)) != TH_ACK ||
+	if (h->evidence == HOLD_EVIDENCE_PROVEN || h->from_hi != p->dir || p->payload_len ||
+	    (p->tcp_flags & (TH_SYN | TH_FIN | TH_ACK)) != TH_ACK ||
 	    p->seq - h->probe_ack > HOLD_ANSWER_SEQ_SLACK || p->ack != h->probe_seq + 1 ||
 	    now_ns() - h->held_ns < ns_of(rtt_floor(h->rtt_ns >> TIME32_SHIFT)) / 2)
 		return ACTION_PASS;

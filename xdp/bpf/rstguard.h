@@ -242,7 +242,7 @@ enum counter {
 	CNT_HOLD_NO_SOCKET,   /* hold mode, but no AF_XDP socket for the queue or egress: passed */
 	CNT_HOLD_UNROUTED,    /* hold mode, but the kernel would not forward it: passed */
 	CNT_HOLD_TABLE_FULL,  /* hold mode, but the hold table is full: passed */
-	CNT_HOLD_ANSWER,      /* probe answers consumed (redirected to the daemon) */
+	CNT_HOLD_ANSWER,      /* probe answers redirected to the daemon */
 	CNT_HOLD_DATA,        /* data from a held flow's claimed sender proving it alive */
 	CNT_HOLD_PROVEN_DROP, /* RSTs dropped in the kernel: their claimed sender was proven alive moments ago */
 	CNT_HOLD_UNRELEASABLE,/* hold mode, but the daemon could not release it (an IPv6 routing, fragment or AH header; an IPv4 first fragment): passed */
