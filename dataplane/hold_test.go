@@ -301,6 +301,12 @@ func TestHoldDatapath(t *testing.T) {
 			if ret := h.sendOn(other.MustFrame(), time.Millisecond, box, 0); ret != XDPPass {
 				t.Errorf("an ACK of something else: XDP %d, want pass", ret)
 			}
+			// What the daemon could not parse, and so not send on, passes.
+			frag := answer
+			frag.MoreFragments = true
+			if ret := h.sendOn(frag.MustFrame(), time.Millisecond, box, 0); ret != XDPPass {
+				t.Errorf("the answer as a first fragment: XDP %d, want pass", ret)
+			}
 		})
 
 		run("a RST at the nonce answers the probe: to the socket", func(t *testing.T) {

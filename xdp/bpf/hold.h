@@ -87,6 +87,15 @@ static __always_inline int wire_route(struct xdp_md *ctx, const struct packet *p
 	return 0;
 }
 
+/* The daemon re-parses what it is handed (dataplane.ParseSegment): only
+ * Ethernet, VLAN tags, IPv4 with options, IPv6 with hop-by-hop and
+ * destination options, and whole segments. Anything else must not reach it:
+ * it could not send it on. */
+static __always_inline int daemon_parses(const struct packet *p)
+{
+	return !p->first_fragment && !p->ipv6_fixed_ext;
+}
+
 /* A RST of a flow with a hold record from its claimed sender: the hold's
  * business, decided here without the daemon where the daemon needs not
  * see it. Returns ACTION_DROP (proven alive, or joining the hold),
@@ -180,13 +189,11 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 	if ((f->state != STATE_ESTABLISHED && f->state != STATE_CLOSING) || !(snd->flags & DIR_SEEN) ||
 	    !(rcv->flags & DIR_SEEN) || allowed(p))
 		return ACTION_PASS;
-	/* The daemon re-parses what it holds: only Ethernet, VLAN tags, IPv4
-	 * with options, IPv6 with hop-by-hop and destination options, and whole
-	 * segments. A RST in fragments passes: no real stack fragments a RST
-	 * (a few dozen bytes, under any path's MTU: RFC 791's 68, RFC 8200's
-	 * 1280), yet dropping one could cost a real RST that carries data, so
-	 * this stays a documented limit (docs/HOLD.md). */
-	if (p->first_fragment || p->ipv6_fixed_ext) {
+	/* A RST in fragments passes: no real stack fragments a RST (a few
+	 * dozen bytes, under any path's MTU: RFC 791's 68, RFC 8200's 1280),
+	 * yet dropping one could cost a real RST that carries data, so this
+	 * stays a documented limit (docs/HOLD.md). */
+	if (!daemon_parses(p)) {
 		count(p->ifindex, CNT_HOLD_UNRELEASABLE);
 		return ACTION_PASS;
 	}
@@ -255,7 +262,7 @@ static __always_inline __u8 hold_answer(const struct packet *p, struct flow_valu
 		f->flags &= ~FLOW_HELD;
 		return ACTION_PASS;
 	}
-	if (h->evidence == HOLD_EVIDENCE_PROVEN || h->from_hi != p->dir || p->payload_len ||
+	if (h->evidence == HOLD_EVIDENCE_PROVEN || !daemon_parses(p) || h->from_hi != p->dir || p->payload_len ||
 	    (p->tcp_flags & (TH_SYN | TH_FIN | TH_ACK)) != TH_ACK ||
 	    p->seq - h->probe_ack > HOLD_ANSWER_SEQ_SLACK || p->ack != h->probe_seq + 1 ||
 	    now_ns() - h->held_ns < ns_of(rtt_floor(h->rtt_ns >> TIME32_SHIFT)) / 2)
