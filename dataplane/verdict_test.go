@@ -40,6 +40,14 @@ type rstFixture struct {
 	lacks   []Signal // must be absent
 }
 
+// timedHandshake runs c's handshake, the SYN/ACK synAck after the SYN and
+// the ACK ack after that: each leg's first RTT sample.
+func timedHandshake(h *harness, c *frames.Conn, synAck, ack time.Duration) {
+	h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
+	h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), synAck)
+	h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), ack)
+}
+
 // coarseTick makes the program's coarse clock a live gateway's: the
 // fixtures' clock rounded down to a 4 ms tick (HZ=250).
 func coarseTick(h *harness) {
@@ -284,9 +292,7 @@ var rstFixtures = []rstFixture{
 		name: "RST/ACK sooner than the server's RTT allows",
 		mode: ModeDrop,
 		setup: func(h *harness, c *frames.Conn) {
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
-			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 80*time.Millisecond)
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), 20*time.Millisecond)
+			timedHandshake(h, c, 80*time.Millisecond, 20*time.Millisecond)
 			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), time.Millisecond)
 		},
 		gap: 2 * time.Millisecond,
@@ -300,9 +306,7 @@ var rstFixtures = []rstFixture{
 		name: "handshake RTT inflated (ARP), refined by a later ACK: an abort soon after data is valid",
 		mode: ModeDrop,
 		setup: func(h *harness, c *frames.Conn) {
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
-			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 80*time.Millisecond)
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), 200*time.Microsecond)
+			timedHandshake(h, c, 80*time.Millisecond, 200*time.Microsecond)
 			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), time.Millisecond)
 			h.send(c.ACK(frames.Server), time.Millisecond) // the server answers in 1 ms
 			h.send(c.Data(frames.Client, []byte("GET /2 HTTP/1.1\r\n\r\n")), time.Millisecond)
@@ -318,9 +322,7 @@ var rstFixtures = []rstFixture{
 		name: "sub-millisecond leg: host processing, not the path, makes the RTT: timing not judged",
 		mode: ModeDrop,
 		setup: func(h *harness, c *frames.Conn) {
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
-			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 300*time.Microsecond)
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), 20*time.Microsecond)
+			timedHandshake(h, c, 300*time.Microsecond, 20*time.Microsecond)
 			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), 10*time.Microsecond)
 		},
 		gap: 5 * time.Microsecond,
@@ -337,9 +339,7 @@ var rstFixtures = []rstFixture{
 		mode: ModeDrop,
 		setup: func(h *harness, c *frames.Conn) {
 			coarseTick(h)
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
-			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 16500*time.Microsecond)
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), 60*time.Microsecond)
+			timedHandshake(h, c, 16500*time.Microsecond, 60*time.Microsecond)
 			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), 200*time.Microsecond)
 			h.send(c.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), 34*time.Millisecond)
 			h.send(c.ACK(frames.Client), 20*time.Microsecond) // within the tick: zero
@@ -362,9 +362,7 @@ var rstFixtures = []rstFixture{
 		mode: ModeDrop,
 		setup: func(h *harness, c *frames.Conn) {
 			coarseTick(h)
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
-			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 10*time.Millisecond)
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), 50*time.Millisecond)
+			timedHandshake(h, c, 10*time.Millisecond, 50*time.Millisecond)
 			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), time.Millisecond)
 			// The server's data 50 µs before a tick, the client's ACK
 			// 100 µs after it: the coarse clock reads 4 ms between them.
@@ -384,9 +382,7 @@ var rstFixtures = []rstFixture{
 		mode: ModeDrop,
 		setup: func(h *harness, c *frames.Conn) {
 			coarseTick(h)
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
-			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 1100*time.Microsecond)
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), 30*time.Millisecond)
+			timedHandshake(h, c, 1100*time.Microsecond, 30*time.Millisecond)
 			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), 100*time.Microsecond)
 			h.send(c.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), time.Millisecond)
 			h.send(c.ACK(frames.Client), 30*time.Millisecond)
@@ -403,9 +399,7 @@ var rstFixtures = []rstFixture{
 		name: "time running backwards (merged capture taps) never makes a huge RTT",
 		mode: ModeDrop,
 		setup: func(h *harness, c *frames.Conn) {
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
-			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 50*time.Millisecond)
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), -time.Millisecond)
+			timedHandshake(h, c, 50*time.Millisecond, -time.Millisecond)
 			h.send(c.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), 2*time.Millisecond)
 		},
 		gap: 500 * time.Microsecond,
@@ -1264,9 +1258,7 @@ func TestZonesKeepOverlappingTenantsApart(t *testing.T) {
 func TestEventRTTSaturates(t *testing.T) {
 	h := newHarness(t, ModeMonitor)
 	c := linuxPair(clientAddr, serverAddr)
-	h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
-	h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 6*time.Second)
-	h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), time.Millisecond)
+	timedHandshake(h, c, 6*time.Second, time.Millisecond)
 	h.drain()
 	h.send(c.Segment(frames.Server, frames.RST|frames.ACK, nil).MustFrame(), time.Millisecond)
 	evs := h.drain()
