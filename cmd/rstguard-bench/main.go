@@ -5,28 +5,21 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 
 	"github.com/rstguard/rstguard/bench/suite"
 	"github.com/rstguard/rstguard/control/privilege"
+	"github.com/rstguard/rstguard/internal/cmdline"
 )
 
 func main() {
-	fs := flag.NewFlagSet("rstguard-bench", flag.ContinueOnError)
+	fs := cmdline.NewFlagSet("rstguard-bench", "usage: rstguard-bench [--out DIR] [--rstguard PATH] [--short]\n", "")
 	out := fs.String("out", "bench/results", "directory for the dated report and its plots")
 	bin := fs.String("rstguard", "bin/rstguard", "the rstguard binary to measure")
 	short := fs.Bool("short", false, "small counts (make test's run: checks the suite works, figures are not meaningful)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: rstguard-bench [--out DIR] [--rstguard PATH] [--short]\n\nflags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if err == flag.ErrHelp {
-			os.Exit(0)
-		}
-		os.Exit(1)
+	if code, done := cmdline.Parse(fs, os.Args[1:]); done {
+		os.Exit(code)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "rstguard-bench: unexpected argument %q\n", fs.Arg(0))

@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -16,26 +15,19 @@ import (
 	"syscall"
 
 	"github.com/rstguard/rstguard/bench/inject"
+	"github.com/rstguard/rstguard/internal/cmdline"
 )
 
 func main() {
-	fs := flag.NewFlagSet("rstguard-inject", flag.ContinueOnError)
+	fs := cmdline.NewFlagSet("rstguard-inject", "usage: rstguard-inject [--profile NAME] [-i IFACE,...] [--match TEXT] [--ttl N]\n\n"+
+		"The lab's on-path injector: sniffs a router and forges TCP resets when a client's\n"+
+		"segment carries --match, once per connection.\n", "\nprofiles:\n"+inject.ProfileHelp())
 	profile := fs.String("profile", "incident", "injector profile (see below)")
 	ifaces := fs.String("i", "", "interfaces to sniff, comma-separated (default: all but lo)")
 	match := fs.String("match", "Host: www.testaaa.com", "bytes in a client's segment that trigger the injector")
 	ttl := fs.Uint("ttl", 64, "the injector's own initial TTL")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: rstguard-inject [--profile NAME] [-i IFACE,...] [--match TEXT] [--ttl N]\n\n"+
-			"The lab's on-path injector: sniffs a router and forges TCP resets when a client's\n"+
-			"segment carries --match, once per connection.\n\nflags:\n")
-		fs.PrintDefaults()
-		fmt.Fprintf(fs.Output(), "\nprofiles:\n%s", inject.ProfileHelp())
-	}
-	if err := fs.Parse(os.Args[1:]); err != nil {
-		if err == flag.ErrHelp {
-			os.Exit(0)
-		}
-		os.Exit(1)
+	if code, done := cmdline.Parse(fs, os.Args[1:]); done {
+		os.Exit(code)
 	}
 	p, ok := inject.Profiles[*profile]
 	if !ok {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/rstguard/rstguard/bench/lab"
 	"github.com/rstguard/rstguard/control/privilege"
+	"github.com/rstguard/rstguard/internal/cmdline"
 )
 
 func main() {
@@ -70,11 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 1
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 1
+	if code, done := cmdline.Parse(fs, args[1:]); done {
+		return code
 	}
 	if err := privilege.Require(privilege.CapBPF, privilege.CapNetAdmin, privilege.CapSysAdmin); err != nil {
 		fmt.Fprintf(stderr, "rstguard-lab: %v\n", err)

@@ -7,7 +7,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/rstguard/rstguard/bench/pktgen"
 	"github.com/rstguard/rstguard/control/privilege"
+	"github.com/rstguard/rstguard/internal/cmdline"
 )
 
 func main() {
@@ -26,7 +26,10 @@ func main() {
 }
 
 func run(args []string) int {
-	fs := flag.NewFlagSet("rstguard-pktgen", flag.ContinueOnError)
+	fs := cmdline.NewFlagSet("rstguard-pktgen", "usage: rstguard-pktgen -i IFACE [--engine live|afxdp|kernel] [--flows N] "+
+		"[--mix K=W,... | --preset NAME] [--size BYTES] [--ipv6] [--rate PPS] [--count N] [--duration D] [--json]\n\n"+
+		"Sends a gateway's TCP traffic out of IFACE: every flow's handshake first (unless the mix is only SYNs),\n"+
+		"then the mix, rewriting the client's address and port per flow.\n", "")
 	iface := fs.String("i", "", "interface to send out of (required)")
 	engine := fs.String("engine", "live", "how to send: "+strings.Join(pktgen.Engines, ", "))
 	flows := fs.Uint("flows", 1000, fmt.Sprintf("concurrent flows, 1 to %d", pktgen.MaxFlows))
@@ -40,18 +43,8 @@ func run(args []string) int {
 	dstMAC := fs.String("dst-mac", "ff:ff:ff:ff:ff:ff", "the frames' destination MAC: the box under test's port")
 	burst := fs.Uint("handshake-burst", pktgen.DefaultHandshakeBurst, "flows that open at once (SYNs, then their SYN/ACKs, then their ACKs): at most half what the box keeps half-open")
 	asJSON := fs.Bool("json", false, "print the summary as JSON, no progress line")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: rstguard-pktgen -i IFACE [--engine live|afxdp|kernel] [--flows N] "+
-			"[--mix K=W,... | --preset NAME] [--size BYTES] [--ipv6] [--rate PPS] [--count N] [--duration D] [--json]\n\n"+
-			"Sends a gateway's TCP traffic out of IFACE: every flow's handshake first (unless the mix is only SYNs),\n"+
-			"then the mix, rewriting the client's address and port per flow.\n\nflags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return 0
-		}
-		return 1
+	if code, done := cmdline.Parse(fs, args); done {
+		return code
 	}
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "rstguard-pktgen: "+format+"\n", a...)
