@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -63,5 +64,24 @@ func TestSettingsCoverTheConfig(t *testing.T) {
 	}
 	if cfg := configOf(p); cfg.Abi != ABI || cfg.HoldMinUs != 11000 || cfg.Mode != uint32(ModeHold) {
 		t.Errorf("config %+v", cfg)
+	}
+}
+
+// docs/DEPLOYMENT.md's table of the policy's settings is the rows': each
+// setting's flag and config key, its default from the header, its meaning.
+func TestSettingsDocMatchesTheRows(t *testing.T) {
+	doc, err := os.ReadFile("../docs/DEPLOYMENT.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	want.WriteString("| flag | config key | default | meaning |\n|---|---|---|---|\n")
+	def := DefaultPolicy()
+	for _, s := range Settings {
+		want.WriteString("| `--" + s.Name + "` | `" + strings.ReplaceAll(s.Name, "-", "_") + "` | `" + s.Get(def) + "` | " +
+			s.Usage + " |\n")
+	}
+	if !strings.Contains(string(doc), want.String()) {
+		t.Errorf("docs/DEPLOYMENT.md lacks the settings table, which must read:\n%s", want.String())
 	}
 }
