@@ -21,9 +21,11 @@ type Hold struct {
 	// Held is when the first RST was held, on the program's clock
 	// (CLOCK_MONOTONIC nanoseconds).
 	Held uint64
-	// ProbeSeq is the probe's sequence number, the other side's next
-	// sequence - 1; ProbeAck the claimed sender's next sequence.
-	ProbeSeq, ProbeAck uint32
+	// ProbeSeq is the sequence number of the probe's one byte, old data
+	// the claimed sender acknowledged already (its highest ACK - 2);
+	// PeerNext the other side's next sequence, which a live sender's
+	// answer acknowledges; ProbeAck the claimed sender's next sequence.
+	ProbeSeq, PeerNext, ProbeAck uint32
 	// Nonce is the probe's acknowledgment number, drawn by the program
 	// below ProbeAck: a stack without the connection answers with a RST at
 	// seq = Nonce (RFC 9293 3.10.7.1), which only a reader of the probe knows.
@@ -63,7 +65,7 @@ func (d *Dataplane) LookupHold(key xdp.RstguardFlowKey) (h Hold, ok bool, err er
 		return h, false, fmt.Errorf("read hold: %w", err)
 	}
 	return Hold{
-		Held: v.HeldNs, ProbeSeq: v.ProbeSeq, ProbeAck: v.ProbeAck, Nonce: v.Nonce, RTT: time.Duration(v.RttNs),
+		Held: v.HeldNs, ProbeSeq: v.ProbeSeq, PeerNext: v.PeerNext, ProbeAck: v.ProbeAck, Nonce: v.Nonce, RTT: time.Duration(v.RttNs),
 		IngressIfindex: int(v.IngressIfindex), Egress: int(v.EgressIfindex),
 		EgressSrc: net.HardwareAddr(v.EgressSmac[:]), EgressDst: net.HardwareAddr(v.EgressDmac[:]),
 		Probe: int(v.ProbeIfindex), ProbeSrc: net.HardwareAddr(v.ProbeSmac[:]), ProbeDst: net.HardwareAddr(v.ProbeDmac[:]),
@@ -76,9 +78,8 @@ func (d *Dataplane) LookupHold(key xdp.RstguardFlowKey) (h Hold, ok bool, err er
 // ProvenAlive marks a flow's hold, begun at held, decided forged at
 // decidedNs (the program's clock): for PROVEN_ALIVE_MS and two leg RTTs more,
 // the program drops later RSTs in the claimed sender's name on that
-// connection without a new probe, which the sender's stack would not answer
-// so soon (Linux's tcp_invalid_ratelimit). A record gone, or of a newer
-// hold, is left as it is.
+// connection without a new probe: the same answer convicts them. A record
+// gone, or of a newer hold, is left as it is.
 func (d *Dataplane) ProvenAlive(key xdp.RstguardFlowKey, held, decidedNs uint64) error {
 	var v xdp.RstguardHold
 	if err := d.objs.Holds.Lookup(&key, &v); errors.Is(err, ebpf.ErrKeyNotExist) {

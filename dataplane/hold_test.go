@@ -234,8 +234,12 @@ func TestHoldDatapath(t *testing.T) {
 			}
 			// The probe: the server's next sequence - 1, acknowledging the client's next.
 			serverNext := c.Segment(frames.Server, frames.ACK, nil).Seq
-			if hd.ProbeSeq != serverNext-1 || hd.ProbeAck != forged.Seq {
-				t.Errorf("probe seq %d ack %d, want %d %d", hd.ProbeSeq, hd.ProbeAck, serverNext-1, forged.Seq)
+			// The probe: one byte the client acknowledged already, ending
+			// below its ACK of all the server sent; its answer acknowledges
+			// the server's next.
+			if hd.ProbeSeq != serverNext-2 || hd.PeerNext != serverNext || hd.ProbeAck != forged.Seq {
+				t.Errorf("probe seq %d, peer next %d, ack %d, want %d %d %d", hd.ProbeSeq, hd.PeerNext, hd.ProbeAck,
+					serverNext-2, serverNext, forged.Seq)
 			}
 			if n, _, _ := h.dp.Holding(); n != 1 {
 				t.Errorf("holding %d", n)
@@ -278,7 +282,7 @@ func TestHoldDatapath(t *testing.T) {
 		})
 
 		answer := c.Segment(frames.Client, frames.ACK, nil)
-		answer.Ack = hd.ProbeSeq + 1
+		answer.Ack = hd.PeerNext
 		run("an ACK sooner than half the sender's leg RTT crossed the probe: passed", func(t *testing.T) {
 			if ret := h.sendOn(answer.MustFrame(), time.Millisecond, box, 0); ret != XDPPass {
 				t.Errorf("XDP %d, want pass", ret)
@@ -287,7 +291,7 @@ func TestHoldDatapath(t *testing.T) {
 		run("the probe's answer goes to the daemon", func(t *testing.T) {
 			before := h.counters()
 			h.sendLive(answer.MustFrame(), hd.RTT, box)
-			if got := received(q0); len(got) != 1 || mustSegment(t, got[0]).Ack != hd.ProbeSeq+1 {
+			if got := received(q0); len(got) != 1 || mustSegment(t, got[0]).Ack != hd.PeerNext {
 				t.Errorf("socket received %d frames, want the answer", len(got))
 			}
 			if d := h.counters().HoldAnswers - before.HoldAnswers; d != 1 {
@@ -405,9 +409,9 @@ func TestHoldDatapath(t *testing.T) {
 				t.Fatalf("the leg's RTT %s, want the straddled sample's tick %s", hd8.RTT, tick)
 			}
 			ans := c8.Segment(frames.Client, frames.ACK, nil)
-			ans.Ack = hd8.ProbeSeq + 1
+			ans.Ack = hd8.PeerNext
 			h.sendLive(ans.MustFrame(), 100*time.Microsecond, box)
-			if got := received(q0); len(got) != 1 || mustSegment(t, got[0]).Ack != hd8.ProbeSeq+1 {
+			if got := received(q0); len(got) != 1 || mustSegment(t, got[0]).Ack != hd8.PeerNext {
 				t.Errorf("socket received %d frames, want the answer", len(got))
 			}
 		})

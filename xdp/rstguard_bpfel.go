@@ -16,7 +16,7 @@ import (
 type RstguardAbi uint32
 
 const (
-	RstguardAbiRSTGUARD_ABI RstguardAbi = 8
+	RstguardAbiRSTGUARD_ABI RstguardAbi = 9
 )
 
 type RstguardAction uint32
@@ -255,6 +255,7 @@ type RstguardHold struct {
 	HeldNs         uint64
 	DecidedNs      uint64
 	ProbeSeq       uint32
+	PeerNext       uint32
 	ProbeAck       uint32
 	Nonce          uint32
 	RttNs          uint32
@@ -270,7 +271,7 @@ type RstguardHold struct {
 	FromHi         uint8
 	Evidence       uint8
 	Wire           uint8
-	Pad            [3]uint8
+	Pad            [7]uint8
 }
 
 type RstguardHoldEvidence uint32

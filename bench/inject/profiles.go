@@ -143,8 +143,8 @@ var Profiles = map[string]Profile{
 	},
 	"second-rst": {
 		Name: "second-rst",
-		Doc: "two ttl-forge RST/ACKs 5 ms apart: the second comes when the first is decided, and Linux answers " +
-			"a second probe that soon with nothing (tcp_invalid_ratelimit)",
+		Doc: "two ttl-forge RST/ACKs 5 ms apart: the second comes when the first is decided, and must be " +
+			"dropped as the first's proof convicts it, not asked again",
 		DropFirst: true,
 		Gap:       5 * time.Millisecond,
 		Forge: func(t Trigger, ttl uint8) []frames.Segment {

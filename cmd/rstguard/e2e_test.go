@@ -406,6 +406,33 @@ func (g *gateway) sendOnClientLink(fs [][]byte, gap time.Duration) {
 	}
 }
 
+// sendToClient sends a frame out of the gateway's client-side port to the
+// client, as an injector between the two would: the gateway's program never
+// sees it.
+func (g *gateway) sendToClient(frame []byte) {
+	g.t.Helper()
+	gwLink, err := g.gw.Netlink().LinkByName(lab.ClientSide)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	clientLink, err := g.client.Netlink().LinkByName(lab.ServerSide)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	copy(frame[0:6], clientLink.Attrs().HardwareAddr)
+	copy(frame[6:12], gwLink.Attrs().HardwareAddr)
+	if err := g.gw.Do(func() error {
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		return unix.Sendto(fd, frame, 0, &unix.SockaddrLinklayer{Ifindex: gwLink.Attrs().Index, Halen: 6})
+	}); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
 // forgeClientRST is the incident's packet: the exact sequence number but an
 // injector's TTL and IP-ID.
 func (g *gateway) forgeClientRST(h *heldConn) {

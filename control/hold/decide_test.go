@@ -89,7 +89,7 @@ var testPolicy = dataplane.Policy{HoldMin: 5 * time.Millisecond, HoldMax: 200 * 
 
 // record is what the program writes when it holds the client's RST.
 func record(held uint64, rtt time.Duration) dataplane.Hold {
-	return dataplane.Hold{Held: held, ProbeSeq: serverNext - 1, ProbeAck: clientNext, Nonce: nonce, RTT: rtt,
+	return dataplane.Hold{Held: held, ProbeSeq: serverNext - 2, PeerNext: serverNext, ProbeAck: clientNext, Nonce: nonce, RTT: rtt,
 		IngressIfindex: ingressIf, Egress: egressIf, EgressSrc: egressSrc, EgressDst: egressDst,
 		Probe: probeIf, ProbeSrc: probeSrc, ProbeDst: probeDst}
 }
@@ -396,7 +396,7 @@ func TestDecisionsWhereFramesGo(t *testing.T) {
 	tagged := taggedRealRST()
 	r.hold(tagged, record(1, 0))
 	probes := r.out(probeIf)
-	if len(probes) != 1 || probes[0].Seq != serverNext-1 || probes[0].Ack != nonce || probes[0].VLAN != 0 ||
+	if len(probes) != 1 || probes[0].Seq != serverNext-2 || probes[0].PayloadLen != 1 || probes[0].Ack != nonce || probes[0].VLAN != 0 ||
 		probes[0].Src != server || probes[0].Dst != client {
 		t.Fatalf("probes %+v", probes)
 	}

@@ -14,26 +14,32 @@ import (
 // probeTTL is the probe's IP TTL or hop limit: Linux's default (64).
 const probeTTL = 64
 
-// probeWindow is the probe's window. The probe is outside the receiver's
-// window, so the receiver drops it after answering and never reads its
-// window (RFC 9293 section 3.10.7.4); it only has to look ordinary.
+// probeWindow is the probe's window. The probe is old data, which the
+// receiver drops after answering and never reads the window of (RFC 9293
+// section 3.10.7.4); it only has to look ordinary.
 const probeWindow = 65535
+
+// probePayload is the probe's one byte of old data. Its value does not
+// matter: a receiver trims data it has already (RFC 9293 section 3.10.7.4).
+const probePayload = 0
 
 // Probe builds the keepalive-style segment that asks a held RST's claimed
 // sender whether its connection is alive. It is sent in the other endpoint's
-// name: ACK, seq = the other side's next sequence - 1 (below what the sender
-// expects: unacceptable), ack = the hold's nonce, no payload, valid
-// checksums. A live stack answers an unacceptable segment with an ACK,
-// whatever its ACK field (RFC 9293 section 3.10.7.4; RFC 5961 5.2), a stack
-// without the connection with a RST whose seq is the probe's ack (section
-// 3.10.7.1): the nonce, which an injector cannot know without reading the
-// probe. Both answers are checked against Linux in cmd/rstguard's
-// TestHoldMode. Its Ethernet header is the box's own route to the sender
+// name: ACK, one byte of old data at hd.ProbeSeq, a byte the sender has
+// acknowledged already (the program's hold_rst() says why that one), ack =
+// the hold's nonce, valid checksums. A live stack answers old data with an
+// ACK of all it has, whatever the ACK field (RFC 9293 section 3.10.7.4), and
+// at once: its peer's retransmission recovery depends on that answer, so
+// no rate limit applies (Linux's tcp_oow_rate_limited() exempts data). A
+// stack without the connection answers with a RST whose seq is the probe's
+// ack (section 3.10.7.1): the nonce, which an injector cannot know without
+// reading the probe. Both answers are checked against Linux in
+// cmd/rstguard's TestHoldMode. Its Ethernet header is the box's own route to the sender
 // (hd.ProbeSrc, hd.ProbeDst from bpf_fib_lookup), untagged; in the wire,
 // the MACs and outer VLAN the sender and the receiver showed in their
 // handshake: nothing of the held frame's L2 header, which a forgery makes up.
 func Probe(rst dataplane.Segment, hd dataplane.Hold) []byte {
-	out := make([]byte, 0, 18+40+20)
+	out := make([]byte, 0, 18+40+20+1)
 	out = append(out, hd.ProbeDst...)
 	out = append(out, hd.ProbeSrc...)
 	if hd.ProbeVLAN != 0 {
@@ -51,7 +57,7 @@ func Probe(rst dataplane.Segment, hd dataplane.Hold) []byte {
 	if rst.IPv6 {
 		ip := make([]byte, 40)
 		ip[0] = 0x60
-		binary.BigEndian.PutUint16(ip[4:], 20)
+		binary.BigEndian.PutUint16(ip[4:], 20+1)
 		ip[6], ip[7] = 6, probeTTL
 		s16, d16 := src.As16(), dst.As16()
 		copy(ip[8:], s16[:])
@@ -60,7 +66,7 @@ func Probe(rst dataplane.Segment, hd dataplane.Hold) []byte {
 	} else {
 		ip := make([]byte, 20)
 		ip[0] = 0x45
-		binary.BigEndian.PutUint16(ip[2:], 40)
+		binary.BigEndian.PutUint16(ip[2:], 40+1)
 		binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF
 		ip[8], ip[9] = probeTTL, 6
 		s4, d4 := src.As4(), dst.As4()
@@ -77,7 +83,8 @@ func Probe(rst dataplane.Segment, hd dataplane.Hold) []byte {
 	tcp[12], tcp[13] = 5<<4, dataplane.FlagACK
 	binary.BigEndian.PutUint16(tcp[14:], probeWindow)
 	out = append(out, tcp...)
-	setTCPChecksum(out, l2, len(out)-20, rst.IPv6)
+	out = append(out, probePayload)
+	setTCPChecksum(out, l2, len(out)-20-1, rst.IPv6)
 	return out
 }
 
@@ -119,12 +126,12 @@ func Forward(held []byte, rst dataplane.Segment, src, dst net.HardwareAddr) ([]b
 }
 
 // IsACKAnswer: the live stack's answer to a probe, a pure ACK at the
-// sender's next sequence acknowledging the probe. The sender may be ahead of
+// sender's next sequence of all the other side sent. The sender may be ahead of
 // what the gateway saw of it (segments lost before the gateway), by at most
 // a window: the same rule as the program's hold_answer().
 func IsACKAnswer(s dataplane.Segment, h dataplane.Hold) bool {
 	return s.Flags&(dataplane.FlagSYN|dataplane.FlagFIN|dataplane.FlagRST|dataplane.FlagACK) == dataplane.FlagACK &&
-		s.PayloadLen == 0 && s.Seq-h.ProbeAck <= dataplane.HoldAnswerSeqSlack && s.Ack == h.ProbeSeq+1
+		s.PayloadLen == 0 && s.Seq-h.ProbeAck <= dataplane.HoldAnswerSeqSlack && s.Ack == h.PeerNext
 }
 
 // IsRSTAnswer: a stack without the connection answers a segment carrying an

@@ -82,7 +82,7 @@ func TestProbe(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			toSender := dataplane.Hold{ProbeSeq: 5000 - 1, ProbeAck: 1000, Nonce: 977,
+			toSender := dataplane.Hold{ProbeSeq: 5000 - 2, PeerNext: 5000, ProbeAck: 1000, Nonce: 977,
 				ProbeSrc: net.HardwareAddr{2, 0, 0, 0, 2, 1}, ProbeDst: net.HardwareAddr{2, 0, 0, 0, 2, 2}}
 			probe := Probe(seg, toSender)
 			eth, tcp, p := decode(t, probe)
@@ -99,11 +99,12 @@ func TestProbe(t *testing.T) {
 			if got.Src != tc.dst || got.Dst != tc.src {
 				t.Errorf("probe %s > %s, want %s > %s (in the other endpoint's name)", got.Src, got.Dst, tc.dst, tc.src)
 			}
-			if !tcp.ACK || tcp.RST || tcp.SYN || tcp.FIN || tcp.PSH || len(tcp.Payload) != 0 {
+			// One byte of old data, ending below the sender's ACK.
+			if !tcp.ACK || tcp.RST || tcp.SYN || tcp.FIN || tcp.PSH || len(tcp.Payload) != 1 || got.PayloadLen != 1 {
 				t.Errorf("probe flags/payload: %+v", tcp)
 			}
-			if tcp.Seq != 4999 || tcp.Ack != 977 {
-				t.Errorf("probe seq %d ack %d, want 4999 and the nonce 977", tcp.Seq, tcp.Ack)
+			if tcp.Seq != 4998 || tcp.Ack != 977 {
+				t.Errorf("probe seq %d ack %d, want 4998 and the nonce 977", tcp.Seq, tcp.Ack)
 			}
 		})
 	}
@@ -167,7 +168,7 @@ func TestForward(t *testing.T) {
 
 // The answers a probe can draw, and what is no answer.
 func TestAnswers(t *testing.T) {
-	h := dataplane.Hold{ProbeSeq: 4999, ProbeAck: 1000, Nonce: 977}
+	h := dataplane.Hold{ProbeSeq: 4998, PeerNext: 5000, ProbeAck: 1000, Nonce: 977}
 	seg := func(flags uint8, seq, ack uint32, payload int) dataplane.Segment {
 		return dataplane.Segment{Flags: flags, Seq: seq, Ack: ack, PayloadLen: payload}
 	}
@@ -176,7 +177,8 @@ func TestAnswers(t *testing.T) {
 		s        dataplane.Segment
 		ack, rst bool
 	}{
-		{"live stack: pure ACK at its next seq acknowledging the probe", seg(dataplane.FlagACK, 1000, 5000, 0), true, false},
+		{"live stack: pure ACK at its next seq of all the other side sent", seg(dataplane.FlagACK, 1000, 5000, 0), true, false},
+		{"an ACK of the probe's byte only is no answer (the sender has all)", seg(dataplane.FlagACK, 1000, 4999, 0), false, false},
 		{"live stack ahead of what the gateway saw (request lost before it)", seg(dataplane.FlagACK, 1100, 5000, 0), true, false},
 		{"ACK of something else", seg(dataplane.FlagACK, 1000, 4000, 0), false, false},
 		{"ACK behind the sender's next seq", seg(dataplane.FlagACK, 999, 5000, 0), false, false},

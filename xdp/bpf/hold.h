@@ -187,7 +187,7 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 		}
 	}
 	if ((f->state != STATE_ESTABLISHED && f->state != STATE_CLOSING) || !(snd->flags & DIR_SEEN) ||
-	    !(rcv->flags & DIR_SEEN) || allowed(p))
+	    !(snd->flags & DIR_ACKED) || !(rcv->flags & DIR_SEEN) || allowed(p))
 		return ACTION_PASS;
 	/* A RST in fragments passes: no real stack fragments a RST (a few
 	 * dozen bytes, under any path's MTU: RFC 791's 68, RFC 8200's 1280),
@@ -215,7 +215,21 @@ static __noinline __u8 hold_rst(struct xdp_md *ctx, const struct packet *p, stru
 	if (!xsk_slot(h->egress_ifindex, 0) || !xsk_slot(h->probe_ifindex, 0))
 		goto no_socket;
 	h->held_ns = now;
-	h->probe_seq = rcv->next_seq - 1;
+	/* The probe carries one byte the claimed sender acknowledged already,
+	 * and ends below its last ACK: a segment of old data, which every stack
+	 * answers with an ACK at once, as its peer's retransmission recovery
+	 * needs (RFC 9293 3.10.7.4; RFC 1122 4.2.3.6 keep-alives carry one such
+	 * octet). A segment without data would draw the same duplicate ACK, but
+	 * Linux answers those at most once per 500 ms a socket
+	 * (tcp_oow_rate_limited(), net.ipv4.tcp_invalid_ratelimit; data is
+	 * exempt), and an injector that first sends the sender one in its
+	 * peer's name would spend that answer: the probe went unanswered and
+	 * the forgery was released (TestHoldMode). Ending two below the ACK,
+	 * the byte is old to Linux's own test too (it is below rcv_wup, the
+	 * ACK's point), which answers before it reads the probe's ACK field;
+	 * and it is one the sender has: it can never be taken as new data. */
+	h->probe_seq = snd->max_ack - 2;
+	h->peer_next = rcv->next_seq;
 	h->probe_ack = snd->next_seq;
 	h->nonce = h->probe_ack - 1 - (bpf_get_prandom_u32() & PROBE_NONCE_SPAN);
 	h->rtt_ns = ns_of(snd->rtt);
@@ -242,8 +256,8 @@ no_socket:
 	return ACTION_PASS;
 }
 
-/* The claimed sender's answer to the daemon's probe: a pure ACK that
- * acknowledges the probe (ack = probe seq + 1) at the sender's next sequence,
+/* The claimed sender's answer to the daemon's probe: a pure ACK of all the
+ * other side sent (ack = peer_next) at the sender's next sequence,
  * arriving no sooner than half its leg RTT after the hold began (an ACK sent
  * before the probe could reach it is no answer), the RTT's floor
  * (rtt_floor()): a leg measured a tick long on the coarse clock must not turn
@@ -264,7 +278,7 @@ static __always_inline __u8 hold_answer(const struct packet *p, struct flow_valu
 	}
 	if (h->evidence == HOLD_EVIDENCE_PROVEN || !daemon_parses(p) || h->from_hi != p->dir || p->payload_len ||
 	    (p->tcp_flags & (TH_SYN | TH_FIN | TH_ACK)) != TH_ACK ||
-	    p->seq - h->probe_ack > HOLD_ANSWER_SEQ_SLACK || p->ack != h->probe_seq + 1 ||
+	    p->seq - h->probe_ack > HOLD_ANSWER_SEQ_SLACK || p->ack != h->peer_next ||
 	    now_ns() - h->held_ns < ns_of(rtt_floor(h->rtt_ns >> TIME32_SHIFT)) / 2)
 		return ACTION_PASS;
 	s = xsk_slot(p->ifindex, p->queue);

@@ -12,7 +12,7 @@
 
 /* Stored in the policy map; the control plane refuses pinned maps of another ABI. */
 enum abi {
-	RSTGUARD_ABI = 8,
+	RSTGUARD_ABI = 9,
 };
 
 /* Policy, changed at run time through the config map (no reload). */
@@ -179,11 +179,12 @@ enum parse_limits {
 
 enum hold_limits {
 	/* How long a claimed sender proven alive stays proven: later RSTs in
-	 * its name on that connection are dropped without a new probe. Linux
-	 * answers out-of-window segments at most once per tcp_invalid_ratelimit
-	 * (500 ms by default, TcpExtTCPACKSkippedSeq), so a second probe that
-	 * soon goes unanswered; past this bound (and two of the sender's leg
-	 * RTTs for the answer's way) the next RST is held and asked again. */
+	 * its name on that connection (the rest of a volley) are dropped
+	 * without a new probe, convicted by the same answer, at no probe's
+	 * cost. It outlasts tcp_invalid_ratelimit (500 ms by default), which
+	 * limited the answers to the probes of old, without data; past this
+	 * bound (and two of the sender's leg RTTs for the answer's way) the
+	 * next RST is held and asked again. */
 	PROVEN_ALIVE_MS = 1000,
 	/* How far below the claimed sender's next sequence the probe's ACK
 	 * field (the nonce) may lie: within what stateful firewalls on the path
@@ -442,7 +443,8 @@ struct xsk_slot {
 struct hold {
 	__u64 held_ns;        /* bpf_ktime_get_ns() when the first RST was held */
 	__u64 decided_ns;     /* written by the daemon with HOLD_EVIDENCE_PROVEN */
-	__u32 probe_seq;      /* the other side's next sequence - 1 */
+	__u32 probe_seq;      /* the probe's one byte: the claimed sender's highest ACK - 2 (hold_rst()) */
+	__u32 peer_next;      /* the other side's next sequence: what a live answer acknowledges */
 	__u32 probe_ack;      /* the claimed sender's next sequence */
 	__u32 nonce;          /* the probe's ACK field: a dead stack's RST answer echoes it as its seq */
 	__u32 rtt_ns;         /* the claimed sender's leg RTT at this box; 0 unknown */
@@ -458,7 +460,7 @@ struct hold {
 	__u8 from_hi;         /* the claimed sender is the addr_hi side */
 	__u8 evidence;        /* enum hold_evidence */
 	__u8 wire;            /* held on a wire port: released as it came, probed with probe_vlan */
-	__u8 pad[3];
+	__u8 pad[7];
 };
 
 #define EVENT_PKT_MAX 128
