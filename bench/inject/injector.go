@@ -14,6 +14,8 @@ import (
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+
+	"github.com/rstguard/rstguard/bench/frames"
 )
 
 // Config is one injector's run.
@@ -140,8 +142,12 @@ func (inj *Injector) fire(t Trigger) {
 			fmt.Fprintf(inj.cfg.Log, "injector: send: %v\n", err)
 			continue
 		}
-		fmt.Fprintf(inj.cfg.Log, "injector %s: %s > %s RST flags %#x seq %d ack %d ttl %d id %d win %d\n",
-			inj.cfg.Profile.Name, seg.Src, seg.Dst, seg.Flags, seg.Seq, seg.Ack, seg.TTL, seg.IPID, seg.Window)
+		kind := "RST"
+		if seg.Flags&frames.RST == 0 {
+			kind = "segment" // one that prepares its RSTs
+		}
+		fmt.Fprintf(inj.cfg.Log, "injector %s: %s > %s %s flags %#x seq %d ack %d ttl %d id %d win %d\n",
+			inj.cfg.Profile.Name, seg.Src, seg.Dst, kind, seg.Flags, seg.Seq, seg.Ack, seg.TTL, seg.IPID, seg.Window)
 	}
 }
 

@@ -30,7 +30,11 @@ type Profile struct {
 	// DropFirst: the device also swallows the trigger, so the client must
 	// retransmit (the incident's device).
 	DropFirst bool
-	// Forge returns the RSTs to send for one trigger; ttl is the injector's
+	// Exact: its RSTs copy every header the gateway can check (ttl-forge):
+	// only evidence after the fact, or hold mode's question, convicts them.
+	Exact bool
+	// Forge returns the segments to send for one trigger, in order: its
+	// RSTs, and whatever it sends to prepare them; ttl is the injector's
 	// own initial TTL.
 	Forge func(t Trigger, ttl uint8) []frames.Segment
 	// Gap is the time between two of its RSTs (0: back to back).
@@ -129,6 +133,7 @@ var Profiles = map[string]Profile{
 			"exact sequence, the next IP-ID; swallows the first request so the client retransmits. " +
 			"Header signals cannot catch it: only evidence after the fact",
 		DropFirst: true,
+		Exact:     true,
 		Forge:     ttlForge,
 	},
 	"volley": {
@@ -136,6 +141,7 @@ var Profiles = map[string]Profile{
 		Doc: "ttl-forge sent three times, 2 ms apart, as GFW-style injectors send volleys: a later RST at the " +
 			"client's exact sequence must not pass for the client's answer to hold mode's probe",
 		DropFirst: true,
+		Exact:     true,
 		Gap:       2 * time.Millisecond,
 		Forge: func(t Trigger, ttl uint8) []frames.Segment {
 			return volleyOf(ttlForge(t, ttl)[0], 3)
@@ -146,6 +152,7 @@ var Profiles = map[string]Profile{
 		Doc: "two ttl-forge RST/ACKs 5 ms apart: the second comes when the first is decided, and must be " +
 			"dropped as the first's proof convicts it, not asked again",
 		DropFirst: true,
+		Exact:     true,
 		Gap:       5 * time.Millisecond,
 		Forge: func(t Trigger, ttl uint8) []frames.Segment {
 			s := ttlForge(t, ttl)[0]
@@ -153,10 +160,25 @@ var Profiles = map[string]Profile{
 			return volleyOf(s, 2)
 		},
 	},
+	"spent-answers": {
+		Name: "spent-answers",
+		Doc: "ttl-forge that knows hold mode: first an out-of-window ACK to the client in the server's name, " +
+			"which Linux answers and then answers no other such segment for 500 ms (tcp_invalid_ratelimit), " +
+			"then the RST 1 ms later: a probe without data would go unanswered",
+		DropFirst: true,
+		Exact:     true,
+		Gap:       time.Millisecond,
+		Forge: func(t Trigger, ttl uint8) []frames.Segment {
+			spend := frames.Segment{Src: t.Server, Dst: t.Client, Seq: t.Ack - 1000, Ack: t.Seq, Flags: frames.ACK,
+				TTL: ttl, DF: true, Window: 502}
+			return append([]frames.Segment{spend}, ttlForge(t, ttl)...)
+		},
+	},
 	"ttl-forge-race": {
 		Name: "ttl-forge-race",
 		Doc: "ttl-forge without dropping the request: the RST follows the request with the sequence number " +
 			"after it, so the server takes it as exact once the request is in",
+		Exact: true,
 		Forge: func(t Trigger, ttl uint8) []frames.Segment {
 			segs := ttlForge(t, ttl)
 			segs[0].Seq += uint32(t.PayloadLen)

@@ -8,7 +8,7 @@ import (
 )
 
 // Every profile forges RSTs in the names the placement expects, each a
-// frame a stack would parse.
+// frame a stack would parse; what prepares them comes first.
 func TestProfiles(t *testing.T) {
 	tr := Trigger{Client: netip.MustParseAddrPort("10.99.0.1:40000"), Server: netip.MustParseAddrPort("10.99.5.2:80"),
 		Seq: 1000, Ack: 5000, PayloadLen: 40, TTL: 61, IPID: 300, Window: 502, ClientISN: 999}
@@ -19,10 +19,10 @@ func TestProfiles(t *testing.T) {
 			t.Errorf("%s: %d segments, doc %q", name, len(segs), p.Doc)
 			continue
 		}
+		if segs[len(segs)-1].Flags&frames.RST == 0 {
+			t.Errorf("%s: its last segment is no RST: %+v", name, segs[len(segs)-1])
+		}
 		for _, s := range segs {
-			if s.Flags&frames.RST == 0 {
-				t.Errorf("%s: forges a segment without RST: %+v", name, s)
-			}
 			if s.Src != tr.Client && s.Src != tr.Server {
 				t.Errorf("%s: in nobody's name: %s", name, s.Src)
 			}
@@ -36,6 +36,12 @@ func TestProfiles(t *testing.T) {
 	s := Profiles["ttl-forge"].Forge(tr, 64)[0]
 	if s.Src != tr.Client || s.TTL != tr.TTL-1 || s.IPID != tr.IPID+1 || s.Seq != tr.Seq || !s.DF {
 		t.Errorf("ttl-forge: %+v", s)
+	}
+	// spent-answers spends the client's answer to out-of-window segments
+	// first: an ACK to it, in the server's name, below what it has.
+	if segs := Profiles["spent-answers"].Forge(tr, 64); len(segs) != 2 || segs[0].Src != tr.Server ||
+		segs[0].Dst != tr.Client || segs[0].Flags != frames.ACK || segs[0].Seq-tr.Ack < 1<<31 {
+		t.Errorf("spent-answers: %+v", segs)
 	}
 	if ProfileHelp() == "" {
 		t.Error("no profile help")

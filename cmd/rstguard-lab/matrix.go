@@ -26,6 +26,7 @@ var profilePlacement = map[string]lab.Placement{
 	"ttl-forge-race": lab.InFrontOfServer,
 	"volley":         lab.InFrontOfServer,
 	"second-rst":     lab.InFrontOfServer,
+	"spent-answers":  lab.InFrontOfServer,
 	"in-window":      lab.InFrontOfServer,
 	"blind":          lab.InFrontOfServer,
 	"gfw":            lab.BothSides,
@@ -164,21 +165,21 @@ func judgeAttack(c lab.Case, o, off lab.Outcome) row {
 	case "monitor":
 		r.goal = "every forged RST reported"
 		r.met = reported >= sent
-		switch c.Profile {
-		case "ttl-forge", "volley", "second-rst":
+		switch p := inject.Profiles[c.Profile]; {
+		case p.Exact && p.DropFirst: // the client's retransmission proves it
 			r.goal = "reported, at least after the fact"
 			r.met = reported >= sent || confirmed >= 1
-		case "ttl-forge-race":
+		case p.Exact:
 			r.goal = afterFINOnly
 			r.met = confirmed == 0
 		}
 		r.comment = fmt.Sprintf("%d sent, %d judged suspect/spoofed, %d proven after the fact", sent, reported, confirmed)
 	case "drop":
-		switch {
-		case c.Profile == "ttl-forge" || c.Profile == "volley" || c.Profile == "second-rst":
+		switch p := inject.Profiles[c.Profile]; {
+		case p.Exact && p.DropFirst:
 			r.goal = "confirmed forged after the fact"
 			r.met = confirmed >= 1
-		case c.Profile == "ttl-forge-race":
+		case p.Exact:
 			r.goal = afterFINOnly
 			r.met = confirmed == 0
 		default:
