@@ -373,37 +373,7 @@ func (g *gateway) sendFrames(fs [][]byte, gap time.Duration) {
 // them. The frames' destination MAC becomes the gateway's.
 func (g *gateway) sendOnClientLink(fs [][]byte, gap time.Duration) {
 	g.t.Helper()
-	gwLink, err := g.gw.Netlink().LinkByName(lab.ClientSide)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	link, err := g.client.Netlink().LinkByName(lab.ServerSide)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	if err := g.client.Do(func() error {
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		to := &unix.SockaddrLinklayer{Ifindex: link.Attrs().Index, Halen: 6}
-		for _, f := range fs {
-			copy(f[0:6], gwLink.Attrs().HardwareAddr)
-			err := unix.Sendto(fd, f, 0, to)
-			for errors.Is(err, unix.ENOBUFS) { // the link's queue is full: as fast as it takes
-				time.Sleep(20 * time.Microsecond)
-				err = unix.Sendto(fd, f, 0, to)
-			}
-			if err != nil {
-				return err
-			}
-			time.Sleep(gap)
-		}
-		return nil
-	}); err != nil {
-		g.t.Fatal(err)
-	}
+	g.sendOnLink(g.client, lab.ServerSide, g.gw, lab.ClientSide, false, fs, gap)
 }
 
 // sendToClient sends a frame out of the gateway's client-side port to the
@@ -411,23 +381,45 @@ func (g *gateway) sendOnClientLink(fs [][]byte, gap time.Duration) {
 // sees it.
 func (g *gateway) sendToClient(frame []byte) {
 	g.t.Helper()
-	gwLink, err := g.gw.Netlink().LinkByName(lab.ClientSide)
+	g.sendOnLink(g.gw, lab.ClientSide, g.client, lab.ServerSide, true, [][]byte{frame}, 0)
+}
+
+// sendOnLink sends frames out of from's interface fromIf through an
+// AF_PACKET socket, gap apart, each to the MAC of to's interface toIf; with
+// ownMAC, from the sending interface's MAC too.
+func (g *gateway) sendOnLink(from *lab.Host, fromIf string, to *lab.Host, toIf string, ownMAC bool, fs [][]byte, gap time.Duration) {
+	g.t.Helper()
+	link, err := from.Netlink().LinkByName(fromIf)
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	clientLink, err := g.client.Netlink().LinkByName(lab.ServerSide)
+	peer, err := to.Netlink().LinkByName(toIf)
 	if err != nil {
 		g.t.Fatal(err)
 	}
-	copy(frame[0:6], clientLink.Attrs().HardwareAddr)
-	copy(frame[6:12], gwLink.Attrs().HardwareAddr)
-	if err := g.gw.Do(func() error {
+	if err := from.Do(func() error {
 		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
 		if err != nil {
 			return err
 		}
 		defer unix.Close(fd)
-		return unix.Sendto(fd, frame, 0, &unix.SockaddrLinklayer{Ifindex: gwLink.Attrs().Index, Halen: 6})
+		sa := &unix.SockaddrLinklayer{Ifindex: link.Attrs().Index, Halen: 6}
+		for _, f := range fs {
+			copy(f[0:6], peer.Attrs().HardwareAddr)
+			if ownMAC {
+				copy(f[6:12], link.Attrs().HardwareAddr)
+			}
+			err := unix.Sendto(fd, f, 0, sa)
+			for errors.Is(err, unix.ENOBUFS) { // the link's queue is full: as fast as it takes
+				time.Sleep(20 * time.Microsecond)
+				err = unix.Sendto(fd, f, 0, sa)
+			}
+			if err != nil {
+				return err
+			}
+			time.Sleep(gap)
+		}
+		return nil
 	}); err != nil {
 		g.t.Fatal(err)
 	}
