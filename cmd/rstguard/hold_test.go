@@ -87,6 +87,19 @@ func TestHoldMode(t *testing.T) {
 
 	t.Run("a real abort is held, the client's stack answers with a RST, it is released to the server", g.releasesRealAbort)
 
+	// The probe's byte of old data draws the same answers from a stack
+	// that negotiates neither SACK (so no D-SACK) nor timestamps.
+	t.Run("a client without SACK or timestamps: the same injector stopped, a real abort released", func(t *testing.T) {
+		for _, name := range []string{"net.ipv4.tcp_sack", "net.ipv4.tcp_timestamps"} {
+			if err := g.client.Sysctl(name, "0"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { g.client.Sysctl(name, "1") })
+		}
+		g.stopsForgeryAfterSpentAnswers(t)
+		g.releasesRealAbort(t)
+	})
+
 	t.Run("the evidence holds the RST and the answer that decided it", func(t *testing.T) {
 		out, err := exec.Command("tshark", "-r", g.pcap, "-T", "fields", "-e", "frame.comment").Output()
 		if err != nil {
@@ -119,7 +132,8 @@ func TestHoldMode(t *testing.T) {
 				t.Errorf("outcome %s: %v in the metrics, %v hold events logged", o, n, logged[o])
 			}
 		}
-		if logged["probe_answered_ack"] < 4 || logged["probe_answered_rst"] != 1 || len(outcomes) != dataplane.HoldOutcomeCount {
+		// Two real aborts above, each answered with a RST at the nonce.
+		if logged["probe_answered_ack"] < 4 || logged["probe_answered_rst"] != 2 || len(outcomes) != dataplane.HoldOutcomeCount {
 			t.Errorf("outcomes %v, logged %v", outcomes, logged)
 		}
 		// The program's side of it: every hold started there, and the
