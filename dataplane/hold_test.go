@@ -155,6 +155,19 @@ func TestHoldDatapath(t *testing.T) {
 		if err := h.dp.RegisterSocket(1, q0); err != nil {
 			t.Fatal(err)
 		}
+		// heldForged holds c's forged RST live and returns its hold.
+		heldForged := func(t *testing.T, c *frames.Conn) (FlowKey, Hold) {
+			t.Helper()
+			_, rst := forgedRST(c)
+			h.sendLive(rst, time.Millisecond, box)
+			if got := received(q0); len(got) != 1 {
+				t.Fatalf("socket received %d frames, want the held RST", len(got))
+			}
+			h.drain()
+			key, _ := mustSegment(t, rst).Key(0)
+			hd, _, _ := h.dp.LookupHold(key)
+			return key, hd
+		}
 
 		run("a RST this box would not forward: passed, counted", func(t *testing.T) {
 			// To the box's own address: delivered here, not forwarded.
@@ -358,14 +371,7 @@ func TestHoldDatapath(t *testing.T) {
 
 		run("the sender's data after a forged decision confirms it and keeps the proven mark", func(t *testing.T) {
 			c7 := open(netip.AddrPortFrom(clientAddr.Addr(), 40007))
-			_, rst7 := forgedRST(c7)
-			h.sendLive(rst7, time.Millisecond, box)
-			if got := received(q0); len(got) != 1 {
-				t.Fatalf("socket received %d frames, want the held RST", len(got))
-			}
-			h.drain()
-			key7, _ := mustSegment(t, rst7).Key(0)
-			hd7, _, _ := h.dp.LookupHold(key7)
+			key7, hd7 := heldForged(t, c7)
 			if err := h.dp.ProvenAlive(key7, hd7.Held, uint64(h.now.UnixNano())); err != nil {
 				t.Fatal(err)
 			}
@@ -375,8 +381,8 @@ func TestHoldDatapath(t *testing.T) {
 				t.Errorf("data after the decision: confirmed %d, record %+v: want it confirming, the proven mark kept",
 					h.counters().Confirmed-before.Confirmed, nd)
 			}
-			if ret := h.sendOn(rst7, time.Millisecond, box, 0); ret != XDPDrop {
-				t.Errorf("the next forged RST: XDP %d, want drop (proven)", ret)
+			if _, rst7 := forgedRST(c7); h.sendOn(rst7, time.Millisecond, box, 0) != XDPDrop {
+				t.Error("the next forged RST passed, want drop (proven)")
 			}
 			h.drain()
 		})
@@ -397,14 +403,7 @@ func TestHoldDatapath(t *testing.T) {
 			beforeTick := h.now.Truncate(tick).Add(2*tick - 50*time.Microsecond)
 			h.sendOn(c8.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), beforeTick.Sub(h.now), box, 0)
 			h.sendOn(c8.ACK(frames.Client), 100*time.Microsecond, box, 0)
-			_, rst8 := forgedRST(c8)
-			h.sendLive(rst8, time.Millisecond, box)
-			if got := received(q0); len(got) != 1 {
-				t.Fatalf("socket received %d frames, want the held RST", len(got))
-			}
-			h.drain()
-			key8, _ := mustSegment(t, rst8).Key(0)
-			hd8, _, _ := h.dp.LookupHold(key8)
+			_, hd8 := heldForged(t, c8)
 			if hd8.RTT.Round(time.Millisecond) != tick {
 				t.Fatalf("the leg's RTT %s, want the straddled sample's tick %s", hd8.RTT, tick)
 			}

@@ -23,6 +23,10 @@ const probeWindow = 65535
 // matter: a receiver trims data it has already (RFC 9293 section 3.10.7.4).
 const probePayload = 0
 
+// probeTCPLen is the probe's TCP segment: a header without options, and
+// its byte.
+const probeTCPLen = 20 + 1
+
 // Probe builds the keepalive-style segment that asks a held RST's claimed
 // sender whether its connection is alive. It is sent in the other endpoint's
 // name: ACK, one byte of old data at hd.ProbeSeq, a byte the sender has
@@ -39,7 +43,7 @@ const probePayload = 0
 // the MACs and outer VLAN the sender and the receiver showed in their
 // handshake: nothing of the held frame's L2 header, which a forgery makes up.
 func Probe(rst dataplane.Segment, hd dataplane.Hold) []byte {
-	out := make([]byte, 0, 18+40+20+1)
+	out := make([]byte, 0, 18+40+probeTCPLen)
 	out = append(out, hd.ProbeDst...)
 	out = append(out, hd.ProbeSrc...)
 	if hd.ProbeVLAN != 0 {
@@ -57,7 +61,7 @@ func Probe(rst dataplane.Segment, hd dataplane.Hold) []byte {
 	if rst.IPv6 {
 		ip := make([]byte, 40)
 		ip[0] = 0x60
-		binary.BigEndian.PutUint16(ip[4:], 20+1)
+		binary.BigEndian.PutUint16(ip[4:], probeTCPLen)
 		ip[6], ip[7] = 6, probeTTL
 		s16, d16 := src.As16(), dst.As16()
 		copy(ip[8:], s16[:])
@@ -66,7 +70,7 @@ func Probe(rst dataplane.Segment, hd dataplane.Hold) []byte {
 	} else {
 		ip := make([]byte, 20)
 		ip[0] = 0x45
-		binary.BigEndian.PutUint16(ip[2:], 40+1)
+		binary.BigEndian.PutUint16(ip[2:], 20+probeTCPLen)
 		binary.BigEndian.PutUint16(ip[6:], 0x4000) // DF
 		ip[8], ip[9] = probeTTL, 6
 		s4, d4 := src.As4(), dst.As4()
@@ -82,9 +86,10 @@ func Probe(rst dataplane.Segment, hd dataplane.Hold) []byte {
 	binary.BigEndian.PutUint32(tcp[8:], ack)
 	tcp[12], tcp[13] = 5<<4, dataplane.FlagACK
 	binary.BigEndian.PutUint16(tcp[14:], probeWindow)
+	l4 := len(out)
 	out = append(out, tcp...)
 	out = append(out, probePayload)
-	setTCPChecksum(out, l2, len(out)-20-1, rst.IPv6)
+	setTCPChecksum(out, l2, l4, rst.IPv6)
 	return out
 }
 

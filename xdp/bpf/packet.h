@@ -40,10 +40,11 @@ static __always_inline __u64 now_ns(void)
 static __always_inline __u64 now_coarse_ns(void)
 {
 	__u64 t = clock_override_ns;
-	__u64 tick = coarse_tick_ns;
+	__u64 tick;
 
 	if (!t)
 		return bpf_ktime_get_coarse_ns();
+	tick = coarse_tick_ns; /* read only under the override: a live clock needs none */
 	return tick ? t - t % tick : t;
 }
 
