@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,9 +63,9 @@ func ttlForge(t Trigger, _ uint8) []frames.Segment {
 	return []frames.Segment{s}
 }
 
-// Profiles are every injector the lab knows, by name.
-var Profiles = map[string]Profile{
-	"incident": {
+// profiles are every injector the lab knows.
+var profiles = []Profile{
+	{
 		Name: "incident",
 		Doc: "the incident's device: drops the client's first request and sends one RST to the server in the " +
 			"client's name, exact sequence, its own TTL; the client's retransmission is then reset by the server " +
@@ -77,7 +77,7 @@ var Profiles = map[string]Profile{
 			return []frames.Segment{s}
 		},
 	},
-	"gfw": {
+	{
 		Name: "gfw",
 		Doc: "the Great Firewall 2006-2017 (Clayton et al.; Wang et al. IMC 2017): one RST and three RST/ACKs " +
 			"at X, X+1460, X+4380 toward both ends, cycling TTL and window",
@@ -103,7 +103,7 @@ var Profiles = map[string]Profile{
 			return out
 		},
 	},
-	"gfw2023": {
+	{
 		Name: "gfw2023",
 		Doc:  "2023 injector (net4people bbs #285): three RST/ACKs to the client with one sequence number and TTLs 65, 66, 67",
 		Forge: func(t Trigger, _ uint8) []frames.Segment {
@@ -116,7 +116,7 @@ var Profiles = map[string]Profile{
 			return out
 		},
 	},
-	"mirror": {
+	{
 		Name: "mirror",
 		Doc: "the Zeek rst-inject-rae trace: a RST/ACK to the client in the server's name that copies the " +
 			"trigger's IP-ID and window and acknowledges the client's ISN instead of what it sent",
@@ -127,7 +127,7 @@ var Profiles = map[string]Profile{
 			return []frames.Segment{s}
 		},
 	},
-	"ttl-forge": {
+	{
 		Name: "ttl-forge",
 		Doc: "a careful injector: chooses its TTL so that the RST reaches the gateway with the client's TTL, " +
 			"exact sequence, the next IP-ID; swallows the first request so the client retransmits. " +
@@ -136,7 +136,7 @@ var Profiles = map[string]Profile{
 		Exact:     true,
 		Forge:     ttlForge,
 	},
-	"volley": {
+	{
 		Name: "volley",
 		Doc: "ttl-forge sent three times, 2 ms apart, as GFW-style injectors send volleys: a later RST at the " +
 			"client's exact sequence must not pass for the client's answer to hold mode's probe",
@@ -147,7 +147,7 @@ var Profiles = map[string]Profile{
 			return volleyOf(ttlForge(t, ttl)[0], 3)
 		},
 	},
-	"second-rst": {
+	{
 		Name: "second-rst",
 		Doc: "two ttl-forge RST/ACKs 5 ms apart: the second comes when the first is decided, and must be " +
 			"dropped as the first's proof convicts it, not asked again",
@@ -160,7 +160,7 @@ var Profiles = map[string]Profile{
 			return volleyOf(s, 2)
 		},
 	},
-	"spent-answers": {
+	{
 		Name: "spent-answers",
 		Doc: "ttl-forge that knows hold mode: first an out-of-window ACK to the client in the server's name, " +
 			"which Linux answers and then answers no other such segment for 500 ms (tcp_invalid_ratelimit), " +
@@ -174,7 +174,7 @@ var Profiles = map[string]Profile{
 			return append([]frames.Segment{spend}, ttlForge(t, ttl)...)
 		},
 	},
-	"ttl-forge-race": {
+	{
 		Name: "ttl-forge-race",
 		Doc: "ttl-forge without dropping the request: the RST follows the request with the sequence number " +
 			"after it, so the server takes it as exact once the request is in",
@@ -185,7 +185,7 @@ var Profiles = map[string]Profile{
 			return segs
 		},
 	},
-	"in-window": {
+	{
 		Name: "in-window",
 		Doc: "a sloppy injector: sequence inside the server's window but not exact (RFC 5961 makes Linux answer " +
 			"with a challenge ACK), its own TTL; swallows the first request",
@@ -197,7 +197,7 @@ var Profiles = map[string]Profile{
 			return []frames.Segment{s}
 		},
 	},
-	"blind": {
+	{
 		Name: "blind",
 		Doc:  "an off-path guesser: random sequence numbers, its own TTL",
 		Forge: func(t Trigger, ttl uint8) []frames.Segment {
@@ -209,13 +209,22 @@ var Profiles = map[string]Profile{
 	},
 }
 
+// Lookup finds a profile by name.
+func Lookup(name string) (Profile, bool) {
+	i := slices.IndexFunc(profiles, func(p Profile) bool { return p.Name == name })
+	if i < 0 {
+		return Profile{}, false
+	}
+	return profiles[i], true
+}
+
 // ProfileNames lists the profiles, sorted.
 func ProfileNames() []string {
-	names := make([]string, 0, len(Profiles))
-	for n := range Profiles {
-		names = append(names, n)
+	names := make([]string, 0, len(profiles))
+	for _, p := range profiles {
+		names = append(names, p.Name)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	return names
 }
 
@@ -223,9 +232,25 @@ func ProfileNames() []string {
 func ProfileHelp() string {
 	var b strings.Builder
 	for _, n := range ProfileNames() {
-		fmt.Fprintf(&b, "  %-15s %s\n", n, Profiles[n].Doc)
+		p, _ := Lookup(n)
+		fmt.Fprintf(&b, "  %-15s %s\n", n, p.Doc)
 	}
 	return b.String()
+}
+
+// Targets says whom the profile's RSTs reach: the server, the client or both
+// (what it sends to prepare them aside). Where a gateway must stand to see
+// them follows from it.
+func (p Profile) Targets() (server, client bool) {
+	t := Trigger{Client: netip.MustParseAddrPort("192.0.2.1:40000"), Server: netip.MustParseAddrPort("198.51.100.1:80"),
+		Seq: 1000, Ack: 5000, PayloadLen: 40, TTL: 61, IPID: 300, Window: 502, ClientISN: 999}
+	for _, s := range p.Forge(t, 64) {
+		if s.Flags&frames.RST != 0 {
+			server = server || s.Dst == t.Server
+			client = client || s.Dst == t.Client
+		}
+	}
+	return server, client
 }
 
 // volleyOf is n copies of a forged segment, each with the next IP-ID, as an

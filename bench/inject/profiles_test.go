@@ -13,11 +13,14 @@ func TestProfiles(t *testing.T) {
 	tr := Trigger{Client: netip.MustParseAddrPort("10.99.0.1:40000"), Server: netip.MustParseAddrPort("10.99.5.2:80"),
 		Seq: 1000, Ack: 5000, PayloadLen: 40, TTL: 61, IPID: 300, Window: 502, ClientISN: 999}
 	for _, name := range ProfileNames() {
-		p := Profiles[name]
+		p, ok := Lookup(name)
 		segs := p.Forge(tr, 64)
-		if len(segs) == 0 || p.Doc == "" || p.Name != name {
+		if !ok || len(segs) == 0 || p.Doc == "" {
 			t.Errorf("%s: %d segments, doc %q", name, len(segs), p.Doc)
 			continue
+		}
+		if server, client := p.Targets(); !server && !client {
+			t.Errorf("%s: its RSTs reach neither end, so no gateway can be placed to see them", name)
 		}
 		if segs[len(segs)-1].Flags&frames.RST == 0 {
 			t.Errorf("%s: its last segment is no RST: %+v", name, segs[len(segs)-1])
@@ -33,17 +36,26 @@ func TestProfiles(t *testing.T) {
 	}
 	// ttl-forge copies what the gateway checks: the client's TTL as the
 	// trigger leaves the injector's router, the next IP-ID, exact seq.
-	s := Profiles["ttl-forge"].Forge(tr, 64)[0]
+	s := mustLookup(t, "ttl-forge").Forge(tr, 64)[0]
 	if s.Src != tr.Client || s.TTL != tr.TTL-1 || s.IPID != tr.IPID+1 || s.Seq != tr.Seq || !s.DF {
 		t.Errorf("ttl-forge: %+v", s)
 	}
 	// spent-answers spends the client's answer to out-of-window segments
 	// first: an ACK to it, in the server's name, below what it has.
-	if segs := Profiles["spent-answers"].Forge(tr, 64); len(segs) != 2 || segs[0].Src != tr.Server ||
+	if segs := mustLookup(t, "spent-answers").Forge(tr, 64); len(segs) != 2 || segs[0].Src != tr.Server ||
 		segs[0].Dst != tr.Client || segs[0].Flags != frames.ACK || segs[0].Seq-tr.Ack < 1<<31 {
 		t.Errorf("spent-answers: %+v", segs)
 	}
 	if ProfileHelp() == "" {
 		t.Error("no profile help")
 	}
+}
+
+func mustLookup(t *testing.T, name string) Profile {
+	t.Helper()
+	p, ok := Lookup(name)
+	if !ok {
+		t.Fatalf("no profile %q", name)
+	}
+	return p
 }

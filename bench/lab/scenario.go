@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rstguard/rstguard/bench/inject"
 	"github.com/rstguard/rstguard/control/report"
 	"github.com/rstguard/rstguard/dataplane"
 )
@@ -32,6 +33,18 @@ const (
 	InFrontOfClient Placement = "client"
 	BothSides       Placement = "both" // for injectors that reset both ends
 )
+
+// PlacementFor puts an injector where a gateway sees its RSTs: in front of
+// the end they reach, on both sides when they reach both.
+func PlacementFor(p inject.Profile) Placement {
+	switch server, client := p.Targets(); {
+	case server && client:
+		return BothSides
+	case client:
+		return InFrontOfClient
+	}
+	return InFrontOfServer
+}
 
 // roles are the chain's hosts, client first; gateways start with "gw".
 func (p Placement) roles() []string {

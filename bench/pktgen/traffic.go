@@ -164,7 +164,8 @@ func BuildTraffic(mix Mix, size int, ipv6 bool, src, dst []byte) (*Traffic, erro
 	trigger := inject.Trigger{Client: client, Server: server, Seq: data.Seq, Ack: data.Ack, PayloadLen: len(payload),
 		TTL: 64, IPID: data.IPID, Window: data.Window, ClientISN: 1_000_000}
 	for _, name := range inject.ProfileNames() {
-		segments[KindForged] = append(segments[KindForged], inject.Profiles[name].Forge(trigger, 64)...)
+		p, _ := inject.Lookup(name)
+		segments[KindForged] = append(segments[KindForged], p.Forge(trigger, 64)...)
 	}
 
 	total := float64(mix.total())

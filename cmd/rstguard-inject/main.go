@@ -29,7 +29,7 @@ func main() {
 	if code, done := cmdline.Parse(fs, os.Args[1:]); done {
 		os.Exit(code)
 	}
-	p, ok := inject.Profiles[*profile]
+	p, ok := inject.Lookup(*profile)
 	if !ok {
 		fmt.Fprintf(os.Stderr, "rstguard-inject: unknown profile %q: one of %s\n", *profile, strings.Join(inject.ProfileNames(), ", "))
 		os.Exit(1)

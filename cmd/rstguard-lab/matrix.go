@@ -17,23 +17,6 @@ import (
 	"github.com/rstguard/rstguard/dataplane"
 )
 
-// profilePlacement puts each injector where a gateway sees its RSTs: those
-// toward the server need rstguard in front of the server, those toward the
-// client in front of the client, those toward both ends on both sides.
-var profilePlacement = map[string]lab.Placement{
-	"incident":       lab.InFrontOfServer,
-	"ttl-forge":      lab.InFrontOfServer,
-	"ttl-forge-race": lab.InFrontOfServer,
-	"volley":         lab.InFrontOfServer,
-	"second-rst":     lab.InFrontOfServer,
-	"spent-answers":  lab.InFrontOfServer,
-	"in-window":      lab.InFrontOfServer,
-	"blind":          lab.InFrontOfServer,
-	"gfw":            lab.BothSides,
-	"gfw2023":        lab.InFrontOfClient,
-	"mirror":         lab.InFrontOfClient,
-}
-
 // legitCases are resets real stacks send, with what the client sees.
 var legitCases = []struct{ name, doc string }{
 	{"refused", "connection refused: RST/ACK to the SYN"},
@@ -102,10 +85,11 @@ func matrix(ctx context.Context, l *lab.Lab, path string, only *regexp.Regexp) (
 		return o, nil
 	}
 	for _, p := range inject.ProfileNames() {
+		profile, _ := inject.Lookup(p)
 		var off lab.Outcome
 		for _, mode := range []string{"off", "monitor", "drop", "hold", "wire-monitor", "wire-drop", "wire-hold"} {
 			m, wire := strings.CutPrefix(mode, "wire-")
-			c := lab.Case{Name: p + "/" + mode, Placement: profilePlacement[p], Profile: p, Mode: m, Wire: wire}
+			c := lab.Case{Name: p + "/" + mode, Placement: lab.PlacementFor(profile), Profile: p, Mode: m, Wire: wire}
 			o, err := run(c, func(o lab.Outcome) row { return judgeAttack(c, o, off) })
 			if err != nil {
 				return false, err
@@ -202,7 +186,7 @@ func judgeAttack(c lab.Case, o, off lab.Outcome) row {
 	case "monitor":
 		r.goal = "every forged RST reported"
 		r.met = reported >= sent
-		switch p := inject.Profiles[c.Profile]; {
+		switch p, _ := inject.Lookup(c.Profile); {
 		case p.Exact && p.DropFirst: // the client's retransmission proves it
 			r.goal = "reported, at least after the fact"
 			r.met = reported >= sent || confirmed >= 1
@@ -212,7 +196,7 @@ func judgeAttack(c lab.Case, o, off lab.Outcome) row {
 		}
 		r.comment = fmt.Sprintf("%d sent, %d judged suspect/spoofed, %d proven after the fact", sent, reported, confirmed)
 	case "drop":
-		switch p := inject.Profiles[c.Profile]; {
+		switch p, _ := inject.Lookup(c.Profile); {
 		case p.Exact && p.DropFirst:
 			r.goal = "confirmed forged after the fact"
 			r.met = confirmed >= 1
@@ -349,7 +333,8 @@ func render(rows []row) string {
 	}
 	b.WriteString("\nProfiles:\n\n")
 	for _, n := range inject.ProfileNames() {
-		fmt.Fprintf(&b, "- `%s`: %s\n", n, inject.Profiles[n].Doc)
+		p, _ := inject.Lookup(n)
+		fmt.Fprintf(&b, "- `%s`: %s\n", n, p.Doc)
 	}
 	return b.String()
 }
