@@ -8,6 +8,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 	"github.com/rstguard/rstguard/xdp"
 )
 
@@ -84,8 +85,8 @@ func BenchmarkPaths(b *testing.B) {
 		}
 		syn, synACK = append(syn, hs[0]), append(synACK, hs[1])
 		pureACK = append(pureACK, c.ACK(frames.Server))
-		fin = append(fin, c.Segment(frames.Client, frames.FIN|frames.ACK, nil).MustFrame())
-		validRST = append(validRST, c.Segment(frames.Server, frames.RST|frames.ACK, nil).MustFrame())
+		fin = append(fin, c.Segment(frames.Client, tcpflag.FIN|tcpflag.ACK, nil).MustFrame())
+		validRST = append(validRST, c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil).MustFrame())
 		forgedRST = append(forgedRST, forgedFromClient(c).MustFrame())
 		c6 := flowConn(i, true)
 		for _, f := range c6.Handshake() {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 // FuzzFrames feeds arbitrary frames, and sequences of them, through the real
@@ -17,7 +18,7 @@ import (
 func FuzzFrames(f *testing.F) {
 	c := linuxPair(clientAddr, serverAddr)
 	f.Add(joinFrames(append(c.Handshake(), forgedFromClient(c).MustFrame())...))
-	f.Add(joinFrames(linuxPair(client6, server6).Segment(frames.Client, frames.SYN, nil).MustFrame()))
+	f.Add(joinFrames(linuxPair(client6, server6).Segment(frames.Client, tcpflag.SYN, nil).MustFrame()))
 	f.Add(joinFrames(ipv6ExtChain(3)))
 	f.Add(joinFrames(arpFrame()))
 	f.Add(joinFrames(tinyFirstFragment(forgedFromClient(c).MustFrame())))
@@ -134,7 +135,7 @@ func droppable(f []byte) bool {
 		return false
 	}
 	if len(f) >= off+20 && l3len >= 20 && int(f[off+12]>>4)*4 <= l3len {
-		return f[off+13]&frames.RST != 0
+		return f[off+13]&tcpflag.RST != 0
 	}
 	return first
 }

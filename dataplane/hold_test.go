@@ -10,6 +10,7 @@ import (
 
 	"github.com/rstguard/rstguard/bench/frames"
 	"github.com/rstguard/rstguard/bench/netbox"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 	"github.com/rstguard/rstguard/internal/testutil"
 )
 
@@ -109,7 +110,7 @@ func TestHoldDatapath(t *testing.T) {
 		}
 		// A RST that copies every header (ttl-forge): valid, so held.
 		forgedRST := func(c *frames.Conn) (frames.Segment, []byte) {
-			s := c.Segment(frames.Client, frames.RST, nil)
+			s := c.Segment(frames.Client, tcpflag.RST, nil)
 			s.IPID = c.Peer(frames.Client).IPID
 			return s, s.MustFrame()
 		}
@@ -246,7 +247,7 @@ func TestHoldDatapath(t *testing.T) {
 				t.Errorf("nonce %d, %d below the probe's ack %d", hd.Nonce, below, hd.ProbeAck)
 			}
 			// The probe: the server's next sequence - 1, acknowledging the client's next.
-			serverNext := c.Segment(frames.Server, frames.ACK, nil).Seq
+			serverNext := c.Segment(frames.Server, tcpflag.ACK, nil).Seq
 			// The probe: one byte the client acknowledged already, ending
 			// below its ACK of all the server sent; its answer acknowledges
 			// the server's next.
@@ -294,7 +295,7 @@ func TestHoldDatapath(t *testing.T) {
 			}
 		})
 
-		answer := c.Segment(frames.Client, frames.ACK, nil)
+		answer := c.Segment(frames.Client, tcpflag.ACK, nil)
 		answer.Ack = hd.PeerNext
 		run("an ACK sooner than half the sender's leg RTT crossed the probe: passed", func(t *testing.T) {
 			if ret := h.sendOn(answer.MustFrame(), time.Millisecond, box, 0); ret != XDPPass {
@@ -397,9 +398,9 @@ func TestHoldDatapath(t *testing.T) {
 			// The handshake's ACK comes 50 ms late; then the server's data
 			// just before a tick and the client's ACK 100 µs later, after it:
 			// the coarse clock reads a tick between them.
-			h.sendOn(c8.Send(frames.Client, c8.Segment(frames.Client, frames.SYN, nil)), 10*time.Millisecond, box, 0)
-			h.sendOn(c8.Send(frames.Server, c8.Segment(frames.Server, frames.SYN|frames.ACK, nil)), time.Millisecond, box, 0)
-			h.sendOn(c8.Send(frames.Client, c8.Segment(frames.Client, frames.ACK, nil)), 50*time.Millisecond, box, 0)
+			h.sendOn(c8.Send(frames.Client, c8.Segment(frames.Client, tcpflag.SYN, nil)), 10*time.Millisecond, box, 0)
+			h.sendOn(c8.Send(frames.Server, c8.Segment(frames.Server, tcpflag.SYN|tcpflag.ACK, nil)), time.Millisecond, box, 0)
+			h.sendOn(c8.Send(frames.Client, c8.Segment(frames.Client, tcpflag.ACK, nil)), 50*time.Millisecond, box, 0)
 			beforeTick := h.now.Truncate(tick).Add(2*tick - 50*time.Microsecond)
 			h.sendOn(c8.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), beforeTick.Sub(h.now), box, 0)
 			h.sendOn(c8.ACK(frames.Client), 100*time.Microsecond, box, 0)
@@ -407,7 +408,7 @@ func TestHoldDatapath(t *testing.T) {
 			if hd8.RTT.Round(time.Millisecond) != tick {
 				t.Fatalf("the leg's RTT %s, want the straddled sample's tick %s", hd8.RTT, tick)
 			}
-			ans := c8.Segment(frames.Client, frames.ACK, nil)
+			ans := c8.Segment(frames.Client, tcpflag.ACK, nil)
 			ans.Ack = hd8.PeerNext
 			h.sendLive(ans.MustFrame(), 100*time.Microsecond, box)
 			if got := received(q0); len(got) != 1 || mustSegment(t, got[0]).Ack != hd8.PeerNext {

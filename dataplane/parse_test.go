@@ -6,14 +6,15 @@ import (
 	"time"
 
 	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 // Frames the program cannot or need not judge: each passes and is counted
 // under its reason, and none creates a flow.
 func TestMalformedFramesPassCounted(t *testing.T) {
 	c := linuxPair(clientAddr, serverAddr)
-	rst := c.Segment(frames.Client, frames.RST, nil).MustFrame()
-	syn6 := linuxPair(client6, server6).Segment(frames.Client, frames.SYN, nil).MustFrame()
+	rst := c.Segment(frames.Client, tcpflag.RST, nil).MustFrame()
+	syn6 := linuxPair(client6, server6).Segment(frames.Client, tcpflag.SYN, nil).MustFrame()
 
 	cases := []struct {
 		name   string

@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 	"github.com/rstguard/rstguard/xdp"
 )
 
@@ -78,7 +79,7 @@ func TestAllowKey(t *testing.T) {
 func TestParseSegmentKey(t *testing.T) {
 	c := linuxPair(clientAddr, serverAddr)
 	out := c.Data(frames.Client, []byte("GET /"))
-	back := frames.Segment{Src: serverAddr, Dst: clientAddr, Flags: frames.ACK, VLANs: []uint16{100, 200}}.MustFrame()
+	back := frames.Segment{Src: serverAddr, Dst: clientAddr, Flags: tcpflag.ACK, VLANs: []uint16{100, 200}}.MustFrame()
 	a, err := ParseSegment(out)
 	if err != nil {
 		t.Fatal(err)
@@ -96,13 +97,13 @@ func TestParseSegmentKey(t *testing.T) {
 		t.Errorf("keys %+v (%v) and %+v (%v)", ka, hiA, kb, hiB)
 	}
 	// IPv6 with a hop-by-hop header, as hold mode holds it: walked to TCP.
-	hbh := frames.Segment{Src: client6, Dst: server6, Seq: 7, Flags: frames.RST, IPv6HopByHop: true}.MustFrame()
+	hbh := frames.Segment{Src: client6, Dst: server6, Seq: 7, Flags: tcpflag.RST, IPv6HopByHop: true}.MustFrame()
 	if s, err := ParseSegment(hbh); err != nil || s.L4Off != 14+40+8 || s.L4Len != 20 || s.Seq != 7 || s.Src != client6 {
 		t.Errorf("IPv6 with a hop-by-hop header: %+v %v", s, err)
 	}
 	routing := slices.Clone(hbh)
 	routing[14+6] = 43 // a routing header instead: the program does not hold it, nor does the daemon parse it
-	for _, bad := range [][]byte{out[:20], out[:14+20+10], frames.Segment{Src: clientAddr, Dst: serverAddr, Flags: frames.RST, MoreFragments: true}.MustFrame()[:14+21],
+	for _, bad := range [][]byte{out[:20], out[:14+20+10], frames.Segment{Src: clientAddr, Dst: serverAddr, Flags: tcpflag.RST, MoreFragments: true}.MustFrame()[:14+21],
 		routing, hbh[:14+40+4]} {
 		if _, err := ParseSegment(bad); err == nil {
 			t.Errorf("parsed a broken frame %x", bad)

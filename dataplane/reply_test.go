@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 	"github.com/rstguard/rstguard/xdp"
 )
 
@@ -17,7 +18,7 @@ var (
 	sigAckBelowSYN  = Signal(xdp.RstguardSignalSIG_ACK_BELOW_SYN)
 	stateless       = func(s frames.Segment) frames.Segment { s.IPID, s.Window, s.TS = 0, 0, false; return s }
 	plainRSTAtACKOf = func(c *frames.Conn, from frames.Side, trigger frames.Segment) frames.Segment {
-		s := stateless(c.Segment(from, frames.RST, nil))
+		s := stateless(c.Segment(from, tcpflag.RST, nil))
 		s.Seq = trigger.Ack // RFC 9293 3.10.7.1: <SEQ=SEG.ACK><CTL=RST>
 		return s
 	}
@@ -31,7 +32,7 @@ func exchange(h *harness, c *frames.Conn, n int, gap time.Duration) []frames.Seg
 	var client []frames.Segment
 	for range n {
 		h.send(c.Data(frames.Server, make([]byte, 200)), gap)
-		seg := c.Segment(frames.Client, frames.PSH|frames.ACK, make([]byte, 50))
+		seg := c.Segment(frames.Client, tcpflag.PSH|tcpflag.ACK, make([]byte, 50))
 		h.send(c.Send(frames.Client, seg), gap)
 		client = append(client, seg)
 	}
@@ -97,7 +98,7 @@ func TestReplyToServerDataAfterClientClose(t *testing.T) {
 	var server []frames.Segment
 	for range 3 {
 		h.send(c.Data(frames.Client, make([]byte, 30)), time.Millisecond)
-		seg := c.Segment(frames.Server, frames.PSH|frames.ACK, make([]byte, 1000))
+		seg := c.Segment(frames.Server, tcpflag.PSH|tcpflag.ACK, make([]byte, 1000))
 		h.send(c.Send(frames.Server, seg), time.Millisecond)
 		server = append(server, seg)
 	}
@@ -123,7 +124,7 @@ func TestRSTACKReplyToLateSegment(t *testing.T) {
 	h.send(c.ACK(frames.Server), time.Millisecond)
 	dup := segs[0]
 	h.send(dup.MustFrame(), time.Millisecond) // the late duplicate passes the box
-	rst := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+	rst := c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 	rst.Seq, rst.Ack, rst.TS, rst.Window = dup.Ack, dup.Seq+uint32(len(dup.Payload)), false, 0
 	e := judgeAll(h, []frames.Segment{rst}, XDPPass)[0]
 	if e.Verdict != VerdictValid || !e.Signals.Has(sigReply) || e.Signals.Has(sigAckMismatch) || e.Signals.Has(sigOutOfWindow) {
@@ -169,7 +170,7 @@ func TestReplyVolleyFromAnotherHopCountIsABurst(t *testing.T) {
 	h := newHarness(t, ModeMonitor)
 	c := linuxPair(clientAddr, serverAddr)
 	established(h, c)
-	first := stateless(c.Segment(frames.Server, frames.RST, nil))
+	first := stateless(c.Segment(frames.Server, tcpflag.RST, nil))
 	second := first
 	second.TTL = first.TTL - 3
 	evs := judgeAll(h, []frames.Segment{first, first, second}, XDPPass)
@@ -229,14 +230,14 @@ func TestHarmlessTowardSYNSent(t *testing.T) {
 		ack      uint32
 		harmless bool
 	}{
-		{"RST/ACK acking the ISN", frames.RST | frames.ACK, isn, true},
-		{"plain RST", frames.RST, 0, true},
-		{"RST/ACK refusing the SYN", frames.RST | frames.ACK, isn + 1, false}, // last: it resets the flow
+		{"RST/ACK acking the ISN", tcpflag.RST | tcpflag.ACK, isn, true},
+		{"plain RST", tcpflag.RST, 0, true},
+		{"RST/ACK refusing the SYN", tcpflag.RST | tcpflag.ACK, isn + 1, false}, // last: it resets the flow
 	} {
 		r := stateless(c.Segment(frames.Server, tc.flags, nil))
 		r.Seq, r.Ack = 0, tc.ack
 		e := judgeAll(h, []frames.Segment{r}, XDPPass)[0]
-		if e.Signals.Has(sigHarmless) != tc.harmless || e.Signals.Has(sigAckBelowSYN) != (tc.ack == isn && tc.flags&frames.ACK != 0) {
+		if e.Signals.Has(sigHarmless) != tc.harmless || e.Signals.Has(sigAckBelowSYN) != (tc.ack == isn && tc.flags&tcpflag.ACK != 0) {
 			t.Errorf("%s: %s %v", tc.name, e.Verdict, e.Signals.Names())
 		}
 	}

@@ -25,16 +25,6 @@ type Segment struct {
 	PayloadLen int
 }
 
-// TCP flag bits, from xdp/rstguard.h (RFC 9293 section 3.1).
-const (
-	FlagFIN = uint8(xdp.RstguardTcpFlagTH_FIN)
-	FlagSYN = uint8(xdp.RstguardTcpFlagTH_SYN)
-	FlagRST = uint8(xdp.RstguardTcpFlagTH_RST)
-	FlagPSH = uint8(xdp.RstguardTcpFlagTH_PSH)
-	FlagACK = uint8(xdp.RstguardTcpFlagTH_ACK)
-	FlagURG = uint8(xdp.RstguardTcpFlagTH_URG)
-)
-
 // ErrNotTCP is returned for frames that are not an unfragmented TCP segment.
 var ErrNotTCP = errors.New("not a TCP segment")
 

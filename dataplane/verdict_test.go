@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 	"github.com/rstguard/rstguard/xdp"
 )
 
@@ -43,9 +44,9 @@ type rstFixture struct {
 // timedHandshake runs c's handshake, the SYN/ACK synAck after the SYN and
 // the ACK ack after that: each leg's first RTT sample.
 func timedHandshake(h *harness, c *frames.Conn, synAck, ack time.Duration) {
-	h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)), 0)
-	h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), synAck)
-	h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), ack)
+	h.send(c.Send(frames.Client, c.Segment(frames.Client, tcpflag.SYN, nil)), 0)
+	h.send(c.Send(frames.Server, c.Segment(frames.Server, tcpflag.SYN|tcpflag.ACK, nil)), synAck)
+	h.send(c.Send(frames.Client, c.Segment(frames.Client, tcpflag.ACK, nil)), ack)
 }
 
 // coarseTick makes the program's coarse clock a live gateway's: the
@@ -59,7 +60,7 @@ func coarseTick(h *harness) {
 // forgedFromClient is the incident's packet: a plain RST toward the server,
 // exact sequence, but with the injector's TTL and its own IP-ID.
 func forgedFromClient(c *frames.Conn) frames.Segment {
-	s := c.Segment(frames.Client, frames.RST, nil)
+	s := c.Segment(frames.Client, tcpflag.RST, nil)
 	s.TTL = 55
 	s.IPID = 4242
 	s.Window = 0
@@ -71,7 +72,7 @@ var rstFixtures = []rstFixture{
 		name: "abort with SO_LINGER 0: RST/ACK, window, timestamps",
 		mode: ModeDrop,
 		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			return c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 		},
 		verdict: VerdictValid, action: ActionPass,
 		has:   sig(xdp.RstguardSignalSIG_SEQ_EXACT),
@@ -81,7 +82,7 @@ var rstFixtures = []rstFixture{
 		name: "Linux stateless RST: DF, IP-ID 0, no timestamps, window 0",
 		mode: ModeDrop,
 		rst: func(c *frames.Conn) frames.Segment {
-			s := c.Segment(frames.Server, frames.RST, nil)
+			s := c.Segment(frames.Server, tcpflag.RST, nil)
 			s.IPID, s.Window, s.TS = 0, 0, false
 			return s
 		},
@@ -94,10 +95,10 @@ var rstFixtures = []rstFixture{
 		name: "connection refused: RST/ACK to a SYN",
 		mode: ModeDrop,
 		setup: func(h *harness, c *frames.Conn) {
-			h.sendAll(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)))
+			h.sendAll(c.Send(frames.Client, c.Segment(frames.Client, tcpflag.SYN, nil)))
 		},
 		rst: func(c *frames.Conn) frames.Segment {
-			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s := c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 			s.Seq, s.IPID, s.Window, s.TS = 0, 0, 0, false
 			return s
 		},
@@ -122,7 +123,7 @@ var rstFixtures = []rstFixture{
 		name: "TTL within the tolerance alone: weak, valid",
 		mode: ModeDrop,
 		rst: func(c *frames.Conn) frames.Segment {
-			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s := c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 			s.TTL--
 			return s
 		},
@@ -134,7 +135,7 @@ var rstFixtures = []rstFixture{
 		name: "in window but not exact, other TTL",
 		mode: ModeDrop,
 		rst: func(c *frames.Conn) frames.Segment {
-			s := c.Segment(frames.Server, frames.RST, nil)
+			s := c.Segment(frames.Server, tcpflag.RST, nil)
 			s.Seq += 1000
 			s.TTL = 45
 			s.TS = false
@@ -147,7 +148,7 @@ var rstFixtures = []rstFixture{
 		name: "blind: out of window, right TTL",
 		mode: ModeDrop,
 		rst: func(c *frames.Conn) frames.Segment {
-			s := c.Segment(frames.Server, frames.RST, nil)
+			s := c.Segment(frames.Server, tcpflag.RST, nil)
 			s.Seq += 1 << 30
 			s.TS = false
 			return s
@@ -159,7 +160,7 @@ var rstFixtures = []rstFixture{
 		name: "GFW type-2: plain RST with a window, other TTL",
 		mode: ModeDrop,
 		rst: func(c *frames.Conn) frames.Segment {
-			s := c.Segment(frames.Server, frames.RST, nil)
+			s := c.Segment(frames.Server, tcpflag.RST, nil)
 			s.Window, s.TTL, s.TS = 2050, 104, false
 			return s
 		},
@@ -170,7 +171,7 @@ var rstFixtures = []rstFixture{
 		name: "RST/ACK acknowledging data never sent",
 		mode: ModeDrop,
 		rst: func(c *frames.Conn) frames.Segment {
-			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s := c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 			s.Ack += 5000
 			return s
 		},
@@ -181,7 +182,7 @@ var rstFixtures = []rstFixture{
 		name: "timestamps running backwards",
 		mode: ModeDrop,
 		rst: func(c *frames.Conn) frames.Segment {
-			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s := c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 			s.TS, s.TSval = true, 100
 			return s
 		},
@@ -204,7 +205,7 @@ var rstFixtures = []rstFixture{
 		name: "IPv6: hop limit off",
 		mode: ModeDrop, v6: true,
 		rst: func(c *frames.Conn) frames.Segment {
-			s := c.Segment(frames.Client, frames.RST, nil)
+			s := c.Segment(frames.Client, tcpflag.RST, nil)
 			s.TTL = 40
 			return s
 		},
@@ -215,7 +216,7 @@ var rstFixtures = []rstFixture{
 		name: "IPv6 behind a hop-by-hop header: abort is valid",
 		mode: ModeDrop, v6: true,
 		rst: func(c *frames.Conn) frames.Segment {
-			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s := c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 			s.IPv6HopByHop = true
 			return s
 		},
@@ -226,7 +227,7 @@ var rstFixtures = []rstFixture{
 		name: "IPv6 flow label changed: weak only",
 		mode: ModeDrop, v6: true,
 		rst: func(c *frames.Conn) frames.Segment {
-			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s := c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 			s.FlowLabel = 0xbeef
 			return s
 		},
@@ -237,7 +238,7 @@ var rstFixtures = []rstFixture{
 		name: "IP-ID far from the sender's per-flow counter: weak only",
 		mode: ModeDrop,
 		rst: func(c *frames.Conn) frames.Segment {
-			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s := c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 			s.IPID += 20000
 			return s
 		},
@@ -248,7 +249,7 @@ var rstFixtures = []rstFixture{
 		name: "mirror: IP-ID and window copied from the client's request, ack = ISN",
 		mode: ModeDrop,
 		rst: func(c *frames.Conn) frames.Segment {
-			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s := c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 			client := c.Peer(frames.Client)
 			s.IPID, s.Window, s.Ack, s.TS = client.IPID-1, client.Window, client.ISN, false
 			return s
@@ -263,8 +264,8 @@ var rstFixtures = []rstFixture{
 		mode: ModeDrop,
 		setup: func(h *harness, c *frames.Conn) {
 			for _, f := range [][]byte{
-				tagged(c, frames.Client, frames.SYN), tagged(c, frames.Server, frames.SYN|frames.ACK),
-				tagged(c, frames.Client, frames.ACK),
+				tagged(c, frames.Client, tcpflag.SYN), tagged(c, frames.Server, tcpflag.SYN|tcpflag.ACK),
+				tagged(c, frames.Client, tcpflag.ACK),
 			} {
 				h.sendAll(f)
 			}
@@ -297,7 +298,7 @@ var rstFixtures = []rstFixture{
 		},
 		gap: 2 * time.Millisecond,
 		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			return c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 		},
 		verdict: VerdictSuspect, action: ActionPass,
 		has: sig(xdp.RstguardSignalSIG_TOO_SOON),
@@ -313,7 +314,7 @@ var rstFixtures = []rstFixture{
 		},
 		gap: 800 * time.Microsecond,
 		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			return c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 		},
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
@@ -327,7 +328,7 @@ var rstFixtures = []rstFixture{
 		},
 		gap: 5 * time.Microsecond,
 		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			return c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 		},
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
@@ -352,7 +353,7 @@ var rstFixtures = []rstFixture{
 		},
 		gap: 66 * time.Microsecond,
 		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Client, frames.RST|frames.ACK, nil)
+			return c.Segment(frames.Client, tcpflag.RST|tcpflag.ACK, nil)
 		},
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
@@ -372,7 +373,7 @@ var rstFixtures = []rstFixture{
 		},
 		gap: time.Millisecond,
 		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Client, frames.RST|frames.ACK, nil)
+			return c.Segment(frames.Client, tcpflag.RST|tcpflag.ACK, nil)
 		},
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
@@ -390,7 +391,7 @@ var rstFixtures = []rstFixture{
 		},
 		gap: time.Millisecond,
 		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Client, frames.RST|frames.ACK, nil)
+			return c.Segment(frames.Client, tcpflag.RST|tcpflag.ACK, nil)
 		},
 		verdict: VerdictSuspect, action: ActionPass,
 		has: sig(xdp.RstguardSignalSIG_TOO_SOON),
@@ -404,7 +405,7 @@ var rstFixtures = []rstFixture{
 		},
 		gap: 500 * time.Microsecond,
 		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Client, frames.RST|frames.ACK, nil)
+			return c.Segment(frames.Client, tcpflag.RST|tcpflag.ACK, nil)
 		},
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
@@ -423,7 +424,7 @@ var rstFixtures = []rstFixture{
 			// A plain RST at the server's real next sequence, ahead of what
 			// the gateway saw by the lost record and FIN; its usual window, no
 			// timestamps, and an IP-ID jumped as after idle time.
-			s := c.Segment(frames.Server, frames.RST, nil)
+			s := c.Segment(frames.Server, tcpflag.RST, nil)
 			s.Seq += uint32(len("bye\r\n")) + 1
 			s.Window, s.TS, s.IPID = c.Peer(frames.Server).Window, false, c.Peer(frames.Server).IPID+3000
 			return s
@@ -439,14 +440,14 @@ var rstFixtures = []rstFixture{
 			established(h, c)
 			h.sendAll(c.FIN(frames.Server), c.ACK(frames.Client), c.FIN(frames.Client), c.ACK(frames.Server))
 			// A late segment from the client, and the server kernel's answer.
-			late := c.Segment(frames.Client, frames.ACK, nil)
+			late := c.Segment(frames.Client, tcpflag.ACK, nil)
 			late.Ack--
 			h.sendAll(late.MustFrame(), lateAnswer(c, late).MustFrame())
 			// The client's next late segment acknowledges more.
-			h.sendAll(c.Segment(frames.Client, frames.ACK, nil).MustFrame())
+			h.sendAll(c.Segment(frames.Client, tcpflag.ACK, nil).MustFrame())
 		},
 		rst: func(c *frames.Conn) frames.Segment {
-			return lateAnswer(c, c.Segment(frames.Client, frames.ACK, nil))
+			return lateAnswer(c, c.Segment(frames.Client, tcpflag.ACK, nil))
 		},
 		verdict: VerdictValid, action: ActionPass,
 		has:   sig(xdp.RstguardSignalSIG_SEQ_EXACT),
@@ -458,11 +459,11 @@ var rstFixtures = []rstFixture{
 		setup: func(h *harness, c *frames.Conn) {
 			established(h, c)
 			h.sendAll(c.FIN(frames.Server), c.ACK(frames.Client), c.FIN(frames.Client), c.ACK(frames.Server))
-			late := c.Segment(frames.Client, frames.ACK, nil)
+			late := c.Segment(frames.Client, tcpflag.ACK, nil)
 			h.sendAll(late.MustFrame())
 		},
 		rst: func(c *frames.Conn) frames.Segment {
-			s := lateAnswer(c, c.Segment(frames.Client, frames.ACK, nil))
+			s := lateAnswer(c, c.Segment(frames.Client, tcpflag.ACK, nil))
 			s.FlowLabel = 0x5eed
 			return s
 		},
@@ -476,7 +477,7 @@ var rstFixtures = []rstFixture{
 			established(h, c)
 		},
 		rst: func(c *frames.Conn) frames.Segment {
-			s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			s := c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 			s.TS = false
 			return s
 		},
@@ -514,16 +515,16 @@ var rstFixtures = []rstFixture{
 		name: "Karn's rule: a SYN/ACK after a retransmitted SYN times nothing, so an abort soon after data is valid",
 		mode: ModeDrop,
 		setup: func(h *harness, c *frames.Conn) {
-			syn := c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil))
+			syn := c.Send(frames.Client, c.Segment(frames.Client, tcpflag.SYN, nil))
 			h.send(syn, 0)
 			h.send(syn, time.Second) // the first SYN was lost beyond the gateway
-			h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), 80*time.Millisecond)
-			h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)), 80*time.Millisecond)
+			h.send(c.Send(frames.Server, c.Segment(frames.Server, tcpflag.SYN|tcpflag.ACK, nil)), 80*time.Millisecond)
+			h.send(c.Send(frames.Client, c.Segment(frames.Client, tcpflag.ACK, nil)), 80*time.Millisecond)
 			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), time.Millisecond)
 		},
 		gap: 5 * time.Millisecond,
 		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+			return c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 		},
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
@@ -569,7 +570,7 @@ var rstFixtures = []rstFixture{
 // with IP-ID 0, window 0, no timestamps.
 func lateAnswer(c *frames.Conn, late frames.Segment) frames.Segment {
 	hops := 128 - c.Peer(frames.Server).TTL
-	s := c.Segment(frames.Server, frames.RST, nil)
+	s := c.Segment(frames.Server, tcpflag.RST, nil)
 	s.Seq, s.TTL = late.Ack, 64-hops
 	return s
 }
@@ -679,14 +680,14 @@ func TestIncidentEvidenceAfterTheFact(t *testing.T) {
 	h := newHarness(t, ModeMonitor)
 	c := linuxPair(clientAddr, serverAddr)
 	h.sendAll(c.Handshake()...)
-	request := c.Segment(frames.Client, frames.PSH|frames.ACK, []byte("HEAD / HTTP/1.1\r\nHost: www.testaaa.com\r\n\r\n"))
+	request := c.Segment(frames.Client, tcpflag.PSH|tcpflag.ACK, []byte("HEAD / HTTP/1.1\r\nHost: www.testaaa.com\r\n\r\n"))
 	// The device swallowed the request and reset the server in the client's name.
 	h.sendAll(forgedFromClient(c).MustFrame())
 	// The client's retransmission after its RTO.
 	h.send(request.MustFrame(), 240*time.Millisecond)
 	// The server, already reset, resets the client.
 	h.send(c.Send(frames.Server, func() frames.Segment {
-		s := c.Segment(frames.Server, frames.RST, nil)
+		s := c.Segment(frames.Server, tcpflag.RST, nil)
 		s.TS, s.IPID, s.Window = false, 0, 0
 		return s
 	}()), 40*time.Millisecond)
@@ -761,7 +762,7 @@ func TestGFWVolley(t *testing.T) {
 	established(h, c)
 	h.drain()
 	for i, ttl := range []uint8{65, 66, 67} {
-		s := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+		s := c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 		s.TTL, s.TS = ttl, false
 		if ret := h.send(s.MustFrame(), time.Millisecond); ret != XDPDrop {
 			t.Errorf("RST %d (TTL %d): XDP verdict %d, want drop", i, ttl, ret)
@@ -792,7 +793,7 @@ func TestDropModeNeverDropsNonRST(t *testing.T) {
 	}
 	h.sendAll(c.Data(frames.Server, make([]byte, 1400)), c.ACK(frames.Client), c.FIN(frames.Server),
 		c.FIN(frames.Client), c.ACK(frames.Server))
-	if ret := h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.RST|frames.ACK, nil)), time.Millisecond); ret != XDPPass {
+	if ret := h.send(c.Send(frames.Server, c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)), time.Millisecond); ret != XDPPass {
 		t.Fatalf("real RST after the close dropped")
 	}
 	cnt := h.counters()
@@ -981,32 +982,32 @@ func TestConfirmationIsProof(t *testing.T) {
 		confirm bool
 	}{
 		{"the client's retransmission with payload: proof", forgedFromClient,
-			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, frames.PSH|frames.ACK, request) },
+			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, tcpflag.PSH|tcpflag.ACK, request) },
 			240 * time.Millisecond, true},
 		{"a pure ACK: no proof (it may have crossed the RST)", forgedFromClient,
-			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, frames.ACK, nil) },
+			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, tcpflag.ACK, nil) },
 			10 * time.Millisecond, false},
 		{"a FIN without payload: no proof", forgedFromClient,
-			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, frames.FIN|frames.ACK, nil) },
+			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, tcpflag.FIN|tcpflag.ACK, nil) },
 			10 * time.Millisecond, false},
 		{"payload 15 s later (a scanner reusing the port): no proof", forgedFromClient,
-			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, frames.PSH|frames.ACK, request) },
+			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, tcpflag.PSH|tcpflag.ACK, request) },
 			15 * time.Second, false},
 		{"payload from a raw-socket tool on the client, TTL 64 and a random IP-ID: no proof", forgedFromClient,
 			func(c *frames.Conn) frames.Segment {
-				s := c.Segment(frames.Client, frames.PSH|frames.ACK, request)
+				s := c.Segment(frames.Client, tcpflag.PSH|tcpflag.ACK, request)
 				s.TTL, s.IPID = 64, 31337
 				return s
 			}, 10 * time.Millisecond, false},
 		{"payload that does not reach the RST's seq: no proof", forgedFromClient,
 			func(c *frames.Conn) frames.Segment {
-				s := c.Segment(frames.Client, frames.PSH|frames.ACK, request)
+				s := c.Segment(frames.Client, tcpflag.PSH|tcpflag.ACK, request)
 				s.Seq -= 1000
 				return s
 			}, 240 * time.Millisecond, false},
 		{"payload acknowledging data the server never sent: no proof", forgedFromClient,
 			func(c *frames.Conn) frames.Segment {
-				s := c.Segment(frames.Client, frames.PSH|frames.ACK, request)
+				s := c.Segment(frames.Client, tcpflag.PSH|tcpflag.ACK, request)
 				s.Ack += 100000
 				return s
 			}, 240 * time.Millisecond, false},
@@ -1016,7 +1017,7 @@ func TestConfirmationIsProof(t *testing.T) {
 				s.BadChecksum = true
 				return s
 			},
-			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, frames.PSH|frames.ACK, request) },
+			func(c *frames.Conn) frames.Segment { return c.Segment(frames.Client, tcpflag.PSH|tcpflag.ACK, request) },
 			240 * time.Millisecond, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1040,11 +1041,11 @@ func TestConfirmationIsProof(t *testing.T) {
 	t.Run("a SYN/ACK after a RST that refused the SYN: proof (rst-inject-rae.pcap)", func(t *testing.T) {
 		h := newHarness(t, ModeMonitor)
 		c := linuxPair(clientAddr, serverAddr)
-		h.sendAll(c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil)))
-		refusal := c.Segment(frames.Server, frames.RST|frames.ACK, nil)
+		h.sendAll(c.Send(frames.Client, c.Segment(frames.Client, tcpflag.SYN, nil)))
+		refusal := c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
 		refusal.Seq, refusal.Ack, refusal.TTL = 0, c.Peer(frames.Client).ISN, 46 // ack = ISN, not ISN+1
 		h.send(refusal.MustFrame(), 5*time.Millisecond)
-		h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.SYN|frames.ACK, nil)), time.Second)
+		h.send(c.Send(frames.Server, c.Segment(frames.Server, tcpflag.SYN|tcpflag.ACK, nil)), time.Second)
 		evs := h.drain()
 		if len(evs) != 2 || evs[1].Kind != EventConfirmed {
 			t.Errorf("events %+v", evs)
@@ -1105,7 +1106,7 @@ func TestFragments(t *testing.T) {
 			c := linuxPair(tc.client, server)
 			established(h, c)
 			h.drain()
-			s := c.Segment(frames.Client, frames.RST, nil)
+			s := c.Segment(frames.Client, tcpflag.RST, nil)
 			s.TTL, s.Payload = 40, make([]byte, 24)
 			if ret := h.send(tc.fragment(s.MustFrame(), 16), time.Millisecond); ret != XDPDrop {
 				t.Errorf("XDP %d, want drop", ret)
@@ -1170,8 +1171,8 @@ func TestHalfOpenFloodCannotEvict(t *testing.T) {
 		var a [4]byte
 		binary.BigEndian.PutUint32(a[:], 0x0b000000+uint32(i))
 		c := linuxPair(netip.AddrPortFrom(netip.AddrFrom4(a), uint16(1024+i%60000)), serverAddr)
-		syn := c.Send(frames.Client, c.Segment(frames.Client, frames.SYN, nil))
-		ack := c.Segment(frames.Client, frames.ACK, nil)
+		syn := c.Send(frames.Client, c.Segment(frames.Client, tcpflag.SYN, nil))
+		ack := c.Segment(frames.Client, tcpflag.ACK, nil)
 		ack.Ack = 12345
 		h.send(syn, time.Microsecond)
 		h.send(ack.MustFrame(), time.Microsecond)
@@ -1233,7 +1234,7 @@ func TestZonesKeepOverlappingTenantsApart(t *testing.T) {
 			h.sendAll(tag(100, a.Data(frames.Client, []byte("GET /")), a.ACK(frames.Server))...)
 			h.sendAll(tag(200, b.Handshake()...)...)
 			h.drain()
-			abort := withVLAN(a.Segment(frames.Server, frames.RST|frames.ACK, nil).MustFrame(), 100)
+			abort := withVLAN(a.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil).MustFrame(), 100)
 			ret := h.send(abort, time.Millisecond)
 			evs := h.drain()
 			if len(evs) != 1 {
@@ -1260,7 +1261,7 @@ func TestEventRTTSaturates(t *testing.T) {
 	c := linuxPair(clientAddr, serverAddr)
 	timedHandshake(h, c, 6*time.Second, time.Millisecond)
 	h.drain()
-	h.send(c.Segment(frames.Server, frames.RST|frames.ACK, nil).MustFrame(), time.Millisecond)
+	h.send(c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil).MustFrame(), time.Millisecond)
 	evs := h.drain()
 	if len(evs) != 1 || evs[0].Expected.RTT != time.Duration(0xffffffff) {
 		t.Errorf("events %+v, want rtt_ns saturated at %d", evs, uint32(0xffffffff))
@@ -1284,9 +1285,9 @@ func TestContextAfterSuspectRST(t *testing.T) {
 	established(h, c)
 	h.drain()
 	h.sendAll(forgedFromClient(c).MustFrame())
-	h.send(c.Send(frames.Client, c.Segment(frames.Client, frames.PSH|frames.ACK, []byte("GET / HTTP/1.1\r\n\r\n"))), 50*time.Millisecond)
+	h.send(c.Send(frames.Client, c.Segment(frames.Client, tcpflag.PSH|tcpflag.ACK, []byte("GET / HTTP/1.1\r\n\r\n"))), 50*time.Millisecond)
 	for range 2 * xdp.RstguardContextLimitsCONTEXT_PACKETS {
-		h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.ACK, nil)), 10*time.Millisecond)
+		h.send(c.Send(frames.Server, c.Segment(frames.Server, tcpflag.ACK, nil)), 10*time.Millisecond)
 	}
 	evs := h.drain()
 	got := kinds(evs)
@@ -1303,7 +1304,7 @@ func TestContextAfterSuspectRST(t *testing.T) {
 	c = linuxPair(netip.MustParseAddrPort("192.0.2.11:40001"), serverAddr)
 	established(h, c)
 	h.sendAll(forgedFromClient(c).MustFrame())
-	h.send(c.Send(frames.Server, c.Segment(frames.Server, frames.ACK, nil)), time.Duration(xdp.RstguardContextLimitsCONTEXT_SECONDS+1)*time.Second)
+	h.send(c.Send(frames.Server, c.Segment(frames.Server, tcpflag.ACK, nil)), time.Duration(xdp.RstguardContextLimitsCONTEXT_SECONDS+1)*time.Second)
 	if got := kinds(h.drain()); got[EventContext] != 0 {
 		t.Errorf("context %d after the window", got[EventContext])
 	}
@@ -1311,8 +1312,8 @@ func TestContextAfterSuspectRST(t *testing.T) {
 	// A valid RST (the server's own) starts none.
 	c = linuxPair(netip.MustParseAddrPort("192.0.2.12:40002"), serverAddr)
 	established(h, c)
-	h.sendAll(c.Send(frames.Server, c.Segment(frames.Server, frames.RST, nil)))
-	h.sendAll(c.Send(frames.Client, c.Segment(frames.Client, frames.ACK, nil)))
+	h.sendAll(c.Send(frames.Server, c.Segment(frames.Server, tcpflag.RST, nil)))
+	h.sendAll(c.Send(frames.Client, c.Segment(frames.Client, tcpflag.ACK, nil)))
 	if got := kinds(h.drain()); got[EventContext] != 0 {
 		t.Errorf("context after a valid RST: %v", got)
 	}

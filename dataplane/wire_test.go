@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 // arpRequest is a broadcast ARP request: a frame that is not IP.
@@ -36,9 +37,9 @@ func TestWireForwarding(t *testing.T) {
 	c := linuxPair(clientAddr, serverAddr)
 	// Not IP, TCP in two VLAN tags, and a datagram's first fragment: all
 	// carried across, as a cable carries them.
-	tagged := c.Segment(frames.Client, frames.ACK, nil)
+	tagged := c.Segment(frames.Client, tcpflag.ACK, nil)
 	tagged.VLANs = []uint16{100, 200}
-	fragment := c.Segment(frames.Client, frames.ACK|frames.PSH, []byte("part"))
+	fragment := c.Segment(frames.Client, tcpflag.ACK|tcpflag.PSH, []byte("part"))
 	fragment.MoreFragments = true
 	fs := append(c.Handshake(), arpRequest(), c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")),
 		tagged.MustFrame(), fragment.MustFrame())
@@ -47,7 +48,7 @@ func TestWireForwarding(t *testing.T) {
 			t.Errorf("frame %d: XDP verdict %d, want redirect", i, ret)
 		}
 	}
-	rst := c.Segment(frames.Client, frames.RST, nil)
+	rst := c.Segment(frames.Client, tcpflag.RST, nil)
 	rst.TTL, rst.IPID = 40, 4242 // the incident's: exact seq, an injector's TTL and IP-ID
 	if ret := h.send(rst.MustFrame(), time.Millisecond); ret != XDPDrop {
 		t.Errorf("forged RST: XDP verdict %d, want drop", ret)

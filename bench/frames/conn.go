@@ -1,6 +1,10 @@
 package frames
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/rstguard/rstguard/internal/tcpflag"
+)
 
 // Side names one end of a Conn.
 type Side int
@@ -61,13 +65,13 @@ func (c *Conn) Segment(s Side, flags uint8, payload []byte) Segment {
 		Window: me.Window, TTL: me.TTL, IPID: me.IPID, DF: true, Payload: payload, FlowLabel: me.FlowLabel,
 		MD5: me.MD5,
 	}
-	if flags&ACK != 0 {
+	if flags&tcpflag.ACK != 0 {
 		seg.Ack = me.acked
 	}
-	if flags&SYN != 0 {
+	if flags&tcpflag.SYN != 0 {
 		seg.MSS, seg.WScale, seg.SACKPermitted = 1460, me.WScale, true
 	}
-	if flags&(RST|ACK) == RST {
+	if flags&(tcpflag.RST|tcpflag.ACK) == tcpflag.RST {
 		// A plain RST is Linux's stateless reset (tcp_v4_send_reset): window 0,
 		// IP-ID 0 with DF, no timestamps. A RST/ACK from a socket (abort) keeps them.
 		seg.Window, seg.IPID = 0, 0
@@ -75,7 +79,7 @@ func (c *Conn) Segment(s Side, flags uint8, payload []byte) Segment {
 	}
 	if me.TS {
 		seg.TS, seg.TSval = true, me.TSval
-		if flags&SYN == 0 || flags&ACK != 0 {
+		if flags&tcpflag.SYN == 0 || flags&tcpflag.ACK != 0 {
 			seg.TSecr = them.TSval
 		}
 	}
@@ -86,7 +90,7 @@ func (c *Conn) Segment(s Side, flags uint8, payload []byte) Segment {
 func (c *Conn) Send(s Side, seg Segment) []byte {
 	me, them := &c.peers[s], &c.peers[1-s]
 	end := seg.Seq + uint32(len(seg.Payload))
-	if seg.Flags&(SYN|FIN) != 0 {
+	if seg.Flags&(tcpflag.SYN|tcpflag.FIN) != 0 {
 		end++
 	}
 	if int32(end-me.next) > 0 {
@@ -103,19 +107,19 @@ func (c *Conn) Send(s Side, seg Segment) []byte {
 // Handshake returns the SYN, SYN/ACK and ACK that open the connection.
 func (c *Conn) Handshake() [][]byte {
 	return [][]byte{
-		c.Send(Client, c.Segment(Client, SYN, nil)),
-		c.Send(Server, c.Segment(Server, SYN|ACK, nil)),
-		c.Send(Client, c.Segment(Client, ACK, nil)),
+		c.Send(Client, c.Segment(Client, tcpflag.SYN, nil)),
+		c.Send(Server, c.Segment(Server, tcpflag.SYN|tcpflag.ACK, nil)),
+		c.Send(Client, c.Segment(Client, tcpflag.ACK, nil)),
 	}
 }
 
 // Data sends payload from side s with PSH/ACK.
 func (c *Conn) Data(s Side, payload []byte) []byte {
-	return c.Send(s, c.Segment(s, PSH|ACK, payload))
+	return c.Send(s, c.Segment(s, tcpflag.PSH|tcpflag.ACK, payload))
 }
 
 // ACK sends a pure ACK from side s.
-func (c *Conn) ACK(s Side) []byte { return c.Send(s, c.Segment(s, ACK, nil)) }
+func (c *Conn) ACK(s Side) []byte { return c.Send(s, c.Segment(s, tcpflag.ACK, nil)) }
 
 // FIN sends FIN/ACK from side s.
-func (c *Conn) FIN(s Side) []byte { return c.Send(s, c.Segment(s, FIN|ACK, nil)) }
+func (c *Conn) FIN(s Side) []byte { return c.Send(s, c.Segment(s, tcpflag.FIN|tcpflag.ACK, nil)) }

@@ -12,16 +12,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/rstguard/rstguard/xdp"
-)
-
-// TCP flags, from xdp/rstguard.h.
-const (
-	FIN = uint8(xdp.RstguardTcpFlagTH_FIN)
-	SYN = uint8(xdp.RstguardTcpFlagTH_SYN)
-	RST = uint8(xdp.RstguardTcpFlagTH_RST)
-	PSH = uint8(xdp.RstguardTcpFlagTH_PSH)
-	ACK = uint8(xdp.RstguardTcpFlagTH_ACK)
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 // Segment describes one TCP segment and the headers around it.
@@ -85,8 +76,8 @@ func (s Segment) Frame() ([]byte, error) {
 	tcp := &layers.TCP{
 		SrcPort: layers.TCPPort(s.Src.Port()), DstPort: layers.TCPPort(s.Dst.Port()),
 		Seq: s.Seq, Ack: s.Ack, Window: s.Window,
-		FIN: s.Flags&FIN != 0, SYN: s.Flags&SYN != 0, RST: s.Flags&RST != 0,
-		PSH: s.Flags&PSH != 0, ACK: s.Flags&ACK != 0,
+		FIN: s.Flags&tcpflag.FIN != 0, SYN: s.Flags&tcpflag.SYN != 0, RST: s.Flags&tcpflag.RST != 0,
+		PSH: s.Flags&tcpflag.PSH != 0, ACK: s.Flags&tcpflag.ACK != 0,
 		Options: s.options(),
 	}
 
@@ -180,7 +171,7 @@ func (s Segment) options() []layers.TCPOption {
 		opts = append(opts, layers.TCPOption{OptionType: 19, OptionLength: 18, OptionData: make([]byte, 16)},
 			layers.TCPOption{OptionType: layers.TCPOptionKindNop}, layers.TCPOption{OptionType: layers.TCPOptionKindNop})
 	}
-	if s.WScale != 0 && s.Flags&SYN != 0 {
+	if s.WScale != 0 && s.Flags&tcpflag.SYN != 0 {
 		opts = append(opts, layers.TCPOption{OptionType: layers.TCPOptionKindNop},
 			layers.TCPOption{OptionType: layers.TCPOptionKindWindowScale, OptionLength: 3,
 				OptionData: []byte{s.WScale}})

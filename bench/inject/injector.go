@@ -15,7 +15,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
-	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 // Config is one injector's run.
@@ -143,7 +143,7 @@ func (inj *Injector) fire(t Trigger) {
 			continue
 		}
 		kind := "RST"
-		if seg.Flags&frames.RST == 0 {
+		if seg.Flags&tcpflag.RST == 0 {
 			kind = "segment" // one that prepares its RSTs
 		}
 		fmt.Fprintf(inj.cfg.Log, "injector %s: %s > %s %s flags %#x seq %d ack %d ttl %d id %d win %d\n",

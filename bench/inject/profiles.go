@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 // Trigger is the packet that set the injector off (a client's request) and
@@ -44,14 +45,14 @@ type Profile struct {
 // towardServer is a RST to the server in the client's name: seq is what the
 // server expects next from the client.
 func towardServer(t Trigger) frames.Segment {
-	return frames.Segment{Src: t.Client, Dst: t.Server, Seq: t.Seq, Flags: frames.RST}
+	return frames.Segment{Src: t.Client, Dst: t.Server, Seq: t.Seq, Flags: tcpflag.RST}
 }
 
 // towardClient is a RST/ACK to the client in the server's name, acknowledging
 // the trigger.
 func towardClient(t Trigger) frames.Segment {
 	return frames.Segment{Src: t.Server, Dst: t.Client, Seq: t.Ack, Ack: t.Seq + uint32(t.PayloadLen),
-		Flags: frames.RST | frames.ACK}
+		Flags: tcpflag.RST | tcpflag.ACK}
 }
 
 // ttlForge sends the TTL the trigger leaves the injector's router with (one
@@ -85,12 +86,12 @@ var profiles = []Profile{
 			var out []frames.Segment
 			for _, base := range []frames.Segment{towardServer(t), towardClient(t)} {
 				rst := base
-				rst.Flags, rst.Ack = frames.RST, 0
+				rst.Flags, rst.Ack = tcpflag.RST, 0
 				rst.TTL, rst.Window, rst.IPID = ttl-17, 2050, uint16(rand.N(65535)+1)
 				out = append(out, rst)
 				for i, off := range []uint32{0, 1460, 4380} {
 					ra := base
-					ra.Flags = frames.RST | frames.ACK
+					ra.Flags = tcpflag.RST | tcpflag.ACK
 					ra.Ack = base.Ack
 					if base.Dst == t.Server {
 						ra.Ack = t.Ack
@@ -156,7 +157,7 @@ var profiles = []Profile{
 		Gap:       5 * time.Millisecond,
 		Forge: func(t Trigger, ttl uint8) []frames.Segment {
 			s := ttlForge(t, ttl)[0]
-			s.Flags, s.Ack = frames.RST|frames.ACK, t.Ack
+			s.Flags, s.Ack = tcpflag.RST|tcpflag.ACK, t.Ack
 			return volleyOf(s, 2)
 		},
 	},
@@ -169,7 +170,7 @@ var profiles = []Profile{
 		Exact:     true,
 		Gap:       time.Millisecond,
 		Forge: func(t Trigger, ttl uint8) []frames.Segment {
-			spend := frames.Segment{Src: t.Server, Dst: t.Client, Seq: t.Ack - 1000, Ack: t.Seq, Flags: frames.ACK,
+			spend := frames.Segment{Src: t.Server, Dst: t.Client, Seq: t.Ack - 1000, Ack: t.Seq, Flags: tcpflag.ACK,
 				TTL: ttl, DF: true, Window: 502}
 			return append([]frames.Segment{spend}, ttlForge(t, ttl)...)
 		},
@@ -245,7 +246,7 @@ func (p Profile) Targets() (server, client bool) {
 	t := Trigger{Client: netip.MustParseAddrPort("192.0.2.1:40000"), Server: netip.MustParseAddrPort("198.51.100.1:80"),
 		Seq: 1000, Ack: 5000, PayloadLen: 40, TTL: 61, IPID: 300, Window: 502, ClientISN: 999}
 	for _, s := range p.Forge(t, 64) {
-		if s.Flags&frames.RST != 0 {
+		if s.Flags&tcpflag.RST != 0 {
 			server = server || s.Dst == t.Server
 			client = client || s.Dst == t.Client
 		}

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 // Every profile forges RSTs in the names the placement expects, each a
@@ -22,7 +22,7 @@ func TestProfiles(t *testing.T) {
 		if server, client := p.Targets(); !server && !client {
 			t.Errorf("%s: its RSTs reach neither end, so no gateway can be placed to see them", name)
 		}
-		if segs[len(segs)-1].Flags&frames.RST == 0 {
+		if segs[len(segs)-1].Flags&tcpflag.RST == 0 {
 			t.Errorf("%s: its last segment is no RST: %+v", name, segs[len(segs)-1])
 		}
 		for _, s := range segs {
@@ -43,7 +43,7 @@ func TestProfiles(t *testing.T) {
 	// spent-answers spends the client's answer to out-of-window segments
 	// first: an ACK to it, in the server's name, below what it has.
 	if segs := mustLookup(t, "spent-answers").Forge(tr, 64); len(segs) != 2 || segs[0].Src != tr.Server ||
-		segs[0].Dst != tr.Client || segs[0].Flags != frames.ACK || segs[0].Seq-tr.Ack < 1<<31 {
+		segs[0].Dst != tr.Client || segs[0].Flags != tcpflag.ACK || segs[0].Seq-tr.Ack < 1<<31 {
 		t.Errorf("spent-answers: %+v", segs)
 	}
 	if ProfileHelp() == "" {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rstguard/rstguard/bench/frames"
 	"github.com/rstguard/rstguard/bench/inject"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 // Kinds of segment in a mix, by the name --mix uses.
@@ -136,29 +137,29 @@ func BuildTraffic(mix Mix, size int, ipv6 bool, src, dst []byte) (*Traffic, erro
 	c := frames.NewConn(peer(client, 1_000_000, 1000, 502), peer(server, 2_000_000, 30000, 509))
 	b := builder{client: client, size: size, src: src, dst: dst}
 
-	syn := c.Segment(frames.Client, frames.SYN, nil)
+	syn := c.Segment(frames.Client, tcpflag.SYN, nil)
 	c.Send(frames.Client, syn)
-	synack := c.Segment(frames.Server, frames.SYN|frames.ACK, nil)
+	synack := c.Segment(frames.Server, tcpflag.SYN|tcpflag.ACK, nil)
 	c.Send(frames.Server, synack)
-	ack := c.Segment(frames.Client, frames.ACK, nil)
+	ack := c.Segment(frames.Client, tcpflag.ACK, nil)
 	c.Send(frames.Client, ack)
 	t := &Traffic{Handshake: []*Template{b.template(KindSYN, syn), b.template(KindSYNACK, synack), b.template(KindACK, ack)}}
 
 	headers := len(ack.MustFrame())
 	payload := make([]byte, max(size-FCS-headers, 0))
-	data := c.Segment(frames.Client, frames.PSH|frames.ACK, payload)
-	reply := c.Segment(frames.Server, frames.PSH|frames.ACK, payload)
+	data := c.Segment(frames.Client, tcpflag.PSH|tcpflag.ACK, payload)
+	reply := c.Segment(frames.Server, tcpflag.PSH|tcpflag.ACK, payload)
 	segments := map[string][]frames.Segment{
 		KindSYN:    {syn},
 		KindSYNACK: {synack},
 		KindACK:    {ack},
 		KindData:   {data},
 		KindReply:  {reply},
-		KindFIN:    {c.Segment(frames.Client, frames.FIN|frames.ACK, nil)},
+		KindFIN:    {c.Segment(frames.Client, tcpflag.FIN|tcpflag.ACK, nil)},
 		KindRST: {
-			c.Segment(frames.Server, frames.RST|frames.ACK, nil), // the server's abort
-			c.Segment(frames.Server, frames.RST, nil),            // its stateless reset
-			c.Segment(frames.Client, frames.RST|frames.ACK, nil), // the client's abort
+			c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil), // the server's abort
+			c.Segment(frames.Server, tcpflag.RST, nil),             // its stateless reset
+			c.Segment(frames.Client, tcpflag.RST|tcpflag.ACK, nil), // the client's abort
 		},
 	}
 	trigger := inject.Trigger{Client: client, Server: server, Seq: data.Seq, Ack: data.Ack, PayloadLen: len(payload),

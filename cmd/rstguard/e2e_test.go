@@ -31,6 +31,7 @@ import (
 	"github.com/rstguard/rstguard/bench/lab"
 	"github.com/rstguard/rstguard/control/daemon"
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 	"github.com/rstguard/rstguard/internal/testutil"
 )
 
@@ -341,7 +342,7 @@ func (g *gateway) sendClientRST(h *heldConn, shape func(f dataplane.Flow, s *fra
 // clientRST is a RST toward the server in the flow's client's name with the
 // exact sequence number, shaped by shape.
 func clientRST(f dataplane.Flow, shape func(f dataplane.Flow, s *frames.Segment)) []byte {
-	seg := frames.Segment{Src: f.Client, Dst: f.Server, Seq: f.ClientSide.NextSeq, Flags: frames.RST}
+	seg := frames.Segment{Src: f.Client, Dst: f.Server, Seq: f.ClientSide.NextSeq, Flags: tcpflag.RST}
 	shape(f, &seg)
 	return seg.MustFrame()
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/rstguard/rstguard/bench/lab"
 	"github.com/rstguard/rstguard/control/health"
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 // forgeExactClientRST sends, from the client's namespace, a RST toward the
@@ -313,7 +314,7 @@ func (g *gateway) stopsExactForgery(t *testing.T) {
 		t.Fatal("held connection not in the flow table")
 	}
 	pureACKs := sniff(t, g.server, lab.ClientSide, func(s dataplane.Segment) bool {
-		return s.Src.Port() == h.port && s.Flags == dataplane.FlagACK && s.PayloadLen == 0
+		return s.Src.Port() == h.port && s.Flags == tcpflag.ACK && s.PayloadLen == 0
 	})
 	g.forgeExactClientRST(h)
 	// The RST's event comes from the program's ring buffer, the hold's
@@ -350,9 +351,9 @@ func (g *gateway) stopsForgeryAfterSpentAnswers(t *testing.T) {
 	}
 	before := len(g.holdOutcomes())
 	spend := frames.Segment{Src: f.Server, Dst: f.Client, Seq: f.ServerSide.NextSeq - 1000, Ack: f.ClientSide.NextSeq,
-		Flags: frames.ACK, TTL: 63, DF: true, Window: 502}
+		Flags: tcpflag.ACK, TTL: 63, DF: true, Window: 502}
 	dupACKs := sniff(t, g.server, lab.ClientSide, func(s dataplane.Segment) bool {
-		return s.Src.Port() == h.port && s.Flags == dataplane.FlagACK && s.PayloadLen == 0
+		return s.Src.Port() == h.port && s.Flags == tcpflag.ACK && s.PayloadLen == 0
 	})
 	g.sendToClient(spend.MustFrame())
 	g.waitFor("the client's duplicate ACK at the server", func() bool { return len(dupACKs()) > 0 })
@@ -440,7 +441,7 @@ func (g *gateway) abortReleased(t *testing.T, srvIP netip.Addr, dialer *net.Dial
 
 // rstTo keeps a sniffer's RSTs to port.
 func rstTo(port uint16) func(dataplane.Segment) bool {
-	return func(s dataplane.Segment) bool { return s.Flags&dataplane.FlagRST != 0 && s.Dst.Port() == port }
+	return func(s dataplane.Segment) bool { return s.Flags&tcpflag.RST != 0 && s.Dst.Port() == port }
 }
 
 // sniff records the TCP segments that arrive on a host's interface and
@@ -520,14 +521,14 @@ type volley struct {
 var volleys = []volley{
 	// Back to back: the second arrives before the client's answer to the
 	// probe can, so only the nonce tells it from the answer.
-	{"two plain RSTs back to back", 2, 0, frames.RST, false, 0},
-	{"two plain RSTs 5 ms apart", 2, 5 * time.Millisecond, frames.RST, false, 0},
-	{"two RST/ACKs 5 ms apart", 2, 5 * time.Millisecond, frames.RST | frames.ACK, false, 0},
-	{"three RST/ACKs 1 ms apart, from a made-up MAC", 3, time.Millisecond, frames.RST | frames.ACK, true, 0},
-	{"two plain RSTs 2 ms apart in a foreign VLAN tag", 2, 2 * time.Millisecond, frames.RST, false, 100},
-	{"three plain RSTs 3 ms apart", 3, 3 * time.Millisecond, frames.RST, false, 0},
-	{"ten plain RSTs 2 ms apart", 10, 2 * time.Millisecond, frames.RST, false, 0},
-	{"ten RST/ACKs 1 ms apart", 10, time.Millisecond, frames.RST | frames.ACK, false, 0},
+	{"two plain RSTs back to back", 2, 0, tcpflag.RST, false, 0},
+	{"two plain RSTs 5 ms apart", 2, 5 * time.Millisecond, tcpflag.RST, false, 0},
+	{"two RST/ACKs 5 ms apart", 2, 5 * time.Millisecond, tcpflag.RST | tcpflag.ACK, false, 0},
+	{"three RST/ACKs 1 ms apart, from a made-up MAC", 3, time.Millisecond, tcpflag.RST | tcpflag.ACK, true, 0},
+	{"two plain RSTs 2 ms apart in a foreign VLAN tag", 2, 2 * time.Millisecond, tcpflag.RST, false, 100},
+	{"three plain RSTs 3 ms apart", 3, 3 * time.Millisecond, tcpflag.RST, false, 0},
+	{"ten plain RSTs 2 ms apart", 10, 2 * time.Millisecond, tcpflag.RST, false, 0},
+	{"ten RST/ACKs 1 ms apart", 10, time.Millisecond, tcpflag.RST | tcpflag.ACK, false, 0},
 }
 
 // stopsVolley sends the volley in a held connection's name: one hold, its
@@ -549,7 +550,7 @@ func (g *gateway) stopsVolley(t *testing.T, v volley) {
 		rsts = append(rsts, clientRST(f, func(f dataplane.Flow, s *frames.Segment) {
 			s.TTL, s.DF, s.Flags = f.ClientSide.TTL, true, v.flags
 			s.SrcMAC = clientLink.Attrs().HardwareAddr
-			if v.flags&frames.ACK != 0 {
+			if v.flags&tcpflag.ACK != 0 {
 				s.Ack = f.ServerSide.NextSeq
 			}
 			if v.mac {

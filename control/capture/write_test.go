@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 func evidenceFrame(t *testing.T) []byte {
 	t.Helper()
-	return frames.Segment{Src: netip.MustParseAddrPort("192.0.2.1:1"), Dst: netip.MustParseAddrPort("192.0.2.2:2"), Flags: frames.RST}.MustFrame()
+	return frames.Segment{Src: netip.MustParseAddrPort("192.0.2.1:1"), Dst: netip.MustParseAddrPort("192.0.2.2:2"), Flags: tcpflag.RST}.MustFrame()
 }
 
 // count reads a pcap back and counts its frames; tcpdump must agree.

@@ -18,6 +18,7 @@ import (
 	"github.com/rstguard/rstguard/bench/lab"
 	"github.com/rstguard/rstguard/bench/netbox"
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 	"github.com/rstguard/rstguard/internal/testutil"
 	"github.com/rstguard/rstguard/xdp"
 )
@@ -121,10 +122,10 @@ func BenchmarkHold(b *testing.B) {
 		want  dataplane.HoldOutcome
 		batch int
 	}{
-		{"throughput/forged-answered-ack", frames.ACK, dataplane.HoldAnsweredACK, 64},
-		{"throughput/real-answered-rst", frames.RST, dataplane.HoldAnsweredRST, 64},
-		{"latency/forged-answered-ack", frames.ACK, dataplane.HoldAnsweredACK, 1},
-		{"latency/real-answered-rst", frames.RST, dataplane.HoldAnsweredRST, 1},
+		{"throughput/forged-answered-ack", tcpflag.ACK, dataplane.HoldAnsweredACK, 64},
+		{"throughput/real-answered-rst", tcpflag.RST, dataplane.HoldAnsweredRST, 64},
+		{"latency/forged-answered-ack", tcpflag.ACK, dataplane.HoldAnsweredACK, 1},
+		{"latency/real-answered-rst", tcpflag.RST, dataplane.HoldAnsweredRST, 1},
 	} {
 		b.Run(answer.name, func(b *testing.B) {
 			host, err := lab.NewHost(lab.UniquePrefix())
@@ -143,7 +144,7 @@ func BenchmarkHold(b *testing.B) {
 				answers := make([][]byte, len(hb.conns))
 				keys := make([]dataplane.FlowKey, len(hb.conns))
 				for i, c := range hb.conns {
-					rst := c.Segment(frames.Client, frames.RST, nil)
+					rst := c.Segment(frames.Client, tcpflag.RST, nil)
 					rsts[i] = rst.MustFrame()
 					keys[i], _ = dataplane.Segment{Src: rst.Src, Dst: rst.Dst}.Key(0)
 				}
@@ -151,7 +152,7 @@ func BenchmarkHold(b *testing.B) {
 				// the probe's nonce, read from the hold once it began.
 				answerFrame := func(i int) []byte {
 					a := hb.conns[i].Segment(frames.Client, answer.flags, nil)
-					if answer.flags == frames.RST {
+					if answer.flags == tcpflag.RST {
 						hd, _, _ := hb.dp.LookupHold(keys[i])
 						a.Seq = hd.Nonce
 					}

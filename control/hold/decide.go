@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 // records is the program's hold table as the decisions see it: the
@@ -125,7 +126,7 @@ func (d *decisions) frame(ifindex int, f []byte, now time.Time) {
 	key, fromHi := seg.Key(d.prog.ZoneOf(ifindex, seg.VLAN))
 	h := d.pending[key]
 	frame := append([]byte(nil), f...)
-	if seg.Flags&dataplane.FlagRST == 0 {
+	if seg.Flags&tcpflag.RST == 0 {
 		// The program redirects only pure ACKs that answer a pending probe.
 		// Each goes on to the endpoint it is addressed to once it has
 		// decided, as every frame that is not a RST does (fail open): to

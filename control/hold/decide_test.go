@@ -15,6 +15,7 @@ import (
 
 	"github.com/rstguard/rstguard/bench/frames"
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 // The decision core driven without a kernel: the program's hold records are
@@ -98,17 +99,17 @@ func record(held uint64, rtt time.Duration) dataplane.Hold {
 var (
 	// injected is the injector's RST at the client's exact next sequence;
 	// its volleys repeat it.
-	injected = frames.Segment{Src: client, Dst: server, Seq: clientNext, Flags: frames.RST, TTL: 60, SrcMAC: macA, DstMAC: macB}
+	injected = frames.Segment{Src: client, Dst: server, Seq: clientNext, Flags: tcpflag.RST, TTL: 60, SrcMAC: macA, DstMAC: macB}
 	// injectedACK is its RST/ACK flavour.
-	injectedACK = frames.Segment{Src: client, Dst: server, Seq: clientNext, Ack: serverNext, Flags: frames.RST | frames.ACK, TTL: 60,
+	injectedACK = frames.Segment{Src: client, Dst: server, Seq: clientNext, Ack: serverNext, Flags: tcpflag.RST | tcpflag.ACK, TTL: 60,
 		SrcMAC: macA, DstMAC: macB}
 	// aliveAnswer is a live client's answer to the probe (RFC 9293 3.10.7.4).
-	aliveAnswer = frames.Segment{Src: client, Dst: server, Seq: clientNext, Ack: serverNext, Flags: frames.ACK, TTL: 64}
+	aliveAnswer = frames.Segment{Src: client, Dst: server, Seq: clientNext, Ack: serverNext, Flags: tcpflag.ACK, TTL: 64}
 	// deadAnswer is the answer of a client without the connection: a RST at
 	// the probe's ack, the nonce (RFC 9293 3.10.7.1).
-	deadAnswer = frames.Segment{Src: client, Dst: server, Seq: nonce, Flags: frames.RST, TTL: 64}
+	deadAnswer = frames.Segment{Src: client, Dst: server, Seq: nonce, Flags: tcpflag.RST, TTL: 64}
 	// realRST is a real client's RST, at its own next sequence.
-	realRST = frames.Segment{Src: client, Dst: server, Seq: clientNext, Flags: frames.RST, TTL: 64}
+	realRST = frames.Segment{Src: client, Dst: server, Seq: clientNext, Flags: tcpflag.RST, TTL: 64}
 )
 
 // rig drives a decisions as the Manager does, one turn per step.
@@ -190,7 +191,7 @@ func (r *rig) out(ifindex int) []dataplane.Segment {
 // probes' answers sent on, and forgets it.
 func (r *rig) sentOn(ifindex int) (rsts, answers []dataplane.Segment) {
 	for _, seg := range r.out(ifindex) {
-		if seg.Flags&dataplane.FlagRST != 0 {
+		if seg.Flags&tcpflag.RST != 0 {
 			rsts = append(rsts, seg)
 		} else {
 			answers = append(answers, seg)

@@ -9,6 +9,7 @@ import (
 	"net"
 
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 // probeTTL is the probe's IP TTL or hop limit: Linux's default (64).
@@ -84,7 +85,7 @@ func Probe(rst dataplane.Segment, hd dataplane.Hold) []byte {
 	binary.BigEndian.PutUint16(tcp[2:], rst.Src.Port())
 	binary.BigEndian.PutUint32(tcp[4:], seq)
 	binary.BigEndian.PutUint32(tcp[8:], ack)
-	tcp[12], tcp[13] = 5<<4, dataplane.FlagACK
+	tcp[12], tcp[13] = 5<<4, tcpflag.ACK
 	binary.BigEndian.PutUint16(tcp[14:], probeWindow)
 	l4 := len(out)
 	out = append(out, tcp...)
@@ -135,7 +136,7 @@ func Forward(held []byte, rst dataplane.Segment, src, dst net.HardwareAddr) ([]b
 // what the gateway saw of it (segments lost before the gateway), by at most
 // a window: the same rule as the program's hold_answer().
 func IsACKAnswer(s dataplane.Segment, h dataplane.Hold) bool {
-	return s.Flags&(dataplane.FlagSYN|dataplane.FlagFIN|dataplane.FlagRST|dataplane.FlagACK) == dataplane.FlagACK &&
+	return s.Flags&(tcpflag.SYN|tcpflag.FIN|tcpflag.RST|tcpflag.ACK) == tcpflag.ACK &&
 		s.PayloadLen == 0 && s.Seq-h.ProbeAck <= dataplane.HoldAnswerSeqSlack && s.Ack == h.PeerNext
 }
 
@@ -145,7 +146,7 @@ func IsACKAnswer(s dataplane.Segment, h dataplane.Hold) bool {
 // injector's RSTs, even a volley at the sender's exact sequence, cannot
 // carry it unless the injector reads the probe and answers within the hold.
 func IsRSTAnswer(s dataplane.Segment, h dataplane.Hold) bool {
-	return s.Flags&(dataplane.FlagRST|dataplane.FlagSYN) == dataplane.FlagRST && s.Seq == h.Nonce
+	return s.Flags&(tcpflag.RST|tcpflag.SYN) == tcpflag.RST && s.Seq == h.Nonce
 }
 
 // setTCPChecksum fills the TCP checksum of the segment at l4 in frame, the

@@ -10,6 +10,7 @@ import (
 
 	"github.com/rstguard/rstguard/bench/frames"
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 var (
@@ -76,7 +77,7 @@ func TestProbe(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			// The held RST: from the client (claimed sender) to the server,
 			// with made-up L2 addresses, as a forgery may carry.
-			rst := frames.Segment{Src: tc.src, Dst: tc.dst, Seq: 1000, Flags: frames.RST, TTL: 60,
+			rst := frames.Segment{Src: tc.src, Dst: tc.dst, Seq: 1000, Flags: tcpflag.RST, TTL: 60,
 				SrcMAC: macA, DstMAC: macB, VLANs: tc.vlans}.MustFrame()
 			seg, err := dataplane.ParseSegment(rst)
 			if err != nil {
@@ -125,7 +126,7 @@ func TestForward(t *testing.T) {
 		{"IPv4 from a trunk: released untagged onto the egress", client, server, false, []uint16{100}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := frames.Segment{Src: tc.src, Dst: tc.dst, Seq: 1000, Ack: 77, Flags: frames.RST | frames.ACK, TTL: 60,
+			f := frames.Segment{Src: tc.src, Dst: tc.dst, Seq: 1000, Ack: 77, Flags: tcpflag.RST | tcpflag.ACK, TTL: 60,
 				Window: 501, SrcMAC: macA, DstMAC: macB, VLANs: tc.vlans, IPv6HopByHop: tc.hopByHop}.MustFrame()
 			f = append(f, 0, 0, 0, 0) // Ethernet padding
 			seg, err := dataplane.ParseSegment(f)
@@ -159,7 +160,7 @@ func TestForward(t *testing.T) {
 			}
 		})
 	}
-	f := frames.Segment{Src: client, Dst: server, Flags: frames.RST, TTL: 1}.MustFrame()
+	f := frames.Segment{Src: client, Dst: server, Flags: tcpflag.RST, TTL: 1}.MustFrame()
 	seg, _ := dataplane.ParseSegment(f)
 	if _, err := Forward(f, seg, macA, macB); err != ErrTTLExpired {
 		t.Errorf("TTL 1: %v, want ErrTTLExpired", err)
@@ -177,18 +178,18 @@ func TestAnswers(t *testing.T) {
 		s        dataplane.Segment
 		ack, rst bool
 	}{
-		{"live stack: pure ACK at its next seq of all the other side sent", seg(dataplane.FlagACK, 1000, 5000, 0), true, false},
-		{"an ACK of the probe's byte only is no answer (the sender has all)", seg(dataplane.FlagACK, 1000, 4999, 0), false, false},
-		{"live stack ahead of what the gateway saw (request lost before it)", seg(dataplane.FlagACK, 1100, 5000, 0), true, false},
-		{"ACK of something else", seg(dataplane.FlagACK, 1000, 4000, 0), false, false},
-		{"ACK behind the sender's next seq", seg(dataplane.FlagACK, 999, 5000, 0), false, false},
-		{"data is no answer (the program judges it)", seg(dataplane.FlagACK|0x08, 1000, 5000, 10), false, false},
-		{"FIN is no answer", seg(dataplane.FlagACK|dataplane.FlagFIN, 1000, 5000, 0), false, false},
-		{"dead stack: RST at seq = the probe's ack, the nonce", seg(dataplane.FlagRST, 977, 0, 0), false, true},
-		{"dead stack answering with RST/ACK, as some do", seg(dataplane.FlagRST|dataplane.FlagACK, 977, 5000, 0), false, true},
-		{"a volley at the sender's next seq is no answer", seg(dataplane.FlagRST, 1000, 0, 0), false, false},
-		{"a RST/ACK volley at it neither", seg(dataplane.FlagRST|dataplane.FlagACK, 1000, 5000, 0), false, false},
-		{"RST at another seq is no answer", seg(dataplane.FlagRST, 2460, 0, 0), false, false},
+		{"live stack: pure ACK at its next seq of all the other side sent", seg(tcpflag.ACK, 1000, 5000, 0), true, false},
+		{"an ACK of the probe's byte only is no answer (the sender has all)", seg(tcpflag.ACK, 1000, 4999, 0), false, false},
+		{"live stack ahead of what the gateway saw (request lost before it)", seg(tcpflag.ACK, 1100, 5000, 0), true, false},
+		{"ACK of something else", seg(tcpflag.ACK, 1000, 4000, 0), false, false},
+		{"ACK behind the sender's next seq", seg(tcpflag.ACK, 999, 5000, 0), false, false},
+		{"data is no answer (the program judges it)", seg(tcpflag.ACK|0x08, 1000, 5000, 10), false, false},
+		{"FIN is no answer", seg(tcpflag.ACK|tcpflag.FIN, 1000, 5000, 0), false, false},
+		{"dead stack: RST at seq = the probe's ack, the nonce", seg(tcpflag.RST, 977, 0, 0), false, true},
+		{"dead stack answering with RST/ACK, as some do", seg(tcpflag.RST|tcpflag.ACK, 977, 5000, 0), false, true},
+		{"a volley at the sender's next seq is no answer", seg(tcpflag.RST, 1000, 0, 0), false, false},
+		{"a RST/ACK volley at it neither", seg(tcpflag.RST|tcpflag.ACK, 1000, 5000, 0), false, false},
+		{"RST at another seq is no answer", seg(tcpflag.RST, 2460, 0, 0), false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := IsACKAnswer(tc.s, h); got != tc.ack {

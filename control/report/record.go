@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 // Record is one event as JSON. Keys are a scripting interface: add, never
@@ -113,7 +114,7 @@ func IsEvidence(e dataplane.Event) bool {
 func FromEvent(e dataplane.Event, iface, host string) Record {
 	r := Record{
 		Time: e.Time, Kind: e.Kind, Host: host, Iface: iface,
-		Src: e.Src, Dst: e.Dst, Zone: e.Zone, Flags: Flags(e.Flags),
+		Src: e.Src, Dst: e.Dst, Zone: e.Zone, Flags: tcpflag.String(e.Flags),
 		Seq: e.Seq, Ack: e.Ack, TTL: e.TTL, IPID: e.IPID, Window: e.Window,
 		Verdict: e.Verdict, Signals: e.Signals.Names(), Action: e.Action,
 		Score: e.Score, Expected: e.Expected, RST: e.RST, Hold: e.Hold,
@@ -129,24 +130,6 @@ func FromEvent(e dataplane.Event, iface, host string) Record {
 	}
 	r.EVE = newEVE(r)
 	return r
-}
-
-// Flags writes TCP flags as tcpdump does: S F R P U and "." for ACK.
-func Flags(f uint8) string {
-	var b strings.Builder
-	for _, x := range []struct {
-		bit  uint8
-		name byte
-	}{{dataplane.FlagSYN, 'S'}, {dataplane.FlagFIN, 'F'}, {dataplane.FlagRST, 'R'}, {dataplane.FlagPSH, 'P'},
-		{dataplane.FlagURG, 'U'}, {dataplane.FlagACK, '.'}} {
-		if f&x.bit != 0 {
-			b.WriteByte(x.name)
-		}
-	}
-	if b.Len() == 0 {
-		return "none"
-	}
-	return b.String()
 }
 
 // Text is the record as one line for a terminal.

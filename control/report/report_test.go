@@ -144,14 +144,6 @@ func TestEstimateHops(t *testing.T) {
 	}
 }
 
-func TestFlags(t *testing.T) {
-	for flags, want := range map[uint8]string{0x02: "S", 0x12: "S.", 0x04: "R", 0x14: "R.", 0x18: "P.", 0x11: "F.", 0: "none"} {
-		if got := Flags(flags); got != want {
-			t.Errorf("Flags(%#x) = %q, want %q", flags, got, want)
-		}
-	}
-}
-
 func TestRecordText(t *testing.T) {
 	evs := goldenEvents()
 	for i, want := range []string{
