@@ -41,31 +41,32 @@ func startServer(h *Host, ip netip.Addr) (*labServer, error) {
 		time.Sleep(serverThinkTime)
 		io.WriteString(w, "the page www.testaaa.com serves\n")
 	})
-	// An abort: SO_LINGER 0, then close: RST/ACK from the socket.
-	mux.HandleFunc("/abort", func(w http.ResponseWriter, r *http.Request) {
-		conn, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
+	// raw writes a response straight on the socket, then hands the socket
+	// to then: the resets below are what net/http itself avoids.
+	raw := func(response string, then func(net.Conn)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			conn, buf, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			buf.WriteString(response)
+			buf.Flush()
+			then(conn)
 		}
-		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial")
-		buf.Flush()
+	}
+	// An abort: SO_LINGER 0, then close: RST/ACK from the socket.
+	mux.HandleFunc("/abort", raw("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\npartial", func(conn net.Conn) {
 		time.Sleep(20 * time.Millisecond)
 		conn.(*net.TCPConn).SetLinger(0)
 		conn.Close()
-	})
+	}))
 	// An answer before the upload is read, then close: the kernel resets
 	// because data is still unread. (net/http itself half-closes and waits
-	// to avoid exactly this RST, so the handler takes the socket over.)
-	mux.HandleFunc("/unread", func(w http.ResponseWriter, r *http.Request) {
-		conn, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		buf.WriteString("HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-		buf.Flush()
+	// to avoid exactly this RST.)
+	mux.HandleFunc("/unread", raw("HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", func(conn net.Conn) {
 		time.Sleep(20 * time.Millisecond)
 		conn.Close()
-	})
+	}))
 	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
 		chunk := bytes.Repeat([]byte("y"), 64<<10)
 		for range 800 {
@@ -74,15 +75,7 @@ func startServer(h *Host, ip netip.Addr) (*labServer, error) {
 			}
 		}
 	})
-	mux.HandleFunc("/hold", func(w http.ResponseWriter, r *http.Request) {
-		conn, buf, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		buf.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
-		buf.Flush()
-		s.held <- conn
-	})
+	mux.HandleFunc("/hold", raw("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n", func(conn net.Conn) { s.held <- conn }))
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go s.srv.Serve(ln)
 	return s, nil

@@ -188,10 +188,13 @@ func (d *daemon) program() (_ *ebpf.Program, err error) {
 }
 
 // status is `rstguard status --json`, totals only.
-func (d *daemon) status() (st struct {
+// daemonStatus is what the suite reads of rstguard status --json.
+type daemonStatus struct {
 	FlowsTracked int                `json:"flows_tracked"`
 	Counters     dataplane.Counters `json:"counters"`
-}, err error) {
+}
+
+func (d *daemon) status() (st daemonStatus, err error) {
 	out, err := exec.Command(d.bin, "status", "--json", "--interval", "0", "--pin-dir", d.pinDir).Output()
 	if err != nil {
 		return st, fmt.Errorf("rstguard status: %w", err)
@@ -222,6 +225,21 @@ func (d *daemon) tableMemory() (bytes, capacity uint64, err error) {
 }
 
 // usage is the daemon's CPU time so far and resident memory now.
+// sample is the daemon's CPU time, memory and status at one moment.
+type sample struct {
+	cpu    time.Duration
+	rss    uint64
+	status daemonStatus
+}
+
+func (d *daemon) sample() (s sample, err error) {
+	if s.cpu, s.rss, err = d.usage(); err != nil {
+		return s, err
+	}
+	s.status, err = d.status()
+	return s, err
+}
+
 func (d *daemon) usage() (cpu time.Duration, rss uint64, err error) {
 	pid := d.cmd.Process.Pid
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))

@@ -68,11 +68,7 @@ func (o Options) rstFlood(prefix string, sz sizes, flows uint32) (Flood, error) 
 		return f, err
 	}
 	defer d.stop()
-	cpu0, _, err := d.usage()
-	if err != nil {
-		return f, err
-	}
-	before, err := d.status()
+	before, err := d.sample()
 	if err != nil {
 		return f, err
 	}
@@ -80,22 +76,18 @@ func (o Options) rstFlood(prefix string, sz sizes, flows uint32) (Flood, error) 
 		return f, err
 	}
 	f.Rstguard.Subject = "rstguard drop"
-	cpu1, rss, err := d.usage()
+	after, err := d.sample()
 	if err != nil {
 		return f, err
 	}
-	after, err := d.status()
-	if err != nil {
-		return f, err
-	}
-	a, z := after.Counters, before.Counters
+	a, z := after.status.Counters, before.status.Counters
 	f.RSTs, f.Dropped = a.RSTs-z.RSTs, a.Action(dataplane.ActionDrop)-z.Action(dataplane.ActionDrop)
 	f.Events, f.Suppressed, f.Lost = a.EventsSent-z.EventsSent, a.EventsSuppress-z.EventsSuppress, a.EventsLost-z.EventsLost
 	if f.Dropped > f.RSTs {
 		f.NonRSTDropped = f.Dropped - f.RSTs
 	}
 	seconds := float64(sz.packets) / f.Rstguard.GenPPS
-	f.CPU, f.RSS = (cpu1-cpu0).Seconds()/seconds, rss
+	f.CPU, f.RSS = (after.cpu-before.cpu).Seconds()/seconds, after.rss
 	return f, nil
 }
 

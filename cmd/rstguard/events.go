@@ -30,18 +30,16 @@ tail -F does, across logrotate's renames and copytruncate.`,
 			follow := fs.Bool("follow", false, "print new events as the daemon writes them, from the end of the log")
 			asJSON := fs.Bool("json", false, "print the log's JSON lines")
 			last := fs.Int("last", 0, "only the last N events (0: all; with --follow, none)")
-			path := fs.String("file", daemon.DefaultEvents, "event log written by rstguard run --events")
-			var filter recordFilter
-			filter.flags(fs)
+			var query logQuery
+			query.flags(fs)
 			if err := parseNoArgs(fs, args); err != nil {
 				return err
 			}
-			f, recs, bad, err := readEventLog(*path)
+			f, recs, bad, err := query.read()
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			recs = filter.apply(recs)
 			switch {
 			case *last > 0 && len(recs) > *last:
 				recs = recs[len(recs)-*last:]
@@ -49,7 +47,7 @@ tail -F does, across logrotate's renames and copytruncate.`,
 				recs = nil
 			}
 			print := func(r report.Record) error {
-				if !filter.match(r) {
+				if !query.match(r) {
 					return nil
 				}
 				if *asJSON {
@@ -69,20 +67,22 @@ tail -F does, across logrotate's renames and copytruncate.`,
 			if !*follow {
 				return nil
 			}
-			return tail(*path, f, e.ctx.Done(), print)
+			return tail(query.path, f, e.ctx.Done(), print)
 		},
 	}
 }
 
-// recordFilter selects events by verdict, kind, address and time, for
-// events and report alike.
-type recordFilter struct {
+// logQuery is which event log to read and which of its records, by
+// verdict, kind, address and time: the flags events and report share.
+type logQuery struct {
+	path            string
 	verdicts, kinds []string
 	prefixes        []netip.Prefix
 	since, until    time.Time
 }
 
-func (f *recordFilter) flags(fs *flag.FlagSet) {
+func (f *logQuery) flags(fs *flag.FlagSet) {
+	fs.StringVar(&f.path, "file", daemon.DefaultEvents, "event log written by rstguard run --events")
 	fs.Func("verdict", "only these verdicts, comma-separated ("+enumList(dataplane.Verdicts)+")", func(v string) error {
 		return setNames(&f.verdicts, v, func(s string) error { var x dataplane.Verdict; return x.UnmarshalText([]byte(s)) })
 	})
@@ -142,7 +142,7 @@ func parseWhen(s string) (time.Time, error) {
 	return t, nil
 }
 
-func (f recordFilter) match(r report.Record) bool {
+func (f logQuery) match(r report.Record) bool {
 	if len(f.verdicts) > 0 && !slices.Contains(f.verdicts, r.Verdict.String()) {
 		return false
 	}
@@ -158,23 +158,19 @@ func (f recordFilter) match(r report.Record) bool {
 	return true
 }
 
-func (f recordFilter) apply(recs []report.Record) []report.Record {
-	return slices.DeleteFunc(recs, func(r report.Record) bool { return !f.match(r) })
-}
-
-// readEventLog reads the daemon's event log and returns it open at its end,
-// for following.
-func readEventLog(path string) (*os.File, []report.Record, int, error) {
-	f, err := os.Open(path)
+// read reads the event log and returns the records that match, how many
+// lines were unreadable, and the log open at its end, for following.
+func (f logQuery) read() (*os.File, []report.Record, int, error) {
+	file, err := os.Open(f.path)
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("%w: is rstguard run writing its events elsewhere? (--file)", err)
 	}
-	recs, bad, err := report.ReadRecords(f)
+	recs, bad, err := report.ReadRecords(file)
 	if err != nil {
-		f.Close()
+		file.Close()
 		return nil, nil, 0, err
 	}
-	return f, recs, bad, nil
+	return file, slices.DeleteFunc(recs, func(r report.Record) bool { return !f.match(r) }), bad, nil
 }
 
 // tail prints records appended to the log at path, read from f, until stop

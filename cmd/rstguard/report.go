@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"flag"
 
-	"github.com/rstguard/rstguard/control/daemon"
 	"github.com/rstguard/rstguard/control/report"
 )
 
@@ -18,18 +17,17 @@ the TTL difference into an estimate of the injector's hop distance.`,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
 			asJSON := fs.Bool("json", false, "JSON output")
 			top := fs.Int("top", 10, "length of the top lists")
-			path := fs.String("file", daemon.DefaultEvents, "event log written by rstguard run --events")
-			var filter recordFilter
-			filter.flags(fs)
+			var query logQuery
+			query.flags(fs)
 			if err := parseNoArgs(fs, args); err != nil {
 				return err
 			}
-			f, recs, _, err := readEventLog(*path)
+			f, recs, _, err := query.read()
 			if err != nil {
 				return err
 			}
 			f.Close()
-			s := report.Summarize(filter.apply(recs), *top)
+			s := report.Summarize(recs, *top)
 			if *asJSON {
 				return json.NewEncoder(e.stdout).Encode(s)
 			}

@@ -63,14 +63,20 @@ func (d *daemon) FlowTable() (capacity, used int, err error) {
 
 // watchHealth assesses every healthEvery until ctx ends.
 func (d *daemon) watchHealth(ctx context.Context) {
-	t := time.NewTicker(healthEvery)
+	every(ctx, healthEvery, func(now time.Time) { d.assess(now) })
+}
+
+// every calls f at each tick of period, with the tick's time, until ctx
+// ends.
+func every(ctx context.Context, period time.Duration, f func(now time.Time)) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			d.assess(now)
+			f(now)
 		}
 	}
 }

@@ -111,17 +111,10 @@ func (d *daemon) watchPolicy(ctx context.Context) {
 	if err != nil {
 		d.log.Error("read policy", "err", err)
 	}
-	tick := time.NewTicker(policyPoll)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, policyPoll, func(time.Time) {
 		now, err := ReadSettings(d.dp)
 		if err != nil {
-			continue
+			return
 		}
 		if last != nil {
 			for _, c := range Changes(last, now) {
@@ -129,5 +122,5 @@ func (d *daemon) watchPolicy(ctx context.Context) {
 			}
 		}
 		last = now
-	}
+	})
 }
