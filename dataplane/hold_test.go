@@ -302,6 +302,29 @@ func TestHoldDatapath(t *testing.T) {
 				t.Errorf("XDP %d, want pass", ret)
 			}
 		})
+		// An early ACK that reports the probe's byte as a duplicate (a
+		// D-SACK block, RFC 2883) was sent after the probe reached its
+		// sender: the answer, however soon. Linux puts the block after the
+		// timestamps, or first without them.
+		run("an early ACK whose first SACK block is the probe's byte answers it: to the daemon", func(t *testing.T) {
+			for _, ts := range []bool{true, false} {
+				early := answer
+				early.TS, early.TSval = ts, 77
+				early.SACK = [][2]uint32{{hd.ProbeSeq, hd.ProbeSeq + 1}}
+				h.sendLive(early.MustFrame(), 0, box)
+				if got := received(q0); len(got) != 1 {
+					t.Errorf("timestamps %v: socket received %d frames, want the answer", ts, len(got))
+				}
+				// The byte after it is a keepalive's (snd.una - 1), and a
+				// block after the first reports no duplicate: no proof.
+				for _, sack := range [][][2]uint32{{{hd.ProbeSeq + 1, hd.ProbeSeq + 2}}, {{hd.ProbeSeq - 100, hd.ProbeSeq - 50}, {hd.ProbeSeq, hd.ProbeSeq + 1}}} {
+					early.SACK = sack
+					if ret := h.sendOn(early.MustFrame(), 0, box, 0); ret != XDPPass {
+						t.Errorf("timestamps %v, SACK %v: XDP %d, want pass", ts, sack, ret)
+					}
+				}
+			}
+		})
 		run("the probe's answer goes to the daemon", func(t *testing.T) {
 			before := h.counters()
 			h.sendLive(answer.MustFrame(), hd.RTT, box)

@@ -34,6 +34,9 @@ type Segment struct {
 	// TS adds NOP, NOP, TS(TSval, TSecr), the layout Linux uses on every segment.
 	TS           bool
 	TSval, TSecr uint32
+	// SACK adds NOP, NOP, SACK with these blocks (left and right edges),
+	// after the timestamps, where Linux puts them; a D-SACK block first.
+	SACK [][2]uint32
 	// MD5 adds a TCP-MD5 signature option (RFC 2385; the signature is zeros).
 	MD5     bool
 	Payload []byte
@@ -166,6 +169,16 @@ func (s Segment) options() []layers.TCPOption {
 			layers.TCPOption{OptionType: layers.TCPOptionKindNop},
 			layers.TCPOption{OptionType: layers.TCPOptionKindTimestamps, OptionLength: 10,
 				OptionData: binary.BigEndian.AppendUint32(data, s.TSecr)})
+	}
+	if len(s.SACK) > 0 {
+		var blocks []byte
+		for _, b := range s.SACK {
+			blocks = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(blocks, b[0]), b[1])
+		}
+		opts = append(opts,
+			layers.TCPOption{OptionType: layers.TCPOptionKindNop},
+			layers.TCPOption{OptionType: layers.TCPOptionKindNop},
+			layers.TCPOption{OptionType: layers.TCPOptionKindSACK, OptionLength: uint8(2 + len(blocks)), OptionData: blocks})
 	}
 	if s.MD5 {
 		opts = append(opts, layers.TCPOption{OptionType: 19, OptionLength: 18, OptionData: make([]byte, 16)},

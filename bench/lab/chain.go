@@ -52,6 +52,15 @@ func NewDelayedChain(prefix string, oneWay []time.Duration, names ...string) (*C
 	return newChain(prefix, oneWay, nil, names)
 }
 
+// SetDelay makes the chain's delay lines delay each frame oneWay from now
+// on, as a path whose queue filled or drained: frames on a line keep the
+// time they were given, and the order they came in.
+func (c *Chain) SetDelay(oneWay time.Duration) {
+	for _, l := range c.lines {
+		l.oneWay.Store(int64(oneWay))
+	}
+}
+
 // NewWiredChain is NewChain whose hosts named in wired are bumps in the
 // wire: no addresses (not even IPv6 link-local ones), no forwarding by the
 // kernel, so that only what runs on them (rstguard run --wire ethc:eths)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -24,8 +25,10 @@ type delayLine struct {
 	host  *Host
 	fds   [2]int
 	ifidx [2]int
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	// oneWay is each direction's delay now (SetDelay).
+	oneWay atomic.Int64
+	stop   chan struct{}
+	wg     sync.WaitGroup
 }
 
 // delayQueue is how many frames each direction holds in flight: at a lab's
@@ -62,6 +65,7 @@ func ConnectDelayed(a *Host, aIf string, aAddr netip.Prefix, b *Host, bIf string
 		}
 	}
 	d := &delayLine{host: line, stop: make(chan struct{})}
+	d.oneWay.Store(int64(oneWay))
 	err := line.Do(func() error {
 		for i, name := range []string{"la", "lb"} {
 			fd, ifindex, err := packetSocket(line, name)
@@ -76,8 +80,8 @@ func ConnectDelayed(a *Host, aIf string, aAddr netip.Prefix, b *Host, bIf string
 		d.closeFDs()
 		return nil, err
 	}
-	d.run(0, 1, oneWay)
-	d.run(1, 0, oneWay)
+	d.run(0, 1)
+	d.run(1, 0)
 	return d, nil
 }
 
@@ -110,9 +114,9 @@ func packetSocket(h *Host, ifname string) (fd, ifindex int, err error) {
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
-// run carries frames from interface in to interface out, each oneWay after
-// it arrived, in the order they came.
-func (d *delayLine) run(in, out int, oneWay time.Duration) {
+// run carries frames from interface in to interface out, each the line's
+// delay after it arrived, in the order they came.
+func (d *delayLine) run(in, out int) {
 	type frame struct {
 		due  time.Time
 		data []byte
@@ -135,7 +139,7 @@ func (d *delayLine) run(in, out int, oneWay time.Duration) {
 				continue
 			}
 			select {
-			case queue <- frame{time.Now().Add(oneWay), append([]byte(nil), buf[:n]...)}:
+			case queue <- frame{time.Now().Add(time.Duration(d.oneWay.Load())), append([]byte(nil), buf[:n]...)}:
 			default: // full: dropped
 			}
 		}

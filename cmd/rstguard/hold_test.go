@@ -664,6 +664,33 @@ func TestHoldModeOnALongLeg(t *testing.T) {
 			t.Errorf("the real abort waited %v, want its leg's RTT %v (and less than the window)", waited, 2*oneWay)
 		}
 	})
+	// The leg's delay gone after the handshake and the request (a queue
+	// drained): the client's answer comes far sooner than half the RTT the
+	// box measured, as an ACK sent before the probe reached it would. It
+	// reports the probe's byte as a duplicate (Linux's D-SACK block), which
+	// no such ACK can: taken, and the forgery stopped. On timing alone the
+	// hold would time out and release it.
+	t.Run("the leg fast after its handshake: the early answer's D-SACK proves it, the forgery stopped", func(t *testing.T) {
+		h := g.hold()
+		g.chain.SetDelay(0)
+		t.Cleanup(func() { g.chain.SetDelay(oneWay) })
+		before := len(g.holdOutcomes())
+		g.forgeExactClientRST(h)
+		g.waitFor("the hold decided", func() bool { return len(g.holdOutcomes()) > before })
+		rec := g.records()
+		var waited time.Duration
+		for _, r := range rec {
+			if r["kind"] == "hold" {
+				waited = time.Duration(r["hold"].(map[string]any)["waited_ns"].(float64))
+			}
+		}
+		if got := g.holdOutcomes()[before:]; len(got) != 1 || got[0] != "probe_answered_ack" || waited >= oneWay {
+			t.Errorf("outcomes %v after %v, want one probe_answered_ack well within half the measured RTT (%v)", got, waited, oneWay)
+		}
+		if err := h.roundTrip(); err != nil {
+			t.Errorf("connection killed: %v", err)
+		}
+	})
 }
 
 // A flood of valid-looking forged RSTs over a thousand live flows at once

@@ -23,6 +23,8 @@
 #define TCPOPT_MD5SIG 19    /* RFC 2385 */
 #define TCPOPT_AO 29        /* RFC 5925 */
 #define TCPOPT_NOP_NOP_TS 0x0101080a /* NOP, NOP, timestamps (RFC 7323 Appendix A layout) */
+#define TCPOPT_NOP_NOP_SACK 0x01010500 /* NOP, NOP, SACK (RFC 2018), its length in the low byte */
+#define TCPOLEN_SACK_BLOCK1 10         /* a SACK option of one block, or more than one: at least this */
 #define AF_INET 2           /* bpf_fib_lookup families */
 #define AF_INET6 10
 #define EEXIST 17

@@ -167,7 +167,7 @@ static __noinline int flow_events(struct xdp_md *ctx, struct packet *p, struct f
 {
 	__u32 slot = 0;
 
-	if ((f->flags & FLOW_HELD) && hold_answer(p, f, &slot) == ACTION_HOLD)
+	if ((f->flags & FLOW_HELD) && hold_answer(ctx, p, f, &slot) == ACTION_HOLD)
 		return xdp_code(ACTION_HOLD, slot);
 	if (f->state == STATE_SYN_RCVD && (p->tcp_flags & TH_ACK) &&
 	    !!(f->flags & FLOW_INIT_HI) == p->dir)

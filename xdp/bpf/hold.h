@@ -256,18 +256,46 @@ no_socket:
 	return ACTION_PASS;
 }
 
+/* Does the segment report the probe's byte as a duplicate: a first SACK
+ * block of exactly [probe_seq, probe_seq + 1)? That is a D-SACK block (RFC
+ * 2883 section 4: the first block reports the duplicate received), which a
+ * SACK stack sends in its answer to old data (Linux tcp_send_dupack()). Only
+ * a stack that received the probe can report its byte, which is two below
+ * the sender's highest ACK, so no keepalive's byte (snd.una - 1) and no
+ * retransmitted segment's range is reported the same way: the answer proves
+ * itself, whenever it comes. */
+static __always_inline int reports_probe_byte(struct xdp_md *ctx, const struct packet *p, __u32 probe_seq)
+{
+	__u32 w[3]; /* NOP, NOP, SACK, length; the first block's left and right edges */
+	__u32 at = p->l4_off + sizeof(struct tcphdr);
+
+	/* Where Linux (tcp_options_write()) and the BSDs (tcp_addoptions())
+	 * put SACK blocks: first, or after NOP, NOP, TS. An answer with another
+	 * layout waits out the timing rule, as every answer did before. */
+	if (p->tcp_hdr_len < sizeof(struct tcphdr) + sizeof(w) || bpf_xdp_load_bytes(ctx, at, w, sizeof(w)))
+		return 0;
+	if (w[0] == bpf_htonl(TCPOPT_NOP_NOP_TS) &&
+	    (p->tcp_hdr_len < sizeof(struct tcphdr) + 2 * sizeof(w) || bpf_xdp_load_bytes(ctx, at + sizeof(w), w, sizeof(w))))
+		return 0;
+	return (bpf_ntohl(w[0]) & ~0xffU) == TCPOPT_NOP_NOP_SACK && (bpf_ntohl(w[0]) & 0xff) >= TCPOLEN_SACK_BLOCK1 &&
+	       bpf_ntohl(w[1]) == probe_seq && bpf_ntohl(w[2]) == probe_seq + 1;
+}
+
 /* The claimed sender's answer to the daemon's probe: a pure ACK of all the
- * other side sent (ack = peer_next) at the sender's next sequence,
- * arriving no sooner than half its leg RTT after the hold began (an ACK sent
- * before the probe could reach it is no answer), the RTT's floor
- * (rtt_floor()): a leg measured a tick long on the coarse clock must not turn
- * the real answer away, and the forgery loose. Its seq may be ahead of
+ * other side sent (ack = peer_next) at the sender's next sequence.
+ * Sooner than half its leg RTT after the hold began, an ACK may have been
+ * sent before the probe could reach it, and is no answer, unless it reports
+ * the probe's byte (reports_probe_byte()): the timing rule alone would turn
+ * away a real answer whenever the leg's only RTT sample was slow (a
+ * handshake across a stall), and let the forgery loose. The RTT is taken at
+ * its floor (rtt_floor()): a leg measured a tick long on the coarse clock
+ * must not turn the real answer away either. Its seq may be ahead of
  * what this box saw of the sender: segments lost before the box (the
  * incident's device swallowed the request) still advanced it, by at most a
  * window (HOLD_ANSWER_SEQ_SLACK). It goes to the daemon, which decides on
  * it and sends it on to the endpoint it is addressed to. A decided hold asks
  * nothing more: the sender's ACKs pass (a window update looks the same). */
-static __always_inline __u8 hold_answer(const struct packet *p, struct flow_value *f, __u32 *slot)
+static __always_inline __u8 hold_answer(struct xdp_md *ctx, const struct packet *p, struct flow_value *f, __u32 *slot)
 {
 	struct hold *h = bpf_map_lookup_elem(&holds, &p->key);
 	__u32 *s;
@@ -278,8 +306,10 @@ static __always_inline __u8 hold_answer(const struct packet *p, struct flow_valu
 	}
 	if (h->evidence == HOLD_EVIDENCE_PROVEN || !daemon_parses(p) || h->from_hi != p->dir || p->payload_len ||
 	    (p->tcp_flags & (TH_SYN | TH_FIN | TH_ACK)) != TH_ACK ||
-	    p->seq - h->probe_ack > HOLD_ANSWER_SEQ_SLACK || p->ack != h->peer_next ||
-	    now_ns() - h->held_ns < ns_of(rtt_floor(h->rtt_ns >> TIME32_SHIFT)) / 2)
+	    p->seq - h->probe_ack > HOLD_ANSWER_SEQ_SLACK || p->ack != h->peer_next)
+		return ACTION_PASS;
+	if (now_ns() - h->held_ns < ns_of(rtt_floor(h->rtt_ns >> TIME32_SHIFT)) / 2 &&
+	    !reports_probe_byte(ctx, p, h->probe_seq))
 		return ACTION_PASS;
 	s = xsk_slot(p->ifindex, p->queue);
 	if (!s)
