@@ -239,9 +239,7 @@ func TestFlagsOverTheConfigFile(t *testing.T) {
 	fs := newTestFlagSet()
 	s := defaultSettings()
 	daemonFlags(fs, &s)
-	for _, name := range []string{"events", "pcap", "pcap-max-size", "pcap-max-files", "events-rate", "metrics", "host"} {
-		fs.String(name, "", "run's own") // declared by run, not daemonFlags
-	}
+	reportFlags(fs, &s)
 	typ := reflect.TypeFor[settings]()
 	for i := range typ.NumField() {
 		if name, ok := settingFlag(typ.Field(i)); ok && fs.Lookup(name) == nil {

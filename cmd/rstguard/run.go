@@ -140,6 +140,18 @@ func daemonFlags(fs *flag.FlagSet, s *settings) {
 	})
 }
 
+// reportFlags declares run's own flags on fs, writing into s: what the
+// daemon writes and serves (attach, which only attaches, has none of them).
+func reportFlags(fs *flag.FlagSet, s *settings) {
+	fs.StringVar(&s.Events, "events", s.Events, "event log, JSON lines; - for standard output")
+	fs.StringVar(&s.Pcap, "pcap", s.Pcap, "evidence pcapng of suspect and spoofed RSTs, each frame commented with its verdict; empty for none")
+	fs.Int64Var(&s.PcapMaxSize, "pcap-max-size", s.PcapMaxSize, "rotate the evidence at this many bytes; 0 never")
+	fs.IntVar(&s.PcapMaxFiles, "pcap-max-files", s.PcapMaxFiles, "rotated evidence files kept (FILE.1 newest)")
+	fs.IntVar(&s.EventsRate, "events-rate", s.EventsRate, "events written per second at most (a flood's log growth); more are counted, not written")
+	fs.StringVar(&s.Metrics, "metrics", s.Metrics, "Prometheus endpoint address; empty for none")
+	fs.StringVar(&s.Host, "host", s.Host, "this gateway's name on every event and metric")
+}
+
 // daemonCapabilities are what rstguard run needs, and what
 // contrib/systemd/rstguard.service grants.
 var daemonCapabilities = []int{privilege.CapBPF, privilege.CapNetAdmin, privilege.CapSysAdmin, privilege.CapNetRaw}
@@ -159,13 +171,7 @@ attached and judging: traffic keeps flowing; rstguard detach cleans up.`,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
 			s := defaultSettings()
 			daemonFlags(fs, &s)
-			fs.StringVar(&s.Events, "events", s.Events, "event log, JSON lines; - for standard output")
-			fs.StringVar(&s.Pcap, "pcap", s.Pcap, "evidence pcapng of suspect and spoofed RSTs, each frame commented with its verdict; empty for none")
-			fs.Int64Var(&s.PcapMaxSize, "pcap-max-size", s.PcapMaxSize, "rotate the evidence at this many bytes; 0 never")
-			fs.IntVar(&s.PcapMaxFiles, "pcap-max-files", s.PcapMaxFiles, "rotated evidence files kept (FILE.1 newest)")
-			fs.IntVar(&s.EventsRate, "events-rate", s.EventsRate, "events written per second at most (a flood's log growth); more are counted, not written")
-			fs.StringVar(&s.Metrics, "metrics", s.Metrics, "Prometheus endpoint address; empty for none")
-			fs.StringVar(&s.Host, "host", s.Host, "this gateway's name on every event and metric")
+			reportFlags(fs, &s)
 			configPath := fs.String("config", "", "JSON file of settings (keys as the flags, e.g. \"xdp_mode\"); flags override it")
 			test := fs.Bool("test", false, "check the settings (flags and --config) and exit: 0 when they are right")
 			rest, err := parseFlags(fs, args)
