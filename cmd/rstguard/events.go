@@ -22,7 +22,7 @@ import (
 func eventsCommand() command {
 	return command{
 		name: "events",
-		args: "[--follow] [--json] [--last N] [--file PATH] [--verdict V,...] [--kind K,...] [--addr CIDR,...] [--since T] [--until T]",
+		args: "[--follow] [--json] [--last N] " + logQueryArgs,
 		summary: `the judged RSTs and confirmations from the event log, newest last
 --follow starts at the end (after the --last N) and follows the log as
 tail -F does, across logrotate's renames and copytruncate.`,
@@ -80,6 +80,9 @@ type logQuery struct {
 	prefixes        []netip.Prefix
 	since, until    time.Time
 }
+
+// logQueryArgs is the usage of logQuery's flags.
+const logQueryArgs = "[--file PATH] [--verdict V,...] [--kind K,...] [--addr CIDR,...] [--since T] [--until T]"
 
 func (f *logQuery) flags(fs *flag.FlagSet) {
 	fs.StringVar(&f.path, "file", daemon.DefaultEvents, "event log written by rstguard run --events")

@@ -10,7 +10,7 @@ import (
 func reportCommand() command {
 	return command{
 		name: "report",
-		args: "[--json] [--top N] [--file PATH] [--verdict V,...] [--kind K,...] [--addr CIDR,...] [--since T] [--until T]",
+		args: "[--json] [--top N] " + logQueryArgs,
 		summary: `a summary to act on: verdicts, signals, most attacked flows and hosts, where the injector sits
 Reads the event log. For forged RSTs whose real sender's TTL is known, turns
 the TTL difference into an estimate of the injector's hop distance.`,
