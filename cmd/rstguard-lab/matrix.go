@@ -56,9 +56,9 @@ func matrix(ctx context.Context, l *lab.Lab, path string, only *regexp.Regexp) (
 	// without it. The goals are the same in the wire.
 	//
 	// Real stacks on a real scheduler: a case can miss its goal by the
-	// machine's hand once (a stall that inflates a leg's only RTT sample
-	// makes hold mode refuse a real answer as too soon, and release the
-	// forgery). A missed case runs once more and only a second miss fails
+	// machine's hand once (a stall at the wrong moment: a curl timeout
+	// passed, a leg's only RTT sample inflated, against a client without
+	// SACK). A missed case runs once more and only a second miss fails
 	// the matrix; the first stays in the log, at its end, and in the case's
 	// notes, so that a race the product loses is seen, not hidden.
 	var again []string
