@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -261,6 +262,46 @@ func TestFlagsOverTheConfigFile(t *testing.T) {
 	if !slices.Equal(merged.Interfaces, []string{"eth1"}) || !slices.Equal(merged.Zones, []string{"eth1=2"}) ||
 		merged.XDPMode != "generic" || merged.FlowTableSize != 5 {
 		t.Errorf("merged %+v: want -i and --zone from the flags, xdp_mode and flow_table_size from the file", merged)
+	}
+}
+
+// The daemon's own settings in docs/DEPLOYMENT.md are its settings struct's
+// fields: each one's flag as run declares it, its config key, its default
+// in the config file's form, and the flag's usage.
+func TestDaemonSettingsDoc(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/DEPLOYMENT.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := newTestFlagSet()
+	s := defaultSettings()
+	daemonFlags(fs, &s)
+	reportFlags(fs, &s)
+	var want strings.Builder
+	want.WriteString("| flag | config key | default | meaning |\n|---|---|---|---|\n")
+	typ, defaults := reflect.TypeFor[settings](), reflect.ValueOf(s)
+	for i := range typ.NumField() {
+		name, ok := settingFlag(typ.Field(i))
+		if !ok {
+			continue
+		}
+		key, _, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+		value, _ := json.Marshal(defaults.Field(i).Interface())
+		def := "`" + string(value) + "`"
+		switch {
+		case name == "host":
+			def = "the host's name"
+		case string(value) == "null":
+			def = "none"
+		}
+		dashes := "--"
+		if len(name) == 1 {
+			dashes = "-"
+		}
+		fmt.Fprintf(&want, "| `%s%s` | `%s` | %s | %s |\n", dashes, name, key, def, fs.Lookup(name).Usage)
+	}
+	if !strings.Contains(string(doc), want.String()) {
+		t.Errorf("docs/DEPLOYMENT.md lacks the daemon's settings table, which must read:\n%s", want.String())
 	}
 }
 
