@@ -339,7 +339,7 @@ const (
 	RstguardPolicyDefaultDEFAULT_FLOW_TABLE_SIZE RstguardPolicyDefault = 1048576
 	RstguardPolicyDefaultDEFAULT_TTL_TOLERANCE   RstguardPolicyDefault = 2
 	RstguardPolicyDefaultDEFAULT_EVENT_BUDGET    RstguardPolicyDefault = 16
-	RstguardPolicyDefaultDEFAULT_HOLD_MIN_US     RstguardPolicyDefault = 10000
+	RstguardPolicyDefaultDEFAULT_HOLD_MIN_US     RstguardPolicyDefault = 50000
 	RstguardPolicyDefaultDEFAULT_HOLD_MAX_US     RstguardPolicyDefault = 250000
 	RstguardPolicyDefaultDEFAULT_HOLD_FRAMES     RstguardPolicyDefault = 4096
 	RstguardPolicyDefaultDEFAULT_PROBE_RATE      RstguardPolicyDefault = 10000

@@ -412,7 +412,7 @@ enum policy_default {
 	DEFAULT_FLOW_TABLE_SIZE = 1 << 20, /* flows tracked; set at load time (--flow-table-size) */
 	DEFAULT_TTL_TOLERANCE = 2,   /* INTANG's delta; Cloudflare's reset study */
 	DEFAULT_EVENT_BUDGET = 16,   /* events per flow per second */
-	DEFAULT_HOLD_MIN_US = 10000, /* a hold lasts 3 leg RTTs, at least 10 ms... */
+	DEFAULT_HOLD_MIN_US = 50000, /* a hold lasts 3 leg RTTs, at least 50 ms (the daemon's stalls, not the path's RTT)... */
 	DEFAULT_HOLD_MAX_US = 250000,/* ...and at most 250 ms: a RST released after 300 ms was seen ignored, its seq gone stale */
 	DEFAULT_HOLD_FRAMES = 4096,
 	DEFAULT_PROBE_RATE = 10000,  /* probes per second, in total */
