@@ -128,53 +128,30 @@ var profiles = []Profile{
 			return []frames.Segment{s}
 		},
 	},
-	{
-		Name: "ttl-forge",
-		Doc: "a careful injector: chooses its TTL so that the RST reaches the gateway with the client's TTL, " +
-			"exact sequence, the next IP-ID; swallows the first request so the client retransmits. " +
-			"Header signals cannot catch it: only evidence after the fact",
-		DropFirst: true,
-		Exact:     true,
-		Forge:     ttlForge,
-	},
-	{
-		Name: "volley",
-		Doc: "ttl-forge sent three times, 2 ms apart, as GFW-style injectors send volleys: a later RST at the " +
-			"client's exact sequence must not pass for the client's answer to hold mode's probe",
-		DropFirst: true,
-		Exact:     true,
-		Gap:       2 * time.Millisecond,
-		Forge: func(t Trigger, ttl uint8) []frames.Segment {
+	likeTTLForge("ttl-forge", "a careful injector: chooses its TTL so that the RST reaches the gateway with the client's TTL, "+
+		"exact sequence, the next IP-ID; swallows the first request so the client retransmits. "+
+		"Header signals cannot catch it: only evidence after the fact",
+		0, ttlForge),
+	likeTTLForge("volley", "ttl-forge sent three times, 2 ms apart, as GFW-style injectors send volleys: a later RST at the "+
+		"client's exact sequence must not pass for the client's answer to hold mode's probe",
+		2*time.Millisecond, func(t Trigger, ttl uint8) []frames.Segment {
 			return volleyOf(ttlForge(t, ttl)[0], 3)
-		},
-	},
-	{
-		Name: "second-rst",
-		Doc: "two ttl-forge RST/ACKs 5 ms apart: the second comes when the first is decided, and must be " +
-			"dropped as the first's proof convicts it, not asked again",
-		DropFirst: true,
-		Exact:     true,
-		Gap:       5 * time.Millisecond,
-		Forge: func(t Trigger, ttl uint8) []frames.Segment {
+		}),
+	likeTTLForge("second-rst", "two ttl-forge RST/ACKs 5 ms apart: the second comes when the first is decided, and must be "+
+		"dropped as the first's proof convicts it, not asked again",
+		5*time.Millisecond, func(t Trigger, ttl uint8) []frames.Segment {
 			s := ttlForge(t, ttl)[0]
 			s.Flags, s.Ack = tcpflag.RST|tcpflag.ACK, t.Ack
 			return volleyOf(s, 2)
-		},
-	},
-	{
-		Name: "spent-answers",
-		Doc: "ttl-forge that knows hold mode: first an out-of-window ACK to the client in the server's name, " +
-			"which Linux answers and then answers no other such segment for 500 ms (tcp_invalid_ratelimit), " +
-			"then the RST 1 ms later: a probe without data would go unanswered",
-		DropFirst: true,
-		Exact:     true,
-		Gap:       time.Millisecond,
-		Forge: func(t Trigger, ttl uint8) []frames.Segment {
+		}),
+	likeTTLForge("spent-answers", "ttl-forge that knows hold mode: first an out-of-window ACK to the client in the server's name, "+
+		"which Linux answers and then answers no other such segment for 500 ms (tcp_invalid_ratelimit), "+
+		"then the RST 1 ms later: a probe without data would go unanswered",
+		time.Millisecond, func(t Trigger, ttl uint8) []frames.Segment {
 			spend := frames.Segment{Src: t.Server, Dst: t.Client, Seq: t.Ack - 1000, Ack: t.Seq, Flags: tcpflag.ACK,
 				TTL: ttl, DF: true, Window: 502}
 			return append([]frames.Segment{spend}, ttlForge(t, ttl)...)
-		},
-	},
+		}),
 	{
 		Name: "ttl-forge-race",
 		Doc: "ttl-forge without dropping the request: the RST follows the request with the sequence number " +
@@ -208,6 +185,13 @@ var profiles = []Profile{
 			return []frames.Segment{s}
 		},
 	},
+}
+
+// likeTTLForge is a profile that forges as ttl-forge does, every header the
+// gateway checks copied and the first request swallowed, its segments gap
+// apart.
+func likeTTLForge(name, doc string, gap time.Duration, forge func(Trigger, uint8) []frames.Segment) Profile {
+	return Profile{Name: name, Doc: doc, DropFirst: true, Exact: true, Gap: gap, Forge: forge}
 }
 
 // Lookup finds a profile by name.
