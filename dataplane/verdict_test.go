@@ -67,13 +67,17 @@ func forgedFromClient(c *frames.Conn) frames.Segment {
 	return s
 }
 
+// abortFrom is a side's abort: a RST/ACK at its next sequence, every header
+// as its stack sends them.
+func abortFrom(side frames.Side) func(*frames.Conn) frames.Segment {
+	return func(c *frames.Conn) frames.Segment { return c.Segment(side, tcpflag.RST|tcpflag.ACK, nil) }
+}
+
 var rstFixtures = []rstFixture{
 	{
-		name: "abort with SO_LINGER 0: RST/ACK, window, timestamps",
-		mode: ModeDrop,
-		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
-		},
+		name:    "abort with SO_LINGER 0: RST/ACK, window, timestamps",
+		mode:    ModeDrop,
+		rst:     abortFrom(frames.Server),
 		verdict: VerdictValid, action: ActionPass,
 		has:   sig(xdp.RstguardSignalSIG_SEQ_EXACT),
 		lacks: sig(xdp.RstguardSignalSIG_ACK_MISMATCH, xdp.RstguardSignalSIG_TTL_OFF, xdp.RstguardSignalSIG_TS_MISSING),
@@ -296,10 +300,8 @@ var rstFixtures = []rstFixture{
 			timedHandshake(h, c, 80*time.Millisecond, 20*time.Millisecond)
 			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), time.Millisecond)
 		},
-		gap: 2 * time.Millisecond,
-		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
-		},
+		gap:     2 * time.Millisecond,
+		rst:     abortFrom(frames.Server),
 		verdict: VerdictSuspect, action: ActionPass,
 		has: sig(xdp.RstguardSignalSIG_TOO_SOON),
 	},
@@ -312,10 +314,8 @@ var rstFixtures = []rstFixture{
 			h.send(c.ACK(frames.Server), time.Millisecond) // the server answers in 1 ms
 			h.send(c.Data(frames.Client, []byte("GET /2 HTTP/1.1\r\n\r\n")), time.Millisecond)
 		},
-		gap: 800 * time.Microsecond,
-		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
-		},
+		gap:     800 * time.Microsecond,
+		rst:     abortFrom(frames.Server),
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
 	},
@@ -326,10 +326,8 @@ var rstFixtures = []rstFixture{
 			timedHandshake(h, c, 300*time.Microsecond, 20*time.Microsecond)
 			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), 10*time.Microsecond)
 		},
-		gap: 5 * time.Microsecond,
-		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
-		},
+		gap:     5 * time.Microsecond,
+		rst:     abortFrom(frames.Server),
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
 	},
@@ -351,10 +349,8 @@ var rstFixtures = []rstFixture{
 			h.send(c.Data(frames.Client, []byte("GET /2 HTTP/1.1\r\n\r\n")), 32*time.Millisecond)
 			h.send(c.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), 20*time.Millisecond)
 		},
-		gap: 66 * time.Microsecond,
-		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Client, tcpflag.RST|tcpflag.ACK, nil)
-		},
+		gap:     66 * time.Microsecond,
+		rst:     abortFrom(frames.Client),
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
 	},
@@ -371,10 +367,8 @@ var rstFixtures = []rstFixture{
 			h.send(c.ACK(frames.Client), 100*time.Microsecond)
 			h.send(c.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), 20*time.Millisecond)
 		},
-		gap: time.Millisecond,
-		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Client, tcpflag.RST|tcpflag.ACK, nil)
-		},
+		gap:     time.Millisecond,
+		rst:     abortFrom(frames.Client),
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
 	},
@@ -389,10 +383,8 @@ var rstFixtures = []rstFixture{
 			h.send(c.ACK(frames.Client), 30*time.Millisecond)
 			h.send(c.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), 10*time.Millisecond)
 		},
-		gap: time.Millisecond,
-		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Client, tcpflag.RST|tcpflag.ACK, nil)
-		},
+		gap:     time.Millisecond,
+		rst:     abortFrom(frames.Client),
 		verdict: VerdictSuspect, action: ActionPass,
 		has: sig(xdp.RstguardSignalSIG_TOO_SOON),
 	},
@@ -403,10 +395,8 @@ var rstFixtures = []rstFixture{
 			timedHandshake(h, c, 50*time.Millisecond, -time.Millisecond)
 			h.send(c.Data(frames.Server, []byte("HTTP/1.1 200 OK\r\n\r\n")), 2*time.Millisecond)
 		},
-		gap: 500 * time.Microsecond,
-		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Client, tcpflag.RST|tcpflag.ACK, nil)
-		},
+		gap:     500 * time.Microsecond,
+		rst:     abortFrom(frames.Client),
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
 	},
@@ -522,10 +512,8 @@ var rstFixtures = []rstFixture{
 			h.send(c.Send(frames.Client, c.Segment(frames.Client, tcpflag.ACK, nil)), 80*time.Millisecond)
 			h.send(c.Data(frames.Client, []byte("GET / HTTP/1.1\r\n\r\n")), time.Millisecond)
 		},
-		gap: 5 * time.Millisecond,
-		rst: func(c *frames.Conn) frames.Segment {
-			return c.Segment(frames.Server, tcpflag.RST|tcpflag.ACK, nil)
-		},
+		gap:     5 * time.Millisecond,
+		rst:     abortFrom(frames.Server),
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TOO_SOON),
 	},

@@ -187,13 +187,13 @@ func (d *daemon) program() (_ *ebpf.Program, err error) {
 	return d.prog, err
 }
 
-// status is `rstguard status --json`, totals only.
 // daemonStatus is what the suite reads of rstguard status --json.
 type daemonStatus struct {
 	FlowsTracked int                `json:"flows_tracked"`
 	Counters     dataplane.Counters `json:"counters"`
 }
 
+// status is `rstguard status --json`, totals only.
 func (d *daemon) status() (st daemonStatus, err error) {
 	out, err := exec.Command(d.bin, "status", "--json", "--interval", "0", "--pin-dir", d.pinDir).Output()
 	if err != nil {
@@ -224,7 +224,6 @@ func (d *daemon) tableMemory() (bytes, capacity uint64, err error) {
 	return bytes, capacity, nil
 }
 
-// usage is the daemon's CPU time so far and resident memory now.
 // sample is the daemon's CPU time, memory and status at one moment.
 type sample struct {
 	cpu    time.Duration
@@ -240,6 +239,7 @@ func (d *daemon) sample() (s sample, err error) {
 	return s, err
 }
 
+// usage is the daemon's CPU time so far and resident memory now.
 func (d *daemon) usage() (cpu time.Duration, rss uint64, err error) {
 	pid := d.cmd.Process.Pid
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
