@@ -22,13 +22,7 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Same key and value layout as rstguard's flow table. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1 << 16);
-	__type(key, struct flow_key);
-	__type(value, struct flow_value);
-} baseline_flows SEC(".maps");
+FLOW_TABLE(baseline_flows, 1 << 16);
 
 SEC("xdp")
 int bare_pass(struct xdp_md *ctx)

@@ -8,23 +8,13 @@
  * mid-stream, whose two sides each acknowledged the other's data). Size set
  * at load time. Only such connections compete for its room: a flood of
  * half-open flows cannot evict them. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, DEFAULT_FLOW_TABLE_SIZE);
-	__type(key, struct flow_key);
-	__type(value, struct flow_value);
-} flows SEC(".maps");
+FLOW_TABLE(flows, DEFAULT_FLOW_TABLE_SIZE);
 
 /* Flows that have not yet shown a completed handshake or a two-way
  * exchange: SYN-opened and mid-stream entries, promoted to flows when they
  * do. A flood of SYNs, or of packets of made-up flows, evicts only these.
  * Size set at load time. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 1 << 18);
-	__type(key, struct flow_key);
-	__type(value, struct flow_value);
-} embryonic SEC(".maps");
+FLOW_TABLE(embryonic, 1 << 18);
 
 /* Per-CPU counters indexed by interface slot * CNT_MAX + enum counter;
  * readers sum over CPUs (and slots, for totals). */

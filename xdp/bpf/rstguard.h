@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause */
 /*
  * rstguard: every struct and enum shared between the XDP program and Go (the
- * maps that hold them are in maps.h).
+ * maps that hold them are in maps.h), and the flow table's declaration.
  * Go reads these layouts through bpf2go's generated types, so a change here is
  * a change of the pinned-map ABI: bump RSTGUARD_ABI when a layout changes.
  */
@@ -372,6 +372,18 @@ struct flow_value {
 	__u8 l2_mac[2][6];
 	__u16 l2_vlan[2];
 };
+
+/* A table of flows, declared by this one macro: rstguard's two (maps.h) and
+ * the benchmark baseline's (baseline.c), which is to cost what rstguard's
+ * lookup costs, so it is the same map type with the same key and value.
+ * The loader sets max_entries; the size given here is only its fallback. */
+#define FLOW_TABLE(name, entries)                 \
+	struct {                                  \
+		__uint(type, BPF_MAP_TYPE_LRU_HASH); \
+		__uint(max_entries, entries);     \
+		__type(key, struct flow_key);      \
+		__type(value, struct flow_value);  \
+	} name SEC(".maps")
 
 /* Events per second per CPU, besides each flow's budget (policy): for RSTs
  * that match no flow, so that a blind flood cannot crowd out the events of
