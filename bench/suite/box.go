@@ -27,6 +27,7 @@ import (
 type box struct {
 	host *lab.Host
 	dut  netlink.Link
+	sink *sink // a forwarding box's second port (newForwardingBox)
 }
 
 func newBox(name string) (*box, error) {
@@ -56,7 +57,13 @@ func newBox(name string) (*box, error) {
 	return b, nil
 }
 
-func (b *box) close() error { return b.host.Close() }
+// close stops the box's sink, if it has one, and removes its namespace.
+func (b *box) close() error {
+	if b.sink != nil {
+		b.sink.stop()
+	}
+	return b.host.Close()
+}
 
 // genInterface is gen0 as the generator opens it, inside the namespace.
 func (b *box) genInterface() (ifc *net.Interface, err error) {

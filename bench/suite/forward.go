@@ -34,6 +34,20 @@ type sink struct {
 	mac  net.HardwareAddr
 }
 
+// newForwardingBox is a box with a second port, dut1, whose peer sink0
+// counts what crossed; closing the box stops the sink.
+func newForwardingBox(name string) (*box, *sink, error) {
+	b, err := newBox(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if b.sink, err = b.addSink(); err != nil {
+		b.close()
+		return nil, nil, err
+	}
+	return b, b.sink, nil
+}
+
 // addSink adds dut1 and sink0 to the box.
 func (b *box) addSink() (*sink, error) {
 	nl := b.host.Netlink()
@@ -73,16 +87,11 @@ func (s *sink) stop() error                     { return s.objs.Close() }
 // forward measures one subject forwarding steady traffic from dut0 to dut1.
 func (o Options) forward(prefix, name string, flows uint32, size int, count uint64) (Forwarding, error) {
 	res := Forwarding{Subject: name, Flows: flows, Size: size}
-	b, err := newBox(prefix + "bench")
+	b, sk, err := newForwardingBox(prefix + "bench")
 	if err != nil {
 		return res, err
 	}
 	defer b.close()
-	sk, err := b.addSink()
-	if err != nil {
-		return res, err
-	}
-	defer sk.stop()
 	w := workload{mix: steadyMix, flows: flows, count: count, size: size, dst: sk.mac}
 	switch name {
 	case "redirect", "lookup-redirect":
