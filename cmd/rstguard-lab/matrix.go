@@ -8,7 +8,6 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -350,7 +349,7 @@ func signals(o lab.Outcome) []string {
 	for s := range seen {
 		out = append(out, s)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return slices.DeleteFunc(out, func(s string) bool { return s == "seq_exact" })
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -159,7 +158,7 @@ func writeCompletion(w io.Writer, shell string, cmds []command) error {
 		names = append(names, c.name)
 		flagsByCommand[c.name] = strings.Join(flagNames(declaredFlags(c)), " ")
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	var b strings.Builder
 	b.WriteString(sh.header)
 	fmt.Fprintf(&b, "\tif %s; then\n\t\t%s\n\t\treturn\n\tfi\n", sh.at(1), sh.offer(sh.words(append(names, "help"))))

@@ -2,12 +2,12 @@ package report
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/rstguard/rstguard/dataplane"
@@ -139,11 +139,9 @@ func flowKey(a, b string) string {
 
 func topN[N int | uint64](m map[string]N, n int) []Count {
 	keys := slices.Collect(maps.Keys(m))
-	sort.Slice(keys, func(i, j int) bool {
-		if m[keys[i]] != m[keys[j]] {
-			return m[keys[i]] > m[keys[j]]
-		}
-		return keys[i] < keys[j]
+	// Most first; ties by key, so that the list is the same every run.
+	slices.SortFunc(keys, func(a, b string) int {
+		return cmp.Or(cmp.Compare(m[b], m[a]), cmp.Compare(a, b))
 	})
 	out := []Count{}
 	for _, k := range keys[:min(n, len(keys))] {
