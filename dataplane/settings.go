@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -12,8 +13,8 @@ import (
 // Setting is one setting of the policy the program reads at run time: the
 // one row from which `rstguard run`'s flag and config key (Name, with _ for
 // -), `rstguard set`, Policy.String, the policy_change events, status's
-// names, the policy map's layout (configOf, policyOf) and the default policy
-// all come. Its bounds are Policy.Check's, for run and set alike. Adding a
+// names and JSON keys, the policy map's layout (configOf, policyOf) and the
+// default policy all come. Its bounds are Policy.Check's, for run and set alike. Adding a
 // setting is a field of the header's struct config and its default there
 // (get_config() and enum policy_default), a field of Policy, and a row here.
 type Setting struct {
@@ -44,6 +45,28 @@ func (s Setting) Set(p *Policy, value string) error { return s.set(p, value) }
 // JSONString says whether a config file gives the setting as a JSON string
 // (else a number).
 func (s Setting) JSONString() bool { return s.Kind != kindNumber }
+
+// Key is the setting's key in a config file and in status --json: its name
+// with _ for -.
+func (s Setting) Key() string { return strings.ReplaceAll(s.Name, "-", "_") }
+
+// JSON is the setting's value in p as a config file gives it: a string
+// (JSONString), else a number.
+func (s Setting) JSON(p Policy) any {
+	if s.JSONString() {
+		return s.get(p)
+	}
+	return json.Number(s.get(p))
+}
+
+// Seconds is a duration's value in p in seconds, which status --json
+// writes beside it for scripts; ok is false for a setting of another kind.
+func (s Setting) Seconds(p Policy) (secs float64, ok bool) {
+	if s.Kind != kindDuration {
+		return 0, false
+	}
+	return (time.Duration(s.toRaw(p)) * time.Microsecond).Seconds(), true
+}
 
 // Shape is how a usage line writes the setting's value: its choices, N for
 // a number, D for a duration.

@@ -208,14 +208,26 @@ func TestRates(t *testing.T) {
 }
 
 // One row a setting (dataplane.Settings): each is a flag of run, a key of
-// its config file, and settable at run time by set.
+// its config file, settable at run time by set, and a key of status --json.
 func TestSettingsFromOneTable(t *testing.T) {
 	fs := newTestFlagSet()
 	s := defaultSettings()
 	daemonFlags(fs, &s)
 	path := filepath.Join(t.TempDir(), "rstguard.json")
+	pol := dataplane.DefaultPolicy()
+	var status map[string]any
+	if data, err := json.Marshal(statusReport{policy: &pol}); err != nil || json.Unmarshal(data, &status) != nil {
+		t.Fatalf("status JSON %s: %v", data, err)
+	}
 	for _, ps := range dataplane.Settings {
 		def := ps.Get(dataplane.DefaultPolicy())
+		key := strings.ReplaceAll(ps.Name, "-", "_")
+		if got := fmt.Sprint(status[key]); got != def {
+			t.Errorf("%s: status --json %q = %s, want %s", ps.Name, key, got, def)
+		}
+		if secs, ok := ps.Seconds(pol); ok && status[key+"_seconds"] != secs {
+			t.Errorf("%s: status --json %q = %v, want %v", ps.Name, key+"_seconds", status[key+"_seconds"], secs)
+		}
 		if fs.Lookup(ps.Name) == nil {
 			t.Errorf("%s: no flag", ps.Name)
 		}
@@ -226,7 +238,7 @@ func TestSettingsFromOneTable(t *testing.T) {
 		if ps.JSONString() {
 			value = strconv.Quote(def)
 		}
-		os.WriteFile(path, []byte(`{"`+strings.ReplaceAll(ps.Name, "-", "_")+`": `+value+`}`), 0o600)
+		os.WriteFile(path, []byte(`{"`+key+`": `+value+`}`), 0o600)
 		merged, err := withConfigFile(newTestFlagSet(), defaultSettings(), path)
 		if err != nil || merged.policy[ps.Name] != def {
 			t.Errorf("%s in a config file: %v, read %q", ps.Name, err, merged.policy[ps.Name])

@@ -222,9 +222,19 @@ func (g *gateway) status() statusReport {
 		g.t.Fatalf("status: exit %d %s", code, errOut)
 	}
 	var st statusReport
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(out), &st); err != nil || json.Unmarshal([]byte(out), &members) != nil {
 		g.t.Fatalf("status JSON %q: %v", out, err)
 	}
+	// The settings, each read back from its key as set reads a value.
+	var p dataplane.Policy
+	for _, s := range dataplane.Settings {
+		v, ok := members[s.Key()]
+		if err := s.Set(&p, strings.Trim(string(v), `"`)); !ok || err != nil {
+			g.t.Fatalf("status JSON: %s = %s: %v", s.Key(), v, err)
+		}
+	}
+	st.policy = &p
 	return st
 }
 
@@ -484,7 +494,7 @@ func TestGatewayDaemon(t *testing.T) {
 			t.Fatalf("curl through the gateway: %v %s", err, out)
 		}
 		st := g.status()
-		if st.Mode != "monitor" || st.FlowsTracked == 0 {
+		if st.mode() != "monitor" || st.FlowsTracked == 0 {
 			t.Errorf("status %+v", st)
 		}
 		for _, s := range st.Interfaces {
@@ -532,7 +542,7 @@ func TestGatewayDaemon(t *testing.T) {
 		}
 		// The real client keeps talking: the RST is confirmed forged.
 		g.waitFor("confirmation", func() bool { return g.countRecords("data_after_rst", "spoofed") > confirmed })
-		if st := g.status(); st.Counters.Actions["drop"] != drops+1 || st.Mode != "drop" {
+		if st := g.status(); st.Counters.Actions["drop"] != drops+1 || st.mode() != "drop" {
 			t.Errorf("status after drop: %+v", st)
 		}
 		g.waitFor("the change in the event log", func() bool { return g.policyChanges()["mode"] == "monitor -> drop" })
@@ -554,8 +564,8 @@ func TestGatewayDaemon(t *testing.T) {
 			c := g.policyChanges()
 			return c["allow"] == client+"/32,192.0.2.0/24 -> none" && c["ttl-tolerance"] == "2 -> 5"
 		})
-		if st := g.status(); st.TTLTolerance != 5 || len(st.Allow) != 0 {
-			t.Errorf("status: ttl tolerance %d, allow %v", st.TTLTolerance, st.Allow)
+		if st := g.status(); st.policy.TTLTolerance != 5 || len(st.Allow) != 0 {
+			t.Errorf("status: ttl tolerance %d, allow %v", st.policy.TTLTolerance, st.Allow)
 		}
 		if _, errOut, code := g.rstguard("set", "ttl-tolerance", "300", "--pin-dir", g.pinDir); code != exitUsage || !strings.Contains(errOut, "300") {
 			t.Errorf("set ttl-tolerance 300: exit %d %q", code, errOut)
@@ -568,12 +578,12 @@ func TestGatewayDaemon(t *testing.T) {
 		for _, c := range [][2]string{{"hold-max", "400ms"}, {"hold-min", "20ms"}, {"hold-frames", "77"}, {"probe-rate", "55"}, {"event-budget", "9"}} {
 			g.mustRstguard("set", c[0], c[1], "--pin-dir", g.pinDir)
 		}
-		if st := g.status(); st.HoldMax != "400ms" || st.HoldMin != "20ms" || st.HoldFrames != 77 || st.ProbeRate != 55 || st.EventBudget != 9 {
-			t.Errorf("status after set: hold %s-%s, frames %d, probe rate %d, event budget %d", st.HoldMin, st.HoldMax, st.HoldFrames, st.ProbeRate, st.EventBudget)
+		if st := g.status(); st.policy.HoldMax.String() != "400ms" || st.policy.HoldMin.String() != "20ms" || st.policy.HoldFrames != 77 || st.policy.ProbeRate != 55 || st.policy.EventBudget != 9 {
+			t.Errorf("status after set: hold %s-%s, frames %d, probe rate %d, event budget %d", st.policy.HoldMin, st.policy.HoldMax, st.policy.HoldFrames, st.policy.ProbeRate, st.policy.EventBudget)
 		}
 		g.waitFor("the changes in the event log", func() bool {
 			c := g.policyChanges()
-			return c["hold-max"] == before.HoldMax+" -> 400ms" && c["hold-frames"] == fmt.Sprint(before.HoldFrames)+" -> 77" &&
+			return c["hold-max"] == before.policy.HoldMax.String()+" -> 400ms" && c["hold-frames"] == fmt.Sprint(before.policy.HoldFrames)+" -> 77" &&
 				c["event-budget"] != ""
 		})
 		for _, bad := range [][2]string{{"hold-max", "20s"}, {"hold-min", "500ms"}, {"hold-frames", "0"}, {"event-budget", "x"}} {
@@ -581,11 +591,11 @@ func TestGatewayDaemon(t *testing.T) {
 				t.Errorf("set %s %s: exit %d %q, want refused naming the setting", bad[0], bad[1], code, errOut)
 			}
 		}
-		if st := g.status(); st.HoldMax != "400ms" || st.HoldMin != "20ms" {
-			t.Errorf("a refused set changed the policy: hold %s-%s", st.HoldMin, st.HoldMax)
+		if st := g.status(); st.policy.HoldMax.String() != "400ms" || st.policy.HoldMin.String() != "20ms" {
+			t.Errorf("a refused set changed the policy: hold %s-%s", st.policy.HoldMin, st.policy.HoldMax)
 		}
-		for _, c := range [][2]string{{"hold-min", before.HoldMin}, {"hold-max", before.HoldMax}, {"hold-frames", fmt.Sprint(before.HoldFrames)},
-			{"probe-rate", fmt.Sprint(before.ProbeRate)}, {"event-budget", fmt.Sprint(before.EventBudget)}} {
+		for _, c := range [][2]string{{"hold-min", before.policy.HoldMin.String()}, {"hold-max", before.policy.HoldMax.String()}, {"hold-frames", fmt.Sprint(before.policy.HoldFrames)},
+			{"probe-rate", fmt.Sprint(before.policy.ProbeRate)}, {"event-budget", fmt.Sprint(before.policy.EventBudget)}} {
 			g.mustRstguard("set", c[0], c[1], "--pin-dir", g.pinDir)
 		}
 	})
@@ -636,7 +646,7 @@ func TestGatewayDaemon(t *testing.T) {
 			t.Errorf("status --check: exit %d %q", code, out)
 		}
 		out = g.mustRstguard("top", "--pin-dir", g.pinDir, "--interval", "100ms", "--count", "2", "--per-cpu")
-		for _, want := range []string{lab.ClientSide, lab.ServerSide, "total", "cpu0", "PACKETS/S", "mode " + st.Mode + " ", "health OK\n"} {
+		for _, want := range []string{lab.ClientSide, lab.ServerSide, "total", "cpu0", "PACKETS/S", "mode " + st.mode() + " ", "health OK\n"} {
 			if strings.Count(out, want) != 2 {
 				t.Errorf("top: %q not in each of 2 frames:\n%s", want, out)
 			}
@@ -856,7 +866,7 @@ func TestGatewayDaemon(t *testing.T) {
 			t.Errorf("forged RST not dropped by the daemonless program: %v", err)
 		}
 		st := g.status()
-		if len(st.Interfaces) != 2 || st.Mode != "drop" || st.Counters.Actions["drop"] < 1 {
+		if len(st.Interfaces) != 2 || st.mode() != "drop" || st.Counters.Actions["drop"] < 1 {
 			t.Errorf("status: %+v", st)
 		}
 		for _, s := range st.Interfaces {
@@ -971,6 +981,23 @@ func TestEventFilters(t *testing.T) {
 	}
 	if code, out, errOut := runCLI("report", "--json", "--file", path, "--since", "36500d"); code != exitOK || !strings.Contains(out, `"events":`) {
 		t.Errorf("report --since 36500d: exit %d %q %q", code, out, errOut)
+	}
+}
+
+// A log cut mid-line (a full disk, a crash) still reads: events and report
+// each say how many lines they skipped.
+func TestLogCommandsCountUnreadableLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "events.jsonl")
+	whole := `{"time":"2026-11-26T09:00:00Z","kind":"rst","src":"192.0.2.10:40000","dst":"203.0.113.80:80","flags":"R","seq":1,"ack":0,"ttl":55,"ip_id":1,"window":0,"verdict":"spoofed","signals":[],"action":"pass","score":0,"expected":{"peer_window":0,"ip_id_model":"unknown"}}`
+	os.WriteFile(path, []byte(whole+"\n"+whole[:40]+"\n"+whole+"\n"), 0o600)
+	for _, cmd := range []string{"events", "report"} {
+		code, out, errOut := runCLI(cmd, "--json", "--file", path)
+		if code != exitOK || !strings.Contains(errOut, "rstguard "+cmd+": 1 unreadable line(s) skipped") {
+			t.Errorf("%s: exit %d, stderr %q", cmd, code, errOut)
+		}
+		if cmd == "report" && !strings.Contains(out, `"events":2`) {
+			t.Errorf("report counted other than the 2 whole lines: %s", out)
+		}
 	}
 }
 

@@ -24,16 +24,12 @@ tail -F does, across logrotate's renames and copytruncate.`,
 			follow := fs.Bool("follow", false, "print new events as the daemon writes them, from the end of the log")
 			asJSON := fs.Bool("json", false, "print the log's JSON lines")
 			last := fs.Int("last", 0, "only the last N events (0: all; with --follow, none)")
-			var query logQuery
-			query.flags(fs)
-			if err := parseNoArgs(fs, args); err != nil {
-				return err
-			}
-			f, recs, bad, err := query.read()
+			log, err := openLog(e, fs, args)
 			if err != nil {
 				return err
 			}
-			defer f.Close()
+			defer log.file.Close()
+			recs := log.records
 			switch {
 			case *last > 0 && len(recs) > *last:
 				recs = recs[len(recs)-*last:]
@@ -41,7 +37,7 @@ tail -F does, across logrotate's renames and copytruncate.`,
 				recs = nil
 			}
 			print := func(r report.Record) error {
-				if !query.match(r) {
+				if !log.match(r) {
 					return nil
 				}
 				if *asJSON {
@@ -55,13 +51,10 @@ tail -F does, across logrotate's renames and copytruncate.`,
 					return err
 				}
 			}
-			if bad > 0 {
-				fmt.Fprintf(e.stderr, "rstguard events: %d unreadable line(s) skipped\n", bad)
-			}
 			if !*follow {
 				return nil
 			}
-			return tail(query.path, f, e.ctx.Done(), print)
+			return tail(log.path, log.file, e.ctx.Done(), print)
 		},
 	}
 }

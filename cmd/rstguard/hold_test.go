@@ -67,7 +67,7 @@ func TestHoldMode(t *testing.T) {
 
 	t.Run("status: the mode, its settings and a socket per interface", func(t *testing.T) {
 		st := g.status()
-		if st.Mode != "hold" || st.HoldMax != "2s" || st.HoldFrames == 0 || st.ProbeRate == 0 || len(st.Sockets) != 2 {
+		if st.mode() != "hold" || st.policy.HoldMax.String() != "2s" || st.policy.HoldFrames == 0 || st.policy.ProbeRate == 0 || len(st.Sockets) != 2 {
 			t.Fatalf("status %+v", st)
 		}
 		for _, s := range st.Sockets {

@@ -137,7 +137,7 @@ func TestDaemonLifecycle(t *testing.T) {
 		if n := pcapFrames(t, g.pcap); n != 1 {
 			t.Errorf("new evidence holds %d frames, want 1", n)
 		}
-		if st := g.status(); st.Mode != "monitor" {
+		if st := g.status(); st.mode() != "monitor" {
 			t.Errorf("daemon after SIGHUP: %+v", st)
 		}
 	})
@@ -179,8 +179,8 @@ func TestDaemonLifecycle(t *testing.T) {
 		frames := pcapFrames(t, g.pcap)
 		g.stopDaemon(syscall.SIGTERM)
 		g.startDaemon("")
-		if st := g.status(); st.Mode != "drop" {
-			t.Errorf("mode %s after a restart without --mode, want drop", st.Mode)
+		if st := g.status(); st.mode() != "drop" {
+			t.Errorf("mode %s after a restart without --mode, want drop", st.mode())
 		}
 		if strings.Contains(g.logs.String(), "policy changed") {
 			t.Errorf("the policy changed without a flag:\n%s", g.logs.String())
@@ -341,7 +341,7 @@ func TestDaemonSaysWhereItMountsBPFFS(t *testing.T) {
 	if !strings.Contains(g.logs.String(), `msg="mounted bpffs" host=gw-test root=`+root) {
 		t.Errorf("no word of the bpffs mounted on %s:\n%s", root, g.logs.String())
 	}
-	if st := g.status(); st.Mode != "monitor" || len(st.Interfaces) != 2 {
-		t.Errorf("status on the new bpffs: mode %q, interfaces %v", st.Mode, st.Interfaces)
+	if st := g.status(); st.mode() != "monitor" || len(st.Interfaces) != 2 {
+		t.Errorf("status on the new bpffs: mode %q, interfaces %v", st.mode(), st.Interfaces)
 	}
 }

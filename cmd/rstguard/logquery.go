@@ -104,17 +104,36 @@ func (f logQuery) match(r report.Record) bool {
 	return true
 }
 
-// read reads the event log and returns the records that match, how many
-// lines were unreadable, and the log open at its end, for following.
-func (f logQuery) read() (*os.File, []report.Record, int, error) {
-	file, err := os.Open(f.path)
-	if err != nil {
-		return nil, nil, 0, fmt.Errorf("%w: is rstguard run writing its events elsewhere? (--file)", err)
+// eventLog is the event log a logQuery chose, read to its end.
+type eventLog struct {
+	logQuery
+	// file is the log, open at its end, for following.
+	file    *os.File
+	records []report.Record // those that match the query
+}
+
+// openLog declares the log query's flags on fs, parses args (flags only)
+// and reads the log. Lines it cannot read are skipped and counted on
+// stderr: a log cut by a full disk or a crash still reads.
+func openLog(e *env, fs *flag.FlagSet, args []string) (*eventLog, error) {
+	var log eventLog
+	log.flags(fs)
+	if err := parseNoArgs(fs, args); err != nil {
+		return nil, err
 	}
-	recs, bad, err := report.ReadRecords(file)
+	f, err := os.Open(log.path)
 	if err != nil {
-		file.Close()
-		return nil, nil, 0, err
+		return nil, fmt.Errorf("%w: is rstguard run writing its events elsewhere? (--file)", err)
 	}
-	return file, slices.DeleteFunc(recs, func(r report.Record) bool { return !f.match(r) }), bad, nil
+	recs, bad, err := report.ReadRecords(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if bad > 0 {
+		fmt.Fprintf(e.stderr, "%s: %d unreadable line(s) skipped\n", fs.Name(), bad)
+	}
+	log.file = f
+	log.records = slices.DeleteFunc(recs, func(r report.Record) bool { return !log.match(r) })
+	return &log, nil
 }

@@ -15,19 +15,14 @@ func reportCommand() command {
 Reads the event log. For forged RSTs whose real sender's TTL is known, turns
 the TTL difference into an estimate of the injector's hop distance.`,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
-			asJSON := fs.Bool("json", false, "JSON output")
 			top := fs.Int("top", 10, "length of the top lists")
-			var query logQuery
-			query.flags(fs)
-			if err := parseNoArgs(fs, args); err != nil {
-				return err
-			}
-			f, recs, _, err := query.read()
+			asJSON := fs.Bool("json", false, "JSON output")
+			log, err := openLog(e, fs, args)
 			if err != nil {
 				return err
 			}
-			f.Close()
-			s := report.Summarize(recs, *top)
+			log.file.Close()
+			s := report.Summarize(log.records, *top)
 			if *asJSON {
 				return json.NewEncoder(e.stdout).Encode(s)
 			}

@@ -381,7 +381,7 @@ func (s settings) summary() string {
 		if !ok {
 			v = ps.Get(dataplane.DefaultPolicy())
 		}
-		kv[strings.ReplaceAll(ps.Name, "-", "_")] = v
+		kv[ps.Key()] = v
 	}
 	var out []string
 	for _, k := range slices.Sorted(maps.Keys(kv)) {

@@ -21,28 +21,20 @@ import (
 	"github.com/rstguard/rstguard/dataplane"
 )
 
-// statusReport is `rstguard status --json`.
+// statusReport is `rstguard status --json`, with the policy's settings
+// (MarshalJSON).
 type statusReport struct {
 	Interfaces    []attach.State `json:"interfaces"`
-	Mode          string         `json:"mode"`
-	TTLTolerance  uint8          `json:"ttl_tolerance"`
-	EventBudget   uint16         `json:"event_budget"` // events a second per flow
 	Allow         []netip.Prefix `json:"allow"`
 	FlowTableSize int            `json:"flow_table_size"`
 	FlowsTracked  int            `json:"flows_tracked"`
-	// Hold mode's settings, what is held now and the AF_XDP sockets.
-	HoldMin    string                 `json:"hold_min"`
-	HoldMax    string                 `json:"hold_max"`
-	HoldMinSec float64                `json:"hold_min_seconds"` // the same as numbers, for scripts
-	HoldMaxSec float64                `json:"hold_max_seconds"`
-	HoldFrames uint32                 `json:"hold_frames"`
-	ProbeRate  uint32                 `json:"probe_rate"`
-	HeldNow    int                    `json:"held_now"`
-	Sockets    []dataplane.SocketInfo `json:"sockets"`
-	Counters   dataplane.Counters     `json:"counters"`
-	Rates      map[string]float64     `json:"rates_per_second"`
-	Interval   string                 `json:"interval"`
-	IntervalS  float64                `json:"interval_seconds"`
+	// What hold mode holds now, and its AF_XDP sockets.
+	HeldNow   int                    `json:"held_now"`
+	Sockets   []dataplane.SocketInfo `json:"sockets"`
+	Counters  dataplane.Counters     `json:"counters"`
+	Rates     map[string]float64     `json:"rates_per_second"`
+	Interval  string                 `json:"interval"`
+	IntervalS float64                `json:"interval_seconds"`
 	// Daemon is the daemon that reads the events, if one runs; Uptime
 	// since it started.
 	Daemon  *daemon.State `json:"daemon,omitempty"`
@@ -56,8 +48,50 @@ type statusReport struct {
 	// Wire are the daemon's --wire pairs, each with its ports' forwarding
 	// counters.
 	Wire []wirePairStatus `json:"wire"`
-	// policy is the pinned policy the fields above show, for the text.
-	policy dataplane.Policy
+	// policy is the pinned policy; nil when nothing is pinned.
+	policy *dataplane.Policy
+}
+
+// MarshalJSON writes the policy's settings first, each under its key
+// (dataplane.Setting.Key), a duration also in seconds (KEY_seconds), then
+// the report's fields: a new setting shows with no change here. With
+// nothing pinned, each key is still there, empty ("" or 0), for scripts.
+func (r statusReport) MarshalJSON() ([]byte, error) {
+	type fields statusReport // the report without this method
+	rest, err := json.Marshal(fields(r))
+	if err != nil {
+		return nil, err
+	}
+	out := []byte{'{'}
+	member := func(key string, value any) {
+		k, _ := json.Marshal(key)
+		v, _ := json.Marshal(value) // strings and numbers
+		out = append(append(append(append(out, k...), ':'), v...), ',')
+	}
+	for _, s := range dataplane.Settings {
+		value, secs := any(0), 0.0
+		if s.JSONString() {
+			value = ""
+		}
+		_, isDuration := s.Seconds(dataplane.Policy{})
+		if r.policy != nil {
+			value = s.JSON(*r.policy)
+			secs, _ = s.Seconds(*r.policy)
+		}
+		member(s.Key(), value)
+		if isDuration {
+			member(s.Key()+"_seconds", secs)
+		}
+	}
+	return append(out, rest[1:]...), nil
+}
+
+// mode is the pinned policy's mode; empty when nothing is pinned.
+func (r statusReport) mode() string {
+	if r.policy == nil {
+		return ""
+	}
+	return r.policy.Mode.String()
 }
 
 // wirePairStatus is one wire pair in status: what each of its ports
@@ -146,69 +180,86 @@ func readStatus(pinDir string, interval time.Duration) (statusReport, error) {
 		return r, err
 	}
 	defer dp.Close()
+	if err := r.readMaps(dp, interval); err != nil {
+		return r, err
+	}
+	if err := r.readDaemon(dp, pinDir, interval); err != nil {
+		return r, err
+	}
+	for _, x := range r.Health.Reasons {
+		r.Warnings = append(r.Warnings, x.Text)
+	}
+	return r, nil
+}
+
+// readMaps reads what the pinned maps hold: the policy, what is held and
+// the sockets, the allow-list, the flow table's fill, and the counters,
+// twice interval apart for the rates.
+func (r *statusReport) readMaps(dp *dataplane.Dataplane, interval time.Duration) error {
 	pol, err := dp.Policy()
 	if err != nil {
-		return r, err
+		return err
 	}
-	r.policy = pol
-	r.Mode, r.TTLTolerance, r.EventBudget = pol.Mode.String(), pol.TTLTolerance, pol.EventBudget
-	r.HoldMin, r.HoldMax, r.HoldFrames, r.ProbeRate = pol.HoldMin.String(), pol.HoldMax.String(), pol.HoldFrames, pol.ProbeRate
-	r.HoldMinSec, r.HoldMaxSec = pol.HoldMin.Seconds(), pol.HoldMax.Seconds()
+	r.policy = &pol
 	if r.HeldNow, _, err = dp.Holding(); err != nil {
-		return r, err
+		return err
 	}
 	if r.Sockets, err = dp.Sockets(); err != nil {
-		return r, err
+		return err
 	}
 	if r.Sockets == nil {
 		r.Sockets = []dataplane.SocketInfo{}
 	}
 	if r.Allow, err = dp.Allow(); err != nil {
-		return r, err
+		return err
 	}
 	if r.Allow == nil {
 		r.Allow = []netip.Prefix{} // "allow": [], as "sockets" and "interfaces"
 	}
 	if r.FlowTableSize, r.FlowsTracked, err = dp.FlowTable(); err != nil {
-		return r, err
+		return err
 	}
 	before, err := dp.Counters()
 	if err != nil {
-		return r, err
+		return err
 	}
 	r.Counters = before
 	if interval > 0 {
 		time.Sleep(interval) // Ctrl-C abandons the command (runUntilInterrupted)
 		if r.Counters, err = dp.Counters(); err != nil {
-			return r, err
+			return err
 		}
 		r.Rates = rates(before, r.Counters, interval.Seconds())
 	}
+	return nil
+}
+
+// readDaemon reads the running daemon, its wire pairs and its health; with
+// no daemon running, the health is status's own assessment of what it
+// sees.
+func (r *statusReport) readDaemon(dp *dataplane.Dataplane, pinDir string, interval time.Duration) error {
 	if d, err := daemon.Running(pinDir); err == nil {
 		up := time.Since(d.Started).Round(time.Second)
 		secs := up.Seconds()
 		r.Daemon, r.Uptime, r.UptimeS = &d, up.String(), &secs
 		if r.Wire, err = wireStatus(dp, d, r.Interfaces); err != nil {
-			return r, err
+			return err
 		}
 		if d.Health != nil {
 			r.Health = health.Aged(*d.Health, time.Now())
 			d.Health = nil // said once, as "health"
 		} else { // a daemon of an older build
-			r.Health = health.Assess(statusView(r, true, interval), time.Now())
+			r.Health = health.Assess(statusView(*r, true, interval), time.Now())
 		}
 	} else {
 		// A daemon killed with -9 leaves its hold records and socket
 		// registrations behind; the sockets closed with it, so nothing
 		// holds: the records only wait for detach or the next start. (The
 		// registrations alone redirect nothing: their XSKMAP slots closed.)
-		r.Health = health.Assess(statusView(r, false, interval), time.Now())
+		r.Health = health.Assess(statusView(*r, false, interval), time.Now())
 		r.HeldNow, r.Sockets = 0, []dataplane.SocketInfo{}
 	}
-	for _, x := range r.Health.Reasons {
-		r.Warnings = append(r.Warnings, x.Text)
-	}
-	return r, nil
+	return nil
 }
 
 // wireStatus is each of the daemon's wire pairs with its ports' counters.
@@ -242,7 +293,7 @@ func wireStatus(dp *dataplane.Dataplane, d daemon.State, ifaces []attach.State) 
 // gives its own assessment: the interfaces carrying rstguard, the flow
 // table, events lost over the interval.
 func statusView(r statusReport, daemon bool, interval time.Duration) health.View {
-	v := health.View{Mode: r.Mode, Daemon: daemon, TableKnown: true, FlowsTracked: r.FlowsTracked,
+	v := health.View{Mode: r.mode(), Daemon: daemon, TableKnown: true, FlowsTracked: r.FlowsTracked,
 		FlowTableSize: r.FlowTableSize, EventsLost: uint64(r.Rates["events_lost"] * interval.Seconds())}
 	if !daemon {
 		v.StaleHoldRecords = r.HeldNow
@@ -308,7 +359,7 @@ func nagiosCheck(w io.Writer, r statusReport, err error) error {
 	case r.Health.Level != health.OK:
 		code, label, text = int(r.Health.Level), r.Health.Level.String(), r.Health.Text()
 	default:
-		text = fmt.Sprintf("%s mode on %s, daemon pid %d up %s", r.Mode, strings.Join(names, ","), r.Daemon.PID, r.Uptime)
+		text = fmt.Sprintf("%s mode on %s, daemon pid %d up %s", r.mode(), strings.Join(names, ","), r.Daemon.PID, r.Uptime)
 	}
 	fmt.Fprintf(w, "RSTGUARD %s - %s | flows=%d;;;0;%d rsts=%dc spoofed=%dc dropped=%dc stopped=%dc events_lost=%dc\n", label, text,
 		r.FlowsTracked, r.FlowTableSize, r.Counters.RSTs, r.Counters.Verdict(dataplane.VerdictSpoofed), r.Counters.Action(dataplane.ActionDrop),
