@@ -35,6 +35,10 @@ const (
 	FlowsMapName = xdp.RstguardMapFlows
 )
 
+// FlowTableMaps are the names of the two tables a flow is tracked in: the
+// established flows' and the embryonic ones' (their memory is the table's).
+var FlowTableMaps = []string{FlowsMapName, xdp.RstguardMapEmbryonic}
+
 // ABI is the version of the map layouts in xdp/rstguard.h. Pinned maps of
 // another ABI are refused rather than reused.
 const ABI = uint32(xdp.RstguardAbiRSTGUARD_ABI)

@@ -211,7 +211,7 @@ func (d *daemon) status() (st daemonStatus, err error) {
 
 // tableMemory is what the kernel charges for the flow tables (both), in bytes, and their capacity.
 func (d *daemon) tableMemory() (bytes, capacity uint64, err error) {
-	for _, name := range []string{dataplane.FlowsMapName, xdp.RstguardMapEmbryonic} {
+	for _, name := range dataplane.FlowTableMaps {
 		m, err := ebpf.LoadPinnedMap(filepath.Join(d.pinDir, name), nil)
 		if err != nil {
 			return 0, 0, err
