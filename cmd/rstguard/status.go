@@ -66,7 +66,7 @@ func (r statusReport) MarshalJSON() ([]byte, error) {
 	member := func(key string, value any) {
 		k, _ := json.Marshal(key)
 		v, _ := json.Marshal(value) // strings and numbers
-		out = append(append(append(append(out, k...), ':'), v...), ',')
+		out = fmt.Appendf(out, "%s:%s,", k, v)
 	}
 	for _, s := range dataplane.Settings {
 		value, secs := any(0), 0.0
