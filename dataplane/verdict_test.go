@@ -67,6 +67,34 @@ func forgedFromClient(c *frames.Conn) frames.Segment {
 	return s
 }
 
+// scanTTL is a TTL nmap draws for a raw probe (37-59): the same initial TTL
+// as the client's kernel (64), a dozen hops off.
+const scanTTL = 48
+
+// scan is a SYN scan's probe: a SYN written by a raw socket, with nmap's
+// TTL, window and lone MSS option, and the server's SYN/ACK; acked, the
+// client's kernel then sends its handshake's ACK (a real connection, not a
+// scan).
+func scan(h *harness, c *frames.Conn, acked bool) {
+	syn := c.Segment(frames.Client, tcpflag.SYN, nil)
+	syn.TTL, syn.Window, syn.IPID, syn.TS, syn.WScale, syn.SACKPermitted = scanTTL, 1024, 31337, false, 0, false
+	h.sendAll(c.Send(frames.Client, syn))
+	h.sendAll(c.Send(frames.Server, c.Segment(frames.Server, tcpflag.SYN|tcpflag.ACK, nil)))
+	if acked {
+		h.sendAll(c.Send(frames.Client, c.Segment(frames.Client, tcpflag.ACK, nil)))
+	}
+}
+
+// scannerKernelRST is the scanning host's kernel answering a SYN/ACK it
+// holds no connection for (RFC 9293 3.10.7.1): a plain RST at the SYN/ACK's
+// ack, from its control socket: its own TTL, IP-ID 0 with DF, window 0, no
+// options.
+func scannerKernelRST(c *frames.Conn) frames.Segment {
+	s := c.Segment(frames.Client, tcpflag.RST, nil)
+	s.IPID, s.Window, s.TS = 0, 0, false
+	return s
+}
+
 // abortFrom is a side's abort: a RST/ACK at its next sequence, every header
 // as its stack sends them.
 func abortFrom(side frames.Side) func(*frames.Conn) frames.Segment {
@@ -459,6 +487,34 @@ var rstFixtures = []rstFixture{
 		},
 		verdict: VerdictValid, action: ActionPass,
 		lacks: sig(xdp.RstguardSignalSIG_TTL_OFF),
+	},
+	{
+		name:    "a port scan: the scanner's kernel resets the SYN/ACK its raw SYN drew (nmap's TTL 37-59): suspect, never spoofed",
+		mode:    ModeDrop,
+		setup:   func(h *harness, c *frames.Conn) { scan(h, c, false) },
+		rst:     scannerKernelRST,
+		verdict: VerdictSuspect, action: ActionPass,
+		has: sig(xdp.RstguardSignalSIG_SEQ_EXACT, xdp.RstguardSignalSIG_TTL_OFF),
+	},
+	{
+		name: "the same over IPv6 (nmap draws the hop limit alike)",
+		mode: ModeDrop, v6: true,
+		setup:   func(h *harness, c *frames.Conn) { scan(h, c, false) },
+		rst:     scannerKernelRST,
+		verdict: VerdictSuspect, action: ActionPass,
+		has: sig(xdp.RstguardSignalSIG_TTL_OFF),
+	},
+	{
+		name:  "once the client has sent its handshake's ACK, its kernel set the TTL baseline: a RST at the SYN's TTL is spoofed",
+		mode:  ModeDrop,
+		setup: func(h *harness, c *frames.Conn) { scan(h, c, true) },
+		rst: func(c *frames.Conn) frames.Segment {
+			s := scannerKernelRST(c)
+			s.TTL = scanTTL
+			return s
+		},
+		verdict: VerdictSpoofed, action: ActionDrop,
+		has: sig(xdp.RstguardSignalSIG_TTL_OFF),
 	},
 	{
 		name: "weak signals adding up: constant IP-IDs on both sides, equal windows, a stateless RST: valid",

@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rstguard/rstguard/bench/frames"
+	"github.com/rstguard/rstguard/bench/inject"
 	"github.com/rstguard/rstguard/bench/lab"
 	"github.com/rstguard/rstguard/dataplane"
+	"github.com/rstguard/rstguard/internal/tcpflag"
 )
 
 // Real Linux TCP between two namespaces, over IPv4 and IPv6, captured by
@@ -114,6 +117,21 @@ func realStackResets(t *testing.T, clientIP, serverIP netip.Addr, bits int) {
 		c.Close()
 		t.Fatal("port 9 answered")
 	}
+	// A SYN scan's probe: a SYN from a raw socket with a TTL of its own, as
+	// nmap's (37-59); the client's kernel resets the SYN/ACK it holds no
+	// connection for, with the system's TTL.
+	probe := frames.Segment{Src: netip.AddrPortFrom(clientIP, scanPort), Dst: netip.AddrPortFrom(serverIP, 8080),
+		Seq: 0x5ca11ed, Flags: tcpflag.SYN, Window: 1024, TTL: 45, IPID: 31337, MSS: 1460}
+	if err := client.Do(func() error {
+		raw, err := inject.NewRawSender()
+		if err != nil {
+			return err
+		}
+		defer raw.Close()
+		return raw.SendFrame(probe.MustFrame())
+	}); err != nil {
+		t.Fatalf("raw SYN: %v", err)
+	}
 	time.Sleep(300 * time.Millisecond)
 	stopCapture()
 
@@ -124,16 +142,24 @@ func realStackResets(t *testing.T, clientIP, serverIP netip.Addr, bits int) {
 	if sum.RSTs < 4 {
 		t.Fatalf("only %d RSTs captured: %+v", sum.RSTs, sum)
 	}
+	scanned := false
 	for _, r := range recs {
 		t.Logf("%s rtt %v", r.Text(), r.Expected.RTT)
 		if r.Verdict == dataplane.VerdictSpoofed || r.Kind != dataplane.EventRST {
 			t.Errorf("real reset misjudged: %s", r.Text())
 		}
+		scanned = scanned || r.Src.Port() == scanPort
+	}
+	if !scanned {
+		t.Error("the kernel's RST to the scan's SYN/ACK was not judged")
 	}
 	if sum.Verdicts["spoofed"] != 0 {
 		t.Errorf("summary %+v", sum)
 	}
 }
+
+// scanPort is the raw SYN's source port, which no socket holds.
+const scanPort = 33333
 
 // serveScenarios answers each connection by its first line.
 func serveScenarios(ln net.Listener) {

@@ -73,8 +73,8 @@ __noinline int verdict_of(const struct judgement *j)
 	return VERDICT_VALID;
 }
 
-/* FLAG(j, TTL_OFF) raises SIG_TTL_OFF with its weight, SIGW_TTL_OFF, and its
- * benign causes, SIGC_TTL_OFF. */
+/* FLAG(j, RST_BURST) raises SIG_RST_BURST with its weight, SIGW_RST_BURST, and its
+ * benign causes, SIGC_RST_BURST. */
 #define FLAG(j, name) flag(j, SIG_##name, SIGW_##name, SIGC_##name)
 
 /* Is the TCP checksum right? Partial checksums (TX offload on a sending host
@@ -391,11 +391,21 @@ static __noinline __u8 judge_rst(const struct packet *p, struct flow_value *f,
 	if (snd->flags & DIR_SEEN) {
 		/* TTL / hop limit off the sender's baseline: the injector sits at
 		 * another hop count (Weaver et al. 2009; Cloudflare 2023). ECMP and
-		 * route changes move it by 1-2 hops: weak within the tolerance. */
+		 * route changes move it by 1-2 hops: weak within the tolerance.
+		 * Where the baseline is a SYN and nothing else, it may not be the
+		 * host's: port scanners write their SYNs on raw sockets with a TTL
+		 * of their own (nmap draws each probe's from 37-59, build_tcp_raw()
+		 * in tcpip.cc), and the scanning host's kernel, which holds no such
+		 * connection, answers the SYN/ACK with a RST from its control socket
+		 * at the system's TTL (RFC 9293 3.10.7.1; Linux tcp_v4_send_reset).
+		 * There the raw_syn cause explains it; once the sender has sent
+		 * anything after its SYN (its handshake's ACK), its kernel set the
+		 * baseline, and nothing does. */
 		__u8 d = ttl_distance(p->ttl, snd->ttl);
+		int syn_only = (snd->flags & (DIR_SYN | DIR_ACKED)) == DIR_SYN;
 
 		if (d > cfg->ttl_tolerance)
-			FLAG(j, TTL_OFF);
+			flag(j, SIG_TTL_OFF, SIGW_TTL_OFF, syn_only ? SIGC_TTL_OFF : 0);
 		else if (d)
 			FLAG(j, TTL_DRIFT);
 

@@ -61,7 +61,9 @@ enum benign_cause {
 	CAUSE_OLD_STACK = 4,      /* a stack that puts its receive window on RSTs */
 	CAUSE_SHARED_DEFAULTS = 5,/* two stacks with the same default window or IP-ID */
 	CAUSE_ROUTE_CHANGE = 6,   /* ECMP or a route change: a hop or two */
-	CAUSE_COUNT,
+	CAUSE_RAW_SYN = 7,        /* a SYN a raw socket wrote (a port scanner), answered by its host's kernel;
+				   * only while that SYN is all its sender has sent (judge_rst()) */
+	CAUSE_COUNT,              /* at most 8: one byte lane each in struct judgement's explained */
 };
 
 #define CAUSE(c) (1 << CAUSE_##c)
@@ -77,7 +79,7 @@ enum benign_cause {
 	X(SEQ_IN_WINDOW, 1, MEDIUM, CAUSE(MISSED))  /* in window, not exact */                     \
 	X(SEQ_OUT_OF_WINDOW, 2, MEDIUM, CAUSE(CROSSED) | CAUSE(MISSED))                            \
 	X(ACK_MISMATCH, 3, MEDIUM, CAUSE(CROSSED) | CAUSE(MISSED))                                 \
-	X(TTL_OFF, 4, STRONG, 0)                    /* beyond the tolerance */                     \
+	X(TTL_OFF, 4, STRONG, CAUSE(RAW_SYN))       /* beyond the tolerance */                     \
 	X(TTL_DRIFT, 5, WEAK, CAUSE(ROUTE_CHANGE))  /* within the tolerance */                     \
 	X(IPID_OFF_MODEL, 6, WEAK,                                                                 \
 	  CAUSE(CROSSED) | CAUSE(CONTROL_SOCKET) | CAUSE(MISSED) | CAUSE(SHARED_COUNTER))          \
