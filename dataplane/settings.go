@@ -14,9 +14,10 @@ import (
 // one row from which `rstguard run`'s flag and config key (Name, with _ for
 // -), `rstguard set`, Policy.String, the policy_change events, status's
 // names and JSON keys, the policy map's layout (configOf, policyOf) and the
-// default policy all come. Its bounds are Policy.Check's, for run and set alike. Adding a
-// setting is a field of the header's struct config and its default there
-// (get_config() and enum policy_default), a field of Policy, and a row here.
+// default policy all come. Its bounds are Policy.Check's, for run and set
+// alike. Adding a setting is a field of the header's struct config and its
+// default there (get_config() and enum policy_default), a field of Policy,
+// and a row here.
 type Setting struct {
 	Name  string
 	Usage string

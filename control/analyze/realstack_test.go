@@ -158,8 +158,9 @@ func realStackResets(t *testing.T, clientIP, serverIP netip.Addr, bits int) {
 	}
 }
 
-// scanPort is the raw SYN's source port, which no socket holds.
-const scanPort = 33333
+// scanPort is the raw SYN's source port: below Linux's ephemeral range
+// (ip_local_port_range, 32768-60999), so no socket of the dials above holds it.
+const scanPort = 20000
 
 // serveScenarios answers each connection by its first line.
 func serveScenarios(ln net.Listener) {
