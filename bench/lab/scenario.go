@@ -176,6 +176,12 @@ func (l *Lab) Run(ctx context.Context, c Case) (out Outcome, err error) {
 	if err != nil {
 		return out, err
 	}
+	// curl gives up at the first RST of a volley, while the injector is
+	// still sending the rest (a few ms apart at most, each logged as it
+	// goes): they must still meet a running gateway to be judged.
+	if injected != nil {
+		injected.awaitQuiet(100*time.Millisecond, 2*time.Second)
+	}
 	// A stopping daemon detaches, decides what it holds and drains its
 	// ring buffer before it closes the log: nothing to wait for here.
 	for _, d := range daemons {

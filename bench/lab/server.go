@@ -109,6 +109,22 @@ func (l *Output) String() string {
 	return l.b.String()
 }
 
+// awaitQuiet returns once nothing has been written for quiet, or after
+// most.
+func (l *Output) awaitQuiet(quiet, most time.Duration) {
+	deadline := time.Now().Add(most)
+	for n := -1; time.Now().Before(deadline); {
+		l.mu.Lock()
+		now := l.b.Len()
+		l.mu.Unlock()
+		if now == n {
+			return
+		}
+		n = now
+		time.Sleep(quiet)
+	}
+}
+
 func (l *Output) lines() []string {
 	var out []string
 	sc := bufio.NewScanner(strings.NewReader(l.String()))
